@@ -1,0 +1,54 @@
+//! The API's configuration, read once from the environment at start-up.
+//! Every variable is in the README.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    pub addr: SocketAddr,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a verified API key is trusted without asking PostgreSQL again
+    /// (so a revoked key stops working within this time).
+    pub key_cache_ttl: Duration,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}")),
+    }
+}
+
+impl Config {
+    pub fn load() -> anyhow::Result<Self> {
+        Ok(Self {
+            database_url: std::env::var("DATABASE_URL").context("DATABASE_URL is required")?,
+            db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,
+            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_prefix: env_or("PEYK_REDIS_PREFIX", "peyk"),
+            addr: env_parse("PEYK_API_ADDR", "127.0.0.1:8080".parse().unwrap())?,
+            max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
+            key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
+        })
+    }
+
+    /// Only what `migrate` and `create-key` need.
+    pub fn database_url() -> anyhow::Result<String> {
+        std::env::var("DATABASE_URL").context("DATABASE_URL is required")
+    }
+}

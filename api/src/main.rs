@@ -1,0 +1,96 @@
+//! `peyk-api`: serves the HTTP API (`serve`, the default), applies the
+//! database migrations (`migrate`), and creates API keys (`create-key`).
+//! This file only wires things together.
+
+mod auth;
+mod config;
+mod error;
+mod extract;
+mod routes;
+mod state;
+mod submit;
+mod views;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::{metrics, telemetry};
+
+use crate::config::Config;
+use crate::state::AppState;
+
+#[derive(Parser)]
+#[command(name = "peyk-api", version, about = "Peyk's HTTP API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the embedded database migrations.
+    Migrate,
+    /// Create an API key for a tenant (created if new) and print it once.
+    CreateKey {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_tracing();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => {
+            let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
+            let applied = peyk_schema::run_migrations(&pool).await?;
+            eprintln!("migrations applied: {}", if applied.is_empty() { "none pending".to_string() } else { applied.join(", ") });
+            Ok(())
+        }
+        Command::CreateKey { tenant } => {
+            let tenant = tenant.trim();
+            anyhow::ensure!(!tenant.is_empty() && tenant.len() <= 200, "--tenant must be 1 to 200 characters");
+            let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
+            let key = auth::generate_key();
+            peyk_schema::queries::api_keys::create_key(&pool, tenant, &key, &key[..12]).await?;
+            // The only place the key ever appears: stdout, once.
+            println!("{key}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    let config = Config::load()?;
+    metrics::init_job_series();
+    let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
+    let conn = queue::connect_with_retry(&config.redis_url).await;
+    let state = AppState {
+        pool: pool.clone(),
+        queue: Queue::new(conn, &config.redis_prefix, &QueueTimings::default()),
+        keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
+        inserter: submit::Inserter::start(pool),
+        redis_up: Arc::new(AtomicBool::new(true)),
+    };
+    tokio::spawn(state::watch_redis(state.clone()));
+    let app = routes::router(state, config.max_body_bytes);
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %config.addr, "peyk-api listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

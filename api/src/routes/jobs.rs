@@ -1,0 +1,279 @@
+//! `/v1/jobs`: submit, read, list, cancel, retry, attempts.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::Utc;
+use peyk_jobs::queue::Enqueue;
+use peyk_jobs::registry::{self, PayloadError, JOB_TYPES};
+use peyk_jobs::{metrics, ValidationErrors};
+use peyk_schema::queries::{attempts, jobs};
+use peyk_schema::{JobRow, JobStatus, NewJob};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+use crate::state::AppState;
+use crate::views::{AttemptList, ErrorBody, JobList, JobView, SubmitJob};
+
+const MAX_DELAY_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+const MAX_ATTEMPTS_LIMIT: i32 = 25;
+
+/// Checks a submission and builds the row to insert.
+fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<NewJob, ApiError> {
+    if !registry::is_known(&submission.job_type) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_job_type",
+            format!("unknown job type `{}`; valid types: {}", submission.job_type, JOB_TYPES.join(", ")),
+        )
+        .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": JOB_TYPES })));
+    }
+    let mut errors = ValidationErrors::new();
+    let payload = match registry::validate(&submission.job_type, submission.payload.clone()) {
+        Ok(payload) => Some(payload),
+        Err(PayloadError::Invalid(invalid)) => {
+            errors.0.extend(invalid.nested("payload").0.into_iter().map(|mut e| {
+                e.field = e.field.trim_end_matches('.').to_string();
+                e
+            }));
+            None
+        }
+        Err(PayloadError::UnknownType) => unreachable!("checked above"),
+    };
+    if let Some(key) = &submission.idempotency_key {
+        if key.is_empty() || key.len() > 255 {
+            errors.add("idempotency_key", "must be 1 to 255 characters");
+        }
+    }
+    if let Some(max) = submission.max_attempts {
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max) {
+            errors.add("max_attempts", format!("must be between 1 and {MAX_ATTEMPTS_LIMIT}"));
+        }
+    }
+    if let Some(priority) = submission.priority {
+        if !(0..=10).contains(&priority) {
+            errors.add("priority", "must be between 0 and 10");
+        }
+    }
+    let now = Utc::now();
+    let run_at = match (submission.delay_seconds, submission.run_at) {
+        (Some(_), Some(_)) => {
+            errors.add("delay_seconds", "give either `delay_seconds` or `run_at`, not both");
+            now
+        }
+        (Some(delay), None) if !(0.0..=MAX_DELAY_SECONDS).contains(&delay) => {
+            errors.add("delay_seconds", format!("must be between 0 and {MAX_DELAY_SECONDS}"));
+            now
+        }
+        (Some(delay), None) => now + chrono::Duration::milliseconds((delay * 1000.0).round() as i64),
+        (None, Some(at)) if at > now + chrono::Duration::seconds(MAX_DELAY_SECONDS as i64) => {
+            errors.add("run_at", "must be at most 30 days ahead");
+            now
+        }
+        (None, Some(at)) => at.max(now),
+        (None, None) => now,
+    };
+    errors.into_result().map_err(ApiError::validation)?;
+
+    // The hash covers what the client sent, so that the same body repeated
+    // (even with a relative delay) matches, and anything else does not.
+    let request_hash = Sha256::digest(serde_json::to_vec(&submission).unwrap_or_default()).to_vec();
+    let status = if run_at > now { JobStatus::Scheduled } else { JobStatus::Queued };
+    Ok(NewJob {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0 .0,
+        max_attempts: submission.max_attempts.unwrap_or_else(|| registry::default_max_attempts(&submission.job_type)),
+        job_type: submission.job_type,
+        status: status.as_str().to_string(),
+        payload: payload.expect("valid when there are no errors"),
+        priority: submission.priority.unwrap_or(0),
+        idempotency_key: submission.idempotency_key,
+        request_hash: Some(request_hash),
+        run_at,
+        queue_task_id: Some(ulid::Ulid::new().to_string()),
+    })
+}
+
+/// Submit a job.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = SubmitJob,
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "Accepted and queued", body = JobView),
+        (status = 200, description = "Same idempotency key and body as an earlier submission: that job", body = JobView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused with a different body", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "Unknown type or invalid fields", body = ErrorBody),
+        (status = 503, description = "Queue or database unreachable", body = ErrorBody),
+    ))]
+pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(submission): ValidJson<SubmitJob>) -> Result<Response, ApiError> {
+    let job = build_job(&tenant, submission)?;
+    if !state.redis_is_up() {
+        return Err(ApiError::queue_unavailable());
+    }
+    let idempotency_key = job.idempotency_key.clone();
+    let request_hash = job.request_hash.clone();
+    let Some(row) = state.inserter.insert(job).await? else {
+        let key = idempotency_key.expect("only keyed jobs conflict");
+        let existing = jobs::find_by_idempotency_key(&state.pool, tenant.0, &key)
+            .await?
+            .ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
+        if existing.request_hash == request_hash {
+            return Ok((StatusCode::OK, Json(JobView::from(existing))).into_response());
+        }
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_reused",
+            "this idempotency_key was used for a different request",
+        )
+        .with_details(json!({ "errors": [{ "field": "idempotency_key", "problem": "already used with a different body" }], "job_id": existing.id })));
+    };
+    enqueue(&state, &row).await;
+    metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
+    Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
+}
+
+/// Pushes a stored job onto its queue. A failure is not the client's
+/// problem: the row is committed, and the sweeper pushes it later.
+async fn enqueue(state: &AppState, row: &JobRow) {
+    let Some(task_id) = &row.queue_task_id else { return };
+    let entry = Enqueue { job_type: &row.job_type, job_id: row.id, task_id, run_at: row.run_at, priority: row.priority };
+    if let Err(e) = state.queue.enqueue(&entry).await {
+        tracing::warn!(job_id = %row.id, error = %e, "stored job not pushed to redis; the sweeper will push it");
+        state.mark_redis(false);
+    }
+}
+
+fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
+    // Any string that is not one of our ids cannot name a job: 404, not 400,
+    // so that ids reveal nothing.
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("job"))
+}
+
+/// Get a job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let id = parse_job_id(&id)?;
+    let row = jobs::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(row.into()))
+}
+
+/// List jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("api_key" = [])),
+    params(
+        ("type" = Option<String>, Query, description = "Only this job type"),
+        ("status" = Option<String>, Query, description = "Only this status"),
+        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(query): RawQuery) -> Result<Json<JobList>, ApiError> {
+    let mut filter = jobs::ListFilter { limit: 50, ..Default::default() };
+    for (name, value) in url_pairs(query.as_deref().unwrap_or("")) {
+        match name.as_str() {
+            "type" if registry::is_known(&value) => filter.job_type = Some(value),
+            "type" => return Err(ApiError::bad_parameter("type", format!("unknown job type; valid types: {}", JOB_TYPES.join(", ")))),
+            "status" => {
+                let status = value.parse::<JobStatus>().map_err(|_| {
+                    let valid: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::bad_parameter("status", format!("must be one of {}", valid.join(", ")))
+                })?;
+                filter.status = Some(status);
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=200).contains(n))
+                    .ok_or_else(|| ApiError::bad_parameter("limit", "must be a whole number from 1 to 200"))?;
+            }
+            "cursor" => filter.before = Some(decode_cursor(&value)?),
+            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: type, status, limit, cursor")),
+        }
+    }
+    let limit = filter.limit;
+    filter.limit += 1; // one more tells whether there is a next page
+    let mut rows = jobs::list(&state.pool, tenant.0, &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| URL_SAFE_NO_PAD.encode(row.id.as_bytes()))
+    } else {
+        None
+    };
+    Ok(Json(JobList { data: rows.into_iter().map(JobView::from).collect(), next_cursor }))
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).filter(|(_, v)| !v.is_empty()).collect()
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| ApiError::bad_parameter("cursor", "is not a cursor this API returned"))
+}
+
+/// Cancel a job that has not finished.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled. A queued or scheduled job never runs; a running one finishes but its result is discarded.", body = JobView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody)))]
+pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let id = parse_job_id(&id)?;
+    let row = jobs::cancel(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    if row.status() != JobStatus::Cancelled {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", format!("the job has already finished ({})", row.status))
+            .with_details(json!({ "status": row.status })));
+    }
+    Ok(Json(row.into()))
+}
+
+/// Run a `failed` or `dead` job again, with a fresh attempt budget.
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 202, description = "Queued again", body = JobView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Only failed or dead jobs can be retried", body = ErrorBody)))]
+pub async fn retry_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_job_id(&id)?;
+    if !state.redis_is_up() {
+        return Err(ApiError::queue_unavailable());
+    }
+    let task_id = ulid::Ulid::new().to_string();
+    let (row, retried) = jobs::retry(&state.pool, tenant.0, id, &task_id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    if !retried {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_retryable", format!("only failed or dead jobs can be retried; this one is {}", row.status))
+            .with_details(json!({ "status": row.status })));
+    }
+    enqueue(&state, &row).await;
+    Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
+}
+
+/// The attempts of a job, oldest first.
+#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = AttemptList), (status = 404, body = ErrorBody)))]
+pub async fn list_attempts(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<AttemptList>, ApiError> {
+    let id = parse_job_id(&id)?;
+    // The job lookup is what scopes the attempts to the tenant.
+    jobs::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let rows = attempts::list_for_job(&state.pool, id).await?;
+    Ok(Json(AttemptList { data: rows.into_iter().map(Into::into).collect() }))
+}
+

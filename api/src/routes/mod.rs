@@ -1,0 +1,53 @@
+//! The router: every route, the body limit, request metrics, and JSON
+//! answers for requests that match nothing.
+
+pub mod health;
+pub mod jobs;
+pub mod openapi;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use peyk_jobs::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
+        .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
+        .route("/v1/jobs/{id}/attempts", get(jobs::list_attempts))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .with_state(state);
+    openapi::with_docs(api)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(record_metrics))
+}
+
+/// Counts requests and their latency by route template (never the raw
+/// path, which would carry ids), method and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    HTTP_REQUESTS.with_label_values(&[&route, &method, &status]).inc();
+    HTTP_DURATION.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
+    response
+}

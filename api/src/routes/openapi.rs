@@ -1,0 +1,96 @@
+//! The OpenAPI document (`/openapi.json`) and the interactive docs page
+//! (`/docs`). Each job type's payload schema comes from the registry, and
+//! `SubmitJob.payload` is documented as one of them.
+
+use std::sync::LazyLock;
+
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::views;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+struct JobPayloads;
+
+impl Modify for JobPayloads {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut one_of = OneOfBuilder::new().description(Some("The payload of the job type named by `type`"));
+        for (job_type, name, schema) in peyk_jobs::registry::payload_schemas() {
+            components.schemas.insert(name.clone(), schema);
+            let mut reference = Ref::from_schema_name(name);
+            reference.description = format!("payload of `{job_type}`");
+            one_of = one_of.item(RefOr::Ref(reference));
+        }
+        if let Some(RefOr::T(Schema::Object(submit))) = components.schemas.get_mut("SubmitJob") {
+            submit.properties.insert("payload".into(), RefOr::T(Schema::OneOf(one_of.build())));
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Peyk", description = "Task-queue processing: submit jobs over HTTP, follow them to their result."),
+    paths(
+        super::jobs::submit,
+        super::jobs::get_job,
+        super::jobs::list_jobs,
+        super::jobs::cancel_job,
+        super::jobs::retry_job,
+        super::jobs::list_attempts,
+        super::health::healthz,
+        super::health::readyz,
+        super::health::metrics,
+    ),
+    components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView)),
+    modifiers(&Security, &JobPayloads),
+    tags((name = "jobs", description = "Submit and follow jobs"), (name = "operations", description = "Health and metrics"))
+)]
+struct ApiDoc;
+
+pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+    let mut doc = ApiDoc::openapi();
+    // The document describes itself and the docs page too.
+    doc.paths.paths.entry("/openapi.json".into()).or_insert_with(|| {
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .tag("operations")
+                .summary(Some("This OpenAPI document"))
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON"))
+                .build(),
+        )
+    });
+    doc.paths.paths.entry("/docs".into()).or_insert_with(|| {
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .tag("operations")
+                .summary(Some("Interactive API documentation (HTML)"))
+                .response("200", utoipa::openapi::Response::new("HTML page"))
+                .build(),
+        )
+    });
+    doc
+});
+
+pub async fn openapi_json() -> impl IntoResponse {
+    Json(DOCUMENT.clone())
+}
+
+pub fn with_docs(router: Router) -> Router {
+    router.merge(Scalar::with_url("/docs", DOCUMENT.clone()))
+}

@@ -1,0 +1,144 @@
+//! What the API sends and receives, with their OpenAPI schemas.
+
+use chrono::{DateTime, Utc};
+use peyk_schema::{AttemptRow, JobRow};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `POST /v1/jobs` body.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The job type; see the `payload` schemas for each.
+    #[serde(rename = "type")]
+    #[schema(example = "webhook")]
+    pub job_type: String,
+    /// The job type's payload (one of the `*Job` schemas).
+    pub payload: serde_json::Value,
+    /// Submitting the same key again returns the first job (200) when the
+    /// body is the same, and 409 when it is not. 1–255 characters.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Attempts before the job is `dead`, 1–25 (default per type).
+    #[serde(default)]
+    pub max_attempts: Option<i32>,
+    /// Run no earlier than this many seconds from now (0 – 2,592,000).
+    #[serde(default)]
+    pub delay_seconds: Option<f64>,
+    /// Run no earlier than this time (RFC 3339). Not with `delay_seconds`.
+    #[serde(default)]
+    pub run_at: Option<DateTime<Utc>>,
+    /// 0–10, default 0. Jobs with priority above 0 go to the head of their
+    /// queue, ahead of every job of priority 0.
+    #[serde(default)]
+    pub priority: Option<i16>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobErrorView {
+    pub code: String,
+    pub message: String,
+}
+
+/// A job record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// queued | scheduled | running | succeeded | failed | dead | cancelled
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    /// As submitted, with secrets masked.
+    pub payload: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    /// The last failure, if any.
+    pub error: Option<JobErrorView>,
+    /// 0–100 where the job type reports progress.
+    pub progress: Option<i16>,
+    pub idempotency_key: Option<String>,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(row: JobRow) -> Self {
+        let mut payload = row.payload;
+        peyk_jobs::registry::redact(&row.job_type, &mut payload);
+        let error = match (row.error_code, row.error_message) {
+            (Some(code), message) => Some(JobErrorView { code, message: message.unwrap_or_default() }),
+            _ => None,
+        };
+        Self {
+            id: row.id,
+            job_type: row.job_type,
+            status: row.status,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            priority: row.priority,
+            payload,
+            result: row.result,
+            error,
+            progress: row.progress,
+            idempotency_key: row.idempotency_key,
+            run_at: row.run_at,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub data: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One attempt at running a job.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: i32,
+    /// The worker process that ran it.
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// null while running; succeeded | failed | retrying | dead | cancelled | discarded | interrupted | released
+    pub outcome: Option<String>,
+    pub error: Option<JobErrorView>,
+}
+
+impl From<AttemptRow> for AttemptView {
+    fn from(row: AttemptRow) -> Self {
+        let error = row.error_code.map(|code| JobErrorView { code, message: row.error_message.unwrap_or_default() });
+        Self { attempt: row.attempt, worker: row.worker, started_at: row.started_at, finished_at: row.finished_at, outcome: row.outcome, error }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    pub data: Vec<AttemptView>,
+}
+
+/// Every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `validation_failed`, `unknown_job_type`, `not_found`.
+    pub code: String,
+    pub message: String,
+    /// For field problems: `{"errors": [{"field": "payload.url", "problem": "..."}]}`.
+    pub details: serde_json::Value,
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# README command 2: runs every test against a real PostgreSQL and a real
+# Redis that it starts itself on loopback (data under .peyk/test).
+# Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+source infrastructure/dev/services.sh
+
+PG_PORT=${PEYK_TEST_PG_PORT:-54339}
+REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
+state="$root/.peyk/test"
+
+ensure_packages
+echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
+# Test data is thrown away: no fsync, no AOF.
+PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"
+PEYK_REDIS_AOF=no start_redis "$state" "$REDIS_PORT"
+trap 'stop_services "$state" "$REDIS_PORT"' EXIT
+
+echo "==> building"
+cargo build --workspace --bins --tests --quiet
+
+# A migrated template: each test copies it into a database of its own.
+template=peyk_template
+export PGOPTIONS="-c client_min_messages=warning"
+psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $template" postgres
+psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $template" postgres
+DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$template" PEYK_LOG_FORMAT=text target/debug/peyk-api migrate
+
+export PEYK_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT"
+export PEYK_TEST_PG_TEMPLATE=$template
+export PEYK_TEST_REDIS_URL="$REDIS_URL"
+export PEYK_BIN_DIR="$root/target/debug"
+
+echo "==> testing"
+cargo test --workspace --quiet "$@" -- --test-threads="${PEYK_TEST_THREADS:-8}"

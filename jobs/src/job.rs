@@ -1,0 +1,29 @@
+//! The one trait every job type implements (after crates.io's
+//! `BackgroundJob`): a serde payload with a name, a validation step that runs
+//! in the API before anything is stored, and a `run` that the worker calls.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{JobContext, JobError, ValidationErrors};
+
+pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + 'static {
+    /// The `type` clients submit, and the name of the job's Redis queue.
+    const TYPE: &'static str;
+    /// Attempts when the submission does not say.
+    const DEFAULT_MAX_ATTEMPTS: i32 = 5;
+    /// How long one attempt may take before the runner abandons it as a
+    /// (retryable) timeout.
+    const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// Checks what serde cannot: ranges, formats, combinations. Field paths
+    /// are relative to the payload.
+    fn validate(&self) -> Result<(), ValidationErrors>;
+
+    /// Hides secrets in a stored payload before the API shows it.
+    fn redact(_payload: &mut serde_json::Value) {}
+
+    fn run(self, ctx: &JobContext) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
+}

@@ -1,0 +1,22 @@
+//! Peyk's job types and what they share.
+//!
+//! A job type is a payload struct implementing [`Job`]: its name (which is
+//! also its Redis queue), how to validate a submitted payload, and how to run
+//! it. [`registry`] lists the types; the API and the worker only ever go
+//! through the registry, so adding a type touches neither.
+
+pub mod context;
+pub mod error;
+pub mod job;
+pub mod metrics;
+pub mod queue;
+pub mod registry;
+pub mod retry;
+pub mod telemetry;
+pub mod validation;
+pub mod webhook;
+
+pub use context::JobContext;
+pub use error::{JobError, RetryHint};
+pub use job::Job;
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,129 @@
+//! Prometheus metrics. Every name starts with `peyk_`; durations are
+//! histograms in seconds. One registry per process: the API and each worker
+//! serve their own at `/metrics`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::queue::Queue;
+use crate::registry::JOB_TYPES;
+
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+    REGISTRY.register(Box::new(collector.clone())).expect("metric names are unique");
+    collector
+}
+
+pub static JOBS_ENQUEUED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(IntCounterVec::new(Opts::new("peyk_jobs_enqueued_total", "Jobs accepted by the API"), &["type"]).unwrap())
+});
+
+pub static JOBS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_jobs_finished_total", "Job runs that ended, by the status they left the job in"),
+            &["type", "status"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static JOB_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_job_retries_total", "Failed attempts scheduled to run again, by error code"), &["type", "code"])
+            .unwrap(),
+    )
+});
+
+pub static JOB_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_job_duration_seconds", "Time one attempt of a job ran")
+                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["type"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_job_queue_wait_seconds", "Time from when a job was due to when a worker started it")
+                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["type"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap(),
+    )
+});
+
+pub static WORKERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap())
+});
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_http_requests_total", "HTTP requests served"), &["route", "method", "status"])
+            .unwrap(),
+    )
+});
+
+pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_http_request_duration_seconds", "Time to answer an HTTP request")
+                .buckets(exponential_buckets(0.0005, 2.0, 15).unwrap()),
+            &["route", "method"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Creates every series that should exist from the start at zero, so that
+/// dashboards and alerts see them before the first event.
+pub fn init_job_series() {
+    for job_type in JOB_TYPES {
+        JOBS_ENQUEUED.with_label_values(&[job_type]);
+        for status in ["succeeded", "failed", "dead", "cancelled", "discarded"] {
+            JOBS_FINISHED.with_label_values(&[job_type, status]);
+        }
+        JOB_DURATION.with_label_values(&[job_type]);
+        JOB_QUEUE_WAIT.with_label_values(&[job_type]);
+    }
+}
+
+/// Reads queue depths and live workers from Redis into their gauges.
+pub async fn refresh_queue_gauges(queue: &Queue) {
+    for job_type in JOB_TYPES {
+        if let Ok(depth) = queue.depth(job_type).await {
+            for (state, value) in [
+                ("waiting", depth.waiting),
+                ("scheduled", depth.scheduled),
+                ("in_flight", depth.in_flight),
+                ("dead", depth.dead),
+            ] {
+                QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value as i64);
+            }
+        }
+        if let Ok(workers) = queue.live_workers(job_type, std::time::Duration::from_secs(30)).await {
+            WORKERS.with_label_values(&[job_type]).set(workers as i64);
+        }
+    }
+}
+
+/// The registry in Prometheus' text format.
+pub fn render() -> String {
+    let mut buffer = Vec::new();
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer).expect("text encoding cannot fail");
+    String::from_utf8(buffer).expect("prometheus text is UTF-8")
+}

@@ -1,0 +1,370 @@
+//! Peyk's Redis queues, one per job type, kept by apalis-redis.
+//!
+//! A queue entry carries only the job id: the payload and everything a user
+//! sees live in PostgreSQL. Each entry is an apalis task whose id the job row
+//! records (`jobs.queue_task_id`), so a worker can tell a current entry from
+//! a stale duplicate, and the sweeper can tell a job Redis has lost.
+//!
+//! apalis-redis 0.7.4 keeps, under the namespace `{prefix}:{job_type}`:
+//! `:active` (list), `:scheduled` (zset, seconds), `:inflight:{worker}`
+//! (sets), `:consumers` (zset of live workers), `:data` (task bodies),
+//! `:data::result`, `:done` and `:dead` (zsets). Besides its own scripts we
+//! add three, in the same key layout: a push to the head of the list (for
+//! priority), a bounded clean-up of finished tasks (apalis's `vacuum` is
+//! unbounded and forgets `:data::result`), and a hand-back of a stopping
+//! worker's unstarted tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis_core::codec::json::JsonCodec;
+use apalis_core::codec::Codec;
+use apalis_core::request::{Parts, Request};
+use apalis_core::storage::Storage;
+use apalis_core::task::task_id::TaskId;
+use apalis_redis::{Config, RedisContext, RedisStorage};
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::registry::JOB_TYPES;
+
+/// What a queue entry carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedJob {
+    pub job_id: Uuid,
+    /// The exact time the job may start (Unix ms). Scheduled entries are
+    /// promoted at whole-second precision; the worker waits out the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_ms: Option<i64>,
+}
+
+pub type JobStorage = RedisStorage<QueuedJob>;
+
+/// Timings of the apalis-redis consumers (the defaults suit production; the
+/// tests shorten none of them).
+#[derive(Debug, Clone)]
+pub struct QueueTimings {
+    pub poll_interval: Duration,
+    pub buffer_size: usize,
+    pub keep_alive: Duration,
+    pub enqueue_scheduled: Duration,
+    pub reenqueue_orphaned_after: Duration,
+}
+
+impl Default for QueueTimings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(20),
+            buffer_size: 64,
+            keep_alive: Duration::from_secs(5),
+            enqueue_scheduled: Duration::from_millis(200),
+            reenqueue_orphaned_after: Duration::from_secs(30),
+        }
+    }
+}
+
+pub fn namespace(prefix: &str, job_type: &str) -> String {
+    format!("{prefix}:{job_type}")
+}
+
+pub fn apalis_config(prefix: &str, job_type: &str, timings: &QueueTimings) -> Config {
+    Config::default()
+        .set_namespace(&namespace(prefix, job_type))
+        .set_poll_interval(timings.poll_interval)
+        .set_buffer_size(timings.buffer_size)
+        .set_keep_alive(timings.keep_alive)
+        .set_enqueue_scheduled(timings.enqueue_scheduled)
+        .set_reenqueue_orphaned_after(timings.reenqueue_orphaned_after)
+}
+
+/// Connects with short timeouts, so that callers learn quickly that Redis is
+/// down (the API answers 503) while the manager reconnects in the background.
+pub async fn connect(redis_url: &str) -> redis::RedisResult<ConnectionManager> {
+    let client = redis::Client::open(redis_url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2))
+        .set_number_of_retries(2)
+        .set_max_delay(1000);
+    client.get_connection_manager_with_config(config).await
+}
+
+/// Waits for Redis at start-up, logging each failed try.
+pub async fn connect_with_retry(redis_url: &str) -> ConnectionManager {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match connect(redis_url).await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis not reachable yet; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One entry to put on a queue.
+#[derive(Debug, Clone)]
+pub struct Enqueue<'a> {
+    pub job_type: &'a str,
+    pub job_id: Uuid,
+    pub task_id: &'a str,
+    pub run_at: DateTime<Utc>,
+    pub priority: i16,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub waiting: u64,
+    pub scheduled: u64,
+    pub in_flight: u64,
+    pub dead: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("unknown queue `{0}`")]
+    UnknownQueue(String),
+    #[error("invalid task id `{0}`")]
+    InvalidTaskId(String),
+}
+
+struct Scripts {
+    push_front: Script,
+    expire_finished: Script,
+    hand_back: Script,
+}
+
+/// The producer side (and the bookkeeping) of every queue.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    prefix: String,
+    storages: Arc<HashMap<&'static str, JobStorage>>,
+    scripts: Arc<Scripts>,
+}
+
+impl Queue {
+    pub fn new(conn: ConnectionManager, prefix: &str, timings: &QueueTimings) -> Self {
+        let storages = JOB_TYPES
+            .iter()
+            .map(|job_type| {
+                (*job_type, JobStorage::new_with_config(conn.clone(), apalis_config(prefix, job_type, timings)))
+            })
+            .collect();
+        Self {
+            conn,
+            prefix: prefix.to_string(),
+            storages: Arc::new(storages),
+            scripts: Arc::new(Scripts {
+                push_front: Script::new(PUSH_FRONT_LUA),
+                expire_finished: Script::new(EXPIRE_FINISHED_LUA),
+                hand_back: Script::new(HAND_BACK_LUA),
+            }),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    fn storage(&self, job_type: &str) -> Result<JobStorage, QueueError> {
+        self.storages.get(job_type).cloned().ok_or_else(|| QueueError::UnknownQueue(job_type.to_string()))
+    }
+
+    fn config(&self, job_type: &str) -> Result<Config, QueueError> {
+        Ok(self.storage(job_type)?.get_config().clone())
+    }
+
+    /// Puts one entry on its queue: scheduled when `run_at` is in the future,
+    /// at the head of the list when `priority > 0`, else at the tail.
+    pub async fn enqueue(&self, entry: &Enqueue<'_>) -> Result<(), QueueError> {
+        let mut storage = self.storage(entry.job_type)?;
+        let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.to_string()))?;
+        let now = Utc::now();
+        let delayed = entry.run_at > now;
+        let message = QueuedJob { job_id: entry.job_id, not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()) };
+        let mut parts: Parts<RedisContext> = Parts::default();
+        parts.task_id = task_id;
+        let request = Request::new_with_parts(message, parts);
+        if delayed {
+            // apalis promotes scheduled entries by whole seconds; rounding down
+            // makes the entry due up to 1 s early and the worker waits the rest.
+            storage.schedule_request(request, entry.run_at.timestamp()).await?;
+        } else if entry.priority > 0 {
+            let config = storage.get_config();
+            let body = JsonCodec::<Vec<u8>>::encode(&request)
+                .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
+            let mut conn = self.conn.clone();
+            let _: i64 = self
+                .scripts
+                .push_front
+                .key(config.job_data_hash())
+                .key(config.active_jobs_list())
+                .key(config.signal_list())
+                .arg(entry.task_id)
+                .arg(body)
+                .invoke_async(&mut conn)
+                .await?;
+        } else {
+            storage.push_request(request).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether each task is still known to Redis (waiting, scheduled or in flight).
+    pub async fn contains(&self, job_type: &str, task_ids: &[String]) -> Result<Vec<bool>, QueueError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let data_hash = self.config(job_type)?.job_data_hash();
+        let mut pipe = redis::pipe();
+        for task_id in task_ids {
+            pipe.hexists(&data_hash, task_id);
+        }
+        let mut conn = self.conn.clone();
+        Ok(pipe.query_async(&mut conn).await?)
+    }
+
+    pub async fn depth(&self, job_type: &str) -> Result<QueueDepth, QueueError> {
+        let config = self.config(job_type)?;
+        let mut conn = self.conn.clone();
+        let (waiting, scheduled, dead, consumers): (u64, u64, u64, Vec<String>) = redis::pipe()
+            .llen(config.active_jobs_list())
+            .zcard(config.scheduled_jobs_set())
+            .zcard(config.dead_jobs_set())
+            .zrange(config.consumers_set(), 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for inflight_set in &consumers {
+            pipe.scard(inflight_set);
+        }
+        let in_flight: Vec<u64> = if consumers.is_empty() { Vec::new() } else { pipe.query_async(&mut conn).await? };
+        Ok(QueueDepth { waiting, scheduled, in_flight: in_flight.iter().sum(), dead })
+    }
+
+    /// Deletes up to `limit` finished tasks older than `older_than` (their
+    /// results live in PostgreSQL); returns how many it deleted.
+    pub async fn expire_finished(&self, job_type: &str, older_than: Duration, limit: usize) -> Result<usize, QueueError> {
+        let config = self.config(job_type)?;
+        let cutoff = Utc::now().timestamp() - older_than.as_secs() as i64;
+        let mut conn = self.conn.clone();
+        Ok(self
+            .scripts
+            .expire_finished
+            .key(config.done_jobs_set())
+            .key(config.dead_jobs_set())
+            .key(config.job_data_hash())
+            .key(format!("{}::result", config.job_data_hash()))
+            .arg(cutoff)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// Puts the tasks a stopping apalis worker fetched but did not finish back
+    /// at the head of the queue, and unregisters the worker.
+    pub async fn hand_back(&self, job_type: &str, apalis_worker: &str) -> Result<usize, QueueError> {
+        let config = self.config(job_type)?;
+        let inflight_set = format!("{}:{}", config.inflight_jobs_set(), apalis_worker);
+        let mut conn = self.conn.clone();
+        Ok(self
+            .scripts
+            .hand_back
+            .key(inflight_set)
+            .key(config.active_jobs_list())
+            .key(config.consumers_set())
+            .key(config.signal_list())
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    fn workers_key(&self, job_type: &str) -> String {
+        format!("{}:workers", namespace(&self.prefix, job_type))
+    }
+
+    /// Records that worker process `worker` serves `job_type` now.
+    pub async fn heartbeat(&self, job_type: &str, worker: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let key = self.workers_key(job_type);
+        let now = Utc::now().timestamp();
+        let _: () = redis::pipe()
+            .zadd(&key, worker, now)
+            .zrembyscore(&key, 0, now - 300)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn leave(&self, job_type: &str, worker: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.zrem(self.workers_key(job_type), worker).await?;
+        Ok(())
+    }
+
+    /// Worker processes that sent a heartbeat for `job_type` within `within`.
+    pub async fn live_workers(&self, job_type: &str, within: Duration) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let since = Utc::now().timestamp() - within.as_secs() as i64;
+        Ok(conn.zcount(self.workers_key(job_type), since, "+inf").await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
+
+const PUSH_FRONT_LUA: &str = r#"
+-- KEYS: data hash, active list, signal list; ARGV: task id, task body
+local set = redis.call("hsetnx", KEYS[1], ARGV[1], ARGV[2])
+if set == 1 then
+  redis.call("lpush", KEYS[2], ARGV[1])
+  redis.call("del", KEYS[3])
+  redis.call("lpush", KEYS[3], 1)
+end
+return set
+"#;
+
+const EXPIRE_FINISHED_LUA: &str = r#"
+-- KEYS: done zset, dead zset, data hash, result hash; ARGV: cutoff (unix s), limit
+local removed = 0
+for i = 1, 2 do
+  local ids = redis.call("zrangebyscore", KEYS[i], "-inf", ARGV[1], "LIMIT", 0, ARGV[2])
+  for _, id in ipairs(ids) do
+    redis.call("hdel", KEYS[3], id)
+    redis.call("hdel", KEYS[4], id)
+    redis.call("zrem", KEYS[i], id)
+  end
+  removed = removed + #ids
+end
+return removed
+"#;
+
+const HAND_BACK_LUA: &str = r#"
+-- KEYS: this worker's inflight set, active list, consumers zset, signal list
+local ids = redis.call("smembers", KEYS[1])
+for _, id in ipairs(ids) do
+  redis.call("lpush", KEYS[2], id)
+end
+redis.call("del", KEYS[1])
+redis.call("zrem", KEYS[3], KEYS[1])
+if #ids > 0 then
+  redis.call("del", KEYS[4])
+  redis.call("lpush", KEYS[4], 1)
+end
+return #ids
+"#;

@@ -1,0 +1,76 @@
+//! The list of job types. Adding a type is one line in `job_types!` below;
+//! the API, the worker and the OpenAPI document all read this list.
+
+use std::time::Duration;
+
+use crate::{Job, JobContext, JobError, ValidationErrors};
+
+/// Why a submitted payload was refused.
+#[derive(Debug, Clone)]
+pub enum PayloadError {
+    UnknownType,
+    Invalid(ValidationErrors),
+}
+
+fn validate_as<J: Job>(payload: serde_json::Value) -> Result<serde_json::Value, PayloadError> {
+    let job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { String::new() } else { path };
+        PayloadError::Invalid(ValidationErrors::single(field, e.into_inner().to_string()))
+    })?;
+    job.validate().map_err(PayloadError::Invalid)?;
+    // Stored as re-serialized by the type: defaults filled, unknown fields refused.
+    serde_json::to_value(&job).map_err(|e| PayloadError::Invalid(ValidationErrors::single("", e.to_string())))
+}
+
+async fn run_as<J: Job>(payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+    // A stored payload that no longer parses (e.g. after an incompatible
+    // upgrade) can never succeed.
+    let job: J = serde_json::from_value(payload)
+        .map_err(|e| JobError::permanent("invalid_payload", format!("stored payload does not parse: {e}")))?;
+    job.run(ctx).await
+}
+
+macro_rules! job_types {
+    ($($job:ty),+ $(,)?) => {
+        /// Every job type name, which is also its queue name.
+        pub const JOB_TYPES: &[&str] = &[$(<$job as Job>::TYPE),+];
+
+        /// Parses and validates a payload for `job_type`; returns it normalized.
+        pub fn validate(job_type: &str, payload: serde_json::Value) -> Result<serde_json::Value, PayloadError> {
+            $(if job_type == <$job as Job>::TYPE { return validate_as::<$job>(payload); })+
+            Err(PayloadError::UnknownType)
+        }
+
+        pub async fn run(job_type: &str, payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+            $(if job_type == <$job as Job>::TYPE { return run_as::<$job>(payload, ctx).await; })+
+            Err(JobError::permanent("unknown_type", format!("no job type `{job_type}` in this worker")))
+        }
+
+        /// Hides secrets of a stored payload before it is shown.
+        pub fn redact(job_type: &str, payload: &mut serde_json::Value) {
+            $(if job_type == <$job as Job>::TYPE { <$job as Job>::redact(payload); })+
+        }
+
+        pub fn default_max_attempts(job_type: &str) -> i32 {
+            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::DEFAULT_MAX_ATTEMPTS; })+
+            5
+        }
+
+        pub fn attempt_timeout(job_type: &str) -> Duration {
+            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::ATTEMPT_TIMEOUT; })+
+            Duration::from_secs(120)
+        }
+
+        /// `(type, payload schema name, schema)` for the OpenAPI document.
+        pub fn payload_schemas() -> Vec<(&'static str, String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+            vec![$((<$job as Job>::TYPE, <$job as utoipa::ToSchema>::name().into_owned(), <$job as utoipa::PartialSchema>::schema())),+]
+        }
+    };
+}
+
+job_types!(crate::webhook::WebhookJob);
+
+pub fn is_known(job_type: &str) -> bool {
+    JOB_TYPES.contains(&job_type)
+}

@@ -1,0 +1,265 @@
+//! Outbound webhook delivery: one signed HTTP POST of a JSON body to a URL.
+//!
+//! 2xx is success. 5xx, 429, timeouts and connection errors are retried
+//! (429 and 503 honour `Retry-After`); every other status, 410 included, and
+//! any redirect fail at once. The message id is derived from the job id, so
+//! every retry carries the same `webhook-id` and receivers can deduplicate.
+
+pub mod client;
+pub mod signing;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Job, JobContext, JobError, ValidationErrors};
+use client::blocked_address_in;
+use signing::SigningSecret;
+
+/// How much of the response body the result keeps.
+const RESPONSE_EXCERPT_BYTES: usize = 1024;
+const DEFAULT_TIMEOUT_SECONDS: u32 = 15;
+const MAX_TIMEOUT_SECONDS: u32 = 60;
+/// Headers Peyk sets itself; a payload may not override them.
+const RESERVED_HEADERS: [&str; 7] =
+    ["webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length", "host", "transfer-encoding"];
+
+/// Payload of a `webhook` job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookJob {
+    /// Where to POST (http or https).
+    #[schema(example = "https://example.com/hooks/peyk")]
+    pub url: String,
+    /// The JSON body to deliver.
+    pub body: serde_json::Value,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Standard Webhooks signing secret (`whsec_` + base64 of 24–64 bytes).
+    /// Without it the request is sent unsigned (still with `webhook-id` and
+    /// `webhook-timestamp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Sent as the `webhook-event-type` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Per-attempt timeout, 1–60 seconds (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+}
+
+impl Job for WebhookJob {
+    const TYPE: &'static str = "webhook";
+    const DEFAULT_MAX_ATTEMPTS: i32 = 8;
+    const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(MAX_TIMEOUT_SECONDS as u64 + 5);
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        match url::Url::parse(&self.url) {
+            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
+                errors.add("url", "must be an http or https URL")
+            }
+            Ok(url) if url.host().is_none() => errors.add("url", "must name a host"),
+            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                errors.add("url", "must not carry credentials; use `headers`")
+            }
+            Ok(_) => {}
+            Err(e) => errors.add("url", format!("is not a valid URL ({e})")),
+        }
+        if let Some(headers) = &self.headers {
+            for (name, value) in headers {
+                let field = format!("headers.{name}");
+                match HeaderName::from_bytes(name.as_bytes()) {
+                    Err(_) => errors.add(field, "is not a valid header name"),
+                    Ok(parsed) if RESERVED_HEADERS.contains(&parsed.as_str()) => {
+                        errors.add(field, "is set by Peyk and cannot be overridden")
+                    }
+                    Ok(_) if HeaderValue::from_str(value).is_err() => {
+                        errors.add(field, "has characters not allowed in a header value")
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if let Some(secret) = &self.secret {
+            if let Err(problem) = SigningSecret::parse(secret) {
+                errors.add("secret", problem);
+            }
+        }
+        if let Some(event_type) = &self.event_type {
+            if event_type.is_empty() || event_type.len() > 128 {
+                errors.add("event_type", "must be 1 to 128 characters");
+            } else if HeaderValue::from_str(event_type).is_err() {
+                errors.add("event_type", "has characters not allowed in a header value");
+            }
+        }
+        if let Some(timeout) = self.timeout_seconds {
+            if !(1..=MAX_TIMEOUT_SECONDS).contains(&timeout) {
+                errors.add("timeout_seconds", format!("must be between 1 and {MAX_TIMEOUT_SECONDS}"));
+            }
+        }
+        errors.into_result()
+    }
+
+    fn redact(payload: &mut serde_json::Value) {
+        if let Some(secret) = payload.get_mut("secret") {
+            if secret.is_string() {
+                *secret = serde_json::Value::String("whsec_****".into());
+            }
+        }
+    }
+
+    async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+        let client = &ctx.clients.webhook;
+        let url = url::Url::parse(&self.url).map_err(|e| JobError::permanent("invalid_url", e.to_string()))?;
+        client
+            .check_literal_host(&url)
+            .map_err(|blocked| JobError::permanent("blocked_address", blocked.to_string()))?;
+
+        let msg_id = format!("msg_{}", ctx.job_id.simple());
+        let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let body = serde_json::to_vec(&self.body).map_err(|e| JobError::permanent("invalid_body", e.to_string()))?;
+
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.headers.iter().flatten() {
+            // Validated at submission; skipping is only a guard.
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                headers.insert(name, value);
+            }
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert("webhook-id", header_value(&msg_id));
+        headers.insert("webhook-timestamp", header_value(&timestamp.to_string()));
+        if let Some(secret) = &self.secret {
+            let secret = SigningSecret::parse(secret).map_err(|p| JobError::permanent("invalid_secret", p))?;
+            headers.insert("webhook-signature", header_value(&secret.sign(&msg_id, timestamp, &body)));
+        }
+        if let Some(event_type) = &self.event_type {
+            headers.insert("webhook-event-type", header_value(event_type));
+        }
+
+        let timeout = Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS) as u64);
+        let started = Instant::now();
+        let sent = client.http.post(url).headers(headers).body(body).timeout(timeout).send().await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Err(transport_error(&error, started.elapsed())),
+        };
+        let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
+        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let excerpt = read_excerpt(response).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let outcome = serde_json::json!({
+            "status_code": status.as_u16(),
+            "latency_ms": (latency_ms * 100.0).round() / 100.0,
+            "response_excerpt": excerpt,
+            "message_id": msg_id,
+        });
+
+        if status.is_success() {
+            return Ok(outcome);
+        }
+        let code = format!("http_{}", status.as_u16());
+        let error = if status.is_redirection() {
+            JobError::permanent(
+                code,
+                format!("endpoint answered {status} (redirect to {}); redirects are not followed", location.as_deref().unwrap_or("nowhere")),
+            )
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            JobError::retry(code, format!("endpoint answered {status}")).retry_after(retry_after)
+        } else if status.as_u16() == 408 {
+            JobError::retry(code, format!("endpoint answered {status}"))
+        } else {
+            JobError::permanent(code, format!("endpoint answered {status}; client errors are not retried"))
+        };
+        Err(error.with_details(outcome))
+    }
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn transport_error(error: &reqwest::Error, elapsed: Duration) -> JobError {
+    if let Some(blocked) = blocked_address_in(error) {
+        return JobError::permanent("blocked_address", blocked.to_string());
+    }
+    let details = serde_json::json!({ "latency_ms": (elapsed.as_secs_f64() * 100_000.0).round() / 100.0 });
+    let (code, what) = if error.is_timeout() {
+        ("timeout", "the endpoint did not answer in time")
+    } else if error.is_connect() {
+        ("connection_failed", "could not connect to the endpoint")
+    } else {
+        ("transport_error", "the request to the endpoint failed")
+    };
+    // The chain's innermost cause is the useful part ("connection refused").
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    JobError::retry(code, format!("{what}: {cause}")).with_details(details)
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+async fn read_excerpt(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::with_capacity(256);
+    while bytes.len() < RESPONSE_EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(RESPONSE_EXCERPT_BYTES);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(url: &str) -> WebhookJob {
+        WebhookJob { url: url.into(), body: serde_json::json!({}), headers: None, secret: None, event_type: None, timeout_seconds: None }
+    }
+
+    #[test]
+    fn validation_names_each_field() {
+        let mut bad = job("ftp://example.com");
+        bad.headers = Some(BTreeMap::from([("webhook-id".to_string(), "x".to_string())]));
+        bad.secret = Some("nope".into());
+        bad.timeout_seconds = Some(0);
+        let errors = bad.validate().unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["url", "headers.webhook-id", "secret", "timeout_seconds"]);
+        assert!(job("https://example.com/x").validate().is_ok());
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("7")), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let parsed = parse_retry_after(&HeaderValue::from_str(&later).unwrap()).unwrap();
+        assert!(parsed > Duration::from_secs(110) && parsed <= Duration::from_secs(120));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+    }
+
+    #[test]
+    fn redaction_hides_the_secret() {
+        let mut payload = serde_json::json!({"url": "https://x", "secret": "whsec_abc"});
+        WebhookJob::redact(&mut payload);
+        assert_eq!(payload["secret"], "whsec_****");
+    }
+}

@@ -1,0 +1,54 @@
+//! Connection pool and embedded migrations.
+
+use diesel_async::pooled_connection::deadpool::{BuildError, Pool, PoolError};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type DbPool = Pool<AsyncPgConnection>;
+
+/// The SQL files under `migrations/`, compiled into every binary so that
+/// `peyk-api migrate` needs nothing beside the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database pool: {0}")]
+    Pool(#[from] PoolError),
+    #[error("database: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database pool configuration: {0}")]
+    Build(#[from] BuildError),
+    #[error("migrations: {0}")]
+    Migration(String),
+}
+
+impl DbError {
+    /// True when the database could not be reached at all (as opposed to a
+    /// query that was refused), so callers can answer 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Pool(_))
+    }
+}
+
+pub fn connect_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    Ok(Pool::builder(manager)
+        .max_size(max_size)
+        .wait_timeout(Some(std::time::Duration::from_secs(5)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()?)
+}
+
+/// Applies every pending migration; returns the versions it applied.
+pub async fn run_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
+    let conn = pool.get().await?;
+    // The harness drives diesel's sync migration code through
+    // `block_in_place`, which needs the multi-threaded runtime (our binaries use it).
+    let mut harness = AsyncMigrationHarness::new(conn);
+    let applied = harness
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}

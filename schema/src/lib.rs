@@ -1,0 +1,13 @@
+//! Peyk's PostgreSQL layer: the table definitions, the row types and every
+//! query the API and the workers run. Nothing outside this crate writes SQL,
+//! so a change to a table is a change to one crate.
+
+pub mod db;
+pub mod models;
+pub mod queries;
+pub mod schema;
+pub mod status;
+
+pub use db::{connect_pool, run_migrations, DbError, DbPool};
+pub use models::*;
+pub use status::JobStatus;

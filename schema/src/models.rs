@@ -1,0 +1,86 @@
+//! Row types: what a query returns and what an insert takes.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::schema::{job_attempts, jobs};
+use crate::status::JobStatus;
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = jobs)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct JobRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub job_type: String,
+    pub status: String,
+    pub payload: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub progress: Option<i16>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+    pub run_at: DateTime<Utc>,
+    pub queue_task_id: Option<String>,
+    pub locked_by: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl JobRow {
+    pub fn status(&self) -> JobStatus {
+        // The CHECK constraint guarantees one of the known values.
+        self.status.parse().unwrap_or(JobStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = jobs)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub job_type: String,
+    pub status: String,
+    pub payload: serde_json::Value,
+    pub max_attempts: i32,
+    pub priority: i16,
+    pub idempotency_key: Option<String>,
+    pub request_hash: Option<Vec<u8>>,
+    pub run_at: DateTime<Utc>,
+    pub queue_task_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = job_attempts)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct AttemptRow {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// A job claimed by a worker: the row as it is now, and the attempt row
+/// opened for this run.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: JobRow,
+    pub attempt_id: i64,
+}
+
+/// The tenant an API key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantId(pub Uuid);

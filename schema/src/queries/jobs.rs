@@ -1,0 +1,145 @@
+//! The API's queries on jobs. Every one is scoped to a tenant: a job of
+//! another tenant is indistinguishable from a job that does not exist.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::{DbError, DbPool};
+use crate::models::{JobRow, NewJob, TenantId};
+use crate::schema::jobs;
+use crate::status::JobStatus;
+
+/// Inserts a batch of jobs in one statement (and one commit). Rows whose
+/// `(tenant_id, idempotency_key)` already exists are skipped; the returned
+/// rows are the ones actually inserted.
+pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::insert_into(jobs::table)
+        .values(batch)
+        .on_conflict_do_nothing()
+        .returning(JobRow::as_returning())
+        .get_results(&mut conn)
+        .await?)
+}
+
+pub async fn find_by_idempotency_key(
+    pool: &DbPool,
+    tenant: TenantId,
+    key: &str,
+) -> Result<Option<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(jobs::table
+        .filter(jobs::tenant_id.eq(tenant.0))
+        .filter(jobs::idempotency_key.eq(key))
+        .select(JobRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?)
+}
+
+pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(jobs::table
+        .filter(jobs::tenant_id.eq(tenant.0))
+        .filter(jobs::id.eq(id))
+        .select(JobRow::as_select())
+        .first(&mut conn)
+        .await
+        .optional()?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub job_type: Option<String>,
+    pub status: Option<JobStatus>,
+    /// Only jobs older than this one (the cursor of the previous page).
+    pub before: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// Newest first. Ids are UUIDv7, so id order is creation order.
+pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    let mut query = jobs::table
+        .filter(jobs::tenant_id.eq(tenant.0))
+        .select(JobRow::as_select())
+        .order(jobs::id.desc())
+        .limit(filter.limit)
+        .into_boxed();
+    if let Some(job_type) = &filter.job_type {
+        query = query.filter(jobs::job_type.eq(job_type.clone()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(jobs::status.eq(status.as_str()));
+    }
+    if let Some(before) = filter.before {
+        query = query.filter(jobs::id.lt(before));
+    }
+    Ok(query.load(&mut conn).await?)
+}
+
+/// Cancels a job that has not finished. A queued or scheduled job will never
+/// run (the worker's claim only takes queued/scheduled rows); a running job is
+/// marked, and the worker discards its result when it finishes.
+/// `Ok(None)`: no such job; `Err`-free `Some(row)` with a terminal status
+/// other than cancelled: it had already finished.
+pub async fn cancel(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::tenant_id.eq(tenant.0))
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq_any(["queued", "scheduled", "running"])),
+    )
+    .set((
+        jobs::status.eq("cancelled"),
+        jobs::finished_at.eq(diesel::dsl::now),
+        jobs::updated_at.eq(diesel::dsl::now),
+        jobs::lease_until.eq(None::<DateTime<Utc>>),
+    ))
+    .returning(JobRow::as_returning())
+    .get_result(&mut conn)
+    .await
+    .optional()?;
+    match updated {
+        Some(row) => Ok(Some(row)),
+        None => get(pool, tenant, id).await,
+    }
+}
+
+/// Puts a `failed` or `dead` job back in its queue with a fresh attempt
+/// budget. Returns the updated row, or the unchanged row when its status does
+/// not allow a retry, or `None` when there is no such job.
+pub async fn retry(
+    pool: &DbPool,
+    tenant: TenantId,
+    id: Uuid,
+    queue_task_id: &str,
+) -> Result<Option<(JobRow, bool)>, DbError> {
+    let mut conn = pool.get().await?;
+    let updated = diesel::update(
+        jobs::table
+            .filter(jobs::tenant_id.eq(tenant.0))
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq_any(["failed", "dead"])),
+    )
+    .set((
+        jobs::status.eq("queued"),
+        jobs::attempts.eq(0),
+        jobs::run_at.eq(diesel::dsl::now),
+        jobs::queue_task_id.eq(queue_task_id),
+        jobs::finished_at.eq(None::<DateTime<Utc>>),
+        jobs::progress.eq(None::<i16>),
+        jobs::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(JobRow::as_returning())
+    .get_result(&mut conn)
+    .await
+    .optional()?;
+    match updated {
+        Some(row) => Ok(Some((row, true))),
+        None => Ok(get(pool, tenant, id).await?.map(|row| (row, false))),
+    }
+}

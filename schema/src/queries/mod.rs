@@ -1,0 +1,6 @@
+//! Every SQL statement Peyk runs, grouped by who runs it.
+
+pub mod api_keys;
+pub mod attempts;
+pub mod jobs;
+pub mod worker;

@@ -1,0 +1,285 @@
+//! The workers' queries: claiming a job, recording its outcome, keeping the
+//! claim alive, and the sweeper's look at what Redis may have lost.
+//!
+//! A worker may only run a job it has claimed in one statement that checks
+//! the job is still waiting (or its previous claim expired) *and* that the
+//! Redis task it holds is the one the row names. That single check is what
+//! makes duplicate or stale Redis tasks harmless.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::{DbError, DbPool};
+use crate::models::{ClaimedJob, JobRow};
+use crate::schema::jobs;
+
+#[derive(QueryableByName)]
+struct ClaimRow {
+    #[diesel(embed)]
+    job: JobRow,
+    #[diesel(sql_type = BigInt)]
+    attempt_id: i64,
+}
+
+/// Claims the job for `worker` if `task_id` is still the task that stands for
+/// it and nobody else holds it. Opens an attempt row in the same statement.
+pub async fn claim(
+    pool: &DbPool,
+    job_id: Uuid,
+    task_id: &str,
+    worker: &str,
+    lease_seconds: f64,
+) -> Result<Option<ClaimedJob>, DbError> {
+    let mut conn = pool.get().await?;
+    let row: Option<ClaimRow> = diesel::sql_query(
+        "WITH claimed AS (
+            UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                   started_at = coalesce(started_at, now()), locked_by = $3,
+                   lease_until = now() + make_interval(secs => $4), updated_at = now()
+             WHERE id = $1 AND queue_task_id = $2
+               AND (status IN ('queued', 'scheduled') OR (status = 'running' AND lease_until < now()))
+            RETURNING *
+         ), interrupted AS (
+            UPDATE job_attempts SET finished_at = now(), outcome = 'interrupted',
+                   error_code = 'worker_lost', error_message = 'the worker running this attempt stopped answering'
+             WHERE job_id IN (SELECT id FROM claimed) AND outcome IS NULL
+         ), attempt AS (
+            INSERT INTO job_attempts (job_id, attempt, worker)
+            SELECT id, attempts, $3 FROM claimed RETURNING id
+         )
+         SELECT claimed.*, (SELECT id FROM attempt) AS attempt_id FROM claimed",
+    )
+    .bind::<SqlUuid, _>(job_id)
+    .bind::<Text, _>(task_id)
+    .bind::<Text, _>(worker)
+    .bind::<Double, _>(lease_seconds)
+    .get_result(&mut conn)
+    .await
+    .optional()?;
+    Ok(row.map(|r| ClaimedJob { job: r.job, attempt_id: r.attempt_id }))
+}
+
+/// How an attempt ended, as the worker records it.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Succeeded { result: serde_json::Value },
+    /// Failed permanently (`failed`) or out of attempts (`dead`).
+    Failed { dead: bool, code: String, message: String, result: Option<serde_json::Value> },
+    /// Will run again at `run_at` as Redis task `next_task_id`.
+    Retry { code: String, message: String, run_at: DateTime<Utc>, next_task_id: String, result: Option<serde_json::Value> },
+}
+
+#[derive(QueryableByName)]
+struct FinishRow {
+    #[diesel(sql_type = BigInt)]
+    updated: i64,
+}
+
+/// Records the outcome of a claimed job. Returns false when the job was no
+/// longer this worker's to finish (cancelled while running, or its claim
+/// expired and another worker took it): the result is then discarded and the
+/// attempt is marked `cancelled` or `discarded`.
+pub async fn finish(
+    pool: &DbPool,
+    claimed: &ClaimedJob,
+    worker: &str,
+    outcome: &Outcome,
+) -> Result<bool, DbError> {
+    let (status, attempt_outcome, result, code, message, run_at, next_task) = match outcome {
+        Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
+        Outcome::Failed { dead, code, message, result } => {
+            let status = if *dead { "dead" } else { "failed" };
+            (status, status, result.clone(), Some(code.clone()), Some(message.clone()), None, None)
+        }
+        Outcome::Retry { code, message, run_at, next_task_id, result } => (
+            "scheduled",
+            "retrying",
+            result.clone(),
+            Some(code.clone()),
+            Some(message.clone()),
+            Some(*run_at),
+            Some(next_task_id.clone()),
+        ),
+    };
+    let mut conn = pool.get().await?;
+    let row: FinishRow = diesel::sql_query(
+        "WITH done AS (
+            UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6,
+                   run_at = coalesce($7, run_at), queue_task_id = coalesce($8, queue_task_id),
+                   finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'dead') THEN now() END,
+                   progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
+                   locked_by = NULL, lease_until = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'running' AND locked_by = $2
+            RETURNING id
+         ), attempt AS (
+            UPDATE job_attempts SET finished_at = now(), error_code = $5, error_message = $6,
+                   outcome = coalesce((SELECT $9 FROM done),
+                                      (SELECT CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+                                         FROM jobs j WHERE j.id = $1))
+             WHERE id = $10
+         )
+         SELECT count(*) AS updated FROM done",
+    )
+    .bind::<SqlUuid, _>(claimed.job.id)
+    .bind::<Text, _>(worker)
+    .bind::<Text, _>(status)
+    .bind::<Nullable<Jsonb>, _>(result)
+    .bind::<Nullable<Text>, _>(code)
+    .bind::<Nullable<Text>, _>(message)
+    .bind::<Nullable<Timestamptz>, _>(run_at)
+    .bind::<Nullable<Text>, _>(next_task)
+    .bind::<Text, _>(attempt_outcome)
+    .bind::<BigInt, _>(claimed.attempt_id)
+    .get_result(&mut conn)
+    .await?;
+    Ok(row.updated == 1)
+}
+
+/// Job progress, 0–100, while it runs.
+pub async fn set_progress(pool: &DbPool, job_id: Uuid, worker: &str, progress: i16) -> Result<(), DbError> {
+    let mut conn = pool.get().await?;
+    diesel::update(
+        jobs::table
+            .filter(jobs::id.eq(job_id))
+            .filter(jobs::status.eq("running"))
+            .filter(jobs::locked_by.eq(worker)),
+    )
+    .set((jobs::progress.eq(progress.clamp(0, 100)), jobs::updated_at.eq(diesel::dsl::now)))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
+/// Extends this worker's claims on the jobs it is still running.
+pub async fn renew_leases(pool: &DbPool, worker: &str, job_ids: &[Uuid], lease_seconds: f64) -> Result<usize, DbError> {
+    if job_ids.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
+          WHERE id = ANY($2) AND status = 'running' AND locked_by = $1",
+    )
+    .bind::<Text, _>(worker)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(job_ids)
+    .bind::<Double, _>(lease_seconds)
+    .execute(&mut conn)
+    .await?)
+}
+
+/// A job whose row says it waits in Redis as `task_id`.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct WaitingJob {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub job_type: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Text)]
+    pub queue_task_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub run_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::SmallInt)]
+    pub priority: i16,
+}
+
+/// Gives this worker's running jobs back to the queue (graceful shutdown past
+/// its grace period): each gets a new task id, which the caller pushes.
+pub async fn release_running(pool: &DbPool, worker: &str) -> Result<Vec<WaitingJob>, DbError> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<Uuid> = jobs::table
+        .filter(jobs::status.eq("running"))
+        .filter(jobs::locked_by.eq(worker))
+        .select(jobs::id)
+        .load(&mut conn)
+        .await?;
+    drop(conn);
+    requeue(pool, &ids, "released", "the worker shut down before the attempt finished").await
+}
+
+/// Jobs whose worker stopped renewing its claim more than `grace_seconds`
+/// ago: they are put back as queued with a new task id, which the caller pushes.
+pub async fn requeue_expired(pool: &DbPool, grace_seconds: f64, limit: i64) -> Result<Vec<WaitingJob>, DbError> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<Uuid> = jobs::table
+        .filter(jobs::status.eq("running"))
+        .filter(jobs::lease_until.lt(Utc::now() - chrono::Duration::milliseconds((grace_seconds * 1000.0) as i64)))
+        .select(jobs::id)
+        .limit(limit)
+        .load(&mut conn)
+        .await?;
+    drop(conn);
+    requeue(pool, &ids, "interrupted", "the worker running this attempt stopped answering").await
+}
+
+/// Puts running jobs back as queued, each under a new apalis task id, and
+/// closes their open attempt. The `status = 'running'` re-check makes a job
+/// that finished in the meantime stay as it is.
+async fn requeue(pool: &DbPool, ids: &[Uuid], attempt_outcome: &str, message: &str) -> Result<Vec<WaitingJob>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let task_ids: Vec<String> = ids.iter().map(|_| ulid::Ulid::new().to_string()).collect();
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "WITH fresh AS (
+            SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS task_id
+         ), requeued AS (
+            UPDATE jobs SET status = 'queued', run_at = now(), locked_by = NULL, lease_until = NULL,
+                   queue_task_id = fresh.task_id, updated_at = now()
+              FROM fresh
+             WHERE jobs.id = fresh.id AND jobs.status = 'running'
+            RETURNING jobs.id, jobs.job_type, jobs.status, jobs.queue_task_id, jobs.run_at, jobs.priority
+         ), closed AS (
+            UPDATE job_attempts SET finished_at = now(), outcome = $3, error_code = 'worker_lost', error_message = $4
+             WHERE job_id IN (SELECT id FROM requeued) AND outcome IS NULL
+         )
+         SELECT * FROM requeued",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
+    .bind::<diesel::sql_types::Array<Text>, _>(&task_ids)
+    .bind::<Text, _>(attempt_outcome)
+    .bind::<Text, _>(message)
+    .load(&mut conn)
+    .await?)
+}
+
+/// One page of waiting jobs, in id order after `after`, for the sweeper to
+/// check against Redis.
+pub async fn waiting_page(pool: &DbPool, after: Option<Uuid>, older_than_seconds: f64, limit: i64) -> Result<Vec<WaitingJob>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "SELECT id, job_type, status, queue_task_id, run_at, priority FROM jobs
+          WHERE status IN ('queued', 'scheduled') AND queue_task_id IS NOT NULL
+            AND id > coalesce($1, '00000000-0000-0000-0000-000000000000'::uuid)
+            AND updated_at < now() - make_interval(secs => $2)
+          ORDER BY id LIMIT $3",
+    )
+    .bind::<Nullable<SqlUuid>, _>(after)
+    .bind::<Double, _>(older_than_seconds)
+    .bind::<BigInt, _>(limit)
+    .load(&mut conn)
+    .await?)
+}
+
+/// Moves a waiting job to a new Redis task (a worker that is shutting down
+/// received the old one but will not start it). Returns the job as it waits,
+/// or `None` when the old task no longer stands for a waiting job.
+pub async fn move_to_new_task(pool: &DbPool, job_id: Uuid, old_task_id: &str, new_task_id: &str) -> Result<Option<WaitingJob>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "UPDATE jobs SET queue_task_id = $3, updated_at = now()
+          WHERE id = $1 AND queue_task_id = $2 AND status IN ('queued', 'scheduled')
+         RETURNING id, job_type, status, queue_task_id, run_at, priority",
+    )
+    .bind::<SqlUuid, _>(job_id)
+    .bind::<Text, _>(old_task_id)
+    .bind::<Text, _>(new_task_id)
+    .get_result(&mut conn)
+    .await
+    .optional()?)
+}

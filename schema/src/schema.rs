@@ -1,0 +1,67 @@
+//! Diesel's view of the tables created by `migrations/`. Kept by hand: the
+//! migrations are the source of truth and `diesel print-schema` is not needed
+//! to build.
+
+diesel::table! {
+    tenants (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        key_hash -> Bytea,
+        key_prefix -> Text,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        job_type -> Text,
+        status -> Text,
+        payload -> Jsonb,
+        result -> Nullable<Jsonb>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        progress -> Nullable<Int2>,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        priority -> Int2,
+        idempotency_key -> Nullable<Text>,
+        request_hash -> Nullable<Bytea>,
+        run_at -> Timestamptz,
+        queue_task_id -> Nullable<Text>,
+        locked_by -> Nullable<Text>,
+        lease_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    job_attempts (id) {
+        id -> Int8,
+        job_id -> Uuid,
+        attempt -> Int4,
+        worker -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(jobs -> tenants (tenant_id));
+diesel::joinable!(job_attempts -> jobs (job_id));

@@ -1,0 +1,323 @@
+//! Test harness: real PostgreSQL and Redis (started by
+//! `infrastructure/dev/test.sh`), the real `peyk-api` and `peyk-worker`
+//! binaries as child processes, and a local HTTP sink that records what
+//! webhook deliveries send and answers as each test scripts it.
+//!
+//! Every test gets its own database (a copy of the migrated template) and
+//! its own Redis key prefix, so tests run in parallel without seeing each
+//! other.
+
+pub mod sink;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+pub use sink::{Reply, Sink};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with infrastructure/dev/test.sh"))
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var("PEYK_BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| {
+        // target/debug/deps/<test binary> → target/debug
+        std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+    });
+    let path = dir.join(name);
+    assert!(path.exists(), "{} not built: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+fn log_file(name: &str) -> std::fs::File {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
+}
+
+/// One test's world: its database, its Redis prefix, its processes.
+pub struct TestEnv {
+    pub name: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub prefix: String,
+    pub http: reqwest::Client,
+}
+
+impl TestEnv {
+    pub async fn new(name: &str) -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let suffix = &id[id.len() - 10..];
+        let db_name = format!("t_{}_{suffix}", name.replace('-', "_"));
+        let admin_url = format!("{}/postgres", env("PEYK_TEST_PG_URL"));
+        let template = env("PEYK_TEST_PG_TEMPLATE");
+        let mut admin = AsyncPgConnection::establish(&admin_url).await.expect("connect to the test PostgreSQL");
+        // Copies of one template can collide ("being accessed by other users"): retry.
+        let mut tries = 0;
+        loop {
+            match diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {template}")).execute(&mut admin).await {
+                Ok(_) => break,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100 + tries * 20)).await;
+                }
+                Err(e) => panic!("create test database: {e}"),
+            }
+        }
+        Self {
+            name: format!("{name}-{suffix}"),
+            database_url: format!("{}/{db_name}", env("PEYK_TEST_PG_URL")),
+            redis_url: env("PEYK_TEST_REDIS_URL"),
+            prefix: format!("test-{suffix}"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
+    }
+
+    pub async fn db(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.database_url).await.expect("connect to the test database")
+    }
+
+    /// Runs one SQL query returning a single bigint (e.g. a count).
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db().await;
+        let row: Row = diesel::sql_query(sql).get_result(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        row.n
+    }
+
+    pub async fn sql_exec(&self, sql: &str) {
+        let mut conn = self.db().await;
+        diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn base_env(&self, command: &mut Command) {
+        command
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", &self.redis_url)
+            .env("PEYK_REDIS_PREFIX", &self.prefix)
+            .env("PEYK_LOG_FORMAT", "text")
+            .env("RUST_LOG", std::env::var("PEYK_TEST_LOG").unwrap_or_else(|_| "info".into()));
+    }
+
+    /// `peyk-api create-key`: the key printed on stdout.
+    pub async fn create_key(&self, tenant: &str) -> String {
+        let mut command = Command::new(bin("peyk-api"));
+        self.base_env(&mut command);
+        let output = command.args(["create-key", "--tenant", tenant]).output().await.unwrap();
+        assert!(output.status.success(), "create-key failed: {}", String::from_utf8_lossy(&output.stderr));
+        let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
+        assert!(key.starts_with("peyk_"), "unexpected key {key:?}");
+        key
+    }
+
+    pub async fn start_api(&self) -> Api {
+        self.start_api_with(&[]).await
+    }
+
+    pub async fn start_api_with(&self, extra: &[(&str, &str)]) -> Api {
+        let port = free_port();
+        let mut command = Command::new(bin("peyk-api"));
+        self.base_env(&mut command);
+        command.env("PEYK_API_ADDR", format!("127.0.0.1:{port}")).envs(extra.iter().copied());
+        let child = spawn(command, &format!("{}-api-{port}", self.name));
+        let api = Api { url: format!("http://127.0.0.1:{port}"), child, http: self.http.clone() };
+        wait_until_ok(&self.http, &format!("{}/healthz", api.url)).await;
+        api
+    }
+
+    pub async fn start_worker(&self) -> Worker {
+        self.start_worker_with(&[]).await
+    }
+
+    /// A worker that may deliver to loopback and retries quickly.
+    pub async fn start_worker_with(&self, extra: &[(&str, &str)]) -> Worker {
+        let port = free_port();
+        let mut command = Command::new(bin("peyk-worker"));
+        self.base_env(&mut command);
+        command
+            .env("PEYK_WORKER_ADDR", format!("127.0.0.1:{port}"))
+            .env("PEYK_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1")
+            .env("PEYK_RETRY_BASE_SECONDS", "0.2")
+            .env("PEYK_RETRY_MAX_SECONDS", "2")
+            .env("PEYK_SWEEP_INTERVAL_SECONDS", "1")
+            .envs(extra.iter().copied());
+        let child = spawn(command, &format!("{}-worker-{port}", self.name));
+        let worker = Worker { metrics_url: format!("http://127.0.0.1:{port}"), child };
+        wait_until_ok(&self.http, &format!("{}/healthz", worker.metrics_url)).await;
+        worker
+    }
+}
+
+fn spawn(mut command: Command, log_name: &str) -> Child {
+    let log = log_file(log_name);
+    command.stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+    command.spawn().expect("spawn binary")
+}
+
+pub async fn wait_until_ok(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(url).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up within 30 s");
+}
+
+pub fn send_signal(child: &Child, signal: &str) {
+    let pid = child.id().expect("process is running");
+    let status = std::process::Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+pub struct Worker {
+    pub metrics_url: String,
+    pub child: Child,
+}
+
+impl Worker {
+    pub fn kill9(&mut self) {
+        send_signal(&self.child, "KILL");
+    }
+
+    pub fn terminate(&self) {
+        send_signal(&self.child, "TERM");
+    }
+
+    /// Waits for the process to exit; returns its exit status.
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait()).await.expect("worker did not exit in time").unwrap()
+    }
+}
+
+pub struct Api {
+    pub url: String,
+    pub child: Child,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn request(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(key), Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    /// Submits a job, asserting 202; returns its id.
+    pub async fn submit(&self, key: &str, body: &Value) -> String {
+        let (status, job) = self.post("/v1/jobs", key, body).await;
+        assert_eq!(status, 202, "submission refused: {job}");
+        job["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn job(&self, key: &str, id: &str) -> Value {
+        let (status, job) = self.get(&format!("/v1/jobs/{id}"), key).await;
+        assert_eq!(status, 200, "{job}");
+        job
+    }
+
+    /// Polls until the job reaches `status` (panics on timeout with the record).
+    pub async fn wait_for_status(&self, key: &str, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let job = self.job(key, id).await;
+            if job["status"] == status {
+                return job;
+            }
+            if Instant::now() > deadline {
+                panic!("job {id} not {status} within {within:?}: {job:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
+    }
+}
+
+/// A webhook submission body for `url`.
+pub fn webhook(url: &str, body: Value) -> Value {
+    serde_json::json!({ "type": "webhook", "payload": { "url": url, "body": body } })
+}
+
+/// A Redis server of the test's own (for restart tests).
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("peyk-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Self { port, child: None, dir };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, empty: no persistence, so a restart
+    /// loses everything Redis held.
+    pub async fn restart(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        self.child = Some(command.spawn().expect("redis-server"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+            let _ = child.wait().await;
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The worker's configuration, read once from the environment (and the
+//! command line, which wins) at start-up. Every variable is in the README.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use peyk_jobs::registry::JOB_TYPES;
+use peyk_jobs::retry::Backoff;
+use peyk_jobs::webhook::client::AddressPolicy;
+
+#[derive(Debug, Parser)]
+#[command(name = "peyk-worker", version, about = "Runs Peyk jobs from the Redis queues it is told to serve")]
+pub struct Args {
+    /// Queues (job types) to serve, comma-separated; default: all.
+    #[arg(long, env = "PEYK_QUEUES", value_delimiter = ',')]
+    pub queues: Vec<String>,
+    /// Jobs run at once per queue, e.g. `webhook=128`; a bare number applies
+    /// to every queue. Default 64.
+    #[arg(long, env = "PEYK_CONCURRENCY", value_delimiter = ',')]
+    pub concurrency: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    /// Queue name → jobs it runs at once.
+    pub queues: BTreeMap<String, usize>,
+    /// apalis consumers per queue, each with its own fetch/acknowledge loop.
+    pub consumers_per_queue: usize,
+    pub http_addr: SocketAddr,
+    pub shutdown_grace: Duration,
+    pub lease: Duration,
+    pub sweep_interval: Duration,
+    /// A waiting job is checked against Redis once its row is this old.
+    pub sweep_min_age: Duration,
+    pub redis_retention: Duration,
+    pub backoff: Backoff,
+    pub webhook_policy: AddressPolicy,
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}")),
+    }
+}
+
+fn env_seconds(name: &str, default: f64) -> anyhow::Result<Duration> {
+    let seconds: f64 = env_parse(name, default)?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        bail!("{name} must be a non-negative number of seconds");
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+impl Config {
+    pub fn load(args: Args) -> anyhow::Result<Self> {
+        let database_url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+        let mut queues = BTreeMap::new();
+        let selected: Vec<String> = if args.queues.is_empty() {
+            JOB_TYPES.iter().map(|t| t.to_string()).collect()
+        } else {
+            args.queues.iter().map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect()
+        };
+        for queue in selected {
+            if !JOB_TYPES.contains(&queue.as_str()) {
+                bail!("unknown queue `{queue}`; known queues: {}", JOB_TYPES.join(", "));
+            }
+            queues.insert(queue, 64);
+        }
+        for item in &args.concurrency {
+            let (queue, number) = match item.split_once('=') {
+                Some((queue, number)) => (Some(queue.trim()), number),
+                None => (None, item.as_str()),
+            };
+            let number: usize = number.trim().parse().with_context(|| format!("concurrency `{item}`"))?;
+            if number == 0 {
+                bail!("concurrency `{item}` must be at least 1");
+            }
+            match queue {
+                None => queues.values_mut().for_each(|n| *n = number),
+                Some(queue) => match queues.get_mut(queue) {
+                    Some(n) => *n = number,
+                    None => bail!("concurrency `{item}` names a queue this worker does not serve"),
+                },
+            }
+        }
+        Ok(Self {
+            database_url,
+            db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,
+            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_prefix: env_or("PEYK_REDIS_PREFIX", "peyk"),
+            queues,
+            consumers_per_queue: env_parse("PEYK_CONSUMERS_PER_QUEUE", 2usize)?.max(1),
+            http_addr: env_parse("PEYK_WORKER_ADDR", "127.0.0.1:9091".parse().unwrap())?,
+            shutdown_grace: env_seconds("PEYK_SHUTDOWN_GRACE_SECONDS", 30.0)?,
+            lease: env_seconds("PEYK_LEASE_SECONDS", 30.0)?.max(Duration::from_secs(3)),
+            sweep_interval: env_seconds("PEYK_SWEEP_INTERVAL_SECONDS", 5.0)?.max(Duration::from_millis(100)),
+            sweep_min_age: env_seconds("PEYK_SWEEP_MIN_AGE_SECONDS", 30.0)?,
+            redis_retention: env_seconds("PEYK_REDIS_RETENTION_SECONDS", 600.0)?,
+            backoff: Backoff {
+                base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?,
+                max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)?,
+            },
+            webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
+                .map_err(|e| anyhow::anyhow!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}"))?,
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! `peyk-worker`: runs the jobs of the queues it is told to serve.
+//! This file only wires things together; see `runner` for what happens to
+//! one job and `maintenance` for the background duties.
+
+mod config;
+mod consumers;
+mod http;
+mod maintenance;
+mod runner;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Parser;
+use peyk_jobs::context::SharedClients;
+use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::webhook::client::WebhookClient;
+use peyk_jobs::{metrics, telemetry};
+use peyk_schema::queries::worker as q;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Args, Config};
+use crate::runner::Runner;
+
+/// Unique per process (host, pid and a random suffix), so that two replicas
+/// never keep each other's abandoned jobs "alive".
+fn worker_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let suffix = ulid::Ulid::new().to_string();
+    format!("{host}-{}-{}", std::process::id(), &suffix[suffix.len() - 6..])
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    telemetry::init_tracing();
+    let config = Config::load(args)?;
+    metrics::init_job_series();
+
+    let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
+    let conn = queue::connect_with_retry(&config.redis_url).await;
+    let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
+    let clients = Arc::new(SharedClients { webhook: WebhookClient::new(config.webhook_policy.clone())? });
+    let runner = Arc::new(Runner {
+        pool: pool.clone(),
+        queue: queue.clone(),
+        clients,
+        worker_id: worker_identity(),
+        lease: config.lease,
+        backoff: config.backoff,
+        in_flight: Default::default(),
+        shutting_down: Default::default(),
+    });
+
+    let stop = CancellationToken::new();
+    let background = maintenance::spawn_all(runner.clone(), &config, stop.clone());
+    let http = tokio::spawn(http::serve(config.http_addr, stop.clone()));
+    let mut consumers = Vec::new();
+    for (queue_name, concurrency) in &config.queues {
+        consumers.extend(consumers::start(runner.clone(), conn.clone(), &config.redis_prefix, queue_name, *concurrency, config.consumers_per_queue));
+    }
+    tracing::info!(worker = %runner.worker_id, queues = ?config.queues, "worker started");
+
+    shutdown_signal().await;
+
+    // 1. Stop fetching; entries already fetched but not started are handed back.
+    runner.shutting_down.store(true, Ordering::Release);
+    for consumer in &consumers {
+        consumer.handle.stop();
+    }
+    // 2. Let running jobs finish within the grace period.
+    let finished = futures::future::join_all(consumers.iter_mut().map(|c| &mut c.task));
+    if tokio::time::timeout(config.shutdown_grace, finished).await.is_err() {
+        tracing::warn!(grace = ?config.shutdown_grace, "grace period over; handing running jobs back");
+        for consumer in &consumers {
+            consumer.task.abort();
+        }
+    }
+    // 3. Hand back what is left: claims still held, and entries fetched but never run.
+    match q::release_running(&pool, &runner.worker_id).await {
+        Ok(released) => {
+            if let Err(e) = maintenance::push_all(&queue, &released).await {
+                tracing::warn!(error = %e, "could not push released jobs; the sweeper will");
+            }
+            if !released.is_empty() {
+                tracing::info!(count = released.len(), "released unfinished jobs to other workers");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not release running jobs; their claims will expire"),
+    }
+    for consumer in &consumers {
+        match queue.hand_back(&consumer.queue, &consumer.name).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(queue = %consumer.queue, count, "handed unstarted entries back"),
+            Err(e) => tracing::warn!(error = %e, "could not hand entries back; apalis re-queues them later"),
+        }
+    }
+    stop.cancel();
+    for task in background {
+        let _ = task.await;
+    }
+    let _ = http.await;
+    tracing::info!("worker stopped");
+    Ok(())
+}

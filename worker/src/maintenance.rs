@@ -1,0 +1,121 @@
+//! The worker's background duties besides running jobs:
+//! - keep its claims on running jobs alive (so a dead worker's claims expire);
+//! - announce which queues it serves (`peyk_workers`);
+//! - sweep: put back jobs whose worker died, re-push waiting jobs that Redis
+//!   lost (e.g. after a Redis restart without persistence), and delete
+//!   finished entries from Redis once they are old (results live in PostgreSQL).
+//!
+//! Every worker sweeps; the statements are safe to run concurrently.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use peyk_jobs::queue::{Enqueue, Queue};
+use peyk_jobs::registry::JOB_TYPES;
+use peyk_schema::queries::worker::{self as q, WaitingJob};
+use peyk_schema::DbPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::runner::Runner;
+
+pub fn spawn_all(runner: Arc<Runner>, config: &Config, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+    let queues: Vec<String> = config.queues.keys().cloned().collect();
+    vec![
+        tokio::spawn(keep_leases(runner.clone(), stop.clone())),
+        tokio::spawn(announce(runner.clone(), queues, stop.clone())),
+        tokio::spawn(sweep(runner, config.sweep_interval, config.sweep_min_age, config.redis_retention, stop)),
+    ]
+}
+
+async fn every(period: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+async fn keep_leases(runner: Arc<Runner>, stop: CancellationToken) {
+    let period = runner.lease / 3;
+    while every(period, &stop).await {
+        let ids: Vec<Uuid> = runner.in_flight.lock().unwrap().iter().copied().collect();
+        if let Err(e) = q::renew_leases(&runner.pool, &runner.worker_id, &ids, runner.lease.as_secs_f64()).await {
+            tracing::warn!(error = %e, "could not renew job claims");
+        }
+    }
+}
+
+async fn announce(runner: Arc<Runner>, queues: Vec<String>, stop: CancellationToken) {
+    loop {
+        for queue in &queues {
+            if let Err(e) = runner.queue.heartbeat(queue, &runner.worker_id).await {
+                tracing::debug!(error = %e, "could not announce the worker");
+            }
+        }
+        if !every(Duration::from_secs(5), &stop).await {
+            break;
+        }
+    }
+    for queue in &queues {
+        let _ = runner.queue.leave(queue, &runner.worker_id).await;
+    }
+}
+
+async fn sweep(runner: Arc<Runner>, period: Duration, min_age: Duration, retention: Duration, stop: CancellationToken) {
+    let mut cursor: Option<Uuid> = None;
+    while every(period, &stop).await {
+        if let Err(e) = sweep_once(&runner.pool, &runner.queue, &mut cursor, min_age, retention).await {
+            tracing::warn!(error = %e, "sweep failed; will try again");
+        }
+    }
+}
+
+pub async fn push_all(queue: &Queue, jobs: &[WaitingJob]) -> Result<(), peyk_jobs::queue::QueueError> {
+    for job in jobs {
+        queue
+            .enqueue(&Enqueue {
+                job_type: &job.job_type,
+                job_id: job.id,
+                task_id: &job.queue_task_id,
+                run_at: job.run_at,
+                priority: job.priority,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn sweep_once(
+    pool: &DbPool,
+    queue: &Queue,
+    cursor: &mut Option<Uuid>,
+    min_age: Duration,
+    retention: Duration,
+) -> anyhow::Result<()> {
+    // 1. Claims that expired: their worker died.
+    let expired = q::requeue_expired(pool, 0.0, 1000).await?;
+    if !expired.is_empty() {
+        tracing::warn!(count = expired.len(), "re-queued jobs whose worker stopped answering");
+        push_all(queue, &expired).await?;
+    }
+
+    // 2. Waiting jobs Redis does not know: one page per sweep, round-robin.
+    const PAGE: i64 = 2000;
+    let page = q::waiting_page(pool, *cursor, min_age.as_secs_f64(), PAGE).await?;
+    *cursor = if (page.len() as i64) < PAGE { None } else { page.last().map(|job| job.id) };
+    for job_type in JOB_TYPES {
+        let of_type: Vec<WaitingJob> = page.iter().filter(|job| job.job_type == *job_type).cloned().collect();
+        let task_ids: Vec<String> = of_type.iter().map(|job| job.queue_task_id.clone()).collect();
+        let present = queue.contains(job_type, &task_ids).await?;
+        let missing: Vec<WaitingJob> =
+            of_type.into_iter().zip(present).filter(|(_, present)| !present).map(|(job, _)| job).collect();
+        if !missing.is_empty() {
+            tracing::warn!(queue = job_type, count = missing.len(), "re-pushed waiting jobs missing from redis");
+            push_all(queue, &missing).await?;
+        }
+        // 3. Finished entries past their retention.
+        queue.expire_finished(job_type, retention, 1000).await?;
+    }
+    Ok(())
+}

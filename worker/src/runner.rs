@@ -1,0 +1,213 @@
+//! Runs one queue entry: claim the job in PostgreSQL, run its handler, record
+//! the outcome, schedule the retry. Reads top to bottom; everything that can
+//! go wrong outside the handler leaves the row in a state the sweeper repairs.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::FutureExt;
+use peyk_jobs::context::SharedClients;
+use peyk_jobs::queue::{Enqueue, Queue, QueuedJob};
+use peyk_jobs::retry::Backoff;
+use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
+use peyk_schema::queries::worker::{self as q, Outcome};
+use peyk_schema::{ClaimedJob, DbPool};
+use tokio::sync::watch;
+use tracing::{info_span, Instrument};
+use uuid::Uuid;
+
+/// Shared by every job this process runs.
+pub struct Runner {
+    pub pool: DbPool,
+    pub queue: Queue,
+    pub clients: Arc<SharedClients>,
+    /// This process's identity, unique per process.
+    pub worker_id: String,
+    pub lease: Duration,
+    pub backoff: Backoff,
+    /// Jobs this process holds a claim on; the lease keeper renews them.
+    pub in_flight: Mutex<HashSet<Uuid>>,
+    /// Set on SIGTERM/SIGINT: entries received from now on are handed back
+    /// unstarted.
+    pub shutting_down: AtomicBool,
+}
+
+impl Runner {
+    pub async fn handle(&self, entry: QueuedJob, task_id: String) {
+        if self.shutting_down.load(Ordering::Acquire) {
+            self.hand_off(entry.job_id, &task_id).await;
+            return;
+        }
+        if let Some(not_before) = entry.not_before_ms {
+            let wait_ms = not_before - Utc::now().timestamp_millis();
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+            }
+        }
+        let claimed = match q::claim(&self.pool, entry.job_id, &task_id, &self.worker_id, self.lease.as_secs_f64()).await {
+            Ok(Some(claimed)) => claimed,
+            // Cancelled, finished, or a stale duplicate entry: nothing to do.
+            Ok(None) => return,
+            Err(e) => {
+                // The row still says queued; the sweeper re-pushes it.
+                tracing::error!(job_id = %entry.job_id, error = %e, "could not claim job");
+                return;
+            }
+        };
+        let job = &claimed.job;
+        let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, tenant_id = %job.tenant_id, attempt = job.attempts);
+        self.run_claimed(claimed.clone()).instrument(span).await;
+    }
+
+    async fn run_claimed(&self, claimed: ClaimedJob) {
+        let job = &claimed.job;
+        let job_type = job.job_type.as_str();
+        self.in_flight.lock().unwrap().insert(job.id);
+        if job.attempts == 1 {
+            let waited = (Utc::now() - job.run_at.max(job.created_at)).to_std().unwrap_or_default();
+            metrics::JOB_QUEUE_WAIT.with_label_values(&[job_type]).observe(waited.as_secs_f64());
+        }
+
+        let (progress_tx, progress_rx) = watch::channel(job.progress.unwrap_or(0));
+        let progress_writer = tokio::spawn(write_progress(self.pool.clone(), job.id, self.worker_id.clone(), progress_rx));
+        let ctx = JobContext::new(job.id, job.tenant_id, job.attempts, self.clients.clone(), Some(progress_tx));
+
+        let started = Instant::now();
+        let result = run_guarded(job_type, job.payload.clone(), &ctx).await;
+        let elapsed = started.elapsed();
+        drop(ctx);
+        progress_writer.abort();
+        metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
+
+        let outcome = self.outcome_of(&claimed, result);
+        let recorded = self.record(&claimed, &outcome).await;
+        self.in_flight.lock().unwrap().remove(&job.id);
+
+        let status = match (&outcome, recorded) {
+            (_, Some(false)) => "discarded",
+            (_, None) => return, // the claim expires; the sweeper runs the job again
+            (Outcome::Succeeded { .. }, _) => "succeeded",
+            (Outcome::Failed { dead: true, .. }, _) => "dead",
+            (Outcome::Failed { .. }, _) => "failed",
+            (Outcome::Retry { code, run_at, next_task_id, .. }, _) => {
+                metrics::JOB_RETRIES.with_label_values(&[job_type, code]).inc();
+                let entry = Enqueue { job_type, job_id: job.id, task_id: next_task_id, run_at: *run_at, priority: job.priority };
+                if let Err(e) = self.queue.enqueue(&entry).await {
+                    // Recorded as scheduled in PostgreSQL: the sweeper pushes it.
+                    tracing::warn!(error = %e, "could not schedule the retry in redis");
+                }
+                tracing::info!(code = %code, retry_at = %run_at, "attempt failed; retry scheduled");
+                return;
+            }
+        };
+        if let Outcome::Failed { code, message, .. } = &outcome {
+            tracing::warn!(status, code = %code, message = %message, "job did not succeed");
+        } else {
+            tracing::debug!(status, "job finished");
+        }
+        metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
+    }
+
+    fn outcome_of(&self, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {
+        let job = &claimed.job;
+        match result {
+            Ok(result) => Outcome::Succeeded { result },
+            Err(error) => {
+                let details = error.details.clone();
+                match error.hint {
+                    RetryHint::Permanent => Outcome::Failed { dead: false, code: error.code, message: error.message, result: details },
+                    RetryHint::Retry { .. } if job.attempts >= job.max_attempts => Outcome::Failed {
+                        dead: true,
+                        code: error.code,
+                        message: format!("{} (gave up after {} attempts)", error.message, job.attempts),
+                        result: details,
+                    },
+                    RetryHint::Retry { after } => {
+                        let delay = self.backoff.delay(job.attempts as u32, after);
+                        Outcome::Retry {
+                            code: error.code,
+                            message: error.message,
+                            run_at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+                            next_task_id: ulid::Ulid::new().to_string(),
+                            result: details,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the outcome, retrying while PostgreSQL is unreachable for a
+    /// few seconds. `Some(true)`: recorded; `Some(false)`: the job was not
+    /// ours any more (cancelled, or taken over); `None`: gave up.
+    async fn record(&self, claimed: &ClaimedJob, outcome: &Outcome) -> Option<bool> {
+        for delay_ms in [0u64, 200, 1000, 3000] {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            match q::finish(&self.pool, claimed, &self.worker_id, outcome).await {
+                Ok(recorded) => return Some(recorded),
+                Err(e) => tracing::warn!(error = %e, "could not record the job's outcome; retrying"),
+            }
+        }
+        tracing::error!("gave up recording the outcome; the job will run again when its claim expires");
+        None
+    }
+
+    /// Gives an entry received during shutdown back to the queue under a
+    /// new task id, unstarted.
+    async fn hand_off(&self, job_id: Uuid, task_id: &str) {
+        let new_task_id = ulid::Ulid::new().to_string();
+        match q::move_to_new_task(&self.pool, job_id, task_id, &new_task_id).await {
+            Ok(Some(waiting)) => {
+                let entry = Enqueue {
+                    job_type: &waiting.job_type,
+                    job_id,
+                    task_id: &new_task_id,
+                    run_at: waiting.run_at,
+                    priority: 1, // it was at the head of the queue already
+                };
+                if let Err(e) = self.queue.enqueue(&entry).await {
+                    tracing::warn!(%job_id, error = %e, "could not hand the job back; the sweeper will");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%job_id, error = %e, "could not hand the job back; the sweeper will"),
+        }
+    }
+}
+
+/// Runs the handler with the type's time limit; a panic becomes a
+/// retryable failure instead of taking the worker down.
+async fn run_guarded(job_type: &str, payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+    let limit = registry::attempt_timeout(job_type);
+    let run = AssertUnwindSafe(registry::run(job_type, payload, ctx)).catch_unwind();
+    match tokio::time::timeout(limit, run).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(JobError::retry("panic", format!("the handler panicked: {what}")))
+        }
+        Err(_) => Err(JobError::retry("attempt_timeout", format!("the attempt ran longer than {limit:?}"))),
+    }
+}
+
+/// Writes progress reports at most once a second, and only when they change.
+async fn write_progress(pool: DbPool, job_id: Uuid, worker: String, mut progress: watch::Receiver<i16>) {
+    loop {
+        if progress.changed().await.is_err() {
+            return;
+        }
+        let value = *progress.borrow_and_update();
+        if let Err(e) = q::set_progress(&pool, job_id, &worker, value).await {
+            tracing::debug!(error = %e, "could not record progress");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
