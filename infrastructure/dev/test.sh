@@ -34,4 +34,5 @@ export PEYK_TEST_REDIS_URL="$REDIS_URL"
 export PEYK_BIN_DIR="$root/target/debug"
 
 echo "==> testing"
-cargo test --workspace --quiet "$@" -- --test-threads="${PEYK_TEST_THREADS:-8}"
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-8}
+cargo test --workspace --quiet "$@"

@@ -1,0 +1,260 @@
+//! The HTTP API: bad input, tenancy, idempotency, listing, documents, health.
+
+use peyk_tests::{webhook, TestEnv};
+use serde_json::{json, Value};
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+fn error_fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_naming_the_field() {
+    let env = TestEnv::new("bad-input").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api_with(&[("PEYK_MAX_BODY_BYTES", "4096")]).await;
+    let url = format!("{}/v1/jobs", api.url);
+
+    // Unknown type: lists the valid ones.
+    let (status, body) = api.post("/v1/jobs", &key, &json!({"type": "fax", "payload": {}})).await;
+    assert_eq!(status, 422);
+    assert_eq!(error_code(&body), "unknown_job_type");
+    assert_eq!(error_fields(&body), ["type"]);
+    assert!(body["error"]["details"]["valid_types"].as_array().unwrap().contains(&json!("webhook")));
+
+    // Invalid payload: each field named with its path.
+    let (status, body) = api
+        .post("/v1/jobs", &key, &json!({"type": "webhook", "payload": {"url": "ftp://x", "body": {}, "timeout_seconds": 500, "secret": "abc"}}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(error_code(&body), "validation_failed");
+    assert_eq!(error_fields(&body), ["payload.url", "payload.secret", "payload.timeout_seconds"]);
+
+    // Missing field and wrong type inside the payload.
+    let (status, body) = api.post("/v1/jobs", &key, &json!({"type": "webhook", "payload": {"body": {}}})).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().contains("url"), "{body}");
+    let (status, body) = api.post("/v1/jobs", &key, &json!({"type": "webhook", "payload": {"url": 5, "body": {}}})).await;
+    assert_eq!(status, 422);
+    assert_eq!(error_fields(&body), ["payload.url"]);
+
+    // Top-level options.
+    let good = webhook("https://example.com/x", json!({}));
+    let mut bad = good.clone();
+    bad["max_attempts"] = json!(0);
+    bad["priority"] = json!(11);
+    bad["delay_seconds"] = json!(5);
+    bad["run_at"] = json!("2030-01-01T00:00:00Z");
+    let (status, body) = api.post("/v1/jobs", &key, &bad).await;
+    assert_eq!(status, 422);
+    assert_eq!(error_fields(&body), ["max_attempts", "priority", "delay_seconds"]);
+    let mut bad = good.clone();
+    bad["max_attempts"] = json!("three");
+    let (status, body) = api.post("/v1/jobs", &key, &bad).await;
+    assert_eq!((status, error_fields(&body)), (422, vec!["max_attempts".to_string()]));
+    let mut bad = good.clone();
+    bad["colour"] = json!("red");
+    let (status, body) = api.post("/v1/jobs", &key, &bad).await;
+    assert_eq!(status, 422, "unknown fields are refused: {body}");
+
+    // Malformed JSON, wrong content type, too large.
+    let response = api.http.post(&url).bearer_auth(&key).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(error_code(&response.json().await.unwrap()), "malformed_json");
+    let response = api.http.post(&url).bearer_auth(&key).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    assert_eq!(response.status(), 415);
+    assert_eq!(error_code(&response.json().await.unwrap()), "unsupported_media_type");
+    let huge = webhook("https://example.com/x", json!({"blob": "x".repeat(10_000)}));
+    let (status, body) = api.post("/v1/jobs", &key, &huge).await;
+    assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
+
+    // Query parameters.
+    for (query, field) in [("cursor=zzz", "cursor"), ("limit=0", "limit"), ("status=done", "status"), ("type=fax", "type"), ("colour=red", "colour")] {
+        let (status, body) = api.get(&format!("/v1/jobs?{query}"), &key).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(error_fields(&body), [field], "{query}");
+    }
+
+    // Unknown route and method: JSON too.
+    let (status, body) = api.get("/v2/nothing", &key).await;
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
+    let (status, body) = api.request(reqwest::Method::DELETE, "/v1/jobs", Some(&key), None).await;
+    assert_eq!((status, error_code(&body)), (405, "method_not_allowed"));
+
+    // Nothing the client sent caused a 5xx, and nothing was stored.
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 0);
+}
+
+#[tokio::test]
+async fn keys_are_required_and_tenants_are_isolated() {
+    let env = TestEnv::new("tenancy").await;
+    let acme = env.create_key("acme").await;
+    let globex = env.create_key("globex").await;
+    let api = env.start_api().await;
+    let job = webhook("https://example.com/x", json!({"n": 1}));
+
+    let (status, body) = api.request(reqwest::Method::POST, "/v1/jobs", None, Some(&job)).await;
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let (status, _) = api.post("/v1/jobs", "peyk_not-a-real-key", &job).await;
+    assert_eq!(status, 401);
+    let (status, _) = api.post("/v1/jobs", "Basic abc", &job).await;
+    assert_eq!(status, 401);
+
+    let id = api.submit(&acme, &job).await;
+    for path in [format!("/v1/jobs/{id}"), format!("/v1/jobs/{id}/attempts")] {
+        assert_eq!(api.get(&path, &globex).await.0, 404, "{path}");
+        assert_eq!(api.get(&path, &acme).await.0, 200, "{path}");
+    }
+    assert_eq!(api.post(&format!("/v1/jobs/{id}/cancel"), &globex, &json!({})).await.0, 404);
+    assert_eq!(api.post(&format!("/v1/jobs/{id}/retry"), &globex, &json!({})).await.0, 404);
+    let (_, list) = api.get("/v1/jobs", &globex).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    let (_, list) = api.get("/v1/jobs", &acme).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // Keys are stored hashed: the plain key appears nowhere in the database.
+    let plain = env.sql_count(&format!("SELECT count(*) AS n FROM api_keys WHERE encode(key_hash, 'escape') LIKE '%{}%'", &acme[5..])).await;
+    assert_eq!(plain, 0);
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_job_or_409() {
+    let env = TestEnv::new("idempotency").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let mut job = webhook("https://example.com/x", json!({"order": 42}));
+    job["idempotency_key"] = json!("order-42");
+
+    let (first_status, first) = api.post("/v1/jobs", &key, &job).await;
+    assert_eq!(first_status, 202);
+    let (again_status, again) = api.post("/v1/jobs", &key, &job).await;
+    assert_eq!(again_status, 200);
+    assert_eq!(again["id"], first["id"]);
+
+    let mut different = job.clone();
+    different["payload"]["body"] = json!({"order": 43});
+    let (status, body) = api.post("/v1/jobs", &key, &different).await;
+    assert_eq!((status, error_code(&body)), (409, "idempotency_key_reused"));
+    assert_eq!(body["error"]["details"]["job_id"], first["id"]);
+
+    // Another tenant may use the same key for its own job.
+    let other = env.create_key("globex").await;
+    let (status, body) = api.post("/v1/jobs", &other, &job).await;
+    assert_eq!(status, 202);
+    assert_ne!(body["id"], first["id"]);
+
+    // Concurrent duplicates: exactly one job is created.
+    let mut racing = job.clone();
+    racing["idempotency_key"] = json!("race");
+    let answers = futures::future::join_all((0..20).map(|_| api.post("/v1/jobs", &key, &racing))).await;
+    let created = answers.iter().filter(|(status, _)| *status == 202).count();
+    let replayed = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!((created, replayed), (1, 19));
+    let ids: std::collections::HashSet<_> = answers.iter().map(|(_, body)| body["id"].clone()).collect();
+    assert_eq!(ids.len(), 1);
+
+    // Nothing extra was enqueued: three jobs in PostgreSQL and in Redis.
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 3);
+    let mut redis = redis::Client::open(env.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let queued: i64 = redis::cmd("LLEN").arg(format!("{}:webhook:active", env.prefix)).query_async(&mut redis).await.unwrap();
+    assert_eq!(queued, 3);
+    let metrics = api.metrics().await;
+    assert!(metrics.contains("peyk_jobs_enqueued_total{type=\"webhook\"} 3"), "{metrics}");
+}
+
+#[tokio::test]
+async fn listing_is_newest_first_with_cursor_pages_and_filters() {
+    let env = TestEnv::new("listing").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(api.submit(&key, &webhook("https://example.com/x", json!({"n": n}))).await);
+    }
+    let cancelled = &ids[1];
+    assert_eq!(api.post(&format!("/v1/jobs/{cancelled}/cancel"), &key, &json!({})).await.0, 200);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/jobs?limit=2&cursor={c}"),
+            None => "/v1/jobs?limit=2".to_string(),
+        };
+        let (status, page) = api.get(&path, &key).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|j| j["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let (_, only_cancelled) = api.get("/v1/jobs?status=cancelled", &key).await;
+    let data = only_cancelled["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["id"], json!(cancelled));
+    let (_, by_type) = api.get("/v1/jobs?type=webhook&status=queued", &key).await;
+    assert_eq!(by_type["data"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn job_records_have_every_field_and_hide_secrets() {
+    let env = TestEnv::new("record").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let mut job = webhook("https://example.com/x", json!({"a": 1}));
+    job["payload"]["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let (status, record) = api.post("/v1/jobs", &key, &job).await;
+    assert_eq!(status, 202);
+    for field in ["id", "type", "status", "attempts", "max_attempts", "payload", "result", "error", "progress", "created_at", "started_at", "finished_at", "run_at"] {
+        assert!(record.get(field).is_some(), "missing {field}: {record}");
+    }
+    assert_eq!(record["status"], "queued");
+    assert_eq!(record["max_attempts"], 8);
+    assert_eq!(record["payload"]["secret"], "whsec_****");
+    let (_, attempts) = api.get(&format!("/v1/jobs/{}/attempts", record["id"].as_str().unwrap()), &key).await;
+    assert_eq!(attempts["data"], json!([]));
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_documents() {
+    let env = TestEnv::new("ops").await;
+    let api = env.start_api().await;
+    let (status, body) = api.request(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = api.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"], json!({"redis": "ok", "postgres": "ok"}));
+
+    let metrics = api.metrics().await;
+    for name in ["peyk_jobs_enqueued_total", "peyk_queue_depth{queue=\"webhook\",state=\"waiting\"}", "peyk_workers{queue=\"webhook\"}", "peyk_http_requests_total", "peyk_http_request_duration_seconds_bucket"] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+
+    let (status, doc) = api.request(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/retry", "/v1/jobs/{id}/attempts", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["WebhookJob"]["properties"]["url"].is_object(), "webhook payload schema missing");
+    assert!(schemas["SubmitJob"]["properties"]["payload"]["oneOf"].is_array());
+    let docs = api.http.get(format!("{}/docs", api.url)).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("<html"));
+
+    // PostgreSQL unreachable: readiness says which one.
+    let broken = TestEnv { database_url: format!("postgres://postgres@127.0.0.1:{}/none", peyk_tests::free_port()), ..env };
+    let api = broken.start_api().await;
+    let (status, body) = api.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"], json!({"redis": "ok", "postgres": "unreachable"}));
+}

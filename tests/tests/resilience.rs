@@ -1,0 +1,224 @@
+//! Nothing is lost: SIGKILL mid-job, graceful shutdown, Redis restarts,
+//! a 50,000-job backlog, and Redis not growing with finished jobs.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use peyk_tests::{webhook, OwnRedis, Reply, Sink, TestEnv};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_job_of_a_killed_worker_runs_again_elsewhere_within_60_seconds() {
+    let env = TestEnv::new("res-kill").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    // The first delivery hangs (the worker is killed during it); later ones answer at once.
+    sink.reply([Reply::status(200).delay(Duration::from_secs(120))]);
+    let mut first = env.start_worker().await;
+    let id = api.submit(&key, &webhook(&format!("{}/hook", sink.url), json!({}))).await;
+    api.wait_for_status(&key, &id, "running", Duration::from_secs(10)).await;
+    sink.wait_for(1, Duration::from_secs(10)).await;
+    first.kill9();
+    let killed_at = Instant::now();
+    let _second = env.start_worker().await;
+    let job = api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(60)).await;
+    let recovered = killed_at.elapsed();
+    assert!(recovered < Duration::from_secs(60), "recovered after {recovered:?}");
+    assert_eq!(job["attempts"], 2);
+    let (_, attempts) = api.get(&format!("/v1/jobs/{id}/attempts"), &key).await;
+    let attempts = attempts["data"].as_array().unwrap().clone();
+    assert_eq!(attempts[0]["outcome"], "interrupted");
+    assert_eq!(attempts[1]["outcome"], "succeeded");
+    assert_ne!(attempts[0]["worker"], attempts[1]["worker"], "each worker process has its own identity");
+    assert_eq!(sink.count(), 2);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_running_jobs_and_hands_back_the_rest() {
+    let env = TestEnv::new("res-graceful").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    sink.default_reply(Reply::status(200).delay(Duration::from_millis(1500)));
+    let mut worker = env.start_worker_with(&[("PEYK_CONCURRENCY", "2"), ("PEYK_CONSUMERS_PER_QUEUE", "1")]).await;
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        ids.push(api.submit(&key, &webhook(&format!("{}/j{n}", sink.url), json!({}))).await);
+    }
+    sink.wait_for(2, Duration::from_secs(10)).await;
+    worker.terminate();
+    let status = worker.wait_exit(Duration::from_secs(20)).await;
+    assert!(status.success(), "worker exit: {status:?}");
+    // The two that were running finished; nothing else started; nothing was lost.
+    let mut succeeded = 0;
+    for id in &ids {
+        let job = api.job(&key, id).await;
+        match job["status"].as_str().unwrap() {
+            "succeeded" => succeeded += 1,
+            "queued" => assert_eq!(job["attempts"], 0),
+            other => panic!("unexpected status {other}: {job}"),
+        }
+    }
+    assert_eq!(succeeded, 2, "in-flight jobs finish during the grace period");
+    assert_eq!(sink.count(), 2);
+    // Another worker runs the rest at once (handed back, not waiting for recovery).
+    let _next = env.start_worker().await;
+    for id in &ids {
+        api.wait_for_status(&key, id, "succeeded", Duration::from_secs(20)).await;
+    }
+    assert_eq!(sink.count(), 8, "every job delivered exactly once");
+}
+
+#[tokio::test]
+async fn past_the_grace_period_running_jobs_are_released_to_another_worker() {
+    let env = TestEnv::new("res-grace-over").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    sink.reply([Reply::status(200).delay(Duration::from_secs(30))]);
+    let mut worker = env.start_worker_with(&[("PEYK_SHUTDOWN_GRACE_SECONDS", "1")]).await;
+    let id = api.submit(&key, &webhook(&format!("{}/long", sink.url), json!({}))).await;
+    api.wait_for_status(&key, &id, "running", Duration::from_secs(10)).await;
+    worker.terminate();
+    assert!(worker.wait_exit(Duration::from_secs(10)).await.success());
+    let job = api.job(&key, &id).await;
+    assert_eq!(job["status"], "queued", "released: {job}");
+    let _next = env.start_worker().await;
+    let job = api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(15)).await;
+    assert_eq!(job["attempts"], 2);
+    let (_, attempts) = api.get(&format!("/v1/jobs/{id}/attempts"), &key).await;
+    assert_eq!(attempts["data"][0]["outcome"], "released");
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_no_job() {
+    let mut redis = OwnRedis::start().await;
+    let mut env = TestEnv::new("res-redis").await;
+    env.redis_url = redis.url();
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+
+    // Queued while no worker runs; then Redis dies and comes back empty.
+    let mut before = Vec::new();
+    for n in 0..20 {
+        before.push(api.submit(&key, &webhook(&format!("{}/before{n}", sink.url), json!({}))).await);
+    }
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, body) = api.post("/v1/jobs", &key, &webhook(&format!("{}/x", sink.url), json!({}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("queue_unavailable")));
+    let (status, body) = api.request(reqwest::Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["redis"], "unreachable");
+
+    redis.restart().await;
+    // The API recovers on its own.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let after = loop {
+        let (status, body) = api.post("/v1/jobs", &key, &webhook(&format!("{}/after", sink.url), json!({}))).await;
+        if status == 202 {
+            break body["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "API did not recover: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The worker's sweeper re-pushes the 20 jobs Redis lost.
+    let _worker = env.start_worker_with(&[("PEYK_SWEEP_MIN_AGE_SECONDS", "1")]).await;
+    for id in before.iter().chain([&after]) {
+        api.wait_for_status(&key, id, "succeeded", Duration::from_secs(30)).await;
+    }
+    assert_eq!(sink.count(), 21);
+
+    // A worker survives a restart too: it reconnects and keeps working.
+    redis.stop().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let (status, body) = api.post("/v1/jobs", &key, &webhook(&format!("{}/again", sink.url), json!({}))).await;
+        if status == 202 {
+            break body["id"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(30)).await;
+    redis.stop().await;
+}
+
+#[tokio::test]
+async fn a_backlog_of_50000_jobs_is_processed_once_workers_start() {
+    let env = TestEnv::new("res-backlog").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    const JOBS: usize = 50_000;
+    let started = Instant::now();
+    let submitted = futures::stream::iter(0..JOBS)
+        .map(|n| {
+            let api = &api;
+            let key = &key;
+            let url = format!("{}/b", sink.url);
+            async move { api.submit(key, &webhook(&url, json!({"n": n}))).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<String>>()
+        .await;
+    eprintln!("submitted {JOBS} in {:?}", started.elapsed());
+    assert_eq!(submitted.len(), JOBS);
+
+    let started = Instant::now();
+    let _a = env.start_worker_with(&[("PEYK_CONCURRENCY", "128")]).await;
+    let _b = env.start_worker_with(&[("PEYK_CONCURRENCY", "128")]).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let done = env.sql_count("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").await;
+        if done == JOBS as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {done} of {JOBS} done after 300 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("drained {JOBS} in {:?}", started.elapsed());
+    let bodies: HashSet<i64> = sink
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(bodies.len(), JOBS, "every job delivered");
+    assert_eq!(sink.count(), JOBS, "and none twice");
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn finished_jobs_do_not_stay_in_redis() {
+    let env = TestEnv::new("res-expire").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let _worker = env.start_worker_with(&[("PEYK_REDIS_RETENTION_SECONDS", "0")]).await;
+    let sink = Sink::start().await;
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(api.submit(&key, &webhook(&format!("{}/x", sink.url), json!({}))).await);
+    }
+    for id in &ids {
+        api.wait_for_status(&key, id, "succeeded", Duration::from_secs(20)).await;
+    }
+    let mut redis = redis::Client::open(env.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let data: i64 = redis::cmd("HLEN").arg(format!("{}:webhook:data", env.prefix)).query_async(&mut redis).await.unwrap();
+        let results: i64 = redis::cmd("HLEN").arg(format!("{}:webhook:data::result", env.prefix)).query_async(&mut redis).await.unwrap();
+        let done: i64 = redis::cmd("ZCARD").arg(format!("{}:webhook:done", env.prefix)).query_async(&mut redis).await.unwrap();
+        if data == 0 && results == 0 && done == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "redis still holds {data} tasks, {results} results, {done} done entries");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // The records stay in PostgreSQL.
+    assert_eq!(api.job(&key, &ids[0]).await["status"], "succeeded");
+}
