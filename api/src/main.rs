@@ -75,7 +75,7 @@ async fn serve() -> anyhow::Result<()> {
         pool: pool.clone(),
         queue: Queue::new(conn, &config.redis_prefix, &QueueTimings::default()),
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
-        inserter: submit::Inserter::start(pool),
+        inserter: submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
     };
     tokio::spawn(state::watch_redis(state.clone()));

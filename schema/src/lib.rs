@@ -2,12 +2,14 @@
 //! query the API and the workers run. Nothing outside this crate writes SQL,
 //! so a change to a table is a change to one crate.
 
+pub mod batch;
 pub mod db;
 pub mod models;
 pub mod queries;
 pub mod schema;
 pub mod status;
 
+pub use batch::Batcher;
 pub use db::{connect_pool, run_migrations, DbError, DbPool};
 pub use models::*;
 pub use status::JobStatus;

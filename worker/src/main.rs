@@ -54,11 +54,15 @@ async fn main() -> anyhow::Result<()> {
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
     let clients = Arc::new(SharedClients { webhook: WebhookClient::new(config.webhook_policy.clone())? });
+    let worker_id = worker_identity();
+    let (claims, finishes) = runner::start_batchers(&pool, &worker_id, config.lease);
     let runner = Arc::new(Runner {
         pool: pool.clone(),
+        claims,
+        finishes,
         queue: queue.clone(),
         clients,
-        worker_id: worker_identity(),
+        worker_id,
         lease: config.lease,
         backoff: config.backoff,
         in_flight: Default::default(),

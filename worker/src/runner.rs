@@ -14,15 +14,42 @@ use peyk_jobs::context::SharedClients;
 use peyk_jobs::queue::{Enqueue, Queue, QueuedJob};
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
-use peyk_schema::queries::worker::{self as q, Outcome};
-use peyk_schema::{ClaimedJob, DbPool};
+use peyk_schema::queries::worker::{self as q, Finish, Outcome};
+use peyk_schema::{Batcher, ClaimedJob, DbPool};
 use tokio::sync::watch;
 use tracing::{info_span, Instrument};
 use uuid::Uuid;
 
+/// Claims and outcomes go through batchers: under load, one statement
+/// covers every job that is starting (or finishing) at the same moment.
+pub type Claims = Batcher<(Uuid, String), Option<ClaimedJob>>;
+pub type Finishes = Batcher<Finish, bool>;
+
+pub fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
+    const MAX_BATCH: usize = 128;
+    const PARALLEL: usize = 4;
+    let claims = {
+        let (pool, worker_id) = (pool.clone(), worker_id.to_string());
+        Batcher::start(MAX_BATCH, PARALLEL, move |wanted: Vec<(Uuid, String)>| {
+            let (pool, worker_id) = (pool.clone(), worker_id.clone());
+            async move { q::claim_batch(&pool, &worker_id, lease.as_secs_f64(), &wanted).await }
+        })
+    };
+    let finishes = {
+        let (pool, worker_id) = (pool.clone(), worker_id.to_string());
+        Batcher::start(MAX_BATCH, PARALLEL, move |finishes: Vec<Finish>| {
+            let (pool, worker_id) = (pool.clone(), worker_id.clone());
+            async move { q::finish_batch(&pool, &worker_id, &finishes).await }
+        })
+    };
+    (claims, finishes)
+}
+
 /// Shared by every job this process runs.
 pub struct Runner {
     pub pool: DbPool,
+    pub claims: Claims,
+    pub finishes: Finishes,
     pub queue: Queue,
     pub clients: Arc<SharedClients>,
     /// This process's identity, unique per process.
@@ -48,7 +75,7 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
             }
         }
-        let claimed = match q::claim(&self.pool, entry.job_id, &task_id, &self.worker_id, self.lease.as_secs_f64()).await {
+        let claimed = match self.claims.call((entry.job_id, task_id)).await {
             Ok(Some(claimed)) => claimed,
             // Cancelled, finished, or a stale duplicate entry: nothing to do.
             Ok(None) => return,
@@ -84,7 +111,7 @@ impl Runner {
         metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
 
         let outcome = self.outcome_of(&claimed, result);
-        let recorded = self.record(&claimed, &outcome).await;
+        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone() }).await;
         self.in_flight.lock().unwrap().remove(&job.id);
 
         let status = match (&outcome, recorded) {
@@ -144,10 +171,10 @@ impl Runner {
     /// Writes the outcome, retrying while PostgreSQL is unreachable for a
     /// few seconds. `Some(true)`: recorded; `Some(false)`: the job was not
     /// ours any more (cancelled, or taken over); `None`: gave up.
-    async fn record(&self, claimed: &ClaimedJob, outcome: &Outcome) -> Option<bool> {
+    async fn record(&self, finish: Finish) -> Option<bool> {
         for delay_ms in [0u64, 200, 1000, 3000] {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            match q::finish(&self.pool, claimed, &self.worker_id, outcome).await {
+            match self.finishes.call(finish.clone()).await {
                 Ok(recorded) => return Some(recorded),
                 Err(e) => tracing::warn!(error = %e, "could not record the job's outcome; retrying"),
             }

@@ -122,7 +122,20 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
     }
     let idempotency_key = job.idempotency_key.clone();
     let request_hash = job.request_hash.clone();
-    let Some(row) = state.inserter.insert(job).await? else {
+    // Stored and pushed in a task of its own: a client that hangs up must not
+    // leave a committed job unpushed.
+    let stored = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let row = state.inserter.call(job).await?;
+            if let Some(row) = &row {
+                enqueue(&state, row).await;
+            }
+            Ok::<_, ApiError>(row)
+        }
+    });
+    let stored = stored.await.map_err(ApiError::internal)??;
+    let Some(row) = stored else {
         let key = idempotency_key.expect("only keyed jobs conflict");
         let existing = jobs::find_by_idempotency_key(&state.pool, tenant.0, &key)
             .await?
@@ -137,7 +150,6 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
         )
         .with_details(json!({ "errors": [{ "field": "idempotency_key", "problem": "already used with a different body" }], "job_id": existing.id })));
     };
-    enqueue(&state, &row).await;
     metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
     Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
 }

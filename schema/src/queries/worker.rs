@@ -24,42 +24,48 @@ struct ClaimRow {
     attempt_id: i64,
 }
 
-/// Claims the job for `worker` if `task_id` is still the task that stands for
-/// it and nobody else holds it. Opens an attempt row in the same statement.
-pub async fn claim(
+/// Claims jobs for `worker`, each if the task given for it is still the task
+/// that stands for it and nobody else holds it; opens an attempt row for
+/// each claimed job, all in one statement. Answers in the order asked.
+pub async fn claim_batch(
     pool: &DbPool,
-    job_id: Uuid,
-    task_id: &str,
     worker: &str,
     lease_seconds: f64,
-) -> Result<Option<ClaimedJob>, DbError> {
+    wanted: &[(Uuid, String)],
+) -> Result<Vec<Option<ClaimedJob>>, DbError> {
+    let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
+    let task_ids: Vec<&str> = wanted.iter().map(|(_, task)| task.as_str()).collect();
     let mut conn = pool.get().await?;
-    let row: Option<ClaimRow> = diesel::sql_query(
-        "WITH claimed AS (
-            UPDATE jobs SET status = 'running', attempts = attempts + 1,
-                   started_at = coalesce(started_at, now()), locked_by = $3,
+    let rows: Vec<ClaimRow> = diesel::sql_query(
+        "WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[]) AS t(id, task_id)
+         ), claimed AS (
+            UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+                   started_at = coalesce(jobs.started_at, now()), locked_by = $3,
                    lease_until = now() + make_interval(secs => $4), updated_at = now()
-             WHERE id = $1 AND queue_task_id = $2
-               AND (status IN ('queued', 'scheduled') OR (status = 'running' AND lease_until < now()))
-            RETURNING *
+              FROM input
+             WHERE jobs.id = input.id AND jobs.queue_task_id = input.task_id
+               AND (jobs.status IN ('queued', 'scheduled') OR (jobs.status = 'running' AND jobs.lease_until < now()))
+            RETURNING jobs.*
          ), interrupted AS (
             UPDATE job_attempts SET finished_at = now(), outcome = 'interrupted',
                    error_code = 'worker_lost', error_message = 'the worker running this attempt stopped answering'
              WHERE job_id IN (SELECT id FROM claimed) AND outcome IS NULL
          ), attempt AS (
             INSERT INTO job_attempts (job_id, attempt, worker)
-            SELECT id, attempts, $3 FROM claimed RETURNING id
+            SELECT id, attempts, $3 FROM claimed RETURNING id, job_id
          )
-         SELECT claimed.*, (SELECT id FROM attempt) AS attempt_id FROM claimed",
+         SELECT claimed.*, attempt.id AS attempt_id FROM claimed JOIN attempt ON attempt.job_id = claimed.id",
     )
-    .bind::<SqlUuid, _>(job_id)
-    .bind::<Text, _>(task_id)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+    .bind::<diesel::sql_types::Array<Text>, _>(&task_ids)
     .bind::<Text, _>(worker)
     .bind::<Double, _>(lease_seconds)
-    .get_result(&mut conn)
-    .await
-    .optional()?;
-    Ok(row.map(|r| ClaimedJob { job: r.job, attempt_id: r.attempt_id }))
+    .load(&mut conn)
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, ClaimedJob> =
+        rows.into_iter().map(|r| (r.job.id, ClaimedJob { job: r.job, attempt_id: r.attempt_id })).collect();
+    Ok(ids.iter().map(|id| by_id.remove(id)).collect())
 }
 
 /// How an attempt ended, as the worker records it.
@@ -72,70 +78,97 @@ pub enum Outcome {
     Retry { code: String, message: String, run_at: DateTime<Utc>, next_task_id: String, result: Option<serde_json::Value> },
 }
 
-#[derive(QueryableByName)]
-struct FinishRow {
-    #[diesel(sql_type = BigInt)]
-    updated: i64,
+/// One outcome to record: the job, its open attempt, how it ended.
+#[derive(Debug, Clone)]
+pub struct Finish {
+    pub job_id: Uuid,
+    pub attempt_id: i64,
+    pub outcome: Outcome,
 }
 
-/// Records the outcome of a claimed job. Returns false when the job was no
-/// longer this worker's to finish (cancelled while running, or its claim
-/// expired and another worker took it): the result is then discarded and the
-/// attempt is marked `cancelled` or `discarded`.
-pub async fn finish(
-    pool: &DbPool,
-    claimed: &ClaimedJob,
-    worker: &str,
-    outcome: &Outcome,
-) -> Result<bool, DbError> {
-    let (status, attempt_outcome, result, code, message, run_at, next_task) = match outcome {
-        Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
-        Outcome::Failed { dead, code, message, result } => {
-            let status = if *dead { "dead" } else { "failed" };
-            (status, status, result.clone(), Some(code.clone()), Some(message.clone()), None, None)
-        }
-        Outcome::Retry { code, message, run_at, next_task_id, result } => (
-            "scheduled",
-            "retrying",
-            result.clone(),
-            Some(code.clone()),
-            Some(message.clone()),
-            Some(*run_at),
-            Some(next_task_id.clone()),
-        ),
-    };
+#[derive(QueryableByName)]
+struct FinishedRow {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+}
+
+/// Records outcomes of jobs `worker` claimed, in one statement. For each,
+/// `false` means the job was no longer this worker's to finish (cancelled
+/// while running, or its claim expired and another worker took it): the
+/// result is then discarded and the attempt marked `cancelled` or `discarded`.
+pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> Result<Vec<bool>, DbError> {
+    let n = finishes.len();
+    let (mut ids, mut statuses, mut results, mut codes, mut messages) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut run_ats, mut next_tasks, mut attempt_outcomes, mut attempt_ids) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for finish in finishes {
+        let (status, attempt_outcome, result, code, message, run_at, next_task) = match &finish.outcome {
+            Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
+            Outcome::Failed { dead, code, message, result } => {
+                let status = if *dead { "dead" } else { "failed" };
+                (status, status, result.clone(), Some(code.clone()), Some(message.clone()), None, None)
+            }
+            Outcome::Retry { code, message, run_at, next_task_id, result } => (
+                "scheduled",
+                "retrying",
+                result.clone(),
+                Some(code.clone()),
+                Some(message.clone()),
+                Some(*run_at),
+                Some(next_task_id.clone()),
+            ),
+        };
+        ids.push(finish.job_id);
+        statuses.push(status);
+        results.push(result);
+        codes.push(code);
+        messages.push(message);
+        run_ats.push(run_at);
+        next_tasks.push(next_task);
+        attempt_outcomes.push(attempt_outcome);
+        attempt_ids.push(finish.attempt_id);
+    }
     let mut conn = pool.get().await?;
-    let row: FinishRow = diesel::sql_query(
-        "WITH done AS (
-            UPDATE jobs SET status = $3, result = $4, error_code = $5, error_message = $6,
-                   run_at = coalesce($7, run_at), queue_task_id = coalesce($8, queue_task_id),
-                   finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'dead') THEN now() END,
-                   progress = CASE WHEN $3 = 'succeeded' THEN 100 ELSE progress END,
+    let done: Vec<FinishedRow> = diesel::sql_query(
+        "WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[],
+                                 $6::timestamptz[], $7::text[], $8::text[], $9::bigint[])
+                AS t(id, status, result, code, message, run_at, next_task, attempt_outcome, attempt_id)
+         ), done AS (
+            UPDATE jobs SET status = input.status, result = input.result, error_code = input.code,
+                   error_message = input.message, run_at = coalesce(input.run_at, jobs.run_at),
+                   queue_task_id = coalesce(input.next_task, jobs.queue_task_id),
+                   finished_at = CASE WHEN input.status IN ('succeeded', 'failed', 'dead') THEN now() END,
+                   progress = CASE WHEN input.status = 'succeeded' THEN 100 ELSE jobs.progress END,
                    locked_by = NULL, lease_until = NULL, updated_at = now()
-             WHERE id = $1 AND status = 'running' AND locked_by = $2
-            RETURNING id
+              FROM input
+             WHERE jobs.id = input.id AND jobs.status = 'running' AND jobs.locked_by = $10
+            RETURNING jobs.id
          ), attempt AS (
-            UPDATE job_attempts SET finished_at = now(), error_code = $5, error_message = $6,
-                   outcome = coalesce((SELECT $9 FROM done),
-                                      (SELECT CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
-                                         FROM jobs j WHERE j.id = $1))
-             WHERE id = $10
+            UPDATE job_attempts SET finished_at = now(), error_code = input.code, error_message = input.message,
+                   outcome = CASE WHEN input.id IN (SELECT id FROM done) THEN input.attempt_outcome
+                                  ELSE (SELECT CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+                                          FROM jobs j WHERE j.id = input.id) END
+              FROM input
+             WHERE job_attempts.id = input.attempt_id
          )
-         SELECT count(*) AS updated FROM done",
+         SELECT id FROM done",
     )
-    .bind::<SqlUuid, _>(claimed.job.id)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+    .bind::<diesel::sql_types::Array<Text>, _>(&statuses)
+    .bind::<diesel::sql_types::Array<Nullable<Jsonb>>, _>(&results)
+    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&codes)
+    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&messages)
+    .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(&run_ats)
+    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&next_tasks)
+    .bind::<diesel::sql_types::Array<Text>, _>(&attempt_outcomes)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(&attempt_ids)
     .bind::<Text, _>(worker)
-    .bind::<Text, _>(status)
-    .bind::<Nullable<Jsonb>, _>(result)
-    .bind::<Nullable<Text>, _>(code)
-    .bind::<Nullable<Text>, _>(message)
-    .bind::<Nullable<Timestamptz>, _>(run_at)
-    .bind::<Nullable<Text>, _>(next_task)
-    .bind::<Text, _>(attempt_outcome)
-    .bind::<BigInt, _>(claimed.attempt_id)
-    .get_result(&mut conn)
+    .load(&mut conn)
     .await?;
-    Ok(row.updated == 1)
+    let done: std::collections::HashSet<Uuid> = done.into_iter().map(|row| row.id).collect();
+    Ok(ids.iter().map(|id| done.contains(id)).collect())
 }
 
 /// Job progress, 0–100, while it runs.

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# README command 1: brings Peyk up on this machine.
+# Installs what is missing (Debian packages), starts PostgreSQL and Redis on
+# loopback with data under .peyk/dev, builds and migrates, creates a local
+# API key, starts the API, a worker and a local webhook receiver, and prints
+# how to submit a job. Stop everything with infrastructure/dev/down.sh.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+source infrastructure/dev/services.sh
+
+PG_PORT=${PEYK_DEV_PG_PORT:-54329}
+REDIS_PORT=${PEYK_DEV_REDIS_PORT:-63799}
+API_ADDR=${PEYK_API_ADDR:-127.0.0.1:8080}
+WORKER_ADDR=${PEYK_WORKER_ADDR:-127.0.0.1:9091}
+RECEIVER_ADDR=127.0.0.1:8099
+PROFILE=${PEYK_PROFILE:-release}
+state="$root/.peyk/dev"
+mkdir -p "$state/logs"
+
+command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
+command -v curl >/dev/null || ensure_packages curl
+ensure_packages
+echo "==> PostgreSQL on 127.0.0.1:$PG_PORT, Redis on 127.0.0.1:$REDIS_PORT (data in $state)"
+start_postgres "$state" "$PG_PORT"
+start_redis "$state" "$REDIS_PORT"
+create_database "$PG_PORT" peyk
+
+echo "==> building ($PROFILE; the first build takes several minutes)"
+if [ "$PROFILE" = release ]; then cargo build --release --quiet --bins; else cargo build --quiet --bins; fi
+bin="$root/target/$PROFILE"
+
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk" REDIS_URL PEYK_LOG_FORMAT=${PEYK_LOG_FORMAT:-text}
+"$bin/peyk-api" migrate
+
+if [ ! -s "$state/api-key" ]; then
+  (umask 077; "$bin/peyk-api" create-key --tenant local > "$state/api-key")
+fi
+KEY=$(cat "$state/api-key")
+
+# Restart whatever an earlier run left.
+for name in api worker receiver; do
+  if [ -f "$state/$name.pid" ]; then kill "$(cat "$state/$name.pid")" 2>/dev/null || true; rm -f "$state/$name.pid"; fi
+done
+sleep 0.5
+nohup "$bin/peyk-bench-sink" "$RECEIVER_ADDR" > "$state/logs/receiver.log" 2>&1 & echo $! > "$state/receiver.pid"
+PEYK_API_ADDR="$API_ADDR" nohup "$bin/peyk-api" serve > "$state/logs/api.log" 2>&1 & echo $! > "$state/api.pid"
+# Locally the worker may deliver to loopback (the demo receiver); in
+# production leave PEYK_WEBHOOK_ALLOWED_NETWORKS empty.
+PEYK_WORKER_ADDR="$WORKER_ADDR" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
+  nohup "$bin/peyk-worker" > "$state/logs/worker.log" 2>&1 & echo $! > "$state/worker.pid"
+
+for _ in $(seq 1 100); do curl -fs "http://$API_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "http://$API_ADDR/readyz" >/dev/null || { echo "the API did not become ready; see $state/logs/api.log" >&2; exit 1; }
+
+cat <<EOF2
+
+Peyk is up.
+  API          http://$API_ADDR   (docs: http://$API_ADDR/docs)
+  worker       http://$WORKER_ADDR/metrics
+  API key      $KEY   (tenant "local"; also in $state/api-key)
+  logs         $state/logs/
+
+Submit a webhook job (delivered to the local demo receiver on $RECEIVER_ADDR):
+
+  curl -s http://$API_ADDR/v1/jobs \\
+    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
+    -d '{"type":"webhook","payload":{"url":"http://$RECEIVER_ADDR/hook","body":{"hello":"world"}}}'
+
+Then follow it:  curl -s http://$API_ADDR/v1/jobs/<id> -H "Authorization: Bearer $KEY"
+Stop everything: infrastructure/dev/down.sh
+EOF2

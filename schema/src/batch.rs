@@ -1,0 +1,91 @@
+//! Group commit for hot statements.
+//!
+//! Callers submit one item and await its answer; a background task gathers
+//! whatever items are waiting (up to `max_batch`) and runs them as one
+//! statement. Under load that turns hundreds of single-row statements and
+//! commits a second into a few multi-row ones, which is what lets PostgreSQL
+//! keep up on small machines; when idle, an item goes alone at once (the
+//! batcher never waits to fill a batch).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::db::DbError;
+
+type Reply<O> = oneshot::Sender<Result<O, Arc<DbError>>>;
+
+pub struct Batcher<I, O> {
+    tx: mpsc::Sender<(I, Reply<O>)>,
+}
+
+impl<I, O> Clone for Batcher<I, O> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone() }
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+    /// `run` takes a batch and returns one output per input, in order.
+    /// At most `parallel` batches run at once.
+    pub fn start<F, Fut>(max_batch: usize, parallel: usize, run: F) -> Self
+    where
+        F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<O>, DbError>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(max_batch * parallel * 2);
+        tokio::spawn(gather(rx, max_batch, parallel, Arc::new(run)));
+        Self { tx }
+    }
+
+    pub async fn call(&self, input: I) -> Result<O, Arc<DbError>> {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send((input, reply)).await.is_err() {
+            unreachable!("the batcher task lives as long as the process");
+        }
+        answer.await.expect("the batcher answers every item")
+    }
+}
+
+async fn gather<I, O, F, Fut>(mut rx: mpsc::Receiver<(I, Reply<O>)>, max_batch: usize, parallel: usize, run: Arc<F>)
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<O>, DbError>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(parallel));
+    while let Some(first) = rx.recv().await {
+        let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
+        // Take whatever else is already waiting; never wait for more.
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let run = run.clone();
+        tokio::spawn(async move {
+            let (inputs, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
+            let count = inputs.len();
+            let result = run(inputs).await;
+            drop(permit);
+            match result {
+                Ok(outputs) => {
+                    assert_eq!(outputs.len(), count, "a batch returns one output per input");
+                    for (output, reply) in outputs.into_iter().zip(replies) {
+                        let _ = reply.send(Ok(output));
+                    }
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
