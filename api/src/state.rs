@@ -31,13 +31,22 @@ impl AppState {
 
 /// Pings Redis twice a second, so that submissions are refused with 503
 /// (instead of hanging) while it is down, and accepted again as soon as it is back.
-/// Two failed pings in a row mark it down: one slow answer under load is not an outage.
+/// A refused or broken connection marks it down at once; a slow answer only
+/// when the next ping is slow too (one slow answer under load is not an outage).
 pub async fn watch_redis(state: AppState) {
-    let mut failures = 0;
+    let mut timeouts = 0;
     loop {
-        let ok = tokio::time::timeout(Duration::from_millis(1500), state.queue.ping()).await.map(|r| r.is_ok()).unwrap_or(false);
-        failures = if ok { 0 } else { failures + 1 };
-        let up = failures < 2;
+        let up = match tokio::time::timeout(Duration::from_millis(1500), state.queue.ping()).await {
+            Ok(Ok(())) => {
+                timeouts = 0;
+                true
+            }
+            Ok(Err(_)) => false,
+            Err(_) => {
+                timeouts += 1;
+                timeouts < 2
+            }
+        };
         if up != state.redis_is_up() {
             if up {
                 tracing::info!("redis reachable again");

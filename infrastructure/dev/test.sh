@@ -35,4 +35,4 @@ export PEYK_BIN_DIR="$root/target/debug"
 
 echo "==> testing"
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-8}
-cargo test --workspace --quiet "$@"
+cargo test --workspace --no-fail-fast --quiet "$@"

@@ -106,7 +106,7 @@ async fn a_redis_restart_loses_no_job() {
         before.push(api.submit(&key, &webhook(&format!("{}/before{n}", sink.url), json!({}))).await);
     }
     redis.stop().await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let (status, body) = api.post("/v1/jobs", &key, &webhook(&format!("{}/x", sink.url), json!({}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("queue_unavailable")));
     let (status, body) = api.request(reqwest::Method::GET, "/readyz", None, None).await;
