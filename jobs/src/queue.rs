@@ -9,7 +9,8 @@
 //! `:active` (list), `:scheduled` (zset, seconds), `:inflight:{worker}`
 //! (sets), `:consumers` (zset of live workers), `:data` (task bodies),
 //! `:data::result`, `:done` and `:dead` (zsets). Besides its own scripts we
-//! add three, in the same key layout: a push to the head of the list (for
+//! add a few, in the same key layout: batched acknowledgement, release of a
+//! task that could not start, a push to the head of the list (for
 //! priority), a bounded clean-up of finished tasks (apalis's `vacuum` is
 //! unbounded and forgets `:data::result`), and a hand-back of a stopping
 //! worker's unstarted tasks.
@@ -137,6 +138,8 @@ pub enum QueueError {
 }
 
 struct Scripts {
+    ack: Script,
+    release: Script,
     push_front: Script,
     expire_finished: Script,
     hand_back: Script,
@@ -164,6 +167,8 @@ impl Queue {
             prefix: prefix.to_string(),
             storages: Arc::new(storages),
             scripts: Arc::new(Scripts {
+                ack: Script::new(ACK_LUA),
+                release: Script::new(RELEASE_LUA),
                 push_front: Script::new(PUSH_FRONT_LUA),
                 expire_finished: Script::new(EXPIRE_FINISHED_LUA),
                 hand_back: Script::new(HAND_BACK_LUA),
@@ -220,6 +225,41 @@ impl Queue {
         } else {
             storage.push_request(request).await?;
         }
+        Ok(())
+    }
+
+    /// Marks tasks done: removes each from its consumer's in-flight set and
+    /// records it in the done set (which the sweeper expires), all in one
+    /// round trip. Peyk acknowledges itself, in batches, instead of through
+    /// apalis's per-task acknowledgement (three sequential round trips, and
+    /// an unbounded queue of pending acknowledgements when they lag).
+    pub async fn ack(&self, job_type: &str, done: &[(String, String)]) -> Result<(), QueueError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let config = self.config(job_type)?;
+        let mut invocation = self.scripts.ack.key(config.done_jobs_set());
+        invocation.arg(Utc::now().timestamp());
+        for (consumer, task_id) in done {
+            invocation.arg(format!("{}:{}", config.inflight_jobs_set(), consumer)).arg(task_id);
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Puts a task a consumer could not start back at the tail of its queue.
+    pub async fn release(&self, job_type: &str, consumer: &str, task_id: &str) -> Result<(), QueueError> {
+        let config = self.config(job_type)?;
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .scripts
+            .release
+            .key(format!("{}:{}", config.inflight_jobs_set(), consumer))
+            .key(config.active_jobs_list())
+            .arg(task_id)
+            .invoke_async(&mut conn)
+            .await?;
         Ok(())
     }
 
@@ -327,6 +367,27 @@ impl Queue {
         Ok(())
     }
 }
+
+const ACK_LUA: &str = r#"
+-- KEYS: done zset; ARGV: now, then pairs of (in-flight set, task id)
+local acked = 0
+for i = 2, #ARGV, 2 do
+  if redis.call("srem", ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call("zadd", KEYS[1], ARGV[1], ARGV[i + 1])
+    acked = acked + 1
+  end
+end
+return acked
+"#;
+
+const RELEASE_LUA: &str = r#"
+-- KEYS: the consumer's in-flight set, active list; ARGV: task id
+if redis.call("srem", KEYS[1], ARGV[1]) == 1 then
+  redis.call("rpush", KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"#;
 
 const PUSH_FRONT_LUA: &str = r#"
 -- KEYS: data hash, active list, signal list; ARGV: task id, task body

@@ -14,32 +14,33 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::db::DbError;
 
-type Reply<O> = oneshot::Sender<Result<O, Arc<DbError>>>;
+type Reply<O, E> = oneshot::Sender<Result<O, Arc<E>>>;
 
-pub struct Batcher<I, O> {
-    tx: mpsc::Sender<(I, Reply<O>)>,
+/// Batches items of type `I` into calls that answer `O` each, or fail with `E`.
+pub struct Batcher<I, O, E = DbError> {
+    tx: mpsc::Sender<(I, Reply<O, E>)>,
 }
 
-impl<I, O> Clone for Batcher<I, O> {
+impl<I, O, E> Clone for Batcher<I, O, E> {
     fn clone(&self) -> Self {
         Self { tx: self.tx.clone() }
     }
 }
 
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+impl<I: Send + 'static, O: Send + 'static, E: Send + Sync + 'static> Batcher<I, O, E> {
     /// `run` takes a batch and returns one output per input, in order.
     /// At most `parallel` batches run at once.
     pub fn start<F, Fut>(max_batch: usize, parallel: usize, run: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<O>, DbError>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(max_batch * parallel * 2);
         tokio::spawn(gather(rx, max_batch, parallel, Arc::new(run)));
         Self { tx }
     }
 
-    pub async fn call(&self, input: I) -> Result<O, Arc<DbError>> {
+    pub async fn call(&self, input: I) -> Result<O, Arc<E>> {
         let (reply, answer) = oneshot::channel();
         if self.tx.send((input, reply)).await.is_err() {
             unreachable!("the batcher task lives as long as the process");
@@ -48,12 +49,13 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 }
 
-async fn gather<I, O, F, Fut>(mut rx: mpsc::Receiver<(I, Reply<O>)>, max_batch: usize, parallel: usize, run: Arc<F>)
+async fn gather<I, O, E, F, Fut>(mut rx: mpsc::Receiver<(I, Reply<O, E>)>, max_batch: usize, parallel: usize, run: Arc<F>)
 where
     I: Send + 'static,
     O: Send + 'static,
+    E: Send + Sync + 'static,
     F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<O>, DbError>> + Send + 'static,
+    Fut: Future<Output = Result<Vec<O>, E>> + Send + 'static,
 {
     let permits = Arc::new(Semaphore::new(parallel));
     while let Some(first) = rx.recv().await {
@@ -68,7 +70,7 @@ where
         }
         let run = run.clone();
         tokio::spawn(async move {
-            let (inputs, replies): (Vec<I>, Vec<Reply<O>>) = batch.into_iter().unzip();
+            let (inputs, replies): (Vec<I>, Vec<Reply<O, E>>) = batch.into_iter().unzip();
             let count = inputs.len();
             let result = run(inputs).await;
             drop(permit);

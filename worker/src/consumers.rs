@@ -5,11 +5,17 @@
 use std::sync::Arc;
 
 use apalis::layers::WorkerBuilderExt;
+use apalis_core::backend::Backend;
 use apalis_core::builder::{WorkerBuilder, WorkerFactoryFn};
+use apalis_core::codec::json::JsonCodec;
 use apalis_core::layers::extensions::Data;
+use apalis_core::poller::Poller;
+use apalis_core::request::Request;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::{Context, Worker};
+use apalis_redis::RedisContext;
 use peyk_jobs::queue::{apalis_config, JobStorage, QueueTimings, QueuedJob};
+use tower::layer::util::Identity;
 
 use crate::runner::Runner;
 
@@ -22,10 +28,42 @@ pub struct Consumer {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-async fn handle(entry: QueuedJob, task_id: TaskId, runner: Data<Arc<Runner>>) -> Result<(), apalis_core::error::Error> {
+/// apalis-redis's storage with its acknowledgement layer taken off: it
+/// fetches, registers and recovers exactly as before, and the runner
+/// acknowledges tasks itself, in batches, after recording their outcome
+/// (`Queue::ack`). apalis's own acknowledgement costs three sequential Redis
+/// round trips per task in one loop per consumer, and when it lags its queue
+/// of pending acknowledgements grows without bound (each call clones the
+/// channel's sender, and every sender gets a slot of its own).
+struct SelfAcknowledged(JobStorage);
+
+impl Backend<Request<QueuedJob, RedisContext>> for SelfAcknowledged {
+    type Stream = <JobStorage as Backend<Request<QueuedJob, RedisContext>>>::Stream;
+    type Layer = Identity;
+    type Codec = JsonCodec<Vec<u8>>;
+
+    fn poll(self, worker: &Worker<Context>) -> Poller<Self::Stream, Self::Layer> {
+        let inner = self.0.poll(worker);
+        Poller::new_with_layer(inner.stream, inner.heartbeat, Identity::new())
+    }
+}
+
+/// Which queue and which apalis consumer a task came through.
+#[derive(Clone)]
+struct Origin {
+    queue: Arc<str>,
+    consumer: Arc<str>,
+}
+
+async fn handle(
+    entry: QueuedJob,
+    task_id: TaskId,
+    runner: Data<Arc<Runner>>,
+    origin: Data<Origin>,
+) -> Result<(), apalis_core::error::Error> {
     // Every outcome is recorded in PostgreSQL by the runner, so apalis always
     // sees success and never applies its own retry logic.
-    runner.handle(entry, task_id.to_string()).await;
+    runner.handle(&origin.queue, &origin.consumer, entry, task_id.to_string()).await;
     Ok(())
 }
 
@@ -37,10 +75,12 @@ pub fn start(runner: Arc<Runner>, conn: redis::aio::ConnectionManager, prefix: &
         .map(|index| {
             let name = format!("{}.{queue}.{index}", runner.worker_id);
             let storage = JobStorage::new_with_config(conn.clone(), apalis_config(prefix, queue, &timings));
+            let origin = Origin { queue: queue.into(), consumer: name.as_str().into() };
             let worker = WorkerBuilder::new(&name)
                 .data(runner.clone())
+                .data(origin)
                 .concurrency(per_consumer)
-                .backend(storage)
+                .backend(SelfAcknowledged(storage))
                 .build_fn(handle);
             let runnable = worker.run();
             let handle = runnable.get_handle();

@@ -60,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         pool: pool.clone(),
         claims,
         finishes,
+        acks: runner::start_acks(&queue),
         queue: queue.clone(),
         clients,
         worker_id,

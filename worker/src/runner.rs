@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::FutureExt;
 use peyk_jobs::context::SharedClients;
-use peyk_jobs::queue::{Enqueue, Queue, QueuedJob};
+use peyk_jobs::queue::{Enqueue, Queue, QueueError, QueuedJob};
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
 use peyk_schema::queries::worker::{self as q, Finish, Outcome};
@@ -24,6 +24,26 @@ use uuid::Uuid;
 /// covers every job that is starting (or finishing) at the same moment.
 pub type Claims = Batcher<(Uuid, String), Option<ClaimedJob>>;
 pub type Finishes = Batcher<Finish, bool>;
+/// `(queue, consumer, task id)` of tasks done with.
+pub type Acks = Batcher<(String, String, String), (), QueueError>;
+
+pub fn start_acks(queue: &Queue) -> Acks {
+    let queue = queue.clone();
+    Batcher::start(256, 2, move |done: Vec<(String, String, String)>| {
+        let queue = queue.clone();
+        async move {
+            let count = done.len();
+            let mut by_queue: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+            for (queue_name, consumer, task_id) in done {
+                by_queue.entry(queue_name).or_default().push((consumer, task_id));
+            }
+            for (queue_name, tasks) in by_queue {
+                queue.ack(&queue_name, &tasks).await?;
+            }
+            Ok(vec![(); count])
+        }
+    })
+}
 
 pub fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
     const MAX_BATCH: usize = 128;
@@ -50,6 +70,7 @@ pub struct Runner {
     pub pool: DbPool,
     pub claims: Claims,
     pub finishes: Finishes,
+    pub acks: Acks,
     pub queue: Queue,
     pub clients: Arc<SharedClients>,
     /// This process's identity, unique per process.
@@ -64,10 +85,30 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub async fn handle(&self, entry: QueuedJob, task_id: String) {
+    /// Runs one task of `queue` fetched by apalis consumer `consumer`, and
+    /// acknowledges it once its outcome is recorded (or it needs no run).
+    pub async fn handle(&self, queue: &str, consumer: &str, entry: QueuedJob, task_id: String) {
+        if self.process(entry, &task_id).await {
+            if let Err(e) = self.acks.call((queue.to_string(), consumer.to_string(), task_id)).await {
+                // Left in flight: handed back at shutdown, or recovered by apalis
+                // if this process dies; the claim check makes a second run harmless.
+                tracing::warn!(error = %e, "could not acknowledge a task");
+            }
+        } else {
+            // Could not even claim (PostgreSQL unreachable): give the task back
+            // to the queue after a pause rather than spin on it.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if let Err(e) = self.queue.release(queue, consumer, &task_id).await {
+                tracing::warn!(error = %e, "could not release a task");
+            }
+        }
+    }
+
+    /// False when the task must be tried again later.
+    async fn process(&self, entry: QueuedJob, task_id: &str) -> bool {
         if self.shutting_down.load(Ordering::Acquire) {
-            self.hand_off(entry.job_id, &task_id).await;
-            return;
+            self.hand_off(entry.job_id, task_id).await;
+            return true;
         }
         if let Some(not_before) = entry.not_before_ms {
             let wait_ms = not_before - Utc::now().timestamp_millis();
@@ -75,19 +116,19 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
             }
         }
-        let claimed = match self.claims.call((entry.job_id, task_id)).await {
+        let claimed = match self.claims.call((entry.job_id, task_id.to_string())).await {
             Ok(Some(claimed)) => claimed,
             // Cancelled, finished, or a stale duplicate entry: nothing to do.
-            Ok(None) => return,
+            Ok(None) => return true,
             Err(e) => {
-                // The row still says queued; the sweeper re-pushes it.
                 tracing::error!(job_id = %entry.job_id, error = %e, "could not claim job");
-                return;
+                return false;
             }
         };
         let job = &claimed.job;
         let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, tenant_id = %job.tenant_id, attempt = job.attempts);
         self.run_claimed(claimed.clone()).instrument(span).await;
+        true
     }
 
     async fn run_claimed(&self, claimed: ClaimedJob) {

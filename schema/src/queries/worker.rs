@@ -24,6 +24,9 @@ struct ClaimRow {
     attempt_id: i64,
 }
 
+// Batches lock their job rows in id order first (`locked`), so that two
+// batches touching the same rows cannot deadlock.
+
 /// Claims jobs for `worker`, each if the task given for it is still the task
 /// that stands for it and nobody else holds it; opens an attempt row for
 /// each claimed job, all in one statement. Answers in the order asked.
@@ -39,12 +42,14 @@ pub async fn claim_batch(
     let rows: Vec<ClaimRow> = diesel::sql_query(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[]) AS t(id, task_id)
+         ), locked AS (
+            SELECT jobs.id FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
          ), claimed AS (
             UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
                    started_at = coalesce(jobs.started_at, now()), locked_by = $3,
                    lease_until = now() + make_interval(secs => $4), updated_at = now()
               FROM input
-             WHERE jobs.id = input.id AND jobs.queue_task_id = input.task_id
+             WHERE jobs.id = input.id AND jobs.id IN (SELECT id FROM locked) AND jobs.queue_task_id = input.task_id
                AND (jobs.status IN ('queued', 'scheduled') OR (jobs.status = 'running' AND jobs.lease_until < now()))
             RETURNING jobs.*
          ), interrupted AS (
@@ -135,6 +140,8 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[],
                                  $6::timestamptz[], $7::text[], $8::text[], $9::bigint[])
                 AS t(id, status, result, code, message, run_at, next_task, attempt_outcome, attempt_id)
+         ), locked AS (
+            SELECT jobs.id FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
          ), done AS (
             UPDATE jobs SET status = input.status, result = input.result, error_code = input.code,
                    error_message = input.message, run_at = coalesce(input.run_at, jobs.run_at),
@@ -143,7 +150,8 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
                    progress = CASE WHEN input.status = 'succeeded' THEN 100 ELSE jobs.progress END,
                    locked_by = NULL, lease_until = NULL, updated_at = now()
               FROM input
-             WHERE jobs.id = input.id AND jobs.status = 'running' AND jobs.locked_by = $10
+             WHERE jobs.id = input.id AND jobs.id IN (SELECT id FROM locked)
+               AND jobs.status = 'running' AND jobs.locked_by = $10
             RETURNING jobs.id
          ), attempt AS (
             UPDATE job_attempts SET finished_at = now(), error_code = input.code, error_message = input.message,
