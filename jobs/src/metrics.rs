@@ -102,17 +102,20 @@ pub fn init_job_series() {
     }
 }
 
-/// Reads queue depths and live workers from Redis into their gauges.
-pub async fn refresh_queue_gauges(queue: &Queue) {
+/// Reads queue depths and live workers from Redis, and dead jobs from
+/// PostgreSQL (Peyk, not apalis, decides when a job is dead), into their gauges.
+pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
+    let dead: std::collections::HashMap<String, i64> =
+        peyk_schema::queries::jobs::dead_counts(pool).await.unwrap_or_default().into_iter().collect();
     for job_type in JOB_TYPES {
         if let Ok(depth) = queue.depth(job_type).await {
             for (state, value) in [
-                ("waiting", depth.waiting),
-                ("scheduled", depth.scheduled),
-                ("in_flight", depth.in_flight),
-                ("dead", depth.dead),
+                ("waiting", depth.waiting as i64),
+                ("scheduled", depth.scheduled as i64),
+                ("in_flight", depth.in_flight as i64),
+                ("dead", dead.get(*job_type).copied().unwrap_or(0)),
             ] {
-                QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value as i64);
+                QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value);
             }
         }
         if let Ok(workers) = queue.live_workers(job_type, std::time::Duration::from_secs(30)).await {

@@ -124,7 +124,6 @@ pub struct QueueDepth {
     pub waiting: u64,
     pub scheduled: u64,
     pub in_flight: u64,
-    pub dead: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,10 +279,9 @@ impl Queue {
     pub async fn depth(&self, job_type: &str) -> Result<QueueDepth, QueueError> {
         let config = self.config(job_type)?;
         let mut conn = self.conn.clone();
-        let (waiting, scheduled, dead, consumers): (u64, u64, u64, Vec<String>) = redis::pipe()
+        let (waiting, scheduled, consumers): (u64, u64, Vec<String>) = redis::pipe()
             .llen(config.active_jobs_list())
             .zcard(config.scheduled_jobs_set())
-            .zcard(config.dead_jobs_set())
             .zrange(config.consumers_set(), 0, -1)
             .query_async(&mut conn)
             .await?;
@@ -292,7 +290,7 @@ impl Queue {
             pipe.scard(inflight_set);
         }
         let in_flight: Vec<u64> = if consumers.is_empty() { Vec::new() } else { pipe.query_async(&mut conn).await? };
-        Ok(QueueDepth { waiting, scheduled, in_flight: in_flight.iter().sum(), dead })
+        Ok(QueueDepth { waiting, scheduled, in_flight: in_flight.iter().sum() })
     }
 
     /// Deletes up to `limit` finished tasks older than `older_than` (their

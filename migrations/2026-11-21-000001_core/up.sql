@@ -70,3 +70,5 @@ CREATE TABLE job_attempts (
     error_message  text
 );
 CREATE INDEX job_attempts_job ON job_attempts (job_id, id);
+-- Dead jobs by type, for `peyk_queue_depth{state="dead"}` (they are few).
+CREATE INDEX jobs_dead ON jobs (job_type) WHERE status = 'dead';

@@ -65,6 +65,8 @@ async fn client_errors_fail_at_once_and_server_errors_retry_until_dead_then_manu
     let starts: Vec<DateTime<Utc>> = attempts["data"].as_array().unwrap().iter().map(|a| a["started_at"].as_str().unwrap().parse().unwrap()).collect();
     assert!((starts[1] - starts[0]).num_milliseconds() >= 100, "{starts:?}");
     assert_eq!(sink.count(), 4);
+    let metrics = api.metrics().await;
+    assert!(metrics.contains("peyk_queue_depth{queue=\"webhook\",state=\"dead\"} 1"), "{metrics}");
 
     // A finished job cannot be cancelled; a queued one cannot be retried.
     let (status, _) = api.post(&format!("/v1/jobs/{dead}/cancel"), &key, &json!({})).await;

@@ -45,7 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if state.redis_is_up() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), peyk_jobs::metrics::refresh_queue_gauges(&state.queue)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), peyk_jobs::metrics::refresh_queue_gauges(&state.queue, &state.pool)).await;
     }
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
 }

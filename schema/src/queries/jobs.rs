@@ -143,3 +143,14 @@ pub async fn retry(
         None => Ok(get(pool, tenant, id).await?.map(|row| (row, false))),
     }
 }
+
+/// Dead jobs per type, across tenants (for metrics).
+pub async fn dead_counts(pool: &DbPool) -> Result<Vec<(String, i64)>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(jobs::table
+        .filter(jobs::status.eq("dead"))
+        .group_by(jobs::job_type)
+        .select((jobs::job_type, diesel::dsl::count_star()))
+        .load(&mut conn)
+        .await?)
+}
