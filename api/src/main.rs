@@ -41,6 +41,11 @@ enum Command {
     },
 }
 
+/// mimalloc: measurably faster than the system allocator for the many small,
+/// short-lived allocations of JSON requests and job records.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -71,9 +76,11 @@ async fn serve() -> anyhow::Result<()> {
     metrics::init_job_series();
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
+    let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default());
     let state = AppState {
         pool: pool.clone(),
-        queue: Queue::new(conn, &config.redis_prefix, &QueueTimings::default()),
+        pusher: submit::start_pusher(queue.clone()),
+        queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         inserter: submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),

@@ -8,7 +8,7 @@ use peyk_jobs::queue::Queue;
 use peyk_schema::DbPool;
 
 use crate::auth::KeyCache;
-use crate::submit::Inserter;
+use crate::submit::{Inserter, Pusher};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +16,7 @@ pub struct AppState {
     pub queue: Queue,
     pub keys: Arc<KeyCache>,
     pub inserter: Inserter,
+    pub pusher: Pusher,
     pub redis_up: Arc<AtomicBool>,
 }
 

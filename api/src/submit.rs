@@ -1,6 +1,6 @@
-//! Turning a submission into a stored job.
+//! Turning a submission into a stored, queued job.
 //!
-//! Inserts go through a [`Batcher`]: concurrent submissions are gathered
+//! Inserts (and then pushes to Redis) go through [`Batcher`]s: concurrent submissions are gathered
 //! into one multi-row INSERT (one round trip, one commit). At a few thousand
 //! submissions a second that is what keeps PostgreSQL's commit rate — and the
 //! API's tail latency — low, without weakening durability: a client gets its
@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use peyk_jobs::queue::{Enqueue, Queue, QueueError};
 use peyk_schema::queries::jobs::insert_batch;
 use peyk_schema::{Batcher, DbPool, JobRow, NewJob};
 use uuid::Uuid;
@@ -23,6 +24,19 @@ pub fn start_inserter(pool: DbPool) -> Inserter {
             let mut inserted: HashMap<Uuid, JobRow> =
                 insert_batch(&pool, &jobs).await?.into_iter().map(|row| (row.id, row)).collect();
             Ok(jobs.iter().map(|job| inserted.remove(&job.id)).collect())
+        }
+    })
+}
+
+/// Pushes stored jobs onto their Redis queues, many per round trip.
+pub type Pusher = Batcher<Enqueue, (), QueueError>;
+
+pub fn start_pusher(queue: Queue) -> Pusher {
+    Batcher::start(256, 4, move |entries: Vec<Enqueue>| {
+        let queue = queue.clone();
+        async move {
+            queue.enqueue_many(&entries).await?;
+            Ok(vec![(); entries.len()])
         }
     })
 }

@@ -94,7 +94,7 @@ pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub fn init_job_series() {
     for job_type in JOB_TYPES {
         JOBS_ENQUEUED.with_label_values(&[job_type]);
-        for status in ["succeeded", "failed", "dead", "cancelled", "discarded"] {
+        for status in ["succeeded", "failed", "dead", "discarded"] {
             JOBS_FINISHED.with_label_values(&[job_type, status]);
         }
         JOB_DURATION.with_label_values(&[job_type]);

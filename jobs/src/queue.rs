@@ -9,9 +9,9 @@
 //! `:active` (list), `:scheduled` (zset, seconds), `:inflight:{worker}`
 //! (sets), `:consumers` (zset of live workers), `:data` (task bodies),
 //! `:data::result`, `:done` and `:dead` (zsets). Besides its own scripts we
-//! add a few, in the same key layout: batched acknowledgement, release of a
-//! task that could not start, a push to the head of the list (for
-//! priority), a bounded clean-up of finished tasks (apalis's `vacuum` is
+//! add a few, in the same key layout: batched pushes (at the tail, or at
+//! the head for priority), batched acknowledgement, release of a task that
+//! could not start, a bounded clean-up of finished tasks (apalis's `vacuum` is
 //! unbounded and forgets `:data::result`), and a hand-back of a stopping
 //! worker's unstarted tasks.
 
@@ -111,10 +111,10 @@ pub async fn connect_with_retry(redis_url: &str) -> ConnectionManager {
 
 /// One entry to put on a queue.
 #[derive(Debug, Clone)]
-pub struct Enqueue<'a> {
-    pub job_type: &'a str,
+pub struct Enqueue {
+    pub job_type: String,
     pub job_id: Uuid,
-    pub task_id: &'a str,
+    pub task_id: String,
     pub run_at: DateTime<Utc>,
     pub priority: i16,
 }
@@ -139,7 +139,7 @@ pub enum QueueError {
 struct Scripts {
     ack: Script,
     release: Script,
-    push_front: Script,
+    push: Script,
     expire_finished: Script,
     hand_back: Script,
 }
@@ -168,7 +168,7 @@ impl Queue {
             scripts: Arc::new(Scripts {
                 ack: Script::new(ACK_LUA),
                 release: Script::new(RELEASE_LUA),
-                push_front: Script::new(PUSH_FRONT_LUA),
+                push: Script::new(PUSH_LUA),
                 expire_finished: Script::new(EXPIRE_FINISHED_LUA),
                 hand_back: Script::new(HAND_BACK_LUA),
             }),
@@ -191,38 +191,45 @@ impl Queue {
         Ok(self.storage(job_type)?.get_config().clone())
     }
 
-    /// Puts one entry on its queue: scheduled when `run_at` is in the future,
-    /// at the head of the list when `priority > 0`, else at the tail.
-    pub async fn enqueue(&self, entry: &Enqueue<'_>) -> Result<(), QueueError> {
-        let mut storage = self.storage(entry.job_type)?;
-        let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.to_string()))?;
+    /// Puts one entry on its queue; see [`Queue::enqueue_many`].
+    pub async fn enqueue(&self, entry: &Enqueue) -> Result<(), QueueError> {
+        self.enqueue_many(std::slice::from_ref(entry)).await
+    }
+
+    /// Puts entries on their queues: scheduled when `run_at` is in the
+    /// future (apalis's `schedule`), at the head of the list when
+    /// `priority > 0`, else at the tail. Immediate entries of one queue go
+    /// in one script call, so a batch costs one round trip.
+    pub async fn enqueue_many(&self, entries: &[Enqueue]) -> Result<(), QueueError> {
         let now = Utc::now();
-        let delayed = entry.run_at > now;
-        let message = QueuedJob { job_id: entry.job_id, not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()) };
-        let mut parts: Parts<RedisContext> = Parts::default();
-        parts.task_id = task_id;
-        let request = Request::new_with_parts(message, parts);
-        if delayed {
-            // apalis promotes scheduled entries by whole seconds; rounding down
-            // makes the entry due up to 1 s early and the worker waits the rest.
-            storage.schedule_request(request, entry.run_at.timestamp()).await?;
-        } else if entry.priority > 0 {
-            let config = storage.get_config();
-            let body = JsonCodec::<Vec<u8>>::encode(&request)
-                .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
+        // (job type, at the head?) → (task id, encoded task)
+        let mut immediate: HashMap<(&str, bool), Vec<(&str, Vec<u8>)>> = HashMap::new();
+        for entry in entries {
+            let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.clone()))?;
+            let delayed = entry.run_at > now;
+            let message = QueuedJob { job_id: entry.job_id, not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()) };
+            let mut parts: Parts<RedisContext> = Parts::default();
+            parts.task_id = task_id;
+            let request = Request::new_with_parts(message, parts);
+            if delayed {
+                // apalis promotes scheduled entries by whole seconds; rounding down
+                // makes the entry due up to 1 s early and the worker waits the rest.
+                self.storage(&entry.job_type)?.schedule_request(request, entry.run_at.timestamp()).await?;
+            } else {
+                let body = JsonCodec::<Vec<u8>>::encode(&request)
+                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
+                immediate.entry((entry.job_type.as_str(), entry.priority > 0)).or_default().push((&entry.task_id, body));
+            }
+        }
+        for ((job_type, front), tasks) in immediate {
+            let config = self.config(job_type)?;
+            let mut invocation = self.scripts.push.key(config.job_data_hash());
+            invocation.key(config.active_jobs_list()).key(config.signal_list()).arg(if front { "front" } else { "back" });
+            for (task_id, body) in tasks {
+                invocation.arg(task_id).arg(body);
+            }
             let mut conn = self.conn.clone();
-            let _: i64 = self
-                .scripts
-                .push_front
-                .key(config.job_data_hash())
-                .key(config.active_jobs_list())
-                .key(config.signal_list())
-                .arg(entry.task_id)
-                .arg(body)
-                .invoke_async(&mut conn)
-                .await?;
-        } else {
-            storage.push_request(request).await?;
+            let _: i64 = invocation.invoke_async(&mut conn).await?;
         }
         Ok(())
     }
@@ -387,15 +394,22 @@ end
 return 0
 "#;
 
-const PUSH_FRONT_LUA: &str = r#"
--- KEYS: data hash, active list, signal list; ARGV: task id, task body
-local set = redis.call("hsetnx", KEYS[1], ARGV[1], ARGV[2])
-if set == 1 then
-  redis.call("lpush", KEYS[2], ARGV[1])
+const PUSH_LUA: &str = r#"
+-- apalis-redis's push_job for many tasks at once, at the tail or the head.
+-- KEYS: data hash, active list, signal list; ARGV: "back"|"front", then pairs of (task id, task)
+local pushed = 0
+local command = ARGV[1] == "front" and "lpush" or "rpush"
+for i = 2, #ARGV, 2 do
+  if redis.call("hsetnx", KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call(command, KEYS[2], ARGV[i])
+    pushed = pushed + 1
+  end
+end
+if pushed > 0 then
   redis.call("del", KEYS[3])
   redis.call("lpush", KEYS[3], 1)
 end
-return set
+return pushed
 "#;
 
 const EXPIRE_FINISHED_LUA: &str = r#"

@@ -43,6 +43,11 @@ async fn shutdown_signal() {
     }
 }
 
+/// mimalloc: measurably faster than the system allocator for the many small,
+/// short-lived allocations of JSON requests and job records.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();

@@ -72,18 +72,17 @@ async fn sweep(runner: Arc<Runner>, period: Duration, min_age: Duration, retenti
 }
 
 pub async fn push_all(queue: &Queue, jobs: &[WaitingJob]) -> Result<(), peyk_jobs::queue::QueueError> {
-    for job in jobs {
-        queue
-            .enqueue(&Enqueue {
-                job_type: &job.job_type,
-                job_id: job.id,
-                task_id: &job.queue_task_id,
-                run_at: job.run_at,
-                priority: job.priority,
-            })
-            .await?;
-    }
-    Ok(())
+    let entries: Vec<Enqueue> = jobs
+        .iter()
+        .map(|job| Enqueue {
+            job_type: job.job_type.clone(),
+            job_id: job.id,
+            task_id: job.queue_task_id.clone(),
+            run_at: job.run_at,
+            priority: job.priority,
+        })
+        .collect();
+    queue.enqueue_many(&entries).await
 }
 
 async fn sweep_once(

@@ -163,7 +163,13 @@ impl Runner {
             (Outcome::Failed { .. }, _) => "failed",
             (Outcome::Retry { code, run_at, next_task_id, .. }, _) => {
                 metrics::JOB_RETRIES.with_label_values(&[job_type, code]).inc();
-                let entry = Enqueue { job_type, job_id: job.id, task_id: next_task_id, run_at: *run_at, priority: job.priority };
+                let entry = Enqueue {
+                    job_type: job_type.to_string(),
+                    job_id: job.id,
+                    task_id: next_task_id.clone(),
+                    run_at: *run_at,
+                    priority: job.priority,
+                };
                 if let Err(e) = self.queue.enqueue(&entry).await {
                     // Recorded as scheduled in PostgreSQL: the sweeper pushes it.
                     tracing::warn!(error = %e, "could not schedule the retry in redis");
@@ -231,9 +237,9 @@ impl Runner {
         match q::move_to_new_task(&self.pool, job_id, task_id, &new_task_id).await {
             Ok(Some(waiting)) => {
                 let entry = Enqueue {
-                    job_type: &waiting.job_type,
+                    job_type: waiting.job_type,
                     job_id,
-                    task_id: &new_task_id,
+                    task_id: new_task_id,
                     run_at: waiting.run_at,
                     priority: 1, // it was at the head of the queue already
                 };

@@ -158,8 +158,14 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
 /// problem: the row is committed, and the sweeper pushes it later.
 async fn enqueue(state: &AppState, row: &JobRow) {
     let Some(task_id) = &row.queue_task_id else { return };
-    let entry = Enqueue { job_type: &row.job_type, job_id: row.id, task_id, run_at: row.run_at, priority: row.priority };
-    if let Err(e) = state.queue.enqueue(&entry).await {
+    let entry = Enqueue {
+        job_type: row.job_type.clone(),
+        job_id: row.id,
+        task_id: task_id.clone(),
+        run_at: row.run_at,
+        priority: row.priority,
+    };
+    if let Err(e) = state.pusher.call(entry).await {
         tracing::warn!(job_id = %row.id, error = %e, "stored job not pushed to redis; the sweeper will push it");
         state.mark_redis(false);
     }
