@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use peyk_jobs::env::{env_or, env_parse};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,20 +19,6 @@ pub struct Config {
     /// How long a verified API key is trusted without asking PostgreSQL again
     /// (so a revoked key stops working within this time).
     pub key_cache_ttl: Duration,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}")),
-    }
 }
 
 impl Config {

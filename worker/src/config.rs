@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use peyk_jobs::env::{env_or, env_parse, env_seconds};
 use peyk_jobs::registry::JOB_TYPES;
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::webhook::client::AddressPolicy;
@@ -42,28 +43,6 @@ pub struct Config {
     pub redis_retention: Duration,
     pub backoff: Backoff,
     pub webhook_policy: AddressPolicy,
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
-}
-
-fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(default),
-        Some(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw}: {e}")),
-    }
-}
-
-fn env_seconds(name: &str, default: f64) -> anyhow::Result<Duration> {
-    let seconds: f64 = env_parse(name, default)?;
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        bail!("{name} must be a non-negative number of seconds");
-    }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 impl Config {

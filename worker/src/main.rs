@@ -35,13 +35,6 @@ fn worker_identity() -> String {
     format!("{host}-{}-{}", std::process::id(), &suffix[suffix.len() - 6..])
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-    }
-}
 
 /// mimalloc: measurably faster than the system allocator for the many small,
 /// short-lived allocations of JSON requests and job records.
@@ -84,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!(worker = %runner.worker_id, queues = ?config.queues, "worker started");
 
-    shutdown_signal().await;
+    peyk_jobs::env::shutdown_signal().await;
 
     // 1. Stop fetching; entries already fetched but not started are handed back.
     runner.shutting_down.store(true, Ordering::Release);

@@ -61,29 +61,23 @@ impl Modify for JobPayloads {
 )]
 struct ApiDoc;
 
+/// A GET route served outside the derived paths (the document itself, the docs page).
+fn plain_get(summary: &str, answer: &str) -> utoipa::openapi::path::PathItem {
+    utoipa::openapi::path::PathItem::new(
+        utoipa::openapi::HttpMethod::Get,
+        utoipa::openapi::path::OperationBuilder::new()
+            .tag("operations")
+            .summary(Some(summary))
+            .response("200", utoipa::openapi::Response::new(answer))
+            .build(),
+    )
+}
+
 pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
     let mut doc = ApiDoc::openapi();
     // The document describes itself and the docs page too.
-    doc.paths.paths.entry("/openapi.json".into()).or_insert_with(|| {
-        utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .tag("operations")
-                .summary(Some("This OpenAPI document"))
-                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON"))
-                .build(),
-        )
-    });
-    doc.paths.paths.entry("/docs".into()).or_insert_with(|| {
-        utoipa::openapi::path::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .tag("operations")
-                .summary(Some("Interactive API documentation (HTML)"))
-                .response("200", utoipa::openapi::Response::new("HTML page"))
-                .build(),
-        )
-    });
+    doc.paths.paths.insert("/openapi.json".into(), plain_get("This OpenAPI document", "OpenAPI 3.1 JSON"));
+    doc.paths.paths.insert("/docs".into(), plain_get("Interactive API documentation (HTML)", "HTML page"));
     doc
 });
 

@@ -1,0 +1,40 @@
+//! Reading configuration from environment variables, shared by the binaries.
+//! An empty variable counts as unset; a malformed one is an error that names it.
+
+use std::time::Duration;
+
+/// A malformed variable: says which, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvError(String);
+
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+pub fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> Result<T, EnvError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw.parse().map_err(|e| EnvError(format!("{name}={raw}: {e}"))),
+    }
+}
+
+pub fn env_seconds(name: &str, default: f64) -> Result<Duration, EnvError> {
+    let seconds: f64 = env_parse(name, default)?;
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(EnvError(format!("{name} must be a non-negative number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
