@@ -64,6 +64,12 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(error: DbError) -> Self {
+        Self::from_db(&error)
+    }
+}
+
+impl ApiError {
+    fn from_db(error: &DbError) -> Self {
         if error.is_unavailable() {
             tracing::error!(error = %error, "database unavailable");
             Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unreachable; try again shortly")
@@ -92,11 +98,6 @@ impl IntoResponse for ApiError {
 
 impl From<std::sync::Arc<DbError>> for ApiError {
     fn from(error: std::sync::Arc<DbError>) -> Self {
-        if error.is_unavailable() {
-            tracing::error!(error = %error, "database unavailable");
-            Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unreachable; try again shortly")
-        } else {
-            Self::internal(error)
-        }
+        Self::from_db(&error)
     }
 }

@@ -175,14 +175,6 @@ impl Queue {
         }
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
-    }
-
     fn storage(&self, job_type: &str) -> Result<JobStorage, QueueError> {
         self.storages.get(job_type).cloned().ok_or_else(|| QueueError::UnknownQueue(job_type.to_string()))
     }
