@@ -27,8 +27,14 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
   command -v psql >/dev/null || missing+=(postgresql-client)
+  # Extra commands, with the Debian package that provides each.
   for extra in "$@"; do
-    command -v "$extra" >/dev/null || missing+=("$extra")
+    case "$extra" in
+      promtool) package=prometheus ;;
+      nginx) package=nginx-light ;;
+      *) package=$extra ;;
+    esac
+    command -v "$extra" >/dev/null || missing+=("$package")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]} (Debian packages)"

@@ -11,7 +11,8 @@ PG_PORT=${PEYK_TEST_PG_PORT:-54339}
 REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
 state="$root/.peyk/test"
 
-ensure_packages
+# promtool (Debian package prometheus) checks the monitoring configuration.
+ensure_packages promtool
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.
 PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"

@@ -4,14 +4,25 @@
 
 use std::sync::LazyLock;
 
+use std::time::Duration;
+
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::queue::Queue;
 use crate::registry::JOB_TYPES;
 
-pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+/// The process's registry, with the standard `process_*` metrics (CPU,
+/// resident memory, open file descriptors) of this process included.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let registry = Registry::new();
+    registry
+        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+        .expect("process collector registers once");
+    registry
+});
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
     REGISTRY.register(Box::new(collector.clone())).expect("metric names are unique");
@@ -39,6 +50,64 @@ pub static JOB_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+pub static JOBS_DEAD: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_jobs_dead_total", "Jobs that ran out of attempts, by the last error code"), &["type", "code"])
+            .unwrap(),
+    )
+});
+
+pub static PROVIDER_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_provider_requests_total", "Calls to outside providers (webhook endpoints, gateways, SMTP, LLMs)"),
+            &["provider", "outcome"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static PROVIDER_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_provider_request_duration_seconds", "Time an outside provider took to answer")
+                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["provider"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static DB_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(Opts::new("peyk_db_pool_connections", "PostgreSQL pool connections by state"), &["state"]).unwrap(),
+    )
+});
+
+pub static REDIS_UP: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("peyk_redis_up", "1 when this process reaches Redis").unwrap())
+});
+
+/// Outcome of one call to a provider: `success`, `client_error`,
+/// `server_error`, `timeout`, `connection_error`, `refused` (e.g. a blocked
+/// address: never sent).
+pub fn observe_provider(provider: &str, outcome: &str, took: Duration) {
+    PROVIDER_REQUESTS.with_label_values(&[provider, outcome]).inc();
+    PROVIDER_DURATION.with_label_values(&[provider]).observe(took.as_secs_f64());
+}
+
+/// Pool and Redis connection state, read at scrape time.
+pub fn refresh_connection_gauges(pool: &peyk_schema::DbPool, redis_up: bool) {
+    let status = pool.status();
+    let idle = status.available as i64;
+    DB_POOL.with_label_values(&["max"]).set(status.max_size as i64);
+    DB_POOL.with_label_values(&["open"]).set(status.size as i64);
+    DB_POOL.with_label_values(&["idle"]).set(idle);
+    DB_POOL.with_label_values(&["in_use"]).set(status.size as i64 - idle);
+    DB_POOL.with_label_values(&["waiting"]).set(status.waiting as i64);
+    REDIS_UP.set(redis_up as i64);
+}
+
 pub static JOB_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
@@ -64,6 +133,16 @@ pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register(
         IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap(),
+    )
+});
+
+pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    register(
+        prometheus::GaugeVec::new(
+            Opts::new("peyk_queue_oldest_waiting_seconds", "How long the oldest queued job of a queue has been due"),
+            &["queue"],
+        )
+        .unwrap(),
     )
 });
 
@@ -100,6 +179,10 @@ pub fn init_job_series() {
         JOB_DURATION.with_label_values(&[job_type]);
         JOB_QUEUE_WAIT.with_label_values(&[job_type]);
     }
+    for outcome in ["success", "client_error", "server_error", "timeout", "connection_error", "refused"] {
+        PROVIDER_REQUESTS.with_label_values(&["webhook", outcome]);
+    }
+    PROVIDER_DURATION.with_label_values(&["webhook"]);
 }
 
 /// Reads queue depths and live workers from Redis, and dead jobs from
@@ -117,6 +200,9 @@ pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
             ] {
                 QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value);
             }
+        }
+        if let Ok(oldest) = peyk_schema::queries::jobs::oldest_waiting_seconds(pool, job_type).await {
+            OLDEST_WAITING.with_label_values(&[job_type]).set(oldest.unwrap_or(0.0));
         }
         if let Ok(workers) = queue.live_workers(job_type, std::time::Duration::from_secs(30)).await {
             WORKERS.with_label_values(&[job_type]).set(workers as i64);

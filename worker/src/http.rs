@@ -2,19 +2,26 @@
 //! `/healthz` for orchestrators.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-pub async fn serve(addr: SocketAddr, stop: CancellationToken) -> anyhow::Result<()> {
+use crate::runner::Runner;
+
+async fn metrics(runner: Arc<Runner>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let redis_up = matches!(tokio::time::timeout(Duration::from_secs(1), runner.queue.ping()).await, Ok(Ok(())));
+    peyk_jobs::metrics::refresh_connection_gauges(&runner.pool, redis_up);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
+}
+
+pub async fn serve(addr: SocketAddr, runner: Arc<Runner>, stop: CancellationToken) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .route(
-            "/metrics",
-            get(|| async { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render()) }),
-        );
+        .route("/metrics", get(move || metrics(runner.clone())));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "worker metrics and health listening");
     axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?;

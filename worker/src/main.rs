@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
 
     let stop = CancellationToken::new();
     let background = maintenance::spawn_all(runner.clone(), &config, stop.clone());
-    let http = tokio::spawn(http::serve(config.http_addr, stop.clone()));
+    let http = tokio::spawn(http::serve(config.http_addr, runner.clone(), stop.clone()));
     let mut consumers = Vec::new();
     for (queue_name, concurrency) in &config.queues {
         consumers.extend(consumers::start(runner.clone(), conn.clone(), &config.redis_prefix, queue_name, *concurrency, config.consumers_per_queue));

@@ -178,7 +178,10 @@ impl Runner {
                 return;
             }
         };
-        if let Outcome::Failed { code, message, .. } = &outcome {
+        if let Outcome::Failed { code, message, dead, .. } = &outcome {
+            if *dead {
+                metrics::JOBS_DEAD.with_label_values(&[job_type, code]).inc();
+            }
             tracing::warn!(status, code = %code, message = %message, "job did not succeed");
         } else {
             tracing::debug!(status, "job finished");

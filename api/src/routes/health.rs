@@ -47,5 +47,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if state.redis_is_up() {
         let _ = tokio::time::timeout(Duration::from_secs(2), peyk_jobs::metrics::refresh_queue_gauges(&state.queue, &state.pool)).await;
     }
+    peyk_jobs::metrics::refresh_connection_gauges(&state.pool, state.redis_is_up());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
 }

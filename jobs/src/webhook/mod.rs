@@ -15,6 +15,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::metrics::observe_provider;
 use crate::{Job, JobContext, JobError, ValidationErrors};
 use client::blocked_address_in;
 use signing::SigningSecret;
@@ -116,9 +117,10 @@ impl Job for WebhookJob {
     async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
         let client = &ctx.clients.webhook;
         let url = url::Url::parse(&self.url).map_err(|e| JobError::permanent("invalid_url", e.to_string()))?;
-        client
-            .check_literal_host(&url)
-            .map_err(|blocked| JobError::permanent("blocked_address", blocked.to_string()))?;
+        if let Err(blocked) = client.check_literal_host(&url) {
+            observe_provider("webhook", "refused", Duration::ZERO);
+            return Err(JobError::permanent("blocked_address", blocked.to_string()));
+        }
 
         let msg_id = format!("msg_{}", ctx.job_id.simple());
         let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -147,13 +149,29 @@ impl Job for WebhookJob {
         let sent = client.http.post(url).headers(headers).body(body).timeout(timeout).send().await;
         let response = match sent {
             Ok(response) => response,
-            Err(error) => return Err(transport_error(&error, started.elapsed())),
+            Err(error) => {
+                let error = transport_error(&error, started.elapsed());
+                let outcome = match error.code.as_str() {
+                    "blocked_address" => "refused",
+                    "timeout" => "timeout",
+                    _ => "connection_error",
+                };
+                observe_provider("webhook", outcome, started.elapsed());
+                return Err(error);
+            }
         };
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
         let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let excerpt = read_excerpt(response).await;
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        let latency_ms = took.as_secs_f64() * 1000.0;
+        let outcome = match status.as_u16() {
+            200..=299 => "success",
+            500..=599 => "server_error",
+            _ => "client_error",
+        };
+        observe_provider("webhook", outcome, took);
         let outcome = serde_json::json!({
             "status_code": status.as_u16(),
             "latency_ms": (latency_ms * 100.0).round() / 100.0,

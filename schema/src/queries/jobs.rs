@@ -154,3 +154,19 @@ pub async fn dead_counts(pool: &DbPool) -> Result<Vec<(String, i64)>, DbError> {
         .load(&mut conn)
         .await?)
 }
+
+/// How long the oldest queued job of `job_type` has been due, in seconds
+/// (None when none waits). Walks the partial index of waiting jobs from the
+/// oldest id, so it stays cheap under a large backlog.
+pub async fn oldest_waiting_seconds(pool: &DbPool, job_type: &str) -> Result<Option<f64>, DbError> {
+    let mut conn = pool.get().await?;
+    let run_at: Option<DateTime<Utc>> = jobs::table
+        .filter(jobs::status.eq("queued"))
+        .filter(jobs::job_type.eq(job_type))
+        .order(jobs::id.asc())
+        .select(jobs::run_at)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    Ok(run_at.map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0))
+}

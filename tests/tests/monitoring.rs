@@ -1,0 +1,113 @@
+//! The monitoring configuration: promtool accepts it, every alert fires in
+//! its unit tests, and every Peyk metric an alert uses exists on a running
+//! API or worker with the labels the alert selects on (no dead rule).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use peyk_tests::{webhook, Reply, Sink, TestEnv};
+use serde_json::json;
+
+fn monitoring() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../monitoring")
+}
+
+fn promtool(args: &[&str]) {
+    let output = Command::new("promtool")
+        .args(args)
+        .current_dir(monitoring())
+        .output()
+        .expect("promtool (Debian package `prometheus`) is installed by infrastructure/dev/test.sh");
+    assert!(
+        output.status.success(),
+        "promtool {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn prometheus_configuration_and_rules_pass_promtool() {
+    promtool(&["check", "config", "prometheus/prometheus.yml"]);
+    let rules: Vec<String> = std::fs::read_dir(monitoring().join("prometheus/alerts"))
+        .unwrap()
+        .map(|entry| format!("prometheus/alerts/{}", entry.unwrap().file_name().to_string_lossy()))
+        .collect();
+    let mut args = vec!["check", "rules"];
+    args.extend(rules.iter().map(String::as_str));
+    promtool(&args);
+    promtool(&["test", "rules", "prometheus/tests/peyk_test.yml"]);
+}
+
+/// Metric names starting with `peyk_` in `text`, each with the label names
+/// its selectors use there.
+fn metrics_used(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut used: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("peyk_") {
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let name = tail[..end].to_string();
+        let labels = used.entry(name).or_default();
+        if tail[end..].starts_with('{') {
+            let selector = &tail[end + 1..tail[end..].find('}').map(|i| end + i).unwrap_or(tail.len())];
+            for matcher in selector.split(',') {
+                let label: String = matcher.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !label.is_empty() && !labels.contains(&label) {
+                    labels.push(label);
+                }
+            }
+        }
+        rest = &tail[end..];
+    }
+    used
+}
+
+#[tokio::test]
+async fn every_metric_the_alerts_use_exists_with_its_labels() {
+    let env = TestEnv::new("monitoring").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let worker = env.start_worker().await;
+    let sink = Sink::start().await;
+    // One success and one dead job, so that the per-code series exist.
+    sink.reply([Reply::status(200), Reply::status(500)]);
+    let ok = api.submit(&key, &webhook(&format!("{}/ok", sink.url), json!({}))).await;
+    api.wait_for_status(&key, &ok, "succeeded", Duration::from_secs(10)).await;
+    let mut dying = webhook(&format!("{}/dead", sink.url), json!({}));
+    dying["max_attempts"] = json!(1);
+    let dead = api.submit(&key, &dying).await;
+    api.wait_for_status(&key, &dead, "dead", Duration::from_secs(10)).await;
+
+    let scraped = format!(
+        "{}\n{}",
+        api.metrics().await,
+        reqwest::get(format!("{}/metrics", worker.metrics_url)).await.unwrap().text().await.unwrap()
+    );
+    let mut rules = String::new();
+    for entry in std::fs::read_dir(monitoring().join("prometheus/alerts")).unwrap() {
+        rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let used = metrics_used(&rules);
+    assert!(used.len() >= 8, "expected the alert rules to use Peyk metrics: {used:?}");
+    for (name, labels) in used {
+        let samples: Vec<&str> = scraped
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter(|line| line.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+            .collect();
+        assert!(!samples.is_empty(), "alert rules use {name}, which neither the API nor the worker serves");
+        for label in labels {
+            assert!(
+                samples.iter().any(|line| line.contains(&format!("{label}=\""))),
+                "alert rules select {name} by `{label}`, which its samples lack: {samples:?}"
+            );
+        }
+    }
+    // The process metrics the runbooks point at.
+    for name in ["process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"] {
+        assert!(scraped.contains(name), "{name} missing");
+    }
+}
