@@ -12,7 +12,7 @@ REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
 state="$root/.peyk/test"
 
 # promtool (Debian package prometheus) checks the monitoring configuration.
-ensure_packages promtool
+ensure_packages promtool nginx openssl
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.
 PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"

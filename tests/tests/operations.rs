@@ -1,6 +1,7 @@
-//! The monitoring configuration: promtool accepts it, every alert fires in
+//! Operations files: promtool accepts the monitoring configuration, every alert fires in
 //! its unit tests, and every Peyk metric an alert uses exists on a running
-//! API or worker with the labels the alert selects on (no dead rule).
+//! API or worker with the labels the alert selects on (no dead rule), and
+//! `nginx -t` accepts the nginx configuration.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -110,4 +111,39 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     for name in ["process_resident_memory_bytes", "process_open_fds", "process_cpu_seconds_total"] {
         assert!(scraped.contains(name), "{name} missing");
     }
+}
+
+/// `nginx -t` on the shipped configuration, with a throwaway certificate.
+#[test]
+fn nginx_configuration_passes_nginx_t() {
+    let dir = std::env::temp_dir().join(format!("peyk-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=peyk.test"])
+        .arg("-keyout")
+        .arg(dir.join("privkey.pem"))
+        .arg("-out")
+        .arg(dir.join("fullchain.pem"))
+        .output()
+        .expect("openssl");
+    assert!(openssl.status.success(), "{}", String::from_utf8_lossy(&openssl.stderr));
+    let site = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infrastructure/nginx/peyk.conf"))
+        .unwrap()
+        .replace("/etc/peyk/tls", dir.to_str().unwrap());
+    std::fs::write(dir.join("peyk.conf"), site).unwrap();
+    let main = format!(
+        "pid {0}/nginx.pid;\nerror_log {0}/logs/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  include {0}/peyk.conf;\n}}\n",
+        dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let output = Command::new("nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .output()
+        .expect("nginx (Debian package nginx-light) is installed by infrastructure/dev/test.sh");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("test is successful"), "nginx -t failed:\n{text}");
 }
