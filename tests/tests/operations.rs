@@ -73,12 +73,13 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     let api = env.start_api().await;
     let worker = env.start_worker().await;
     let sink = Sink::start().await;
-    // One success and one dead job, so that the per-code series exist.
-    sink.reply([Reply::status(200), Reply::status(500)]);
+    // One success, and a job that is retried once and dies, so that the
+    // per-code series exist.
+    sink.reply([Reply::status(200), Reply::status(500), Reply::status(500)]);
     let ok = api.submit(&key, &webhook(&format!("{}/ok", sink.url), json!({}))).await;
     api.wait_for_status(&key, &ok, "succeeded", Duration::from_secs(10)).await;
     let mut dying = webhook(&format!("{}/dead", sink.url), json!({}));
-    dying["max_attempts"] = json!(1);
+    dying["max_attempts"] = json!(2);
     let dead = api.submit(&key, &dying).await;
     api.wait_for_status(&key, &dead, "dead", Duration::from_secs(10)).await;
 
@@ -91,19 +92,29 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     for entry in std::fs::read_dir(monitoring().join("prometheus/alerts")).unwrap() {
         rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
+    // Every query of every Grafana dashboard too: no dead panel.
+    for entry in std::fs::read_dir(monitoring().join("grafana/dashboards")).unwrap() {
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                rules.push_str(target["expr"].as_str().unwrap());
+                rules.push('\n');
+            }
+        }
+    }
     let used = metrics_used(&rules);
-    assert!(used.len() >= 8, "expected the alert rules to use Peyk metrics: {used:?}");
+    assert!(used.len() >= 12, "expected the alerts and dashboards to use Peyk metrics: {used:?}");
     for (name, labels) in used {
         let samples: Vec<&str> = scraped
             .lines()
             .filter(|line| !line.starts_with('#'))
             .filter(|line| line.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
             .collect();
-        assert!(!samples.is_empty(), "alert rules use {name}, which neither the API nor the worker serves");
+        assert!(!samples.is_empty(), "alerts or dashboards use {name}, which neither the API nor the worker serves");
         for label in labels {
             assert!(
                 samples.iter().any(|line| line.contains(&format!("{label}=\""))),
-                "alert rules select {name} by `{label}`, which its samples lack: {samples:?}"
+                "alerts or dashboards select {name} by `{label}`, which its samples lack: {samples:?}"
             );
         }
     }
