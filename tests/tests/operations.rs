@@ -92,6 +92,10 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     for entry in std::fs::read_dir(monitoring().join("prometheus/alerts")).unwrap() {
         rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
     }
+    // The Kubernetes scaling rule's query, too.
+    for entry in std::fs::read_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infrastructure/kubernetes")).unwrap() {
+        rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
     // Every query of every Grafana dashboard too: no dead panel.
     for entry in std::fs::read_dir(monitoring().join("grafana/dashboards")).unwrap() {
         let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
