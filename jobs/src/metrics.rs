@@ -3,7 +3,6 @@
 //! serve their own at `/metrics`.
 
 use std::sync::LazyLock;
-
 use std::time::Duration;
 
 use prometheus::{
@@ -90,10 +89,12 @@ pub static REDIS_UP: LazyLock<IntGauge> = LazyLock::new(|| {
 
 /// Outcome of one call to a provider: `success`, `client_error`,
 /// `server_error`, `timeout`, `connection_error`, `refused` (e.g. a blocked
-/// address: never sent).
-pub fn observe_provider(provider: &str, outcome: &str, took: Duration) {
+/// address: never sent, so `took` is `None` and no latency is recorded).
+pub fn observe_provider(provider: &str, outcome: &str, took: Option<Duration>) {
     PROVIDER_REQUESTS.with_label_values(&[provider, outcome]).inc();
-    PROVIDER_DURATION.with_label_values(&[provider]).observe(took.as_secs_f64());
+    if let Some(took) = took {
+        PROVIDER_DURATION.with_label_values(&[provider]).observe(took.as_secs_f64());
+    }
 }
 
 /// Pool and Redis connection state, read at scrape time.

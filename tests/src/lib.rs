@@ -66,9 +66,8 @@ impl TestEnv {
         loop {
             match diesel::sql_query(format!("CREATE DATABASE {db_name} TEMPLATE {template}")).execute(&mut admin).await {
                 Ok(_) => break,
-                Err(e) if tries < 50 => {
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = e;
                     tokio::time::sleep(Duration::from_millis(100 + tries * 20)).await;
                 }
                 Err(e) => panic!("create test database: {e}"),

@@ -127,7 +127,7 @@ impl Runner {
         };
         let job = &claimed.job;
         let span = info_span!("job", job_id = %job.id, job_type = %job.job_type, tenant_id = %job.tenant_id, attempt = job.attempts);
-        self.run_claimed(claimed.clone()).instrument(span).await;
+        self.run_claimed(claimed).instrument(span).await;
         true
     }
 

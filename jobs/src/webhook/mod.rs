@@ -118,7 +118,7 @@ impl Job for WebhookJob {
         let client = &ctx.clients.webhook;
         let url = url::Url::parse(&self.url).map_err(|e| JobError::permanent("invalid_url", e.to_string()))?;
         if let Err(blocked) = client.check_literal_host(&url) {
-            observe_provider("webhook", "refused", Duration::ZERO);
+            observe_provider("webhook", "refused", None);
             return Err(JobError::permanent("blocked_address", blocked.to_string()));
         }
 
@@ -149,16 +149,7 @@ impl Job for WebhookJob {
         let sent = client.http.post(url).headers(headers).body(body).timeout(timeout).send().await;
         let response = match sent {
             Ok(response) => response,
-            Err(error) => {
-                let error = transport_error(&error, started.elapsed());
-                let outcome = match error.code.as_str() {
-                    "blocked_address" => "refused",
-                    "timeout" => "timeout",
-                    _ => "connection_error",
-                };
-                observe_provider("webhook", outcome, started.elapsed());
-                return Err(error);
-            }
+            Err(error) => return Err(transport_error(&error, started.elapsed())),
         };
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
@@ -171,7 +162,7 @@ impl Job for WebhookJob {
             500..=599 => "server_error",
             _ => "client_error",
         };
-        observe_provider("webhook", outcome, took);
+        observe_provider("webhook", outcome, Some(took));
         let outcome = serde_json::json!({
             "status_code": status.as_u16(),
             "latency_ms": (latency_ms * 100.0).round() / 100.0,
@@ -203,18 +194,22 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The job error for a request that got no answer, with its provider metric
+/// recorded (a refused address was never contacted: counted, not timed).
 fn transport_error(error: &reqwest::Error, elapsed: Duration) -> JobError {
     if let Some(blocked) = blocked_address_in(error) {
+        observe_provider("webhook", "refused", None);
         return JobError::permanent("blocked_address", blocked.to_string());
     }
     let details = serde_json::json!({ "latency_ms": (elapsed.as_secs_f64() * 100_000.0).round() / 100.0 });
-    let (code, what) = if error.is_timeout() {
-        ("timeout", "the endpoint did not answer in time")
+    let (code, what, outcome) = if error.is_timeout() {
+        ("timeout", "the endpoint did not answer in time", "timeout")
     } else if error.is_connect() {
-        ("connection_failed", "could not connect to the endpoint")
+        ("connection_failed", "could not connect to the endpoint", "connection_error")
     } else {
-        ("transport_error", "the request to the endpoint failed")
+        ("transport_error", "the request to the endpoint failed", "connection_error")
     };
+    observe_provider("webhook", outcome, Some(elapsed));
     // The chain's innermost cause is the useful part ("connection refused").
     let mut cause: &dyn std::error::Error = error;
     while let Some(next) = cause.source() {
