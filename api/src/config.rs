@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use peyk_jobs::env::{env_or, env_parse};
+use peyk_jobs::env::{env_or, env_parse, env_seconds};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -19,6 +19,18 @@ pub struct Config {
     /// How long a verified API key is trusted without asking PostgreSQL again
     /// (so a revoked key stops working within this time).
     pub key_cache_ttl: Duration,
+    /// Largest upload (`/v1/files`, `/v1/audio/*`), bytes.
+    pub max_upload_bytes: usize,
+    pub limits: Limits,
+}
+
+/// Limits the handlers check themselves.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest audio upload accepted, seconds.
+    pub max_audio_seconds: f64,
+    /// How long the OpenAI endpoints wait for the job before answering 202.
+    pub openai_wait: Duration,
 }
 
 impl Config {
@@ -31,6 +43,11 @@ impl Config {
             addr: env_parse("PEYK_API_ADDR", "127.0.0.1:8080".parse().unwrap())?,
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
             key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
+            max_upload_bytes: env_parse("PEYK_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)?,
+            limits: Limits {
+                max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
+                openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
+            },
         })
     }
 

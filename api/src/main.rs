@@ -84,9 +84,12 @@ async fn serve() -> anyhow::Result<()> {
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         inserter: submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
+        files: peyk_jobs::storage::FileStore::from_env()?,
+        limits: config.limits,
     };
     tokio::spawn(state::watch_redis(state.clone()));
-    let app = routes::router(state, config.max_body_bytes);
+    tracing::info!(store = %state.files.description, "file store ready");
+    let app = routes::router(state, &config);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %config.addr, "peyk-api listening");
     axum::serve(listener, app).with_graceful_shutdown(peyk_jobs::env::shutdown_signal()).await?;

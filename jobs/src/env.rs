@@ -8,6 +8,12 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct EnvError(String);
 
+impl EnvError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
 }

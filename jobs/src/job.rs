@@ -25,5 +25,11 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// Hides secrets in a stored payload before the API shows it.
     fn redact(_payload: &mut serde_json::Value) {}
 
+    /// Uploaded files the payload refers to, with the field that names each:
+    /// the API refuses a submission whose files the tenant does not have.
+    fn file_ids(&self) -> Vec<(&'static str, uuid::Uuid)> {
+        Vec::new()
+    }
+
     fn run(self, ctx: &JobContext) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
 }

@@ -13,7 +13,9 @@ pub mod metrics;
 pub mod queue;
 pub mod registry;
 pub mod retry;
+pub mod storage;
 pub mod telemetry;
+pub mod transcription;
 pub mod validation;
 pub mod webhook;
 

@@ -169,6 +169,34 @@ pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
+pub static TRANSCRIBED_AUDIO: LazyLock<prometheus::CounterVec> = LazyLock::new(|| {
+    register(
+        prometheus::CounterVec::new(
+            Opts::new("peyk_transcription_audio_seconds_total", "Seconds of audio transcribed, by model and device"),
+            &["model", "device"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static TRANSCRIPTION_RTF: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "peyk_transcription_real_time_factor",
+                "Processing time over audio duration of each transcription (below 1 is faster than real time)",
+            )
+            .buckets(vec![0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0]),
+            &["model", "device"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static SPEECH_MODELS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(Opts::new("peyk_speech_models_loaded", "Whisper models this worker has loaded"), &["model", "device"]).unwrap())
+});
+
 /// Creates every series that should exist from the start at zero, so that
 /// dashboards and alerts see them before the first event.
 pub fn init_job_series() {

@@ -12,15 +12,25 @@ pub enum PayloadError {
     Invalid(ValidationErrors),
 }
 
-fn validate_as<J: Job>(payload: serde_json::Value) -> Result<serde_json::Value, PayloadError> {
+/// A payload that passed validation.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// As re-serialized by its type: defaults filled, unknown fields refused.
+    pub payload: serde_json::Value,
+    /// Uploaded files it refers to: (field, file id).
+    pub files: Vec<(&'static str, uuid::Uuid)>,
+}
+
+fn validate_as<J: Job>(payload: serde_json::Value) -> Result<Validated, PayloadError> {
     let job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };
         PayloadError::Invalid(ValidationErrors::single(field, e.into_inner().to_string()))
     })?;
     job.validate().map_err(PayloadError::Invalid)?;
-    // Stored as re-serialized by the type: defaults filled, unknown fields refused.
-    serde_json::to_value(&job).map_err(|e| PayloadError::Invalid(ValidationErrors::single("", e.to_string())))
+    let files = job.file_ids();
+    let payload = serde_json::to_value(&job).map_err(|e| PayloadError::Invalid(ValidationErrors::single("", e.to_string())))?;
+    Ok(Validated { payload, files })
 }
 
 async fn run_as<J: Job>(payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
@@ -37,7 +47,7 @@ macro_rules! job_types {
         pub const JOB_TYPES: &[&str] = &[$(<$job as Job>::TYPE),+];
 
         /// Parses and validates a payload for `job_type`; returns it normalized.
-        pub fn validate(job_type: &str, payload: serde_json::Value) -> Result<serde_json::Value, PayloadError> {
+        pub fn validate(job_type: &str, payload: serde_json::Value) -> Result<Validated, PayloadError> {
             $(if job_type == <$job as Job>::TYPE { return validate_as::<$job>(payload); })+
             Err(PayloadError::UnknownType)
         }
@@ -69,7 +79,7 @@ macro_rules! job_types {
     };
 }
 
-job_types!(crate::webhook::WebhookJob);
+job_types!(crate::webhook::WebhookJob, crate::transcription::TranscriptionJob);
 
 pub fn is_known(job_type: &str) -> bool {
     JOB_TYPES.contains(&job_type)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{job_attempts, jobs};
+use crate::schema::{files, job_attempts, jobs};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -84,3 +84,18 @@ pub struct ClaimedJob {
 /// The tenant an API key belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantId(pub Uuid);
+
+/// An uploaded file's record (its bytes are in the file store).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = files)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct FileRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub size_bytes: i64,
+    pub sha256: Vec<u8>,
+    pub duration_seconds: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}

@@ -62,6 +62,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    files (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        filename -> Text,
+        content_type -> Nullable<Text>,
+        size_bytes -> Int8,
+        sha256 -> Bytea,
+        duration_seconds -> Nullable<Float8>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(job_attempts -> jobs (job_id));

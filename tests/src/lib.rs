@@ -8,6 +8,7 @@
 //! other.
 
 pub mod sink;
+pub mod speech;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -103,8 +104,17 @@ impl TestEnv {
         diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// The test's own file store folder, shared by its API and workers.
+    pub fn files_dir(&self) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-files").join(&self.name)
+    }
+
     fn base_env(&self, command: &mut Command) {
         command
+            // Models only where a test asks for them (loading costs time and memory).
+            .env_remove("PEYK_MODELS_DIR")
+            .env_remove("PEYK_WHISPER_MODELS")
+            .env("PEYK_STORAGE_DIR", self.files_dir())
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
             .env("PEYK_REDIS_PREFIX", &self.prefix)
@@ -136,6 +146,14 @@ impl TestEnv {
         let api = Api { url: format!("http://127.0.0.1:{port}"), child, http: self.http.clone() };
         wait_until_ok(&self.http, &format!("{}/healthz", api.url)).await;
         api
+    }
+
+    /// A worker serving only the transcription queue, with the test models.
+    pub async fn start_speech_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let models = speech::models_dir();
+        let mut all = vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", "2")];
+        all.extend_from_slice(extra);
+        self.start_worker_with(&all).await
     }
 
     pub async fn start_worker(&self) -> Worker {
@@ -262,6 +280,34 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// `POST path` with a multipart form: `file` with these bytes and name,
+    /// plus text fields.
+    pub async fn upload_form(&self, path: &str, key: &str, file: Option<(&str, Vec<u8>)>, fields: &[(&str, &str)]) -> (u16, Value, String) {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some((name, bytes)) = file {
+            form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()));
+        }
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        // The OpenAI endpoints wait for the transcription: on a loaded test
+        // machine that can take longer than the client's usual 30 s.
+        let request = self.http.post(format!("{}{path}", self.url)).bearer_auth(key).multipart(form).timeout(Duration::from_secs(180));
+        let response = request.send().await.expect("API answers");
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, content_type)
+    }
+
+    /// Uploads a fixture (or any bytes) to `/v1/files`, asserting 201; returns the file id.
+    pub async fn upload(&self, key: &str, name: &str, bytes: Vec<u8>) -> String {
+        let (status, body, _) = self.upload_form("/v1/files", key, Some((name, bytes)), &[]).await;
+        assert_eq!(status, 201, "upload refused: {body}");
+        body["id"].as_str().unwrap().to_string()
     }
 
     pub async fn metrics(&self) -> String {

@@ -114,6 +114,19 @@ fn kubernetes_manifests_are_consistent() {
         assert!(query.contains("peyk_queue_depth"), "scaling follows the queue depth");
     }
     assert!(deployments.len() >= 2 && !of_kind("ScaledObject").is_empty() && !of_kind("PodDisruptionBudget").is_empty());
+
+    // A GPU worker Deployment: asks for a GPU, lands on GPU nodes, serves transcription.
+    let gpu = deployments
+        .iter()
+        .find(|d| get(d, "spec.template.spec.containers")[0]["resources"]["limits"]["nvidia.com/gpu"].as_u64() == Some(1))
+        .expect("a Deployment requesting nvidia.com/gpu");
+    assert!(get(gpu, "spec.template.spec.nodeSelector").is_mapping(), "GPU pods need a node selector");
+    let env = get(gpu, "spec.template.spec.containers")[0]["env"].as_sequence().unwrap().clone();
+    assert!(env.iter().any(|e| e["name"] == "PEYK_QUEUES" && e["value"] == "transcription"));
+    let claims: BTreeSet<String> = of_kind("PersistentVolumeClaim").iter().map(|d| text(d, "metadata.name")).collect();
+    for volume in get(gpu, "spec.template.spec.volumes").as_sequence().unwrap() {
+        assert!(claims.contains(&text(volume, "persistentVolumeClaim.claimName")), "GPU worker mounts an unknown claim");
+    }
 }
 
 #[test]
@@ -133,7 +146,7 @@ fn compose_file_is_consistent() {
         service.apply_merge().unwrap();
         assert!(service["image"].is_string(), "{name}: image");
         let restart = service["restart"].as_str().unwrap_or_else(|| panic!("{name}: restart policy"));
-        assert!(restart == "unless-stopped" || name == "migrate", "{name}: restart {restart}");
+        assert!(restart == "unless-stopped" || ["migrate", "models"].contains(&name), "{name}: restart {restart}");
         if let Some(depends) = service["depends_on"].as_mapping() {
             for dependency in depends.keys() {
                 assert!(names.contains(dependency.as_str().unwrap()), "{name} depends on unknown {dependency:?}");
@@ -148,7 +161,12 @@ fn compose_file_is_consistent() {
             }
         }
     }
-    for name in ["postgres", "redis", "api", "worker"] {
+    let gpu = &services["worker-gpu"];
+    assert_eq!(gpu["profiles"][0], "gpu");
+    assert_eq!(gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"], "nvidia");
+    assert!(gpu["build"]["dockerfile"].as_str().unwrap().ends_with("Dockerfile.cuda"));
+    assert!(infrastructure().join("docker/Dockerfile.cuda").exists());
+    for name in ["postgres", "redis", "api", "worker", "worker-gpu"] {
         assert!(services[name]["healthcheck"]["test"].is_sequence(), "{name}: health check");
     }
 }

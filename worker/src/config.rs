@@ -10,7 +10,10 @@ use clap::Parser;
 use peyk_jobs::env::{env_or, env_parse, env_seconds};
 use peyk_jobs::registry::JOB_TYPES;
 use peyk_jobs::retry::Backoff;
+use peyk_jobs::transcription::engine::SpeechConfig;
+use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::AddressPolicy;
+use peyk_jobs::Job;
 
 #[derive(Debug, Parser)]
 #[command(name = "peyk-worker", version, about = "Runs Peyk jobs from the Redis queues it is told to serve")]
@@ -43,14 +46,21 @@ pub struct Config {
     pub redis_retention: Duration,
     pub backoff: Backoff,
     pub webhook_policy: AddressPolicy,
+    pub speech: SpeechConfig,
 }
 
 impl Config {
     pub fn load(args: Args) -> anyhow::Result<Self> {
         let database_url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+        let speech = SpeechConfig::from_env()?;
         let mut queues = BTreeMap::new();
         let selected: Vec<String> = if args.queues.is_empty() {
-            JOB_TYPES.iter().map(|t| t.to_string()).collect()
+            // "All" means all this host can run: transcription needs a model.
+            let runnable = |t: &&&str| **t != TranscriptionJob::TYPE || !speech.models.is_empty();
+            if speech.models.is_empty() {
+                tracing::warn!("no Whisper model configured (PEYK_MODELS_DIR / PEYK_WHISPER_MODELS): not serving the transcription queue");
+            }
+            JOB_TYPES.iter().filter(runnable).map(|t| t.to_string()).collect()
         } else {
             args.queues.iter().map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect()
         };
@@ -58,7 +68,10 @@ impl Config {
             if !JOB_TYPES.contains(&queue.as_str()) {
                 bail!("unknown queue `{queue}`; known queues: {}", JOB_TYPES.join(", "));
             }
-            queues.insert(queue, 64);
+            // A transcription already uses PEYK_WHISPER_THREADS cores:
+            // by default run as many at once as there are cores for.
+            let default = if queue == TranscriptionJob::TYPE { (cores() / speech.threads).max(1) } else { 64 };
+            queues.insert(queue, default);
         }
         for item in &args.concurrency {
             let (queue, number) = match item.split_once('=') {
@@ -94,8 +107,13 @@ impl Config {
                 base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?,
                 max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)?,
             },
+            speech,
             webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
                 .map_err(|e| anyhow::anyhow!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}"))?,
         })
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }

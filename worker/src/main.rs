@@ -14,7 +14,11 @@ use std::sync::Arc;
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::storage::FileStore;
+use peyk_jobs::transcription::engine::SpeechModels;
+use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::WebhookClient;
+use peyk_jobs::Job;
 use peyk_jobs::{metrics, telemetry};
 use peyk_schema::queries::worker as q;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +39,17 @@ fn worker_identity() -> String {
     format!("{host}-{}-{}", std::process::id(), &suffix[suffix.len() - 6..])
 }
 
+/// Whisper models, loaded once (before any job is taken) when this worker
+/// serves the transcription queue.
+async fn load_speech_models(config: &Config) -> anyhow::Result<Option<Arc<SpeechModels>>> {
+    if !config.queues.contains_key(TranscriptionJob::TYPE) {
+        return Ok(None);
+    }
+    let speech = config.speech.clone();
+    let models = tokio::task::spawn_blocking(move || SpeechModels::load(&speech)).await??;
+    tracing::info!(models = ?models.model_names(), device = %models.device, "speech models ready");
+    Ok(Some(Arc::new(models)))
+}
 
 /// mimalloc: measurably faster than the system allocator for the many small,
 /// short-lived allocations of JSON requests and job records.
@@ -51,7 +66,11 @@ async fn main() -> anyhow::Result<()> {
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
-    let clients = Arc::new(SharedClients { webhook: WebhookClient::new(config.webhook_policy.clone())? });
+    let clients = Arc::new(SharedClients {
+        webhook: WebhookClient::new(config.webhook_policy.clone())?,
+        files: FileStore::from_env()?,
+        speech: load_speech_models(&config).await?,
+    });
     let worker_id = worker_identity();
     let (claims, finishes) = runner::start_batchers(&pool, &worker_id, config.lease);
     let runner = Arc::new(Runner {

@@ -10,7 +10,7 @@ use chrono::Utc;
 use peyk_jobs::queue::Enqueue;
 use peyk_jobs::registry::{self, PayloadError, JOB_TYPES};
 use peyk_jobs::{metrics, ValidationErrors};
-use peyk_schema::queries::{attempts, jobs};
+use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobRow, JobStatus, NewJob};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -25,8 +25,9 @@ use crate::views::{AttemptList, ErrorBody, JobList, JobView, SubmitJob};
 const MAX_DELAY_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 const MAX_ATTEMPTS_LIMIT: i32 = 25;
 
-/// Checks a submission and builds the row to insert.
-fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<NewJob, ApiError> {
+/// Checks a submission and builds the row to insert, with the uploaded
+/// files it refers to (checked against the database by the caller).
+fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'static str, Uuid)>), ApiError> {
     if !registry::is_known(&submission.job_type) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -36,8 +37,8 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<NewJob, ApiError>
         .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": JOB_TYPES })));
     }
     let mut errors = ValidationErrors::new();
-    let payload = match registry::validate(&submission.job_type, submission.payload.clone()) {
-        Ok(payload) => Some(payload),
+    let validated = match registry::validate(&submission.job_type, submission.payload.clone()) {
+        Ok(validated) => Some(validated),
         Err(PayloadError::Invalid(invalid)) => {
             errors.0.extend(invalid.nested("payload").0.into_iter().map(|mut e| {
                 e.field = e.field.trim_end_matches('.').to_string();
@@ -86,19 +87,37 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<NewJob, ApiError>
     // (even with a relative delay) matches, and anything else does not.
     let request_hash = Sha256::digest(serde_json::to_vec(&submission).unwrap_or_default()).to_vec();
     let status = if run_at > now { JobStatus::Scheduled } else { JobStatus::Queued };
-    Ok(NewJob {
+    let validated = validated.expect("valid when there are no errors");
+    let job = NewJob {
         id: Uuid::now_v7(),
         tenant_id: tenant.0 .0,
         max_attempts: submission.max_attempts.unwrap_or_else(|| registry::default_max_attempts(&submission.job_type)),
         job_type: submission.job_type,
         status: status.as_str().to_string(),
-        payload: payload.expect("valid when there are no errors"),
+        payload: validated.payload,
         priority: submission.priority.unwrap_or(0),
         idempotency_key: submission.idempotency_key,
         request_hash: Some(request_hash),
         run_at,
         queue_task_id: Some(ulid::Ulid::new().to_string()),
-    })
+    };
+    Ok((job, validated.files))
+}
+
+/// 422 for every referenced file the tenant does not have.
+async fn check_files(state: &AppState, tenant: &Tenant, refs: &[(&'static str, Uuid)]) -> Result<(), ApiError> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
+    let existing = files::existing(&state.pool, tenant.0, &ids).await?;
+    let mut errors = ValidationErrors::new();
+    for (field, id) in refs {
+        if !existing.contains(id) {
+            errors.add(format!("payload.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
+        }
+    }
+    errors.into_result().map_err(ApiError::validation)
 }
 
 /// Submit a job.
@@ -116,7 +135,15 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<NewJob, ApiError>
         (status = 503, description = "Queue or database unreachable", body = ErrorBody),
     ))]
 pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(submission): ValidJson<SubmitJob>) -> Result<Response, ApiError> {
-    let job = build_job(&tenant, submission)?;
+    let (status, row) = create_job(&state, &tenant, submission).await?;
+    Ok((status, Json(JobView::from(row))).into_response())
+}
+
+/// Validates, stores and queues a submission: `202` and the new job, or
+/// `200` and the earlier job of the same idempotency key and body.
+pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob) -> Result<(StatusCode, JobRow), ApiError> {
+    let (job, file_refs) = build_job(tenant, submission)?;
+    check_files(state, tenant, &file_refs).await?;
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
     }
@@ -141,7 +168,7 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
             .await?
             .ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
         if existing.request_hash == request_hash {
-            return Ok((StatusCode::OK, Json(JobView::from(existing))).into_response());
+            return Ok((StatusCode::OK, existing));
         }
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -151,7 +178,7 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
         .with_details(json!({ "errors": [{ "field": "idempotency_key", "problem": "already used with a different body" }], "job_id": existing.id })));
     };
     metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
-    Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
+    Ok((StatusCode::ACCEPTED, row))
 }
 
 /// Pushes a stored job onto its queue. A failure is not the client's
@@ -171,7 +198,7 @@ async fn enqueue(state: &AppState, row: &JobRow) {
     }
 }
 
-fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
     // Any string that is not one of our ids cannot name a job: 404, not 400,
     // so that ids reveal nothing.
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("job"))

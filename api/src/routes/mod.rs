@@ -1,9 +1,11 @@
 //! The router: every route, the body limit, request metrics, and JSON
 //! answers for requests that match nothing.
 
+pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod transcripts;
 
 use std::time::Instant;
 
@@ -12,14 +14,24 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
+use crate::config::Config;
 use axum::Router;
 use peyk_jobs::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, config: &Config) -> Router {
+    // Uploads get their own, larger body limit; everything else the JSON one.
+    let uploads = Router::new()
+        .route("/v1/files", post(files::upload))
+        .route("/v1/audio/transcriptions", post(transcripts::openai_transcriptions))
+        .route("/v1/audio/translations", post(transcripts::openai_translations))
+        .layer(DefaultBodyLimit::max(config.max_upload_bytes))
+        .with_state(state.clone());
     let api = Router::new()
+        .route("/v1/files/{id}", get(files::get_file).delete(files::delete_file))
+        .route("/v1/jobs/{id}/transcript", get(transcripts::download))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
@@ -29,13 +41,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
-        .with_state(state);
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state)
+        .merge(uploads);
     openapi::with_docs(api)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(record_metrics))
 }
 

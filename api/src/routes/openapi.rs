@@ -51,13 +51,22 @@ impl Modify for JobPayloads {
         super::jobs::cancel_job,
         super::jobs::retry_job,
         super::jobs::list_attempts,
+        super::files::upload,
+        super::files::get_file,
+        super::files::delete_file,
+        super::transcripts::download,
+        super::transcripts::openai_transcriptions,
+        super::transcripts::openai_translations,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
     ),
-    components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView)),
+    components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView, views::FileView,
+        peyk_jobs::transcription::transcript::Transcript, peyk_jobs::transcription::transcript::Segment,
+        peyk_jobs::transcription::transcript::Word)),
     modifiers(&Security, &JobPayloads),
-    tags((name = "jobs", description = "Submit and follow jobs"), (name = "operations", description = "Health and metrics"))
+    tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
+        (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"))
 )]
 struct ApiDoc;
 

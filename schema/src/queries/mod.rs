@@ -2,5 +2,6 @@
 
 pub mod api_keys;
 pub mod attempts;
+pub mod files;
 pub mod jobs;
 pub mod worker;

@@ -1,0 +1,175 @@
+//! `/v1/files`: uploads (multipart), their records, and deletion.
+//!
+//! An upload is refused with 413 when it is larger than
+//! `PEYK_MAX_UPLOAD_BYTES` or, when it is audio, longer than
+//! `PEYK_MAX_AUDIO_SECONDS`. Anything else is stored as it came: whether a
+//! file is usable audio is the transcription job's to say, with a reason.
+
+use axum::body::Bytes;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use peyk_jobs::transcription::audio;
+use peyk_schema::queries::files;
+use peyk_schema::FileRow;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::views::{ErrorBody, FileView};
+
+/// An upload as it arrived, before it is stored.
+pub struct Upload {
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub data: Bytes,
+}
+
+/// Upload a file (multipart/form-data, field `file`).
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("api_key" = [])),
+    request_body(content_type = "multipart/form-data", description = "A form with one field `file`"),
+    responses(
+        (status = 201, description = "Stored", body = FileView),
+        (status = 400, description = "Not a multipart form, or no `file` field", body = ErrorBody),
+        (status = 413, description = "Larger than PEYK_MAX_UPLOAD_BYTES, or audio longer than PEYK_MAX_AUDIO_SECONDS", body = ErrorBody),
+    ))]
+pub async fn upload(State(state): State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+    let mut form = form.map_err(not_multipart)?;
+    let mut upload = None;
+    while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
+        if field.name() == Some("file") {
+            upload = Some(read_file_field(field).await?);
+        }
+    }
+    let upload = upload.ok_or_else(|| missing_field("file"))?;
+    let row = store(&state, &tenant, upload).await?;
+    Ok((StatusCode::CREATED, Json(FileView::from(row))).into_response())
+}
+
+/// Get an uploaded file's record.
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("api_key" = [])),
+    params(("id" = String, Path, description = "File id")),
+    responses((status = 200, body = FileView), (status = 404, body = ErrorBody)))]
+pub async fn get_file(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<FileView>, ApiError> {
+    let id = parse_file_id(&id)?;
+    let row = files::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    Ok(Json(row.into()))
+}
+
+/// Delete an uploaded file. Jobs that still need it fail with `file_not_found`.
+#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", security(("api_key" = [])),
+    params(("id" = String, Path, description = "File id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete_file(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_file_id(&id)?;
+    if !files::delete(&state.pool, tenant.0, id).await? {
+        return Err(ApiError::not_found("file"));
+    }
+    state.files.delete(tenant.0 .0, id).await.map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_file_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| ApiError::not_found("file"))
+}
+
+/// Checks the limits, then writes the bytes to the file store and the
+/// record to PostgreSQL (in that order: a record never points at nothing).
+pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<FileRow, ApiError> {
+    if upload.data.is_empty() {
+        return Err(ApiError::invalid_field("file", "is empty (0 bytes)"));
+    }
+    let data = upload.data.clone();
+    let filename = upload.filename.clone();
+    let (duration, sha256) = tokio::task::spawn_blocking(move || {
+        let extension = std::path::Path::new(&filename).extension().and_then(|e| e.to_str()).map(str::to_lowercase);
+        (audio::probe_duration(&data, extension.as_deref()), Sha256::digest(&data).to_vec())
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    if let Some(seconds) = duration.filter(|s| *s > state.limits.max_audio_seconds) {
+        return Err(too_large(format!(
+            "the audio is {seconds:.0} s long; this server accepts at most {:.0} s",
+            state.limits.max_audio_seconds
+        )));
+    }
+    let row = FileRow {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0 .0,
+        filename: upload.filename,
+        content_type: upload.content_type,
+        size_bytes: upload.data.len() as i64,
+        sha256,
+        duration_seconds: duration,
+        created_at: Utc::now(),
+    };
+    state.files.put(row.tenant_id, row.id, upload.data).await.map_err(|e| {
+        tracing::error!(error = %e, "file store unavailable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
+    })?;
+    Ok(files::insert(&state.pool, &row).await?)
+}
+
+/// Reads a file field whole; the router's body limit bounds it.
+pub async fn read_file_field(field: Field<'_>) -> Result<Upload, ApiError> {
+    let filename = field.file_name().map(sanitize_filename).unwrap_or_else(|| "upload".into());
+    let content_type = field.content_type().map(str::to_string);
+    let data = field.bytes().await.map_err(unreadable_form)?;
+    Ok(Upload { filename, content_type, data })
+}
+
+/// Keeps the last path component, printable characters, at most 255 bytes.
+fn sanitize_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut clean: String = base.chars().filter(|c| !c.is_control()).collect();
+    while clean.len() > 255 {
+        clean.pop();
+    }
+    if clean.trim().is_empty() {
+        "upload".into()
+    } else {
+        clean
+    }
+}
+
+pub fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message.clone())
+        .with_details(json!({ "errors": [{ "field": "file", "problem": message }] }))
+}
+
+pub fn not_multipart(rejection: MultipartRejection) -> ApiError {
+    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("the body must be multipart/form-data ({rejection})"))
+}
+
+pub fn unreadable_form(error: MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large("the upload is larger than this server accepts (PEYK_MAX_UPLOAD_BYTES)".into())
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_form", format!("the multipart form could not be read: {}", error.body_text()))
+    }
+}
+
+pub fn missing_field(field: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "missing_field", format!("the form has no `{field}` field"))
+        .with_details(json!({ "errors": [{ "field": field, "problem": "is required" }] }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_filename;
+
+    #[test]
+    fn filenames_lose_paths_and_control_characters() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize_filename("C:\\voice\\note.ogg"), "note.ogg");
+        assert_eq!(sanitize_filename("a\nb.wav"), "ab.wav");
+        assert_eq!(sanitize_filename("/"), "upload");
+        assert_eq!(sanitize_filename("صدا.m4a"), "صدا.m4a");
+    }
+}

@@ -1,0 +1,221 @@
+//! Transcripts: downloads of a finished `transcription` job in each format,
+//! and OpenAI's `/v1/audio/transcriptions` and `/v1/audio/translations`,
+//! which upload, submit a normal job and wait for it, so that apps using
+//! OpenAI's SDKs switch to Peyk by changing the base URL.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use peyk_jobs::transcription::transcript::{Transcript, TranscriptFormat};
+use peyk_jobs::transcription::TranscriptionJob;
+use peyk_jobs::Job;
+use peyk_schema::queries::jobs;
+use peyk_schema::{JobRow, JobStatus};
+use serde_json::json;
+
+use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, Upload};
+use super::jobs::{create_job, parse_job_id};
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::views::{ErrorBody, JobView, SubmitJob};
+
+/// A finished transcription as json, text, srt, vtt or verbose_json.
+#[utoipa::path(get, path = "/v1/jobs/{id}/transcript", tag = "transcription", security(("api_key" = [])),
+    params(
+        ("id" = String, Path, description = "Id of a transcription job"),
+        ("format" = Option<String>, Query, description = "json (default), text, srt, vtt or verbose_json"),
+    ),
+    responses(
+        (status = 200, description = "The transcript in the asked format"),
+        (status = 400, description = "Unknown format", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not a transcription job, or not succeeded (yet)", body = ErrorBody),
+    ))]
+pub async fn download(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let mut format = TranscriptFormat::Json;
+    for (name, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "format" => format = parse_format("format", &value, ApiError::bad_parameter)?,
+            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: format")),
+        }
+    }
+    let id = parse_job_id(&id)?;
+    let row = jobs::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    if row.job_type != TranscriptionJob::TYPE {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_a_transcription", format!("job {id} is a `{}` job", row.job_type)));
+    }
+    if row.status() != JobStatus::Succeeded {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_ready", format!("the job is {}; a transcript exists once it has succeeded", row.status))
+            .with_details(json!({ "status": row.status })));
+    }
+    Ok(render(&transcript_of(&row)?, format))
+}
+
+fn parse_format(field: &str, value: &str, error: fn(&str, String) -> ApiError) -> Result<TranscriptFormat, ApiError> {
+    TranscriptFormat::parse(value).ok_or_else(|| error(field, format!("`{value}` is not one of {}", TranscriptFormat::NAMES)))
+}
+
+fn transcript_of(row: &JobRow) -> Result<Transcript, ApiError> {
+    let result = row.result.clone().ok_or_else(|| ApiError::internal("succeeded transcription without a result"))?;
+    serde_json::from_value(result).map_err(ApiError::internal)
+}
+
+fn render(transcript: &Transcript, format: TranscriptFormat) -> Response {
+    ([(header::CONTENT_TYPE, format.content_type())], transcript.render(format)).into_response()
+}
+
+/// OpenAI-compatible transcription.
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "transcription", security(("api_key" = [])),
+    request_body(content_type = "multipart/form-data",
+        description = "OpenAI's form: file, model, language, prompt, response_format (json | text | srt | verbose_json | vtt), temperature, timestamp_granularities[]"),
+    responses(
+        (status = 200, description = "The transcript in `response_format`"),
+        (status = 202, description = "Still running after PEYK_OPENAI_WAIT_SECONDS: the job to poll", body = JobView),
+        (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+    ))]
+pub async fn openai_transcriptions(state: State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+    openai(state, tenant, form, false).await
+}
+
+/// OpenAI-compatible translation to English.
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "transcription", security(("api_key" = [])),
+    request_body(content_type = "multipart/form-data", description = "OpenAI's form: file, model, prompt, response_format, temperature"),
+    responses(
+        (status = 200, description = "The English transcript in `response_format`"),
+        (status = 202, description = "Still running: the job to poll", body = JobView),
+        (status = 400, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+    ))]
+pub async fn openai_translations(state: State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+    openai(state, tenant, form, true).await
+}
+
+/// OpenAI's form fields, as read.
+#[derive(Default)]
+struct OpenAiForm {
+    file: Option<Upload>,
+    model: Option<String>,
+    language: Option<String>,
+    prompt: Option<String>,
+    response_format: Option<String>,
+    temperature: Option<String>,
+    word_timestamps: bool,
+}
+
+async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
+    let mut read = OpenAiForm::default();
+    while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            read.file = Some(read_file_field(field).await?);
+            continue;
+        }
+        let value = field.text().await.map_err(unreadable_form)?;
+        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        match name.as_str() {
+            "model" => read.model = value,
+            "language" => read.language = value,
+            "prompt" => read.prompt = value,
+            "response_format" => read.response_format = value,
+            "temperature" => read.temperature = value,
+            "timestamp_granularities[]" | "timestamp_granularities" => {
+                read.word_timestamps |= value.as_deref() == Some("word");
+            }
+            // OpenAI's SDKs send fields we have no use for (e.g. `stream`); ignoring them keeps them working.
+            _ => {}
+        }
+    }
+    Ok(read)
+}
+
+async fn openai(State(state): State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>, translate: bool) -> Result<Response, ApiError> {
+    let form = read_form(form.map_err(not_multipart)?).await?;
+    let format = match &form.response_format {
+        Some(value) => parse_format("response_format", value, |field, problem| ApiError::invalid_field(field, problem))?,
+        None => TranscriptFormat::Json,
+    };
+    let temperature = match &form.temperature {
+        Some(value) => Some(value.parse::<f32>().map_err(|_| ApiError::invalid_field("temperature", "must be a number between 0 and 1"))?),
+        None => None,
+    };
+    let upload = form.file.ok_or_else(|| missing_field("file"))?;
+    let file = store(&state, &tenant, upload).await?;
+    let payload = json!({
+        "file_id": file.id,
+        // `whisper-1` (what OpenAI's examples send) means "the default model".
+        "model": form.model.filter(|m| !m.starts_with("whisper-") && !m.starts_with("gpt-")),
+        "language": if translate { None } else { form.language },
+        "prompt": form.prompt,
+        "translate": translate,
+        "timestamps": if form.word_timestamps { "word" } else { "segment" },
+        "temperature": temperature,
+    });
+    let payload = strip_nulls(payload);
+    let submission = SubmitJob {
+        job_type: TranscriptionJob::TYPE.into(),
+        payload,
+        idempotency_key: None,
+        max_attempts: None,
+        delay_seconds: None,
+        run_at: None,
+        priority: None,
+    };
+    let (_, row) = create_job(&state, &tenant, submission).await.map_err(form_field_names)?;
+    let finished = wait_for(&state, &tenant, row, state.limits.openai_wait).await?;
+    match finished.status() {
+        JobStatus::Succeeded => Ok(render(&transcript_of(&finished)?, format)),
+        JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled => Err(job_failed(&finished)),
+        _ => {
+            let location = format!("/v1/jobs/{}", finished.id);
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(finished))).into_response())
+        }
+    }
+}
+
+/// Polls the job until it finishes or `limit` passes: every 10 ms at first
+/// (short clips finish in well under a second), backing off to 250 ms.
+async fn wait_for(state: &AppState, tenant: &Tenant, mut row: JobRow, limit: Duration) -> Result<JobRow, ApiError> {
+    let started = Instant::now();
+    let mut interval = Duration::from_millis(10);
+    while !row.status().is_terminal() && started.elapsed() < limit {
+        tokio::time::sleep(interval.min(limit.saturating_sub(started.elapsed()))).await;
+        interval = (interval * 5 / 4).min(Duration::from_millis(250));
+        row = jobs::get(&state.pool, tenant.0, row.id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    }
+    Ok(row)
+}
+
+/// The job's own error, as OpenAI answers a file it cannot use: 400.
+fn job_failed(row: &JobRow) -> ApiError {
+    let code = row.error_code.clone().unwrap_or_else(|| row.status.clone());
+    let message = row.error_message.clone().unwrap_or_else(|| format!("the transcription job is {}", row.status));
+    let status = if row.status() == JobStatus::Dead { StatusCode::BAD_GATEWAY } else { StatusCode::BAD_REQUEST };
+    ApiError::new(status, "transcription_failed", message.clone())
+        .with_details(json!({ "job_id": row.id, "job_status": row.status, "reason": code, "errors": [{ "field": "file", "problem": message }] }))
+}
+
+/// Validation errors name `payload.language`; the client sent `language`.
+fn form_field_names(mut error: ApiError) -> ApiError {
+    if let Some(errors) = error.details.get_mut("errors").and_then(|e| e.as_array_mut()) {
+        for entry in errors {
+            if let Some(field) = entry.get("field").and_then(|f| f.as_str()) {
+                let renamed = field.strip_prefix("payload.").unwrap_or(field).replace("file_id", "file");
+                entry["field"] = json!(renamed);
+            }
+        }
+    }
+    error
+}
+
+fn strip_nulls(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = value.as_object_mut() {
+        object.retain(|_, v| !v.is_null());
+    }
+    value
+}

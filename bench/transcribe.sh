@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The transcription benchmark (README, "Benchmarks"). For each model
+# (default: tiny.en and base), on jfk.wav (11 s of real speech), THREADS
+# threads (default 2):
+#   1. whisper.cpp itself: bench/whisper-ref (built from the very sources
+#      and options Peyk links), a whole run: model load + transcription;
+#   2. Peyk: API + a transcription worker (model loaded at start-up);
+#      `POST /v1/audio/transcriptions` with the file, timed from sending the
+#      request to receiving the transcript (upload, job record, queue,
+#      decode, whisper, result, answer);
+#   3. the worker's peak memory with that model loaded.
+# Then the audio path alone: decode + resample a 10-minute mp3.
+# Best and median of RUNS (default 5) each.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source infrastructure/dev/services.sh
+
+RUNS=${RUNS:-5}
+THREADS=${THREADS:-2}
+MODELS=${MODELS:-"tiny.en base"}
+PG_PORT=54359 REDIS_PORT=63829 API_PORT=18090 WORKER_PORT=19092
+state="$root/.peyk/bench-speech"
+models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
+fixtures="$root/.peyk/fixtures"
+
+ensure_packages build-tools
+# shellcheck disable=SC2086
+PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh $MODELS
+infrastructure/dev/fixtures.sh "$fixtures" >/dev/null
+bench/whisper-ref/build.sh >/dev/null
+echo "==> building (release)"
+cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
+bin="$root/target/release"
+
+start_postgres "$state" "$PG_PORT"
+start_redis "$state" "$REDIS_PORT"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  stop_services "$state" "$REDIS_PORT"
+}
+trap cleanup EXIT
+
+export PGOPTIONS="-c client_min_messages=warning"
+psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench" postgres
+psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE peyk_bench" postgres
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
+export PEYK_STORAGE_DIR="$state/files"
+"$bin/peyk-api" migrate 2>/dev/null
+key=$("$bin/peyk-api" create-key --tenant bench)
+PEYK_API_ADDR="127.0.0.1:$API_PORT" "$bin/peyk-api" & pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+now() { date +%s.%N; }
+peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+# best and median of the numbers on stdin
+stats() { sort -g | awk '{v[NR]=$1} END {printf "%.3f %.3f", v[1], v[int((NR+1)/2)]}'; }
+
+audio="$fixtures/jfk.wav"
+duration=11.0
+summary=()
+for model in $MODELS; do
+  echo "==> $model: whisper.cpp itself ($RUNS runs)"
+  ref=$(for _ in $(seq 1 "$RUNS"); do
+    t0=$(now); target/whisper-ref/whisper-ref -m "$models_dir/ggml-$model.bin" -f "$audio" -t "$THREADS" -l en >/dev/null 2>&1; t1=$(now)
+    echo "$t0 $t1" | awk '{print $2 - $1}'
+  done | stats)
+
+  echo "==> $model: Peyk, submission to result ($RUNS runs)"
+  PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=transcription PEYK_WHISPER_THREADS="$THREADS" \
+    PEYK_WHISPER_MODELS="$model=$models_dir/ggml-$model.bin" "$bin/peyk-worker" & worker=$!; pids+=($worker)
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$WORKER_PORT/healthz" >/dev/null && break; sleep 0.1; done
+  transcribe() {
+    curl -fs -o "$state/last.json" -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/v1/audio/transcriptions" \
+      -H "Authorization: Bearer $key" -F "file=@$audio" -F "model=$model" -F language=en
+  }
+  transcribe >/dev/null # warm-up (first-touch page faults of the model)
+  peyk=$(for _ in $(seq 1 "$RUNS"); do transcribe; done | stats)
+  text=$(sed 's/.*"text":"\([^"]*\)".*/\1/' "$state/last.json")
+  rss=$(peak_rss_mb "$worker")
+  kill "$worker"; wait "$worker" 2>/dev/null || true
+
+  read -r ref_best ref_median <<<"$ref"
+  read -r peyk_best peyk_median <<<"$peyk"
+  ratio=$(echo "$peyk_median $ref_median" | awk '{printf "%.2f", $1 / $2}')
+  rtf=$(echo "$peyk_median $duration" | awk '{printf "%.3f", $1 / $2}')
+  echo "    text: $text"
+  summary+=("$(printf '%-8s whisper.cpp %5.2f s (best %5.2f) | Peyk %5.2f s (best %5.2f) | Peyk/whisper.cpp %s | RTF %s | worker peak %s MiB' \
+    "$model" "$ref_median" "$ref_best" "$peyk_median" "$peyk_best" "$ratio" "$rtf" "$rss")")
+done
+
+echo "==> decode + resample"
+decode_long=$("$bin/peyk-bench-decode" "$fixtures/long_10min.mp3" "$RUNS")
+decode_wav=$("$bin/peyk-bench-decode" "$audio" "$RUNS")
+
+cat <<SUMMARY
+
+== Peyk transcription benchmark ($(nproc) cores, $THREADS whisper threads, jfk.wav ${duration} s, median of $RUNS) ==
+$(printf '%s\n' "${summary[@]}")
+$decode_long
+$decode_wav
+SUMMARY

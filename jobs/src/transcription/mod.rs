@@ -1,0 +1,133 @@
+//! The `transcription` job: an uploaded audio file to text with whisper.cpp.
+//!
+//! The file is read from storage, decoded and resampled to 16 kHz mono
+//! ([`audio`]), and transcribed by a model the worker loaded at start-up
+//! ([`engine`]). A file that is not audio, uses a codec we cannot decode, is
+//! broken or holds no speech fails at once: retrying cannot change it.
+
+pub mod audio;
+pub mod engine;
+pub mod transcript;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::storage::StorageError;
+use crate::{Job, JobContext, JobError, ValidationErrors};
+use engine::TranscribeOptions;
+
+const MAX_PROMPT_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Timestamps {
+    /// Start and end of each segment (a phrase or sentence).
+    #[default]
+    Segment,
+    /// Also of each word (`words` in the result).
+    Word,
+}
+
+/// Payload of a `transcription` job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptionJob {
+    /// An id returned by `POST /v1/files`.
+    pub file_id: Uuid,
+    /// ISO 639-1 code of the spoken language (`fa`, `en`, …); absent or
+    /// `auto` detects it (multilingual models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "fa")]
+    pub language: Option<String>,
+    /// Initial prompt: vocabulary and style to expect, e.g. drug names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Translate to English instead of transcribing.
+    #[serde(default)]
+    pub translate: bool,
+    #[serde(default)]
+    pub timestamps: Timestamps,
+    /// A model the workers have loaded (e.g. `base`, `tiny.en`,
+    /// `large-v3-turbo`); absent: the worker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Sampling temperature 0–1; absent: whisper's default with fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
+impl TranscriptionJob {
+    fn language_code(&self) -> Option<String> {
+        self.language.as_deref().filter(|l| *l != "auto").map(str::to_lowercase)
+    }
+
+    fn options(&self) -> TranscribeOptions {
+        TranscribeOptions {
+            model: self.model.clone(),
+            language: self.language_code(),
+            prompt: self.prompt.clone().filter(|p| !p.trim().is_empty()),
+            translate: self.translate,
+            words: self.timestamps == Timestamps::Word,
+            temperature: self.temperature,
+        }
+    }
+}
+
+impl Job for TranscriptionJob {
+    const TYPE: &'static str = "transcription";
+    const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+    /// Hours of audio on a CPU worker take a long time; the lease keeps a
+    /// running job claimed, so this only bounds a stuck one.
+    const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if let Some(language) = self.language_code() {
+            if whisper_rs::get_lang_id(&language).is_none() {
+                errors.add("language", format!("`{language}` is not a language Whisper knows; use an ISO 639-1 code such as fa or en, or auto"));
+            }
+        }
+        if self.prompt.as_ref().is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS) {
+            errors.add("prompt", format!("must be at most {MAX_PROMPT_CHARS} characters"));
+        }
+        if let Some(model) = &self.model {
+            let valid = !model.is_empty() && model.len() <= 64 && model.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !valid {
+                errors.add("model", "must be a model name such as base, tiny.en or large-v3-turbo");
+            }
+        }
+        if self.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            errors.add("temperature", "must be between 0 and 1");
+        }
+        errors.into_result()
+    }
+
+    fn file_ids(&self) -> Vec<(&'static str, Uuid)> {
+        vec![("file_id", self.file_id)]
+    }
+
+    async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
+        let speech = ctx.clients.speech.clone().ok_or_else(|| {
+            // A worker without models should not serve this queue; another may.
+            JobError::retry("no_models", "this worker has no Whisper model loaded")
+        })?;
+        let data = ctx.clients.files.get(ctx.tenant_id, self.file_id).await.map_err(|e| match e {
+            StorageError::NotFound(_) => JobError::permanent("file_not_found", format!("file {} does not exist (deleted?)", self.file_id)),
+            other => JobError::retry("storage_unavailable", other.to_string()),
+        })?;
+        let options = self.options();
+        let report = ctx.progress_reporter();
+        let transcript = tokio::task::spawn_blocking(move || {
+            let audio = audio::decode(data, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
+            // Decoding is a few percent of the work; whisper reports the rest.
+            report(5);
+            speech.transcribe(&audio.samples, &options, move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100))
+        })
+        .await
+        .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
+        serde_json::to_value(transcript).map_err(|e| JobError::permanent("result_encoding", e.to_string()))
+    }
+}

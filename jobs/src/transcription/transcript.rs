@@ -1,0 +1,230 @@
+//! A finished transcription (what the job stores as its result) and the
+//! download formats: json, text, srt, vtt and verbose_json, the last in
+//! OpenAI's shape so that its SDKs read it unchanged.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Segment {
+    pub id: usize,
+    /// Seconds from the start of the audio.
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    /// Mean log-probability of the segment's text tokens.
+    pub avg_logprob: f64,
+    /// Whisper's probability that the segment holds no speech.
+    pub no_speech_prob: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub probability: f64,
+}
+
+/// The result of a `transcription` job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Transcript {
+    pub text: String,
+    /// ISO 639-1 code, detected or as asked.
+    pub language: String,
+    /// Probability of the detected language; absent when it was not detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_probability: Option<f64>,
+    /// Seconds of audio.
+    pub duration: f64,
+    pub segments: Vec<Segment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<Word>>,
+    /// Which model and device produced it, and how fast.
+    pub model: String,
+    pub device: String,
+    pub processing_seconds: f64,
+    /// Processing time over audio duration (below 1 is faster than real time).
+    pub real_time_factor: f64,
+    /// `transcribe` or `translate`.
+    pub task: String,
+}
+
+/// The formats `GET /v1/jobs/{id}/transcript` and the OpenAI endpoint serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscriptFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+impl TranscriptFormat {
+    pub const NAMES: &'static str = "json, text, srt, verbose_json, vtt";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "json" => Self::Json,
+            "text" => Self::Text,
+            "srt" => Self::Srt,
+            "vtt" => Self::Vtt,
+            "verbose_json" => Self::VerboseJson,
+            _ => return None,
+        })
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json | Self::VerboseJson => "application/json",
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Srt => "application/x-subrip; charset=utf-8",
+            Self::Vtt => "text/vtt; charset=utf-8",
+        }
+    }
+}
+
+impl Transcript {
+    /// The document in `format`.
+    pub fn render(&self, format: TranscriptFormat) -> String {
+        match format {
+            TranscriptFormat::Json => serde_json::json!({ "text": self.text }).to_string(),
+            TranscriptFormat::Text => format!("{}\n", self.text),
+            TranscriptFormat::Srt => self.srt(),
+            TranscriptFormat::Vtt => self.vtt(),
+            TranscriptFormat::VerboseJson => self.verbose_json().to_string(),
+        }
+    }
+
+    fn srt(&self) -> String {
+        let mut out = String::new();
+        for (n, segment) in self.segments.iter().enumerate() {
+            out.push_str(&format!(
+                "{}\n{} --> {}\n{}\n\n",
+                n + 1,
+                clock(segment.start, ','),
+                clock(segment.end, ','),
+                cue_text(&segment.text)
+            ));
+        }
+        out
+    }
+
+    fn vtt(&self) -> String {
+        let mut out = String::from("WEBVTT\n\n");
+        for segment in &self.segments {
+            out.push_str(&format!(
+                "{} --> {}\n{}\n\n",
+                clock(segment.start, '.'),
+                clock(segment.end, '.'),
+                cue_text(&segment.text)
+            ));
+        }
+        out
+    }
+
+    /// OpenAI's `verbose_json`: language as a lowercase English name, and
+    /// segment fields its SDKs expect (seek, tokens, temperature…).
+    pub fn verbose_json(&self) -> serde_json::Value {
+        let segments: Vec<serde_json::Value> = self
+            .segments
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
+                    "tokens": [], "temperature": 0.0, "avg_logprob": s.avg_logprob,
+                    "compression_ratio": 0.0, "no_speech_prob": s.no_speech_prob,
+                })
+            })
+            .collect();
+        let mut body = serde_json::json!({
+            "task": self.task,
+            "language": language_name(&self.language),
+            "duration": self.duration,
+            "text": self.text,
+            "segments": segments,
+        });
+        if let Some(words) = &self.words {
+            body["words"] = serde_json::to_value(words).unwrap_or_default();
+        }
+        body
+    }
+}
+
+/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
+fn clock(seconds: f64, separator: char) -> String {
+    let millis = (seconds.max(0.0) * 1000.0).round() as u64;
+    let (h, m, s, ms) = (millis / 3_600_000, millis / 60_000 % 60, millis / 1000 % 60, millis % 1000);
+    format!("{h:02}:{m:02}:{s:02}{separator}{ms:03}")
+}
+
+/// A cue's text on one line: a blank line would end the cue early, and
+/// `-->` inside it would be read as a timing line.
+fn cue_text(text: &str) -> String {
+    let one_line: Vec<&str> = text.split_whitespace().collect();
+    one_line.join(" ").replace("-->", "->")
+}
+
+/// OpenAI answers `verbose_json` with the language's English name.
+fn language_name(code: &str) -> String {
+    whisper_rs::get_lang_id(code)
+        .and_then(whisper_rs::get_lang_str_full)
+        .map(str::to_string)
+        .unwrap_or_else(|| code.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Transcript {
+        Transcript {
+            text: "Hello there. General Kenobi.".into(),
+            language: "en".into(),
+            language_probability: None,
+            duration: 3725.5,
+            segments: vec![
+                Segment { id: 0, start: 0.0, end: 1.5, text: " Hello there.".into(), avg_logprob: -0.2, no_speech_prob: 0.01 },
+                Segment { id: 1, start: 3723.25, end: 3725.5, text: " General\n\nKenobi --> end".into(), avg_logprob: -0.3, no_speech_prob: 0.02 },
+            ],
+            words: None,
+            model: "tiny.en".into(),
+            device: "cpu".into(),
+            processing_seconds: 1.0,
+            real_time_factor: 0.1,
+            task: "transcribe".into(),
+        }
+    }
+
+    #[test]
+    fn srt_numbers_cues_from_one_with_comma_milliseconds() {
+        let srt = sample().render(TranscriptFormat::Srt);
+        assert_eq!(
+            srt,
+            "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:03,250 --> 01:02:05,500\nGeneral Kenobi -> end\n\n"
+        );
+    }
+
+    #[test]
+    fn vtt_starts_with_its_signature_and_uses_dots() {
+        let vtt = sample().render(TranscriptFormat::Vtt);
+        assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n"), "{vtt}");
+    }
+
+    #[test]
+    fn verbose_json_names_the_language_in_english() {
+        let body = sample().verbose_json();
+        assert_eq!(body["language"], "english");
+        assert_eq!(body["segments"][1]["start"], 3723.25);
+        assert_eq!(body["task"], "transcribe");
+    }
+
+    #[test]
+    fn every_format_name_parses() {
+        for name in TranscriptFormat::NAMES.split(", ") {
+            assert!(TranscriptFormat::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(TranscriptFormat::parse("docx"), None);
+    }
+}

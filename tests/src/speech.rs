@@ -1,0 +1,91 @@
+//! Speech test material: the real Whisper models and audio fixtures that
+//! `infrastructure/dev/test.sh` fetches and generates, and word error rate.
+
+use std::path::PathBuf;
+
+/// Folder of `ggml-*.bin` models (tiny.en and base).
+pub fn models_dir() -> String {
+    std::env::var("PEYK_TEST_MODELS_DIR").expect("PEYK_TEST_MODELS_DIR is not set: run the tests with infrastructure/dev/test.sh")
+}
+
+/// A file made by `infrastructure/dev/fixtures.sh`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    let dir = std::env::var("PEYK_TEST_FIXTURES").expect("PEYK_TEST_FIXTURES is not set: run the tests with infrastructure/dev/test.sh");
+    let path = PathBuf::from(dir).join(name);
+    assert!(path.exists(), "fixture {} missing: run infrastructure/dev/fixtures.sh", path.display());
+    path
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap()
+}
+
+/// What JFK says in `jfk.wav`.
+pub const JFK: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+/// What espeak-ng says in `medical_en.wav`.
+pub const MEDICAL: &str = "The patient reports chest pain and shortness of breath since yesterday morning.";
+
+fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Word error rate of `hypothesis` against `reference`: word-level edit
+/// distance over the reference's length, ignoring case and punctuation.
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut previous: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut current = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let substitution = previous[j] + usize::from(rw != hw);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[h.len()] as f64 / r.len().max(1) as f64
+}
+
+/// A 16-bit PCM WAV file of `samples` at `rate` Hz, mono.
+pub fn wav_bytes(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for sample in samples {
+        out.extend_from_slice(&sample.to_le_bytes());
+    }
+    out
+}
+
+/// The samples of a 16-bit PCM WAV whose data chunk follows a plain
+/// 44-byte header (as `jfk.wav`'s does).
+pub fn wav_samples(wav: &[u8]) -> Vec<i16> {
+    let data = wav.windows(4).position(|w| w == b"data").expect("a data chunk") + 8;
+    wav[data..].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_error_rate;
+
+    #[test]
+    fn word_error_rate_counts_edits_per_reference_word() {
+        assert_eq!(word_error_rate("ask not what", "Ask not, what"), 0.0);
+        assert_eq!(word_error_rate("ask not what your country", "ask what your county"), 0.4);
+        assert_eq!(word_error_rate("a b", ""), 1.0);
+    }
+}

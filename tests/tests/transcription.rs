@@ -1,0 +1,364 @@
+//! Transcription end to end: uploads, the job on a real worker with real
+//! Whisper models (tiny.en for English, base for Persian) and real speech,
+//! the transcript formats, the OpenAI-compatible endpoints, bad files and
+//! upload limits, and S3-compatible storage (moto).
+
+use std::time::Duration;
+
+use peyk_tests::speech::{fixture, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
+use peyk_tests::{free_port, Api, TestEnv};
+use serde_json::{json, Value};
+
+const LONG: Duration = Duration::from_secs(120);
+
+async fn transcribe(api: &Api, key: &str, file_name: &str, payload: Value) -> Value {
+    let file_id = api.upload(key, file_name, fixture(file_name)).await;
+    let mut payload = payload;
+    payload["file_id"] = json!(file_id);
+    let id = api.submit(key, &json!({ "type": "transcription", "payload": payload })).await;
+    api.wait_for_status(key, &id, "succeeded", LONG).await
+}
+
+fn assert_wer(reference: &str, text: &str, limit: f64) {
+    let wer = word_error_rate(reference, text);
+    assert!(wer <= limit, "word error rate {wer:.2} > {limit}: {text:?}");
+}
+
+#[tokio::test]
+async fn jfk_is_transcribed_with_segments_words_and_every_download_format() {
+    let env = TestEnv::new("jfk").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+
+    let job = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en", "timestamps": "word" })).await;
+    let result = &job["result"];
+    assert_wer(JFK, result["text"].as_str().unwrap(), 0.10);
+    assert_eq!(result["language"], "en");
+    assert_eq!(result["model"], "tiny.en");
+    assert_eq!(job["progress"], 100);
+    let duration = result["duration"].as_f64().unwrap();
+    assert!((duration - 11.0).abs() < 0.1, "duration {duration}");
+    let segments = result["segments"].as_array().unwrap();
+    assert!(!segments.is_empty());
+    for segment in segments {
+        let (start, end) = (segment["start"].as_f64().unwrap(), segment["end"].as_f64().unwrap());
+        assert!(0.0 <= start && start < end && end <= 11.5, "{segment}");
+        assert!(segment["avg_logprob"].as_f64().unwrap() < 0.0, "{segment}");
+        assert!((0.0..=1.0).contains(&segment["no_speech_prob"].as_f64().unwrap()));
+    }
+    let words = result["words"].as_array().expect("words were asked for");
+    assert!(words.len() >= 20, "{words:?}");
+    assert!(words.iter().any(|w| w["word"].as_str().unwrap().to_lowercase().starts_with("americans")), "{words:?}");
+    let starts: Vec<f64> = words.iter().map(|w| w["start"].as_f64().unwrap()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "word times go backwards: {starts:?}");
+
+    let id = job["id"].as_str().unwrap();
+    let download = |format: &'static str| {
+        let url = format!("{}/v1/jobs/{id}/transcript?format={format}", api.url);
+        let request = api.http.get(url).bearer_auth(&key);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{format}");
+            response.text().await.unwrap()
+        }
+    };
+    assert_srt(&download("srt").await, segments.len());
+    assert_vtt(&download("vtt").await, segments.len());
+    let text = download("text").await;
+    assert_eq!(text.trim(), result["text"].as_str().unwrap());
+    let json_body: Value = serde_json::from_str(&download("json").await).unwrap();
+    assert_eq!(json_body, json!({ "text": result["text"] }));
+    let verbose: Value = serde_json::from_str(&download("verbose_json").await).unwrap();
+    assert_eq!(verbose["language"], "english");
+    assert_eq!(verbose["segments"].as_array().unwrap().len(), segments.len());
+    assert!(verbose["words"].is_array());
+
+    let (status, body) = api.get(&format!("/v1/jobs/{id}/transcript?format=docx"), &key).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "format");
+}
+
+/// SRT: numbered cues from 1, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, text, blank line.
+fn assert_srt(srt: &str, cues: usize) {
+    let blocks: Vec<&str> = srt.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), cues, "{srt}");
+    for (n, block) in blocks.iter().enumerate() {
+        let lines: Vec<&str> = block.lines().collect();
+        assert_eq!(lines[0], (n + 1).to_string(), "{srt}");
+        assert!(is_cue_timing(lines[1], ','), "{srt}");
+        assert!(lines.len() == 3 && !lines[2].trim().is_empty(), "{srt}");
+    }
+}
+
+fn assert_vtt(vtt: &str, cues: usize) {
+    let body = vtt.strip_prefix("WEBVTT\n\n").unwrap_or_else(|| panic!("no WEBVTT header: {vtt}"));
+    let blocks: Vec<&str> = body.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), cues, "{vtt}");
+    for block in blocks {
+        let lines: Vec<&str> = block.lines().collect();
+        assert!(is_cue_timing(lines[0], '.') && lines.len() == 2, "{vtt}");
+    }
+}
+
+fn is_cue_timing(line: &str, separator: char) -> bool {
+    let clock = |t: &str| {
+        let b = t.as_bytes();
+        t.len() == 12 && b[2] == b':' && b[5] == b':' && b[8] as char == separator && t.chars().filter(|c| c.is_ascii_digit()).count() == 9
+    };
+    matches!(line.split_once(" --> "), Some((a, b)) if clock(a) && clock(b))
+}
+
+#[tokio::test]
+async fn english_medical_speech_and_persian_speech() {
+    let env = TestEnv::new("languages").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[("PEYK_CONCURRENCY", "transcription=2")]).await;
+
+    let english = transcribe(&api, &key, "medical_en.wav", json!({ "model": "tiny.en", "prompt": "chest pain, dyspnea" }));
+    let persian = transcribe(&api, &key, "persian_fa.wav", json!({ "model": "base", "language": "fa" }));
+    let (english, persian) = tokio::join!(english, persian);
+
+    assert_wer(MEDICAL, english["result"]["text"].as_str().unwrap(), 0.10);
+    let text = persian["result"]["text"].as_str().unwrap();
+    assert_eq!(persian["result"]["language"], "fa");
+    let letters: Vec<char> = text.chars().filter(|c| c.is_alphabetic()).collect();
+    let persian_letters = letters.iter().filter(|c| ('\u{0600}'..='\u{06FF}').contains(*c)).count();
+    assert!(letters.len() >= 5 && persian_letters * 10 >= letters.len() * 9, "not Persian script: {text:?}");
+}
+
+#[tokio::test]
+async fn a_voice_note_in_opus_and_a_language_detection() {
+    let env = TestEnv::new("opus").await;
+    let key = env.create_key("chat").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+
+    let opus = transcribe(&api, &key, "jfk.opus", json!({ "model": "tiny.en" })).await;
+    assert_wer(JFK, opus["result"]["text"].as_str().unwrap(), 0.10);
+    // The multilingual model detects English and says how sure it is.
+    let detected = transcribe(&api, &key, "jfk.m4a", json!({ "model": "base" })).await;
+    assert_eq!(detected["result"]["language"], "en");
+    assert!(detected["result"]["language_probability"].as_f64().unwrap() > 0.5, "{detected}");
+    assert_wer(JFK, detected["result"]["text"].as_str().unwrap(), 0.10);
+}
+
+#[tokio::test]
+async fn bad_files_fail_at_once_with_the_reason() {
+    let env = TestEnv::new("bad-audio").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+
+    for (file, code) in [("not_audio.wav", "not_audio"), ("truncated.mp3", "corrupted_audio"), ("silence.wav", "silent_audio")] {
+        let file_id = api.upload(&key, file, fixture(file)).await;
+        let payload = json!({ "file_id": file_id, "model": "tiny.en" });
+        let id = api.submit(&key, &json!({ "type": "transcription", "payload": payload })).await;
+        let job = api.wait_for_status(&key, &id, "failed", LONG).await;
+        assert_eq!(job["attempts"], 1, "{file}: retried although it cannot succeed: {job}");
+        let error = &job["error"];
+        assert!(error["code"] == code || (file == "truncated.mp3" && error["code"] == "not_audio"), "{file}: {error}");
+        assert!(!error["message"].as_str().unwrap().is_empty());
+    }
+    // Zero bytes are refused at upload.
+    let (status, body, _) = api.upload_form("/v1/files", &key, Some(("empty.wav", Vec::new())), &[]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "file");
+    // A model the worker does not have.
+    let file_id = api.upload(&key, "jfk.wav", fixture("jfk.wav")).await;
+    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "large-v9" } })).await;
+    let job = api.wait_for_status(&key, &id, "failed", LONG).await;
+    assert_eq!(job["error"]["code"], "unknown_model", "{job}");
+}
+
+#[tokio::test]
+async fn submissions_and_uploads_are_validated() {
+    let env = TestEnv::new("speech-validation").await;
+    let key = env.create_key("clinic").await;
+    let other = env.create_key("other-tenant").await;
+    let api = env.start_api_with(&[("PEYK_MAX_UPLOAD_BYTES", "300000"), ("PEYK_MAX_AUDIO_SECONDS", "5")]).await;
+
+    // Over the size limit (jfk.wav is 352 KB) and over the duration limit.
+    let (status, body, _) = api.upload_form("/v1/files", &key, Some(("jfk.wav", fixture("jfk.wav"))), &[]).await;
+    assert_eq!(status, 413, "{body}");
+    let long = wav_bytes(&vec![1000; 16_000 * 6], 16_000); // 6 s, 192 KB
+    let (status, body, _) = api.upload_form("/v1/files", &key, Some(("six.wav", long)), &[]).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("6 s"), "{body}");
+    // No file field; not a form.
+    let (status, body, _) = api.upload_form("/v1/files", &key, None, &[("name", "x")]).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (400, json!("file")), "{body}");
+    let (status, _) = api.post("/v1/files", &key, &json!({})).await;
+    assert_eq!(status, 415);
+
+    let short = wav_bytes(&vec![1000; 16_000], 16_000);
+    let file_id = api.upload(&key, "one.wav", short).await;
+    let (status, file) = api.get(&format!("/v1/files/{file_id}"), &key).await;
+    assert_eq!(status, 200);
+    assert_eq!(file["duration_seconds"], 1.0);
+    assert_eq!(api.get(&format!("/v1/files/{file_id}"), &other).await.0, 404);
+
+    for (payload, field) in [
+        (json!({ "file_id": uuid::Uuid::now_v7() }), "payload.file_id"),
+        (json!({ "file_id": file_id, "language": "klingon" }), "payload.language"),
+        (json!({ "file_id": file_id, "timestamps": "letter" }), "payload.timestamps"),
+        (json!({ "file_id": file_id, "temperature": 3 }), "payload.temperature"),
+        (json!({ "file_id": file_id, "model": "../../etc/passwd" }), "payload.model"),
+    ] {
+        let (status, body) = api.post("/v1/jobs", &key, &json!({ "type": "transcription", "payload": payload })).await;
+        assert_eq!(status, 422, "{payload}: {body}");
+        assert_eq!(body["error"]["details"]["errors"][0]["field"], field, "{body}");
+    }
+    // Another tenant's file does not exist for this tenant.
+    let (status, body) = api.post("/v1/jobs", &other, &json!({ "type": "transcription", "payload": { "file_id": file_id } })).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn openai_endpoint_answers_in_every_response_format() {
+    let env = TestEnv::new("openai").await;
+    let key = env.create_key("writer").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+    let audio = fixture("jfk.mp3");
+
+    let form = |format: &'static str| {
+        let audio = audio.clone();
+        let api = &api;
+        let key = &key;
+        async move {
+            let fields = [("model", "tiny.en"), ("response_format", format), ("language", "en")];
+            api.upload_form("/v1/audio/transcriptions", key, Some(("jfk.mp3", audio)), &fields).await
+        }
+    };
+    let (status, body, content_type) = form("json").await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"), "{body}");
+    assert_wer(JFK, body["text"].as_str().unwrap(), 0.10);
+    assert_eq!(body.as_object().unwrap().len(), 1, "json is only the text: {body}");
+
+    let (status, body, _) = form("verbose_json").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["task"], "transcribe");
+    assert_eq!(body["language"], "english");
+    assert!((body["duration"].as_f64().unwrap() - 11.0).abs() < 0.2, "{body}");
+    let cues = body["segments"].as_array().unwrap().len();
+
+    let (status, body, content_type) = form("text").await;
+    assert!(status == 200 && content_type.starts_with("text/plain"), "{content_type}");
+    assert_wer(JFK, body.as_str().unwrap(), 0.10);
+    let (_, srt, _) = form("srt").await;
+    assert_srt(srt.as_str().unwrap(), cues);
+    let (_, vtt, content_type) = form("vtt").await;
+    assert!(content_type.starts_with("text/vtt"));
+    assert_vtt(vtt.as_str().unwrap(), cues);
+
+    // OpenAI's own model name means "the default model"; word timestamps as OpenAI asks for them.
+    let fields = [("model", "whisper-1"), ("response_format", "verbose_json"), ("timestamp_granularities[]", "word")];
+    let (status, body, _) = api.upload_form("/v1/audio/translations", &key, Some(("jfk.mp3", audio.clone())), &fields).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["task"], "translate");
+    assert!(body["words"].as_array().is_some_and(|w| !w.is_empty()), "{body}");
+
+    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("response_format", "docx")]).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("response_format")), "{body}");
+    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.wav", fixture("not_audio.wav"))), &[("model", "tiny.en")]).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], "not_audio", "{body}");
+    let (status, _, _) = api.upload_form("/v1/audio/transcriptions", "peyk_wrong", Some(("a.mp3", audio)), &[]).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn openai_endpoint_answers_202_with_the_job_when_the_wait_runs_out() {
+    let env = TestEnv::new("openai-202").await;
+    let key = env.create_key("writer").await;
+    let api = env.start_api_with(&[("PEYK_OPENAI_WAIT_SECONDS", "0.2")]).await;
+    // No worker: the job cannot finish in time.
+    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("jfk.wav", fixture("jfk.wav"))), &[]).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["type"], "transcription");
+    let id = body["id"].as_str().unwrap().to_string();
+    let _worker = env.start_speech_worker(&[]).await;
+    let job = api.wait_for_status(&key, &id, "succeeded", LONG).await;
+    assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
+}
+
+/// Several transcriptions at once on one worker (each with its own whisper
+/// state on the shared model) give the same text as one at a time, and
+/// progress shows up in the job record while a longer one runs.
+#[tokio::test]
+async fn parallel_transcriptions_match_a_single_one_and_report_progress() {
+    let env = TestEnv::new("parallel").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[("PEYK_CONCURRENCY", "transcription=3"), ("PEYK_WHISPER_THREADS", "1")]).await;
+
+    let alone = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en" })).await;
+    let together = futures::future::join_all((0..3).map(|_| transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en" })))).await;
+    for job in &together {
+        assert_eq!(job["result"]["text"], alone["result"]["text"]);
+    }
+
+    // 44 s of speech: two 30-second windows, so whisper reports in between.
+    let jfk = wav_samples(&fixture("jfk.wav"));
+    let long: Vec<i16> = jfk.iter().copied().cycle().take(jfk.len() * 4).collect();
+    let file_id = api.upload(&key, "long.wav", wav_bytes(&long, 16_000)).await;
+    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en" } })).await;
+    let mut seen = std::collections::BTreeSet::new();
+    let job = loop {
+        let job = api.job(&key, &id).await;
+        if let Some(progress) = job["progress"].as_i64() {
+            seen.insert(progress);
+        }
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(seen.iter().any(|p| (1..100).contains(p)), "no progress between 0 and 100 seen: {seen:?}");
+    let metrics = reqwest::get(format!("{}/metrics", _worker.metrics_url)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("peyk_transcription_audio_seconds_total{device=\"cpu\",model=\"tiny.en\"}"), "{metrics}");
+}
+
+/// The S3 path: the API writes uploads to, and the worker reads them from,
+/// a real S3-compatible server (moto) instead of the local disk.
+#[tokio::test]
+async fn files_in_s3_compatible_storage() {
+    let moto = std::env::var("PEYK_TEST_MOTO").expect("PEYK_TEST_MOTO (moto_server) is set by infrastructure/dev/test.sh");
+    let port = free_port();
+    let _server = tokio::process::Command::new(moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start moto_server");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while http.put(format!("{endpoint}/peyk-files")).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "moto did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let env = TestEnv::new("s3").await;
+    let key = env.create_key("clinic").await;
+    let s3 = [
+        ("PEYK_STORAGE", "s3"),
+        ("PEYK_S3_BUCKET", "peyk-files"),
+        ("PEYK_S3_ENDPOINT", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let api = env.start_api_with(&s3).await;
+    let _worker = env.start_speech_worker(&s3).await;
+    let job = transcribe(&api, &key, "jfk.flac", json!({ "model": "tiny.en" })).await;
+    assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
+
+    let listing = http.get(format!("{endpoint}/peyk-files?list-type=2")).send().await.unwrap().text().await.unwrap();
+    let file_id = job["payload"]["file_id"].as_str().unwrap();
+    assert!(listing.contains(&format!("/{file_id}</Key>")), "{listing}");
+    assert!(!env.files_dir().join("files").exists(), "nothing may be written to the local store");
+}
