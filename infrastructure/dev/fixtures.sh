@@ -138,7 +138,9 @@ produce jfk.opus encode -c:a libopus -b:a 32k -f opus
 produce jfk.webm encode -c:a libopus -b:a 32k -f webm
 produce jfk.flac encode -c:a flac
 produce jfk.m4a encode -c:a aac -b:a 64k -f ipod
-produce jfk_stereo_44k.wav encode -ar 44100 -ac 2 -c:a pcm_s16le
+# Both channels carry the speech at full level (ffmpeg's own mono-to-stereo
+# up-mix would lower it by 3 dB).
+produce jfk_stereo_44k.wav encode -af "pan=stereo|c0=c0|c1=c0" -ar 44100 -c:a pcm_s16le
 
 long() {
   "${FF[@]}" -stream_loop $((LONG_REPEATS - 1)) -i "$jfk" \

@@ -36,7 +36,7 @@ ensure_packages() {
       # and linking libopus for Opus voice notes.
       build-tools)
         for tool in cmake pkg-config g++; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-        ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+        ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || missing+=(libclang-dev)
         pkg-config --exists opus 2>/dev/null || missing+=(libopus-dev)
         ;;
       *) command -v "$extra" >/dev/null || missing+=("$extra") ;;

@@ -23,7 +23,7 @@ pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     registry
 });
 
-fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
     REGISTRY.register(Box::new(collector.clone())).expect("metric names are unique");
     collector
 }

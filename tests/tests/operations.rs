@@ -83,11 +83,14 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     let dead = api.submit(&key, &dying).await;
     api.wait_for_status(&key, &dead, "dead", Duration::from_secs(10)).await;
 
-    let scraped = format!(
-        "{}\n{}",
-        api.metrics().await,
-        reqwest::get(format!("{}/metrics", worker.metrics_url)).await.unwrap().text().await.unwrap()
-    );
+    // A transcription, so that the speech series exist.
+    let speech = env.start_speech_worker(&[]).await;
+    let file_id = api.upload(&key, "jfk.wav", peyk_tests::speech::fixture("jfk.wav")).await;
+    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en" } })).await;
+    api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(120)).await;
+
+    let scrape = |url: String| async move { reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap() };
+    let scraped = format!("{}\n{}\n{}", api.metrics().await, scrape(worker.metrics_url.clone()).await, scrape(speech.metrics_url.clone()).await);
     let mut rules = String::new();
     for entry in std::fs::read_dir(monitoring().join("prometheus/alerts")).unwrap() {
         rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
@@ -108,7 +111,16 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     }
     let used = metrics_used(&rules);
     assert!(used.len() >= 12, "expected the alerts and dashboards to use Peyk metrics: {used:?}");
+    // GPU series exist only where NVML loads (a GPU host); here, check that
+    // the worker declares each one with the labels the panels and alerts use.
+    let gpu_source = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../worker/src/gpu.rs")).unwrap();
+    assert!(used.keys().any(|name| name.starts_with("peyk_gpu_")), "the transcription dashboard shows GPUs");
     for (name, labels) in used {
+        if name.starts_with("peyk_gpu_") {
+            assert!(gpu_source.contains(&format!("\"{name}\"")), "{name} is not a GPU metric the worker exports");
+            assert!(labels.iter().all(|l| ["gpu", "name", "instance"].contains(&l.as_str())), "{name} selected by {labels:?}");
+            continue;
+        }
         let samples: Vec<&str> = scraped
             .lines()
             .filter(|line| !line.starts_with('#'))

@@ -15,6 +15,7 @@ use crate::runner::Runner;
 async fn metrics(runner: Arc<Runner>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let redis_up = matches!(tokio::time::timeout(Duration::from_secs(1), runner.queue.ping()).await, Ok(Ok(())));
     peyk_jobs::metrics::refresh_connection_gauges(&runner.pool, redis_up);
+    crate::gpu::refresh();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
 }
 

@@ -4,6 +4,7 @@
 
 mod config;
 mod consumers;
+mod gpu;
 mod http;
 mod maintenance;
 mod runner;

@@ -216,6 +216,7 @@ impl SpeechModels {
             processing_seconds,
             real_time_factor,
             task: if options.translate { "translate" } else { "transcribe" }.into(),
+            truncated: false,
         })
     }
 

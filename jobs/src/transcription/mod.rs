@@ -124,7 +124,10 @@ impl Job for TranscriptionJob {
             let audio = audio::decode(data, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
             // Decoding is a few percent of the work; whisper reports the rest.
             report(5);
-            speech.transcribe(&audio.samples, &options, move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100))
+            let mut transcript =
+                speech.transcribe(&audio.samples, &options, move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100))?;
+            transcript.truncated = audio.truncated;
+            Ok::<_, JobError>(transcript)
         })
         .await
         .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;

@@ -48,6 +48,10 @@ pub struct Transcript {
     pub real_time_factor: f64,
     /// `transcribe` or `translate`.
     pub task: String,
+    /// The file ended before its header said it would (an interrupted
+    /// upload or recording): the transcript covers what was there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// The formats `GET /v1/jobs/{id}/transcript` and the OpenAI endpoint serve.
@@ -194,6 +198,7 @@ mod tests {
             processing_seconds: 1.0,
             real_time_factor: 0.1,
             task: "transcribe".into(),
+            truncated: false,
         }
     }
 
