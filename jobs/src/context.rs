@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use peyk_schema::{DbPool, NewJob};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::queue::{Enqueue, Queue};
 use crate::storage::FileStore;
 use crate::transcription::engine::SpeechModels;
 use crate::webhook::client::WebhookClient;
@@ -13,6 +16,11 @@ use crate::webhook::client::WebhookClient;
 /// Built once at worker start-up; cheap to clone into every job.
 #[derive(Clone)]
 pub struct SharedClients {
+    /// The jobs database: for job types that keep records of their own
+    /// (outboxes, templates) and for follow-up jobs.
+    pub pool: DbPool,
+    /// The queues, and through them Redis (rate limits).
+    pub queue: Queue,
     pub webhook: WebhookClient,
     pub files: FileStore,
     /// Loaded only by workers that serve the `transcription` queue.
@@ -39,6 +47,47 @@ impl JobContext {
         if let Some(progress) = &self.progress {
             progress.send_replace(percent.clamp(0, 100));
         }
+    }
+
+    /// Stores and queues a follow-up job of this job's tenant (e.g. a
+    /// delivery-status check), to run at `run_at`. It is an ordinary job:
+    /// durable once this returns, retried, visible in `/v1/jobs`. Should the
+    /// push to Redis fail, the sweeper queues the stored row.
+    pub async fn enqueue_follow_up(
+        &self,
+        job_type: &str,
+        payload: serde_json::Value,
+        run_at: DateTime<Utc>,
+    ) -> Result<Uuid, crate::JobError> {
+        let retry = |e: &dyn std::fmt::Display| crate::JobError::retry("follow_up_failed", format!("could not store a follow-up job: {e}"));
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            tenant_id: self.tenant_id,
+            job_type: job_type.to_string(),
+            status: if run_at > Utc::now() { "scheduled" } else { "queued" }.to_string(),
+            payload,
+            max_attempts: crate::registry::default_max_attempts(job_type),
+            priority: 0,
+            idempotency_key: None,
+            request_hash: None,
+            run_at,
+            queue_task_id: Some(ulid::Ulid::new().to_string()),
+        };
+        let rows = peyk_schema::queries::jobs::insert_batch(&self.clients.pool, std::slice::from_ref(&job))
+            .await
+            .map_err(|e| retry(&e))?;
+        let row = rows.into_iter().next().ok_or_else(|| retry(&"no row inserted"))?;
+        let entry = Enqueue {
+            job_type: row.job_type.clone(),
+            job_id: row.id,
+            task_id: row.queue_task_id.clone().unwrap_or_default(),
+            run_at: row.run_at,
+            priority: 0,
+        };
+        if let Err(e) = self.clients.queue.enqueue(&entry).await {
+            tracing::warn!(error = %e, follow_up = %row.id, "follow-up job stored but not pushed; the sweeper will queue it");
+        }
+        Ok(row.id)
     }
 
     /// The same, as an owned function for work moved to another thread

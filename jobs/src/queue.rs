@@ -175,6 +175,12 @@ impl Queue {
         }
     }
 
+    /// The Redis connection the queues use (multiplexed; cheap to clone),
+    /// for job types that keep small shared state there (rate limits).
+    pub fn redis(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn storage(&self, job_type: &str) -> Result<JobStorage, QueueError> {
         self.storages.get(job_type).cloned().ok_or_else(|| QueueError::UnknownQueue(job_type.to_string()))
     }

@@ -68,6 +68,8 @@ async fn main() -> anyhow::Result<()> {
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
     let clients = Arc::new(SharedClients {
+        pool: pool.clone(),
+        queue: queue.clone(),
         webhook: WebhookClient::new(config.webhook_policy.clone())?,
         files: FileStore::from_env()?,
         speech: load_speech_models(&config).await?,
