@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::queue::{Enqueue, Queue};
+use crate::sms::SmsClient;
 use crate::storage::FileStore;
 use crate::transcription::engine::SpeechModels;
 use crate::webhook::client::WebhookClient;
@@ -23,6 +24,7 @@ pub struct SharedClients {
     pub queue: Queue,
     pub webhook: WebhookClient,
     pub files: FileStore,
+    pub sms: SmsClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
 }

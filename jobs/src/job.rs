@@ -22,6 +22,10 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// are relative to the payload.
     fn validate(&self) -> Result<(), ValidationErrors>;
 
+    /// Puts a valid payload in canonical form before it is stored (e.g.
+    /// phone numbers as `09XXXXXXXXX`). Runs after `validate` succeeded.
+    fn normalize(&mut self) {}
+
     /// Hides secrets in a stored payload before the API shows it.
     fn redact(_payload: &mut serde_json::Value) {}
 

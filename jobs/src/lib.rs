@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod queue;
 pub mod registry;
 pub mod retry;
+pub mod sms;
 pub mod storage;
 pub mod telemetry;
 pub mod transcription;

@@ -22,12 +22,13 @@ pub struct Validated {
 }
 
 fn validate_as<J: Job>(payload: serde_json::Value) -> Result<Validated, PayloadError> {
-    let job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
+    let mut job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };
         PayloadError::Invalid(ValidationErrors::single(field, e.into_inner().to_string()))
     })?;
     job.validate().map_err(PayloadError::Invalid)?;
+    job.normalize();
     let files = job.file_ids();
     let payload = serde_json::to_value(&job).map_err(|e| PayloadError::Invalid(ValidationErrors::single("", e.to_string())))?;
     Ok(Validated { payload, files })
@@ -76,10 +77,22 @@ macro_rules! job_types {
         pub fn payload_schemas() -> Vec<(&'static str, String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
             vec![$((<$job as Job>::TYPE, <$job as utoipa::ToSchema>::name().into_owned(), <$job as utoipa::PartialSchema>::schema())),+]
         }
+
+        /// The schemas the payloads refer to (nested structs), by name.
+        pub fn nested_payload_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+            let mut schemas = Vec::new();
+            $(<$job as utoipa::ToSchema>::schemas(&mut schemas);)+
+            schemas
+        }
     };
 }
 
-job_types!(crate::webhook::WebhookJob, crate::transcription::TranscriptionJob);
+job_types!(
+    crate::webhook::WebhookJob,
+    crate::transcription::TranscriptionJob,
+    crate::sms::SmsJob,
+    crate::sms::status::SmsStatusJob,
+);
 
 pub fn is_known(job_type: &str) -> bool {
     JOB_TYPES.contains(&job_type)

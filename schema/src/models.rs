@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{files, job_attempts, jobs};
+use crate::schema::{files, job_attempts, jobs, sms_outbox};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -97,5 +97,23 @@ pub struct FileRow {
     pub size_bytes: i64,
     pub sha256: Vec<u8>,
     pub duration_seconds: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message kept in the development outbox instead of being sent.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = sms_outbox)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SmsOutboxRow {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub job_id: Uuid,
+    pub mode: String,
+    pub receptor: String,
+    pub sender: Option<String>,
+    pub message: Option<String>,
+    pub template: Option<String>,
+    pub tokens: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }

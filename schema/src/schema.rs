@@ -76,6 +76,21 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> tenants (tenant_id));
+diesel::table! {
+    sms_outbox (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        job_id -> Uuid,
+        mode -> Text,
+        receptor -> Text,
+        sender -> Nullable<Text>,
+        message -> Nullable<Text>,
+        template -> Nullable<Text>,
+        tokens -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(job_attempts -> jobs (job_id));

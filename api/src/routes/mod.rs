@@ -5,6 +5,7 @@ pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod sms;
 pub mod transcripts;
 
 use std::time::Instant;
@@ -32,6 +33,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let api = Router::new()
         .route("/v1/files/{id}", get(files::get_file).delete(files::delete_file))
         .route("/v1/jobs/{id}/transcript", get(transcripts::download))
+        .route("/v1/sms/outbox", get(sms::outbox))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

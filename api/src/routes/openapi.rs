@@ -29,6 +29,7 @@ impl Modify for JobPayloads {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut one_of = OneOfBuilder::new().description(Some("The payload of the job type named by `type`"));
+        components.schemas.extend(peyk_jobs::registry::nested_payload_schemas());
         for (job_type, name, schema) in peyk_jobs::registry::payload_schemas() {
             components.schemas.insert(name.clone(), schema);
             let mut reference = Ref::from_schema_name(name);
@@ -55,6 +56,7 @@ impl Modify for JobPayloads {
         super::files::get_file,
         super::files::delete_file,
         super::transcripts::download,
+        super::sms::outbox,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
         super::health::healthz,

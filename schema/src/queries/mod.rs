@@ -4,4 +4,5 @@ pub mod api_keys;
 pub mod attempts;
 pub mod files;
 pub mod jobs;
+pub mod sms;
 pub mod worker;
