@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # The platform-core benchmark (README, "Benchmarks"):
-#   1. submission: wrk, 32 connections, POST /v1/jobs (webhook) for $DURATION s,
-#      with no worker running: throughput and latency percentiles of the API;
+#   1. submission: wrk, 32 connections, POST /v1/jobs for $DURATION s, with no
+#      worker running: throughput and latency percentiles of the API;
 #   2. delivery: a worker starts and drains every submitted job to a local
 #      HTTP sink: deliveries per second.
+# JOB picks the job type: `webhook` (default; delivered to the sink) or `sms`
+# (`send` to one number, through the sink answering as Kavenegar does; each
+# job also stores and queues its delivery-status check, scheduled past the
+# end of the run).
 # API, worker, PostgreSQL (fsync on) and Redis (AOF on) all run on this machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source infrastructure/dev/services.sh
 
+JOB=${JOB:-webhook}
 DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-32}
 PG_PORT=54349 REDIS_PORT=63819 API_PORT=18080 WORKER_PORT=19091 SINK_PORT=19999
@@ -36,7 +41,7 @@ redis-cli -p "$REDIS_PORT" flushall >/dev/null
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
 "$bin/peyk-api" migrate 2>/dev/null
 PEYK_BENCH_KEY=$("$bin/peyk-api" create-key --tenant bench)
-export PEYK_BENCH_KEY PEYK_BENCH_SINK="http://127.0.0.1:$SINK_PORT"
+export PEYK_BENCH_KEY PEYK_BENCH_SINK="http://127.0.0.1:$SINK_PORT" PEYK_BENCH_JOB=$JOB
 
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 count() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "$1" peyk_bench; }
@@ -51,16 +56,17 @@ out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/submit.lua "h
 echo "$out"
 if echo "$out" | grep -q "Non-2xx"; then echo "!! some submissions were refused"; fi
 api_rss=$(peak_rss_mb "$api")
-jobs=$(count "SELECT count(*) FROM jobs")
+jobs=$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB'")
 
 echo "==> 2. delivery: draining $jobs jobs"
 started=$(date +%s.%N)
 PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
+  PEYK_KAVENEGAR_API_KEY=bench PEYK_KAVENEGAR_BASE_URL="$PEYK_BENCH_SINK" PEYK_SMS_STATUS_CHECK_SECONDS=3600 \
   PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=($worker)
-while [ "$(count "SELECT count(*) FROM jobs WHERE status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
+while [ "$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
 finished=$(date +%s.%N)
 worker_rss=$(peak_rss_mb "$worker")
-failed=$(count "SELECT count(*) FROM jobs WHERE status <> 'succeeded'")
+failed=$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status <> 'succeeded'")
 
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -68,7 +74,7 @@ p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 drain=$(echo "$jobs $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
 cat <<SUMMARY
 
-== Peyk platform-core benchmark ($(nproc) cores) ==
+== Peyk platform-core benchmark: $JOB jobs ($(nproc) cores) ==
 submissions over HTTP : $rps jobs/s at $CONNECTIONS connections, p50 $p50, p99 $p99
 deliveries to sink    : $drain jobs/s ($jobs jobs; $failed not succeeded)
 peak memory           : API ${api_rss} MiB, worker ${worker_rss} MiB

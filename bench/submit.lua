@@ -1,6 +1,13 @@
--- wrk script: POST one webhook job per request (README, "Benchmarks").
+-- wrk script: POST one job per request (README, "Benchmarks"); the type is
+-- PEYK_BENCH_JOB: webhook (to the sink) or sms (one number, via the sink
+-- answering as Kavenegar).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("PEYK_BENCH_KEY")
-wrk.body = '{"type":"webhook","payload":{"url":"' .. os.getenv("PEYK_BENCH_SINK") ..
-  '/hook","body":{"event":"order.paid","order_id":"A-1001","amount":250000,"currency":"IRR"}}}'
+if os.getenv("PEYK_BENCH_JOB") == "sms" then
+  wrk.body = '{"type":"sms","payload":{"mode":"send","receptors":["09121234567"],' ..
+    '"message":"بیمار گرامی، نوبت شما فردا ساعت ۱۰ صبح است."}}'
+else
+  wrk.body = '{"type":"webhook","payload":{"url":"' .. os.getenv("PEYK_BENCH_SINK") ..
+    '/hook","body":{"event":"order.paid","order_id":"A-1001","amount":250000,"currency":"IRR"}}}'
+end

@@ -1,19 +1,36 @@
-//! `peyk-bench-sink ADDR`: the local HTTP endpoint the delivery benchmark
-//! sends webhooks to. Answers 200 to everything and reports on stdout, once
-//! a second, how many requests it has received in all.
+//! `peyk-bench-sink ADDR`: the local HTTP endpoint the delivery benchmarks
+//! send to. Webhooks get `200 ok`; Kavenegar calls
+//! (`/v1/{key}/sms|verify/...`) get Kavenegar's success envelope with one
+//! message entry, as the real API answers a one-number send. Reports on
+//! stdout, once a second, how many requests it has received in all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9999".into());
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
-    let app = axum::Router::new().fallback(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        async { "ok" }
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let kavenegar = request.uri().path().starts_with("/v1/");
+        async move {
+            if kavenegar {
+                let body = format!(
+                    r#"{{"return":{{"status":200,"message":"تایید شد"}},"entries":[{{"messageid":{n},"message":"","status":1,"statustext":"در صف ارسال","sender":"10004346","receptor":"09121234567","date":{},"cost":1200}}]}}"#,
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+                );
+                ([(CONTENT_TYPE, "application/json")], body).into_response()
+            } else {
+                "ok".into_response()
+            }
+        }
     });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     tokio::spawn(async move {
