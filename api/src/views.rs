@@ -65,6 +65,11 @@ pub struct JobView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The pipeline this job is a step of, and which step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline_step: Option<i32>,
 }
 
 impl From<JobRow> for JobView {
@@ -92,6 +97,8 @@ impl From<JobRow> for JobView {
             started_at: row.started_at,
             finished_at: row.finished_at,
             updated_at: row.updated_at,
+            pipeline_id: row.pipeline_id,
+            pipeline_step: row.pipeline_step,
         }
     }
 }

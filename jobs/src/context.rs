@@ -74,6 +74,8 @@ impl JobContext {
             request_hash: None,
             run_at,
             queue_task_id: Some(ulid::Ulid::new().to_string()),
+            pipeline_id: None,
+            pipeline_step: None,
         };
         let rows = peyk_schema::queries::jobs::insert_batch(&self.clients.pool, std::slice::from_ref(&job))
             .await

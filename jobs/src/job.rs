@@ -17,6 +17,9 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// How long one attempt may take before the runner abandons it as a
     /// (retryable) timeout.
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+    /// The top-level fields of the type's result, for checking pipeline
+    /// references at submission (empty: not checked).
+    const RESULT_FIELDS: &'static [&'static str] = &[];
 
     /// Checks what serde cannot: ranges, formats, combinations. Field paths
     /// are relative to the payload.

@@ -10,6 +10,7 @@ pub mod env;
 pub mod error;
 pub mod job;
 pub mod metrics;
+pub mod pipeline;
 pub mod queue;
 pub mod registry;
 pub mod retry;

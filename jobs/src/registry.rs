@@ -68,6 +68,12 @@ macro_rules! job_types {
             5
         }
 
+        /// The top-level fields of a type's result (empty when unknown).
+        pub fn result_fields(job_type: &str) -> &'static [&'static str] {
+            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::RESULT_FIELDS; })+
+            &[]
+        }
+
         pub fn attempt_timeout(job_type: &str) -> Duration {
             $(if job_type == <$job as Job>::TYPE { return <$job as Job>::ATTEMPT_TIMEOUT; })+
             Duration::from_secs(120)

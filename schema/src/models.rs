@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{files, job_attempts, jobs, sms_outbox};
+use crate::schema::{files, job_attempts, jobs, pipelines, sms_outbox};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -33,6 +33,8 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    pub pipeline_id: Option<Uuid>,
+    pub pipeline_step: Option<i32>,
 }
 
 impl JobRow {
@@ -56,6 +58,8 @@ pub struct NewJob {
     pub request_hash: Option<Vec<u8>>,
     pub run_at: DateTime<Utc>,
     pub queue_task_id: Option<String>,
+    pub pipeline_id: Option<Uuid>,
+    pub pipeline_step: Option<i32>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -116,4 +120,22 @@ pub struct SmsOutboxRow {
     pub template: Option<String>,
     pub tokens: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = pipelines)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct PipelineRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// running | succeeded | failed | cancelled
+    pub status: String,
+    /// `[{type, payload, max_attempts?}]` as submitted.
+    pub steps: serde_json::Value,
+    pub current_step: i32,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
 }

@@ -45,6 +45,23 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        pipeline_id -> Nullable<Uuid>,
+        pipeline_step -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    pipelines (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        status -> Text,
+        steps -> Jsonb,
+        current_step -> Int4,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -93,4 +110,5 @@ diesel::table! {
 
 diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
+diesel::joinable!(jobs -> pipelines (pipeline_id));
 diesel::joinable!(job_attempts -> jobs (job_id));

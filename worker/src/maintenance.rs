@@ -116,5 +116,13 @@ async fn sweep_once(
         // 3. Finished entries past their retention.
         queue.expire_finished(job_type, retention, 1000).await?;
     }
+
+    // 4. Pipelines whose current step finished while nobody moved them on
+    //    (the worker that finished it died first): a page of the longest idle.
+    let idle_since = chrono::Utc::now() - chrono::Duration::from_std(min_age.max(Duration::from_secs(2))).unwrap_or_default();
+    for pipeline in peyk_schema::queries::pipelines::idle_running(pool, idle_since, 100).await? {
+        peyk_jobs::pipeline::advance(pool, queue, pipeline).await?;
+        peyk_schema::queries::pipelines::touch(pool, pipeline).await?;
+    }
     Ok(())
 }

@@ -187,6 +187,12 @@ impl Runner {
             tracing::debug!(status, "job finished");
         }
         metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
+        // A finished step moves its pipeline on (the next step, or the end).
+        if let Some(pipeline) = job.pipeline_id.filter(|_| status != "discarded") {
+            if let Err(e) = peyk_jobs::pipeline::advance(&self.pool, &self.queue, pipeline).await {
+                tracing::warn!(%pipeline, error = %e, "could not advance the pipeline; the sweeper will");
+            }
+        }
     }
 
     fn outcome_of(&self, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {

@@ -100,12 +100,14 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'s
         request_hash: Some(request_hash),
         run_at,
         queue_task_id: Some(ulid::Ulid::new().to_string()),
+        pipeline_id: None,
+        pipeline_step: None,
     };
     Ok((job, validated.files))
 }
 
 /// 422 for every referenced file the tenant does not have.
-async fn check_files(state: &AppState, tenant: &Tenant, refs: &[(&'static str, Uuid)]) -> Result<(), ApiError> {
+pub(crate) async fn check_files(state: &AppState, tenant: &Tenant, prefix: &str, refs: &[(&'static str, Uuid)]) -> Result<(), ApiError> {
     if refs.is_empty() {
         return Ok(());
     }
@@ -114,7 +116,7 @@ async fn check_files(state: &AppState, tenant: &Tenant, refs: &[(&'static str, U
     let mut errors = ValidationErrors::new();
     for (field, id) in refs {
         if !existing.contains(id) {
-            errors.add(format!("payload.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
+            errors.add(format!("{prefix}.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
         }
     }
     errors.into_result().map_err(ApiError::validation)
@@ -143,7 +145,7 @@ pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(sub
 /// `200` and the earlier job of the same idempotency key and body.
 pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob) -> Result<(StatusCode, JobRow), ApiError> {
     let (job, file_refs) = build_job(tenant, submission)?;
-    check_files(state, tenant, &file_refs).await?;
+    check_files(state, tenant, "payload", &file_refs).await?;
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
     }
@@ -183,7 +185,7 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
 
 /// Pushes a stored job onto its queue. A failure is not the client's
 /// problem: the row is committed, and the sweeper pushes it later.
-async fn enqueue(state: &AppState, row: &JobRow) {
+pub(crate) async fn enqueue(state: &AppState, row: &JobRow) {
     let Some(task_id) = &row.queue_task_id else { return };
     let entry = Enqueue {
         job_type: row.job_type.clone(),
@@ -284,6 +286,12 @@ pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id):
     if row.status() != JobStatus::Cancelled {
         return Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", format!("the job has already finished ({})", row.status))
             .with_details(json!({ "status": row.status })));
+    }
+    // A cancelled step ends its pipeline.
+    if let Some(pipeline) = row.pipeline_id {
+        if let Err(e) = peyk_jobs::pipeline::advance(&state.pool, &state.queue, pipeline).await {
+            tracing::warn!(%pipeline, error = %e, "could not end the pipeline of a cancelled step; the sweeper will");
+        }
     }
     Ok(Json(row.into()))
 }

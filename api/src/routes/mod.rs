@@ -5,6 +5,7 @@ pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod pipelines;
 pub mod sms;
 pub mod transcripts;
 
@@ -34,6 +35,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/files/{id}", get(files::get_file).delete(files::delete_file))
         .route("/v1/jobs/{id}/transcript", get(transcripts::download))
         .route("/v1/sms/outbox", get(sms::outbox))
+        .route("/v1/pipelines", post(pipelines::submit))
+        .route("/v1/pipelines/{id}", get(pipelines::get_pipeline))
+        .route("/v1/pipelines/{id}/cancel", post(pipelines::cancel_pipeline))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

@@ -57,6 +57,9 @@ impl Modify for JobPayloads {
         super::files::delete_file,
         super::transcripts::download,
         super::sms::outbox,
+        super::pipelines::submit,
+        super::pipelines::get_pipeline,
+        super::pipelines::cancel_pipeline,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
         super::health::healthz,
@@ -65,10 +68,13 @@ impl Modify for JobPayloads {
     ),
     components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView, views::FileView,
         peyk_jobs::transcription::transcript::Transcript, peyk_jobs::transcription::transcript::Segment,
-        peyk_jobs::transcription::transcript::Word)),
+        peyk_jobs::transcription::transcript::Word, super::pipelines::SubmitPipeline, super::pipelines::PipelineView,
+        super::pipelines::StepView, peyk_jobs::pipeline::StepSpec)),
     modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
-        (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"))
+        (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"),
+        (name = "pipelines", description = "Steps that run one after another, each an ordinary job"),
+        (name = "sms", description = "The development SMS outbox"))
 )]
 struct ApiDoc;
 

@@ -173,6 +173,7 @@ impl SmsJob {
 impl Job for SmsJob {
     const TYPE: &'static str = "sms";
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
+    const RESULT_FIELDS: &'static [&'static str] = &["provider", "mode", "messages", "cost_rial", "delivery", "note", "receptors"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
     fn validate(&self) -> Result<(), ValidationErrors> {

@@ -79,6 +79,10 @@ impl TranscriptionJob {
 impl Job for TranscriptionJob {
     const TYPE: &'static str = "transcription";
     const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+    const RESULT_FIELDS: &'static [&'static str] = &[
+        "text", "language", "language_probability", "duration", "segments", "words", "model", "device",
+        "processing_seconds", "real_time_factor", "task", "truncated",
+    ];
     /// Hours of audio on a CPU worker take a long time; the lease keeps a
     /// running job claimed, so this only bounds a stuck one.
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4 * 3600);

@@ -56,6 +56,7 @@ pub struct WebhookJob {
 impl Job for WebhookJob {
     const TYPE: &'static str = "webhook";
     const DEFAULT_MAX_ATTEMPTS: i32 = 8;
+    const RESULT_FIELDS: &'static [&'static str] = &["status_code", "latency_ms", "response_excerpt", "message_id"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(MAX_TIMEOUT_SECONDS as u64 + 5);
 
     fn validate(&self) -> Result<(), ValidationErrors> {

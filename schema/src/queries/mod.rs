@@ -4,5 +4,6 @@ pub mod api_keys;
 pub mod attempts;
 pub mod files;
 pub mod jobs;
+pub mod pipelines;
 pub mod sms;
 pub mod worker;

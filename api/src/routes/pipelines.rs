@@ -1,0 +1,160 @@
+//! `/v1/pipelines`: submit a pipeline, follow its steps, cancel it. The
+//! steps themselves are ordinary jobs (in `/v1/jobs`, with `pipeline_id`);
+//! `peyk_jobs::pipeline` has the rules.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use peyk_jobs::pipeline::{self, StepSpec};
+use peyk_jobs::registry;
+use peyk_schema::queries::pipelines as q;
+use peyk_schema::{JobRow, PipelineRow};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+use crate::routes::jobs::{check_files, enqueue};
+use crate::state::AppState;
+use crate::views::{ErrorBody, JobErrorView};
+
+/// `POST /v1/pipelines` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitPipeline {
+    /// Run in order; each starts when the one before it succeeded.
+    pub steps: Vec<StepSpec>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineView {
+    pub id: Uuid,
+    /// running | succeeded | failed | cancelled
+    pub status: String,
+    pub current_step: i32,
+    /// Why it failed or was cancelled.
+    pub error: Option<JobErrorView>,
+    pub steps: Vec<StepView>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    pub index: usize,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// The step's job status; `pending` before it starts, `skipped` when
+    /// the pipeline ended before it.
+    pub status: String,
+    pub job_id: Option<Uuid>,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<JobErrorView>,
+}
+
+fn view(pipeline: PipelineRow, jobs: Vec<JobRow>) -> PipelineView {
+    let specs: Vec<StepSpec> = serde_json::from_value(pipeline.steps).unwrap_or_default();
+    let ended = pipeline.status != "running";
+    let steps = specs
+        .into_iter()
+        .enumerate()
+        .map(|(index, spec)| match jobs.iter().find(|j| j.pipeline_step == Some(index as i32)) {
+            Some(job) => StepView {
+                index,
+                job_type: spec.job_type,
+                status: job.status.clone(),
+                job_id: Some(job.id),
+                result: job.result.clone(),
+                error: job.error_code.clone().map(|code| JobErrorView { code, message: job.error_message.clone().unwrap_or_default() }),
+            },
+            None => StepView {
+                index,
+                job_type: spec.job_type,
+                status: if ended { "skipped" } else { "pending" }.into(),
+                job_id: None,
+                result: None,
+                error: None,
+            },
+        })
+        .collect();
+    PipelineView {
+        id: pipeline.id,
+        status: pipeline.status,
+        current_step: pipeline.current_step,
+        error: pipeline.error_code.map(|code| JobErrorView { code, message: pipeline.error_message.unwrap_or_default() }),
+        steps,
+        created_at: pipeline.created_at,
+        finished_at: pipeline.finished_at,
+    }
+}
+
+/// Submit a pipeline.
+#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", request_body = SubmitPipeline,
+    security(("api_key" = [])),
+    responses(
+        (status = 202, description = "Stored; the first step is queued", body = PipelineView),
+        (status = 422, description = "Unknown step type, invalid step payload, or a reference to a step or field that does not exist", body = ErrorBody),
+        (status = 503, description = "Queue or database unreachable", body = ErrorBody),
+    ))]
+pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(submission): ValidJson<SubmitPipeline>) -> Result<Response, ApiError> {
+    pipeline::validate_steps(&submission.steps).map_err(ApiError::validation)?;
+    if let Ok(first) = registry::validate(&submission.steps[0].job_type, submission.steps[0].payload.clone()) {
+        check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
+    }
+    if !state.redis_is_up() {
+        return Err(ApiError::queue_unavailable());
+    }
+    let now = Utc::now();
+    let row = PipelineRow {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.0 .0,
+        status: "running".into(),
+        steps: serde_json::to_value(&submission.steps).map_err(ApiError::internal)?,
+        current_step: 0,
+        error_code: None,
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    };
+    let first = pipeline::step_job(&row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
+    let job = q::create(&state.pool, &row, &first).await?;
+    enqueue(&state, &job).await;
+    Ok((StatusCode::ACCEPTED, Json(view(row, vec![job]))).into_response())
+}
+
+/// A pipeline with every step's status.
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Pipeline id")),
+    responses((status = 200, body = PipelineView), (status = 404, body = ErrorBody)))]
+pub async fn get_pipeline(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<PipelineView>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("pipeline"))?;
+    let row = q::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
+    let jobs = q::step_jobs(&state.pool, id).await?;
+    Ok(Json(view(row, jobs)))
+}
+
+/// Cancel a pipeline: steps not started never start; a queued or running
+/// step is cancelled. `409` when the pipeline already ended.
+#[utoipa::path(post, path = "/v1/pipelines/{id}/cancel", tag = "pipelines", security(("api_key" = [])),
+    params(("id" = String, Path, description = "Pipeline id")),
+    responses((status = 200, body = PipelineView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_pipeline(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<PipelineView>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("pipeline"))?;
+    let before = q::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
+    if before.status != "running" {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", format!("the pipeline already ended ({})", before.status)));
+    }
+    let row = q::cancel(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
+    for job in q::step_jobs(&state.pool, id).await? {
+        if matches!(job.status.as_str(), "queued" | "scheduled" | "running") {
+            peyk_schema::queries::jobs::cancel(&state.pool, tenant.0, job.id).await?;
+        }
+    }
+    let jobs = q::step_jobs(&state.pool, id).await?;
+    Ok(Json(view(row, jobs)))
+}

@@ -1,0 +1,302 @@
+//! Pipelines: steps that run one after another, each an ordinary job, where
+//! a step's payload may take values from earlier steps' results — e.g. a
+//! consultation recording transcribed, the transcript turned into a SOAP
+//! note, the note sent to the clinic's system.
+//!
+//! A reference is a JSON object with the single key `from` anywhere in a
+//! step's payload: `{"from": "steps.0.result.text"}` is replaced by that
+//! value of step 0's result (`steps.N.job_id` gives the step's job id).
+//! References are checked at submission (an earlier step; a field that the
+//! step's job type puts in its results), resolved when the step starts, and
+//! the resolved payload is validated like any submission then.
+//!
+//! The next step is started by whichever worker finished the current one
+//! (or by the API when a step is cancelled), and, should that worker die
+//! first, by the sweeper: see [`advance`].
+
+use chrono::Utc;
+use peyk_schema::queries::pipelines::{self as q, Advance};
+use peyk_schema::{DbError, DbPool, JobRow, NewJob, PipelineRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::queue::{Enqueue, Queue};
+use crate::registry::{self, PayloadError};
+use crate::ValidationErrors;
+
+pub const MAX_STEPS: usize = 10;
+
+/// One step as submitted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// The job type, e.g. `transcription`, `medical_analysis`, `webhook`.
+    #[serde(rename = "type")]
+    pub job_type: String,
+    /// The job's payload; values may be references to earlier steps,
+    /// `{"from": "steps.0.result.text"}`.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i32>,
+}
+
+/// Where a reference points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub step: usize,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    JobId,
+    /// The path inside the result (empty: the whole result). Segments that
+    /// are numbers index arrays.
+    Result(Vec<String>),
+}
+
+/// `Some` when `value` is a reference object, with the parsed reference or
+/// what is wrong with it.
+fn as_reference(value: &Value) -> Option<Result<Reference, String>> {
+    let object = value.as_object()?;
+    if object.len() != 1 {
+        return None;
+    }
+    let from = object.get("from")?;
+    let Some(text) = from.as_str() else { return Some(Err("`from` must be a string like `steps.0.result.text`".into())) };
+    Some(parse_reference(text))
+}
+
+fn parse_reference(text: &str) -> Result<Reference, String> {
+    let bad = || format!("`{text}` is not a reference like `steps.0.result.text` or `steps.0.job_id`");
+    let mut parts = text.split('.');
+    if parts.next() != Some("steps") {
+        return Err(bad());
+    }
+    let step: usize = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let target = match parts.next() {
+        Some("job_id") if parts.clone().next().is_none() => Target::JobId,
+        Some("result") => {
+            let path: Vec<String> = parts.map(str::to_string).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(bad());
+            }
+            Target::Result(path)
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Reference { step, target })
+}
+
+/// Every reference in `value`, with the field path it sits at.
+fn references(value: &Value, at: &str, found: &mut Vec<(String, Result<Reference, String>)>) {
+    if let Some(reference) = as_reference(value) {
+        found.push((at.to_string(), reference));
+        return;
+    }
+    match value {
+        Value::Object(map) => map.iter().for_each(|(k, v)| references(v, &format!("{at}.{k}"), found)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| references(v, &format!("{at}[{i}]"), found)),
+        _ => {}
+    }
+}
+
+/// Checks a submitted pipeline. Steps whose payloads hold no reference are
+/// validated in full now; the others when they start.
+pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    if steps.is_empty() || steps.len() > MAX_STEPS {
+        errors.add("steps", format!("must list 1 to {MAX_STEPS} steps"));
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let field = format!("steps[{i}]");
+        if !registry::is_known(&step.job_type) {
+            errors.add(format!("{field}.type"), format!("unknown job type `{}`; valid types: {}", step.job_type, registry::JOB_TYPES.join(", ")));
+            continue;
+        }
+        if let Some(max) = step.max_attempts {
+            if !(1..=25).contains(&max) {
+                errors.add(format!("{field}.max_attempts"), "must be between 1 and 25");
+            }
+        }
+        let mut found = Vec::new();
+        references(&step.payload, &format!("{field}.payload"), &mut found);
+        if found.is_empty() {
+            if let Err(PayloadError::Invalid(invalid)) = registry::validate(&step.job_type, step.payload.clone()) {
+                errors.0.extend(invalid.nested(&format!("{field}.payload")).0.into_iter().map(|mut e| {
+                    e.field = e.field.trim_end_matches('.').to_string();
+                    e
+                }));
+            }
+        }
+        for (at, reference) in found {
+            match reference {
+                Err(problem) => errors.add(at, problem),
+                Ok(Reference { step: source, .. }) if source >= i => errors.add(at, format!("refers to step {source}, which does not run before step {i}")),
+                Ok(Reference { step: source, target: Target::Result(path) }) => {
+                    let source_type = &steps[source].job_type;
+                    let fields = registry::result_fields(source_type);
+                    if let Some(first) = path.first() {
+                        if !fields.is_empty() && !fields.contains(&first.as_str()) {
+                            errors.add(at, format!("`{source_type}` results have no field `{first}` (they have: {})", fields.join(", ")));
+                        }
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    errors.into_result()
+}
+
+/// Replaces the references in `payload` with values from the steps' jobs.
+pub fn resolve(payload: &Value, jobs: &[JobRow]) -> Result<Value, String> {
+    if let Some(reference) = as_reference(payload) {
+        let reference = reference?;
+        let job = jobs.iter().find(|j| j.pipeline_step == Some(reference.step as i32)).ok_or_else(|| format!("step {} has no job", reference.step))?;
+        return match &reference.target {
+            Target::JobId => Ok(Value::String(job.id.to_string())),
+            Target::Result(path) => {
+                let mut value = job.result.as_ref().ok_or_else(|| format!("step {} has no result", reference.step))?;
+                for segment in path {
+                    value = match value {
+                        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                        other => other.get(segment),
+                    }
+                    .ok_or_else(|| format!("steps.{}.result.{} is not in the step's result", reference.step, path.join(".")))?;
+                }
+                Ok(value.clone())
+            }
+        };
+    }
+    Ok(match payload {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), resolve(v, jobs)?))).collect::<Result<_, String>>()?),
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve(v, jobs)).collect::<Result<_, _>>()?),
+        other => other.clone(),
+    })
+}
+
+/// The job of step `index`, its payload resolved and validated.
+pub fn step_job(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Result<NewJob, (String, String)> {
+    let steps: Vec<StepSpec> = serde_json::from_value(pipeline.steps.clone()).map_err(|e| ("invalid_pipeline".to_string(), e.to_string()))?;
+    let spec = steps.get(index).ok_or_else(|| ("invalid_pipeline".to_string(), format!("no step {index}")))?;
+    let payload = resolve(&spec.payload, jobs).map_err(|e| ("missing_reference".to_string(), format!("step {index}: {e}")))?;
+    let validated = match registry::validate(&spec.job_type, payload) {
+        Ok(validated) => validated,
+        Err(PayloadError::Invalid(errors)) => return Err(("invalid_step_payload".into(), format!("step {index} ({}): {errors}", spec.job_type))),
+        Err(PayloadError::UnknownType) => return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type))),
+    };
+    Ok(NewJob {
+        id: Uuid::now_v7(),
+        tenant_id: pipeline.tenant_id,
+        job_type: spec.job_type.clone(),
+        status: "queued".into(),
+        payload: validated.payload,
+        max_attempts: spec.max_attempts.unwrap_or_else(|| registry::default_max_attempts(&spec.job_type)),
+        priority: 0,
+        idempotency_key: None,
+        request_hash: None,
+        run_at: Utc::now(),
+        queue_task_id: Some(ulid::Ulid::new().to_string()),
+        pipeline_id: Some(pipeline.id),
+        pipeline_step: Some(index as i32),
+    })
+}
+
+/// What to do with a pipeline given its steps' jobs so far.
+pub fn decide(pipeline: &PipelineRow, jobs: &[JobRow]) -> Advance {
+    let step_count = pipeline.steps.as_array().map_or(0, Vec::len);
+    let current = pipeline.current_step;
+    let Some(job) = jobs.iter().find(|j| j.pipeline_step == Some(current)) else {
+        // Created without its job (cannot happen through the API): start it.
+        return start(pipeline, current as usize, jobs);
+    };
+    match job.status.as_str() {
+        "succeeded" if current as usize + 1 >= step_count => Advance::Finish { status: "succeeded", error: None },
+        "succeeded" => start(pipeline, current as usize + 1, jobs),
+        "failed" | "dead" => Advance::Finish {
+            status: "failed",
+            error: Some((
+                "step_failed".into(),
+                format!(
+                    "step {current} ({}) {}: {}: {}",
+                    job.job_type,
+                    job.status,
+                    job.error_code.as_deref().unwrap_or("error"),
+                    job.error_message.as_deref().unwrap_or("")
+                ),
+            )),
+        },
+        "cancelled" => Advance::Finish { status: "cancelled", error: Some(("step_cancelled".into(), format!("step {current} ({}) was cancelled", job.job_type))) },
+        _ => Advance::Wait,
+    }
+}
+
+fn start(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Advance {
+    match step_job(pipeline, index, jobs) {
+        Ok(job) => Advance::Start(job),
+        Err(error) => Advance::Finish { status: "failed", error: Some(error) },
+    }
+}
+
+/// Moves a pipeline on if its current step has finished, and pushes the
+/// step it started. Safe to call at any time, from anywhere, concurrently.
+pub async fn advance(pool: &DbPool, queue: &Queue, pipeline: Uuid) -> Result<(), DbError> {
+    if let Some(job) = q::advance(pool, pipeline, decide).await? {
+        let entry = Enqueue {
+            job_type: job.job_type.clone(),
+            job_id: job.id,
+            task_id: job.queue_task_id.clone().unwrap_or_default(),
+            run_at: job.run_at,
+            priority: job.priority,
+        };
+        if let Err(e) = queue.enqueue(&entry).await {
+            tracing::warn!(error = %e, job_id = %job.id, "pipeline step stored but not pushed; the sweeper will queue it");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn steps(value: Value) -> Vec<StepSpec> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn references_parse() {
+        assert_eq!(parse_reference("steps.0.result.text").unwrap(), Reference { step: 0, target: Target::Result(vec!["text".into()]) });
+        assert_eq!(parse_reference("steps.2.job_id").unwrap(), Reference { step: 2, target: Target::JobId });
+        assert_eq!(parse_reference("steps.1.result").unwrap().target, Target::Result(vec![]));
+        for bad in ["step.0.result", "steps.x.result", "steps.0.payload.url", "steps.0.result..a", "steps.0.job_id.x", "steps"] {
+            assert!(parse_reference(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn submission_checks_references() {
+        let webhook = |body: Value| json!({ "type": "webhook", "payload": { "url": "https://example.com/h", "body": body } });
+        let ok = steps(json!([webhook(json!({})), webhook(json!({ "code": { "from": "steps.0.result.status_code" }, "id": { "from": "steps.0.job_id" } }))]));
+        assert!(validate_steps(&ok).is_ok());
+
+        let missing = steps(json!([webhook(json!({})), webhook(json!({ "code": { "from": "steps.0.result.statuscode" } }))]));
+        let err = validate_steps(&missing).unwrap_err();
+        assert_eq!(err.0[0].field, "steps[1].payload.body.code");
+        assert!(err.0[0].problem.contains("no field `statuscode`"), "{err}");
+
+        let forward = steps(json!([webhook(json!({ "x": { "from": "steps.1.result" } })), webhook(json!({}))]));
+        assert!(validate_steps(&forward).unwrap_err().0[0].problem.contains("does not run before"));
+
+        let invalid = steps(json!([{ "type": "webhook", "payload": { "url": "ftp://x", "body": {} } }]));
+        assert_eq!(validate_steps(&invalid).unwrap_err().0[0].field, "steps[0].payload.url");
+        let unknown = steps(json!([{ "type": "fax", "payload": {} }]));
+        assert_eq!(validate_steps(&unknown).unwrap_err().0[0].field, "steps[0].type");
+        assert!(validate_steps(&[]).is_err());
+    }
+}
