@@ -8,7 +8,6 @@ mod error;
 mod extract;
 mod routes;
 mod state;
-mod submit;
 mod views;
 
 use std::sync::atomic::AtomicBool;
@@ -79,10 +78,10 @@ async fn serve() -> anyhow::Result<()> {
     let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default());
     let state = AppState {
         pool: pool.clone(),
-        pusher: submit::start_pusher(queue.clone()),
+        pusher: peyk_jobs::submit::start_pusher(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
-        inserter: submit::start_inserter(pool),
+        inserter: peyk_jobs::submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,
         limits: config.limits,

@@ -10,7 +10,7 @@ use peyk_schema::DbPool;
 
 use crate::auth::KeyCache;
 use crate::config::Limits;
-use crate::submit::{Inserter, Pusher};
+use peyk_jobs::submit::{Inserter, Pusher};
 
 #[derive(Clone)]
 pub struct AppState {

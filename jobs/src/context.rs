@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::queue::{Enqueue, Queue};
+use crate::submit::{Inserter, Pusher};
 use crate::sms::SmsClient;
 use crate::storage::FileStore;
 use crate::transcription::engine::SpeechModels;
@@ -22,6 +23,10 @@ pub struct SharedClients {
     pub pool: DbPool,
     /// The queues, and through them Redis (rate limits).
     pub queue: Queue,
+    /// Follow-up jobs are stored and pushed in batches (one commit for
+    /// many), as the API's submissions are.
+    pub inserter: Inserter,
+    pub pusher: Pusher,
     pub webhook: WebhookClient,
     pub files: FileStore,
     pub sms: SmsClient,
@@ -77,10 +82,7 @@ impl JobContext {
             pipeline_id: None,
             pipeline_step: None,
         };
-        let rows = peyk_schema::queries::jobs::insert_batch(&self.clients.pool, std::slice::from_ref(&job))
-            .await
-            .map_err(|e| retry(&e))?;
-        let row = rows.into_iter().next().ok_or_else(|| retry(&"no row inserted"))?;
+        let row = self.clients.inserter.call(job).await.map_err(|e| retry(&e))?.ok_or_else(|| retry(&"no row inserted"))?;
         let entry = Enqueue {
             job_type: row.job_type.clone(),
             job_id: row.id,
@@ -88,7 +90,7 @@ impl JobContext {
             run_at: row.run_at,
             priority: 0,
         };
-        if let Err(e) = self.clients.queue.enqueue(&entry).await {
+        if let Err(e) = self.clients.pusher.call(entry).await {
             tracing::warn!(error = %e, follow_up = %row.id, "follow-up job stored but not pushed; the sweeper will queue it");
         }
         Ok(row.id)

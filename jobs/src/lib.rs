@@ -16,6 +16,7 @@ pub mod registry;
 pub mod retry;
 pub mod sms;
 pub mod storage;
+pub mod submit;
 pub mod telemetry;
 pub mod transcription;
 pub mod validation;

@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
     let clients = Arc::new(SharedClients {
         pool: pool.clone(),
         queue: queue.clone(),
+        inserter: peyk_jobs::submit::start_inserter(pool.clone()),
+        pusher: peyk_jobs::submit::start_pusher(queue.clone()),
         webhook: WebhookClient::new(config.webhook_policy.clone())?,
         files: FileStore::from_env()?,
         sms: SmsClient::from_env(&config.redis_prefix)?,

@@ -200,9 +200,13 @@ pub async fn renew_leases(pool: &DbPool, worker: &str, job_ids: &[Uuid], lease_s
         return Ok(0);
     }
     let mut conn = pool.get().await?;
+    // Rows locked in id order first, like every batch here: renewing in
+    // another order deadlocks with outcome batches.
     Ok(diesel::sql_query(
-        "UPDATE jobs SET lease_until = now() + make_interval(secs => $3)
-          WHERE id = ANY($2) AND status = 'running' AND locked_by = $1",
+        "WITH locked AS (
+            SELECT id FROM jobs WHERE id = ANY($2) AND status = 'running' AND locked_by = $1 ORDER BY id FOR UPDATE
+         )
+         UPDATE jobs SET lease_until = now() + make_interval(secs => $3) FROM locked WHERE jobs.id = locked.id",
     )
     .bind::<Text, _>(worker)
     .bind::<diesel::sql_types::Array<SqlUuid>, _>(job_ids)

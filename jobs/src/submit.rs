@@ -1,4 +1,5 @@
-//! Turning a submission into a stored, queued job.
+//! Storing and queueing new jobs in batches: the API's submissions, and the
+//! follow-up jobs that jobs queue (e.g. SMS delivery checks).
 //!
 //! Inserts (and then pushes to Redis) go through [`Batcher`]s: concurrent submissions are gathered
 //! into one multi-row INSERT (one round trip, one commit). At a few thousand
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use peyk_jobs::queue::{Enqueue, Queue, QueueError};
+use crate::queue::{Enqueue, Queue, QueueError};
 use peyk_schema::queries::jobs::insert_batch;
 use peyk_schema::{Batcher, DbPool, JobRow, NewJob};
 use uuid::Uuid;
