@@ -80,5 +80,12 @@ OpenAI-style, waiting for the text:
   curl -s http://$API_ADDR/v1/audio/transcriptions -H "Authorization: Bearer $KEY" \
     -F file=@recording.mp3 -F language=fa -F response_format=srt
 
+Send an OTP by SMS (no Kavenegar key is set, so it goes to the local outbox,
+not to a phone; set PEYK_KAVENEGAR_API_KEY for the worker to send for real):
+
+  curl -s http://$API_ADDR/v1/jobs -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \
+    -d '{"type":"sms","payload":{"mode":"lookup","receptor":"09121234567","template":"verify","token":"4821"}}'
+  curl -s http://$API_ADDR/v1/sms/outbox -H "Authorization: Bearer $KEY"
+
 Stop everything: infrastructure/dev/down.sh
 EOF2
