@@ -243,54 +243,49 @@ async fn without_a_key_messages_go_to_the_outbox() {
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (400, Some("limit")));
 }
 
+/// Submits `job`; Kavenegar carries out its `method` call but answers only
+/// once the worker that made it has been killed (SIGKILL). Returns the job
+/// id and a second worker, which takes the job over when the lease runs out.
+async fn crash_mid_call(env: &TestEnv, api: &Api, key: &str, kavenegar: &Kavenegar, method: &str, job: Value) -> (String, Worker) {
+    let lease = [("PEYK_LEASE_SECONDS", "3")];
+    let held = kavenegar.hold_next(method);
+    let mut doomed = worker_for(env, kavenegar, &lease).await;
+    let id = api.submit(key, &job).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while kavenegar.calls(method) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{method} never reached Kavenegar");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill9();
+    doomed.wait_exit(Duration::from_secs(5)).await;
+    held.notify_one();
+    (id, worker_for(env, kavenegar, &lease).await)
+}
+
 #[tokio::test]
 async fn a_worker_killed_mid_call_sends_no_second_sms() {
     let env = TestEnv::new("sms-once").await;
     let key = env.create_key("clinic").await;
     let api = env.start_api().await;
     let kavenegar = Kavenegar::start().await;
-    let lease = [("PEYK_LEASE_SECONDS", "3")];
 
-    // Kavenegar sends, but the worker dies before it hears back.
-    let held = kavenegar.hold_next("sms/send");
-    let mut doomed = worker_for(&env, &kavenegar, &lease).await;
-    let send = api.submit(&key, &sms(json!({ "mode": "send", "receptors": ["09121234567", "09121234568"], "message": "یادآوری نوبت" }))).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while kavenegar.calls("sms/send") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the send never reached Kavenegar");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    doomed.kill9();
-    doomed.wait_exit(Duration::from_secs(5)).await;
-    held.notify_one();
-
-    // Another worker takes the job over once the lease runs out, finds both
-    // messages by their local ids and sends nothing more.
-    let _rescuer = worker_for(&env, &kavenegar, &lease).await;
-    let job = api.wait_for_status(&key, &send, "succeeded", Duration::from_secs(60)).await;
+    // The second worker finds both messages by their local ids and sends
+    // nothing more.
+    let send = sms(json!({ "mode": "send", "receptors": ["09121234567", "09121234568"], "message": "یادآوری نوبت" }));
+    let (id, rescuer) = crash_mid_call(&env, &api, &key, &kavenegar, "sms/send", send).await;
+    let job = api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(60)).await;
     assert_eq!(job["attempts"], 2, "{job}");
     assert_eq!(kavenegar.sent().len(), 2, "{:?}", kavenegar.sent());
     assert_eq!(kavenegar.calls("sms/send"), 1);
     assert!(kavenegar.calls("sms/statuslocalmessageid") >= 1);
     let ids: Vec<i64> = job["result"]["messages"].as_array().unwrap().iter().map(|m| m["messageid"].as_i64().unwrap()).collect();
     assert_eq!(ids, kavenegar.sent().iter().map(|s| s.messageid).collect::<Vec<_>>());
+    drop(rescuer);
 
     // A template lookup has no local id: after such a crash it is not sent
     // again but fails, saying why.
-    let held = kavenegar.hold_next("verify/lookup");
-    let mut doomed = worker_for(&env, &kavenegar, &lease).await;
-    drop(_rescuer);
-    let lookup = api.submit(&key, &otp("09121234569")).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while kavenegar.calls("verify/lookup") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the lookup never reached Kavenegar");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    doomed.kill9();
-    doomed.wait_exit(Duration::from_secs(5)).await;
-    held.notify_one();
-    let _rescuer = worker_for(&env, &kavenegar, &lease).await;
-    let job = api.wait_for_status(&key, &lookup, "failed", Duration::from_secs(60)).await;
+    let (id, _rescuer) = crash_mid_call(&env, &api, &key, &kavenegar, "verify/lookup", otp("09121234569")).await;
+    let job = api.wait_for_status(&key, &id, "failed", Duration::from_secs(60)).await;
     assert_eq!(job["error"]["code"], "outcome_unknown", "{job}");
     assert_eq!(kavenegar.calls("verify/lookup"), 1);
 }
