@@ -137,7 +137,7 @@ async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
 async fn openai(State(state): State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>, translate: bool) -> Result<Response, ApiError> {
     let form = read_form(form.map_err(not_multipart)?).await?;
     let format = match &form.response_format {
-        Some(value) => parse_format("response_format", value, |field, problem| ApiError::invalid_field(field, problem))?,
+        Some(value) => parse_format("response_format", value, ApiError::invalid_field)?,
         None => TranscriptFormat::Json,
     };
     let temperature = match &form.temperature {
