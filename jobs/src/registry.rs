@@ -79,7 +79,7 @@ macro_rules! job_types {
     };
 }
 
-job_types!(crate::webhook::WebhookJob, crate::transcription::TranscriptionJob);
+job_types!(crate::webhook::WebhookJob, crate::transcription::TranscriptionJob, crate::email::EmailJob);
 
 pub fn is_known(job_type: &str) -> bool {
     JOB_TYPES.contains(&job_type)

@@ -8,6 +8,7 @@
 //! other.
 
 pub mod sink;
+pub mod smtp;
 pub mod speech;
 
 use std::net::TcpListener;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 pub use sink::{Reply, Sink};
+pub use smtp::SmtpSink;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

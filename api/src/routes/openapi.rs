@@ -55,6 +55,9 @@ impl Modify for JobPayloads {
         super::files::get_file,
         super::files::delete_file,
         super::transcripts::download,
+        super::email_templates::put_template,
+        super::email_templates::list_templates,
+        super::email_templates::delete_template,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
         super::health::healthz,
@@ -63,10 +66,13 @@ impl Modify for JobPayloads {
     ),
     components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView, views::FileView,
         peyk_jobs::transcription::transcript::Transcript, peyk_jobs::transcription::transcript::Segment,
-        peyk_jobs::transcription::transcript::Word)),
+        peyk_jobs::transcription::transcript::Word,
+        super::email_templates::PutTemplate, super::email_templates::TemplateView, super::email_templates::TemplateList,
+        super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment)),
     modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
-        (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"))
+        (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"),
+        (name = "email", description = "Email templates of the tenant"), (name = "operations", description = "Health and metrics"))
 )]
 struct ApiDoc;
 
