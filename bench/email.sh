@@ -14,6 +14,8 @@ cd "$root"
 source infrastructure/dev/services.sh
 
 DURATION=${DURATION:-10}
+# release for the figures; PEYK_BENCH_PROFILE=debug only checks the script.
+PROFILE=${PEYK_BENCH_PROFILE:-release}
 CONNECTIONS=${CONNECTIONS:-32}
 # Ports of its own, so that it can run beside bench/run.sh and the tests.
 PG_PORT=54359 REDIS_PORT=63829 API_PORT=18081 WORKER_PORT=19092 SMTP_PORT=12525
@@ -34,9 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> building (release)"
-cargo build --release --quiet --bins -p peyk-api -p peyk-worker
-bin="$root/target/release"
+echo "==> building ($PROFILE)"
+if [ "$PROFILE" = release ]; then cargo build --release --quiet --bins -p peyk-api -p peyk-worker; else cargo build --quiet --bins -p peyk-api -p peyk-worker; fi
+bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE"
 
 export PGOPTIONS="-c client_min_messages=warning"
 psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench" postgres
@@ -81,7 +83,7 @@ rate=$(echo "$jobs $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
 verdict=$([ "$rate" -ge 500 ] && echo "meets the 500/s target" || echo "BELOW the 500/s target")
 cat <<SUMMARY
 
-== Peyk email benchmark ($(nproc) cores) ==
+== Peyk email benchmark ($(nproc) cores, $PROFILE build) ==
 submissions over HTTP : $rps jobs/s at $CONNECTIONS connections
 emails sent (1 worker): $rate emails/s ($jobs jobs; $failed not succeeded) — $verdict
 peak memory           : worker ${worker_rss} MiB

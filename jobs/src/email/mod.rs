@@ -215,6 +215,8 @@ impl Job for EmailJob {
             .map_err(|e| JobError::permanent("invalid_message", format!("the message could not be built: {e}")))?;
         let recipients: Vec<String> = message.envelope().to().iter().map(|a| a.to_string()).collect();
 
+        // Waiting for a free connection is queueing, not provider latency.
+        let _connection = client.connections.acquire().await.map_err(|_| JobError::retry("shutting_down", "the SMTP client is closed"))?;
         let started = Instant::now();
         let sent = client.transport.send(message).await;
         let took = started.elapsed();
