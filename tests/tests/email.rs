@@ -18,7 +18,7 @@ struct World {
     key: String,
     api: Api,
     sink: SmtpSink,
-    _worker: Worker,
+    worker: Worker,
 }
 
 async fn world(name: &str) -> World {
@@ -28,7 +28,7 @@ async fn world(name: &str) -> World {
     let sink = SmtpSink::start(name).await;
     let url = sink.url();
     let worker = env.start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &url), ("PEYK_EMAIL_FROM", FROM)]).await;
-    World { env, key, api, sink, _worker: worker }
+    World { env, key, api, sink, worker }
 }
 
 fn email(payload: Value) -> Value {
@@ -101,6 +101,13 @@ async fn a_templated_persian_email_arrives_right_to_left_with_its_attachment() {
     assert_eq!(attachments[0].attachment_name(), Some("report.pdf"));
     assert!(attachments[0].is_content_type("application", "pdf"));
     assert_eq!(attachments[0].contents(), PDF);
+
+    let metrics = w.env.http.get(format!("{}/metrics", w.worker.metrics_url)).send().await.unwrap().text().await.unwrap();
+    let smtp_success = metrics.lines().find(|l| {
+        l.starts_with("peyk_provider_requests_total{") && l.contains("provider=\"smtp\"") && l.contains("outcome=\"success\"")
+    });
+    assert_eq!(smtp_success.and_then(|l| l.rsplit(' ').next()), Some("1"), "{metrics}");
+    assert!(!metrics.contains("maryam"), "no addresses in metrics");
 }
 
 #[tokio::test]
