@@ -32,6 +32,8 @@ start_redis "$state" "$REDIS_PORT"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Let the worker hand its entries back before Redis goes.
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   stop_services "$state" "$REDIS_PORT"
 }
 trap cleanup EXIT
