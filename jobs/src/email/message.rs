@@ -93,6 +93,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_dev_sender_parses() {
+        // infrastructure/dev/up.sh's default PEYK_EMAIL_FROM.
+        assert!("Peyk <noreply@peyk.local>".parse::<Mailbox>().is_ok());
+    }
+
+    #[test]
     fn content_types_follow_the_filename() {
         assert_eq!(guess_content_type("report.pdf", None), "application/pdf");
         assert_eq!(guess_content_type("scan.PNG", Some("application/octet-stream")), "image/png");
