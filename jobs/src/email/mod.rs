@@ -103,7 +103,7 @@ pub struct EmailAttachment {
     pub filename: Option<String>,
 }
 
-/// Template and attachment names: letters, digits, `-` and `_`.
+/// Template names: lowercase letters, digits, `-` and `_` (they appear in URLs).
 pub fn valid_template_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
