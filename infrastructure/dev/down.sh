@@ -4,7 +4,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/infrastructure/dev/services.sh"
 state="$root/.peyk/dev"
-for name in worker api receiver; do
+for name in worker api receiver mail; do
   if [ -f "$state/$name.pid" ]; then kill "$(cat "$state/$name.pid")" 2>/dev/null || true; rm -f "$state/$name.pid"; fi
 done
 PG_DATA="$state/postgres"

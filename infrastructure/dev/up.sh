@@ -2,8 +2,9 @@
 # README command 1: brings Peyk up on this machine.
 # Installs what is missing (Debian packages), starts PostgreSQL and Redis on
 # loopback with data under .peyk/dev, builds and migrates, creates a local
-# API key, starts the API, a worker and a local webhook receiver, and prints
-# how to submit a job. Stop everything with infrastructure/dev/down.sh.
+# API key, starts the API, a worker, a local webhook receiver and a local
+# SMTP sink (emails land in a Maildir), and prints how to submit a job.
+# Stop everything with infrastructure/dev/down.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -14,6 +15,7 @@ REDIS_PORT=${PEYK_DEV_REDIS_PORT:-63799}
 API_ADDR=${PEYK_API_ADDR:-127.0.0.1:8080}
 WORKER_ADDR=${PEYK_WORKER_ADDR:-127.0.0.1:9091}
 RECEIVER_ADDR=127.0.0.1:8099
+SMTP_PORT=${PEYK_DEV_SMTP_PORT:-2525}
 PROFILE=${PEYK_PROFILE:-release}
 state="$root/.peyk/dev"
 mkdir -p "$state/logs"
@@ -25,6 +27,10 @@ ensure_packages build-tools
 # and English). PEYK_DEV_MODELS="tiny.en base" fetches more.
 models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
 PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base}
+# The local SMTP sink (aiosmtpd) runs from the project's Python venv.
+venv=${PEYK_VENV:-$root/.peyk/venv}
+[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import aiosmtpd" 2>/dev/null || "$venv/bin/pip" install -q "aiosmtpd==1.4.6"
 echo "==> PostgreSQL on 127.0.0.1:$PG_PORT, Redis on 127.0.0.1:$REDIS_PORT (data in $state)"
 start_postgres "$state" "$PG_PORT"
 start_redis "$state" "$REDIS_PORT"
@@ -43,16 +49,20 @@ fi
 KEY=$(cat "$state/api-key")
 
 # Restart whatever an earlier run left.
-for name in api worker receiver; do
+for name in api worker receiver mail; do
   if [ -f "$state/$name.pid" ]; then kill "$(cat "$state/$name.pid")" 2>/dev/null || true; rm -f "$state/$name.pid"; fi
 done
 sleep 0.5
 nohup "$bin/peyk-bench-sink" "$RECEIVER_ADDR" > "$state/logs/receiver.log" 2>&1 & echo $! > "$state/receiver.pid"
+# Every email the worker sends lands in this Maildir (open it with any mail
+# client, or read the files under new/).
+nohup "$venv/bin/python" tests/smtp_sink.py --port "$SMTP_PORT" --maildir "$state/mail" > "$state/logs/mail.log" 2>&1 & echo $! > "$state/mail.pid"
 PEYK_API_ADDR="$API_ADDR" nohup "$bin/peyk-api" serve > "$state/logs/api.log" 2>&1 & echo $! > "$state/api.pid"
 # Locally the worker may deliver to loopback (the demo receiver); in
 # production leave PEYK_WEBHOOK_ALLOWED_NETWORKS empty.
 export PEYK_STORAGE_DIR="$state/files"
 PEYK_WORKER_ADDR="$WORKER_ADDR" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 PEYK_MODELS_DIR="$models_dir" \
+  PEYK_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" PEYK_EMAIL_FROM="${PEYK_EMAIL_FROM:-Peyk <noreply@peyk.local>}" \
   nohup "$bin/peyk-worker" > "$state/logs/worker.log" 2>&1 & echo $! > "$state/worker.pid"
 
 for _ in $(seq 1 100); do curl -fs "http://$API_ADDR/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -65,6 +75,7 @@ Peyk is up.
   worker       http://$WORKER_ADDR/metrics
   API key      $KEY   (tenant "local"; also in $state/api-key)
   logs         $state/logs/
+  mail         $state/mail/new/   (every email sent: a local SMTP sink on 127.0.0.1:$SMTP_PORT)
 
 Submit a webhook job (delivered to the local demo receiver on $RECEIVER_ADDR):
 
@@ -73,6 +84,12 @@ Submit a webhook job (delivered to the local demo receiver on $RECEIVER_ADDR):
     -d '{"type":"webhook","payload":{"url":"http://$RECEIVER_ADDR/hook","body":{"hello":"world"}}}'
 
 Then follow it:  curl -s http://$API_ADDR/v1/jobs/<id> -H "Authorization: Bearer $KEY"
+
+Send an email (a built-in Persian template; it lands in $state/mail/new/):
+
+  curl -s http://$API_ADDR/v1/jobs \\
+    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
+    -d '{"type":"email","payload":{"to":["maryam@example.com"],"template":"appointment-reminder","language":"fa","variables":{"name":"مریم","date":"۱۴۰۵/۰۹/۰۱","time":"۱۰:۳۰"}}}'
 
 Transcribe a recording (model base; any wav, mp3, ogg, opus, flac or m4a),
 OpenAI-style, waiting for the text:

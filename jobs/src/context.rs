@@ -8,6 +8,7 @@ use peyk_schema::{DbPool, NewJob};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::email::transport::EmailClient;
 use crate::queue::{Enqueue, Queue};
 use crate::submit::{Inserter, Pusher};
 use crate::sms::SmsClient;
@@ -30,6 +31,8 @@ pub struct SharedClients {
     pub webhook: WebhookClient,
     pub files: FileStore,
     pub sms: SmsClient,
+    /// SMTP (one pooled transport per worker), for `email` jobs.
+    pub email: EmailClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
 }

@@ -6,6 +6,7 @@
 //! through the registry, so adding a type touches neither.
 
 pub mod context;
+pub mod email;
 pub mod env;
 pub mod error;
 pub mod job;

@@ -208,10 +208,12 @@ pub fn init_job_series() {
         JOB_DURATION.with_label_values(&[job_type]);
         JOB_QUEUE_WAIT.with_label_values(&[job_type]);
     }
-    for outcome in ["success", "client_error", "server_error", "timeout", "connection_error", "refused"] {
-        PROVIDER_REQUESTS.with_label_values(&["webhook", outcome]);
+    for provider in ["webhook", "smtp"] {
+        for outcome in ["success", "client_error", "server_error", "timeout", "connection_error", "refused"] {
+            PROVIDER_REQUESTS.with_label_values(&[provider, outcome]);
+        }
+        PROVIDER_DURATION.with_label_values(&[provider]);
     }
-    PROVIDER_DURATION.with_label_values(&["webhook"]);
 }
 
 /// Reads queue depths and live workers from Redis, and dead jobs from

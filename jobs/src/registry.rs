@@ -98,6 +98,7 @@ job_types!(
     crate::transcription::TranscriptionJob,
     crate::sms::SmsJob,
     crate::sms::status::SmsStatusJob,
+    crate::email::EmailJob,
 );
 
 pub fn is_known(job_type: &str) -> bool {

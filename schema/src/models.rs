@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{files, job_attempts, jobs, pipelines, sms_outbox};
+use crate::schema::{email_templates, files, job_attempts, jobs, pipelines, sms_outbox};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -138,4 +138,19 @@ pub struct PipelineRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// A tenant's email template in one language (sources, not rendered).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = email_templates)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct EmailTemplateRow {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub language: String,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

@@ -92,6 +92,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    email_templates (tenant_id, name, language) {
+        tenant_id -> Uuid,
+        name -> Text,
+        language -> Text,
+        subject -> Text,
+        html -> Nullable<Text>,
+        text -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::table! {
     sms_outbox (id) {
@@ -108,6 +121,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(email_templates -> tenants (tenant_id));
 diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(jobs -> pipelines (pipeline_id));

@@ -9,6 +9,7 @@
 
 pub mod kavenegar;
 pub mod sink;
+pub mod smtp;
 pub mod speech;
 
 use std::net::TcpListener;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 pub use sink::{Reply, Sink};
+pub use smtp::SmtpSink;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

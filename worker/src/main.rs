@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
+use peyk_jobs::email::transport::EmailClient;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
 use peyk_jobs::sms::SmsClient;
 use peyk_jobs::storage::FileStore;
@@ -76,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         webhook: WebhookClient::new(config.webhook_policy.clone())?,
         files: FileStore::from_env()?,
         sms: SmsClient::from_env(&config.redis_prefix)?,
+        email: EmailClient::from_env()?,
         speech: load_speech_models(&config).await?,
     });
     let worker_id = worker_identity();

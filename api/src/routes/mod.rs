@@ -1,6 +1,7 @@
 //! The router: every route, the body limit, request metrics, and JSON
 //! answers for requests that match nothing.
 
+pub mod email_templates;
 pub mod files;
 pub mod health;
 pub mod jobs;
@@ -15,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use crate::config::Config;
 use axum::Router;
 use peyk_jobs::metrics::{HTTP_DURATION, HTTP_REQUESTS};
@@ -38,6 +39,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/pipelines", post(pipelines::submit))
         .route("/v1/pipelines/{id}", get(pipelines::get_pipeline))
         .route("/v1/pipelines/{id}/cancel", post(pipelines::cancel_pipeline))
+        .route("/v1/email/templates", get(email_templates::list_templates))
+        .route("/v1/email/templates/{name}", put(email_templates::put_template).delete(email_templates::delete_template))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

@@ -60,6 +60,9 @@ impl Modify for JobPayloads {
         super::pipelines::submit,
         super::pipelines::get_pipeline,
         super::pipelines::cancel_pipeline,
+        super::email_templates::put_template,
+        super::email_templates::list_templates,
+        super::email_templates::delete_template,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
         super::health::healthz,
@@ -69,12 +72,15 @@ impl Modify for JobPayloads {
     components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView, views::FileView,
         peyk_jobs::transcription::transcript::Transcript, peyk_jobs::transcription::transcript::Segment,
         peyk_jobs::transcription::transcript::Word, super::pipelines::SubmitPipeline, super::pipelines::PipelineView,
-        super::pipelines::StepView, peyk_jobs::pipeline::StepSpec)),
+        super::pipelines::StepView, peyk_jobs::pipeline::StepSpec,
+        super::email_templates::PutTemplate, super::email_templates::TemplateView, super::email_templates::TemplateList,
+        super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment)),
     modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
         (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"),
         (name = "pipelines", description = "Steps that run one after another, each an ordinary job"),
-        (name = "sms", description = "The development SMS outbox"))
+        (name = "sms", description = "The development SMS outbox"),
+        (name = "email", description = "Email templates of the tenant"))
 )]
 struct ApiDoc;
 
