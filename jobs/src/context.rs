@@ -8,6 +8,7 @@ use peyk_schema::{DbPool, NewJob};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::medical::llm::LlmClient;
 use crate::queue::{Enqueue, Queue};
 use crate::sms::SmsClient;
 use crate::storage::FileStore;
@@ -25,6 +26,8 @@ pub struct SharedClients {
     pub webhook: WebhookClient,
     pub files: FileStore,
     pub sms: SmsClient,
+    /// The OpenAI-compatible chat API of `medical_analysis` jobs.
+    pub llm: LlmClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
 }

@@ -9,6 +9,7 @@ pub mod context;
 pub mod env;
 pub mod error;
 pub mod job;
+pub mod medical;
 pub mod metrics;
 pub mod queue;
 pub mod registry;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::medical::llm::LlmClient;
 use peyk_jobs::sms::SmsClient;
 use peyk_jobs::storage::FileStore;
 use peyk_jobs::transcription::engine::SpeechModels;
@@ -74,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         webhook: WebhookClient::new(config.webhook_policy.clone())?,
         files: FileStore::from_env()?,
         sms: SmsClient::from_env(&config.redis_prefix)?,
+        llm: LlmClient::from_env()?,
         speech: load_speech_models(&config).await?,
     });
     let worker_id = worker_identity();
