@@ -92,14 +92,21 @@ added=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (OR
   FROM (SELECT extract(epoch FROM finished_at - started_at) * 1000 - $DELAY_MS AS x FROM jobs WHERE job_type = 'medical_analysis' AND status = 'succeeded') t")
 own=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 3), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 3), round(max(x)::numeric, 3))
   FROM (SELECT (result->'timing_ms'->>'worker')::float8 AS x FROM jobs WHERE job_type = 'medical_analysis' AND status = 'succeeded') t")
+outside=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 2), round(max(x)::numeric, 2))
+  FROM (SELECT extract(epoch FROM finished_at - started_at) * 1000 - (result->'timing_ms'->>'provider')::float8 - (result->'timing_ms'->>'worker')::float8 AS x
+        FROM jobs WHERE job_type = 'medical_analysis' AND status = 'succeeded') t")
+provider=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 2))
+  FROM (SELECT (result->'timing_ms'->>'provider')::float8 AS x FROM jobs WHERE job_type = 'medical_analysis' AND status = 'succeeded') t")
 rate=$(echo "$submitted $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
 max_in_flight=$(echo "$stats" | sed 's/.*"max_in_flight":\([0-9]*\).*/\1/')
 cat <<SUMMARY
 
 == Peyk medical_analysis benchmark ($(nproc) cores, $PROFILE) ==
-jobs                        : $submitted ($failed not succeeded), drained at $rate jobs/s
-added per job, job record   : p50 / p99 / max = $added ms  ((finished_at - started_at) - ${DELAY_MS} ms)
-worker's own time in the job: p50 / p99 / max = $own ms  (result.timing_ms.worker)
-jobs at the provider at once: $max_in_flight (target >= 200; concurrency $CONCURRENCY)
-worker threads              : $idle_threads idle, at most $max_threads while draining
+jobs                         : $submitted ($failed not succeeded), drained at $rate jobs/s
+added per job, job record    : p50 / p99 / max = $added ms  ((finished_at - started_at) - ${DELAY_MS} ms)
+worker's own time in the job: p50 / p99 / max = $own ms  (result.timing_ms.worker: redaction, prompt, parsing, schema check)
+provider call as the job saw : p50 / p99 = $provider ms  (result.timing_ms.provider: HTTP round trip incl. the ${DELAY_MS} ms)
+runner outside the job       : p50 / p99 / max = $outside ms  (claim to outcome written, minus the job's run)
+jobs at the provider at once : $max_in_flight (target >= 200; concurrency $CONCURRENCY)
+worker threads               : $idle_threads idle, at most $max_threads while draining
 SUMMARY
