@@ -146,13 +146,19 @@ fn redact_numbers(text: &str, counts: &mut Counts) -> String {
         let mut g = 0;
         while g < groups.len() {
             // A `+` can only come before the run (it is not a separator).
-            let plus = if g == 0 { plus_before(&chars, groups[g].start) } else { None };
+            let mut plus = if g == 0 { plus_before(&chars, groups[g].start) } else { None };
             let before: String = chars[groups[g].start.saturating_sub(25)..groups[g].start].iter().collect::<String>().to_lowercase();
             let phone_word = PHONE_WORDS.iter().any(|w| before.contains(w));
             let mut found = None;
             for last in (g..groups.len().min(g + 6)).rev() {
                 let joined: String = groups[g..=last].iter().map(|x| x.digits.as_str()).collect();
                 if let Some(kind) = classify(&joined, plus.is_some(), phone_word) {
+                    found = Some((last, kind));
+                    break;
+                }
+                // A stray `+` (e.g. `+0912…`): the digits may still be a number.
+                if let Some(kind) = plus.and_then(|_| classify(&joined, false, phone_word)) {
+                    plus = None;
                     found = Some((last, kind));
                     break;
                 }
@@ -370,6 +376,15 @@ mod tests {
         assert_eq!(c.name, 2);
         let (r, _) = run("Mrs. Sara Ahmadi says SARA has had fever; Sarah is her sister.", &["Sara Ahmadi"]);
         assert_eq!(r, "Mrs. [NAME] says [NAME] has had fever; Sarah is her sister.");
+    }
+
+    #[test]
+    fn odd_inputs_do_not_break_it() {
+        for text in ["", "+", "++", "+ ", "(", ")", "@", "a@", "@b.co", "x@y", "۰", "+ ۹۸", "0912 123 4567 ", "(۰۲۱", "0-0-0-0-0-0-0-0-0-0-0", "۱۱۱۱۱۱۱۱۱۱"] {
+            let (redacted, _) = run(text, &["", " ", "a"]);
+            assert!(redacted.len() <= text.len() + 20, "{text}");
+        }
+        assert_eq!(run("12+09121234567", &[]).0, "12+[PHONE]");
     }
 
     #[test]
