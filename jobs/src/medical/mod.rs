@@ -7,12 +7,14 @@
 //! - `redact`: identifiers removed before text leaves for a third party.
 //! - `schema`: the output schemas and the check every answer goes through.
 //! - `prompt`: what the model is asked, the answer's language, the disclaimer.
+//! - `analysis`: one job's requests, the check of each answer, the correction.
 //!
 //! An answer that does not match its schema gets one correction request
 //! (the validation problems are sent back); a second bad answer fails the
 //! job with `invalid_model_output`. Medical text and model output never
 //! reach logs or error messages.
 
+mod analysis;
 pub mod llm;
 pub mod prompt;
 pub mod redact;
@@ -20,23 +22,16 @@ pub mod schema;
 
 use std::time::{Duration, Instant};
 
-use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CompletionUsage, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
-};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::{Job, JobContext, JobError, ValidationErrors};
-use llm::{LlmClient, LlmError};
+use analysis::Analysis;
 
 const MAX_TEXT_CHARS: usize = 32_000;
 const MAX_HISTORY_CHARS: usize = 4_000;
 const MAX_MEDICATIONS: usize = 50;
-/// Output budget of the structured analyses (a SOAP note of a long visit).
-const ANALYSIS_MAX_TOKENS: u32 = 2_000;
-const GENERATE_MAX_TOKENS: u32 = 512;
 const GENERATE_MAX_TOKENS_LIMIT: u32 = 8_192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -212,7 +207,7 @@ impl Job for MedicalAnalysisJob {
     fn result_schemas() -> Vec<(String, Value)> {
         let mut schemas: Vec<(String, Value)> =
             AnalysisType::ALL.iter().map(|k| (format!("MedicalAnalysisOutput_{}", k.as_str()), schema::output_schema(*k))).collect();
-        schemas.push(("MedicalAnalysisResult".into(), result_schema()));
+        schemas.push(("MedicalAnalysisResult".into(), schema::result_schema()));
         schemas
     }
 
@@ -257,198 +252,6 @@ impl Job for MedicalAnalysisJob {
 
 fn round(ms: f64) -> f64 {
     (ms * 100.0).round() / 100.0
-}
-
-/// What leaves for the provider: text and context, redacted when asked.
-struct Outgoing {
-    text: String,
-    history: Option<String>,
-    medications: Vec<String>,
-    context: Option<PatientContext>,
-    counts: redact::Counts,
-}
-
-impl MedicalAnalysisJob {
-    fn outgoing(&self, redact: bool) -> Outgoing {
-        let mut counts = redact::Counts::default();
-        let names: Vec<String> = self.patient_context.as_ref().and_then(|c| c.name.clone()).into_iter().collect();
-        let mut clean = |text: &str| if redact { redact::redact(text, &names, &mut counts) } else { text.to_string() };
-        let context = self.patient_context.as_ref();
-        Outgoing {
-            text: clean(&self.text),
-            history: context.and_then(|c| c.history.as_deref()).map(&mut clean),
-            medications: context.and_then(|c| c.medications.as_ref()).map(|m| m.iter().map(|d| clean(d)).collect()).unwrap_or_default(),
-            context: self.patient_context.clone(),
-            counts,
-        }
-    }
-}
-
-/// One job's conversation with the provider, and what it cost.
-struct Analysis<'a> {
-    client: &'a LlmClient,
-    kind: AnalysisType,
-    usage: CompletionUsage,
-    calls: u32,
-    provider_time: Duration,
-    format: &'static str,
-    finish_reason: Option<String>,
-    model: Option<String>,
-}
-
-impl<'a> Analysis<'a> {
-    fn new(client: &'a LlmClient, kind: AnalysisType) -> Self {
-        Self { client, kind, usage: CompletionUsage::default(), calls: 0, provider_time: Duration::ZERO, format: "text", finish_reason: None, model: None }
-    }
-
-    fn request(&self, messages: Vec<ChatCompletionRequestMessage>, max_tokens: u32, temperature: f32, format: Option<ResponseFormat>) -> CreateChatCompletionRequest {
-        let mut request = CreateChatCompletionRequest {
-            model: self.client.config.model.clone(),
-            messages,
-            temperature: Some(temperature),
-            response_format: format,
-            ..Default::default()
-        };
-        // OpenAI's newer models only take `max_completion_tokens`; llama.cpp,
-        // vLLM and Ollama read `max_tokens`.
-        if self.client.config.base_url.contains("api.openai.com") {
-            request.max_completion_tokens = Some(max_tokens);
-        } else {
-            #[allow(deprecated)]
-            {
-                request.max_tokens = Some(max_tokens);
-            }
-        }
-        request
-    }
-
-    async fn call(&mut self, request: &CreateChatCompletionRequest) -> Result<llm::Completion, LlmError> {
-        let completion = self.client.complete(request).await;
-        self.calls += 1;
-        let completion = completion?;
-        self.provider_time += completion.took;
-        if let Some(u) = &completion.usage {
-            self.usage.prompt_tokens += u.prompt_tokens;
-            self.usage.completion_tokens += u.completion_tokens;
-            self.usage.total_tokens += u.total_tokens;
-        }
-        self.finish_reason = completion.finish_reason.clone();
-        if !completion.model.is_empty() {
-            self.model = Some(completion.model.clone());
-        }
-        Ok(completion)
-    }
-
-    async fn generate(&mut self, sent: &Outgoing, language: Language, max_tokens: Option<u32>, temperature: Option<f32>) -> Result<Value, JobError> {
-        let messages = vec![
-            ChatCompletionRequestSystemMessage::from(prompt::generate_system_message(language)).into(),
-            ChatCompletionRequestUserMessage::from(sent.text.as_str()).into(),
-        ];
-        let request = self.request(messages, max_tokens.unwrap_or(GENERATE_MAX_TOKENS), temperature.unwrap_or(0.7), None);
-        for _ in 0..2 {
-            let completion = self.call(&request).await.map_err(job_error)?;
-            if !completion.content.trim().is_empty() {
-                return Ok(json!({ "text": completion.content }));
-            }
-            llm::LLM_INVALID_OUTPUTS.with_label_values(&[&self.client.config.model]).inc();
-        }
-        Err(JobError::permanent("invalid_model_output", "the model gave an empty answer twice").with_details(json!({ "model_calls": self.calls })))
-    }
-
-    async fn structured(&mut self, sent: &Outgoing, language: Language) -> Result<Value, JobError> {
-        let name = schema::schema_name(self.kind);
-        let output_schema = schema::output_schema(self.kind);
-        let model_schema = schema::for_model(&output_schema);
-        let system = prompt::system_message(self.kind, language, name, &model_schema);
-        let user = prompt::user_message(&sent.text, sent.context.as_ref(), sent.history.as_deref(), &sent.medications);
-        let mut messages: Vec<ChatCompletionRequestMessage> =
-            vec![ChatCompletionRequestSystemMessage::from(system).into(), ChatCompletionRequestUserMessage::from(user).into()];
-        let json_schema = || ResponseFormat::JsonSchema {
-            json_schema: ResponseFormatJsonSchema { name: name.into(), description: None, schema: model_schema.clone(), strict: Some(true) },
-        };
-        let mut problems = Vec::new();
-        for round in 0..2 {
-            let use_schema = self.client.use_json_schema();
-            self.format = if use_schema { "json_schema" } else { "json_object" };
-            let format = if use_schema { json_schema() } else { ResponseFormat::JsonObject };
-            let mut result = self.call(&self.request(messages.clone(), ANALYSIS_MAX_TOKENS, 0.2, Some(format))).await;
-            if use_schema && result.as_ref().err().is_some_and(llm::refuses_json_schema) {
-                // The provider does not do structured outputs: JSON mode,
-                // with the schema in the prompt, and our own check.
-                self.client.mark_schema_unsupported();
-                self.format = "json_object";
-                result = self.call(&self.request(messages.clone(), ANALYSIS_MAX_TOKENS, 0.2, Some(ResponseFormat::JsonObject))).await;
-            }
-            let completion = result.map_err(job_error)?;
-            problems = match serde_json::from_str::<Value>(prompt::extract_json(&completion.content)) {
-                Ok(value) => {
-                    let problems = schema::validate(&value, &output_schema);
-                    if problems.is_empty() {
-                        return Ok(value);
-                    }
-                    problems
-                }
-                Err(e) => vec![format!("the answer is not a JSON object ({}, line {} column {})", category(&e), e.line(), e.column())],
-            };
-            if completion.finish_reason.as_deref() == Some("length") {
-                problems.push(format!("the answer was cut off at {ANALYSIS_MAX_TOKENS} tokens"));
-            }
-            llm::LLM_INVALID_OUTPUTS.with_label_values(&[&self.client.config.model]).inc();
-            if round == 0 {
-                messages.push(ChatCompletionRequestAssistantMessage::from(completion.content.as_str()).into());
-                messages.push(ChatCompletionRequestUserMessage::from(prompt::correction_message(&problems)).into());
-            }
-        }
-        Err(JobError::permanent(
-            "invalid_model_output",
-            format!("the model's answer did not match the `{}` schema, also after a correction request: {}", self.kind.as_str(), problems.join("; ")),
-        )
-        .with_details(json!({ "problems": problems, "model_calls": self.calls, "response_format": self.format })))
-    }
-}
-
-fn category(e: &serde_json::Error) -> &'static str {
-    match e.classify() {
-        serde_json::error::Category::Eof => "cut off",
-        serde_json::error::Category::Syntax => "syntax error",
-        serde_json::error::Category::Data => "wrong data",
-        serde_json::error::Category::Io => "unreadable",
-    }
-}
-
-fn job_error(e: LlmError) -> JobError {
-    match e {
-        LlmError::Retry { code, message, retry_after } => JobError::retry(code, message).retry_after(retry_after),
-        LlmError::Permanent { code, message, status } => JobError::permanent(code, message).with_details(json!({ "provider_status": status })),
-    }
-}
-
-/// The job's result (published in the OpenAPI document).
-fn result_schema() -> Value {
-    let kinds: Vec<&str> = AnalysisType::ALL.iter().map(|k| k.as_str()).collect();
-    let outputs: Vec<Value> = AnalysisType::ALL.iter().map(|k| json!({ "$ref": format!("#/components/schemas/MedicalAnalysisOutput_{}", k.as_str()) })).collect();
-    let count = json!({ "type": "integer", "minimum": 0 });
-    json!({
-        "type": "object",
-        "description": "Result of a `medical_analysis` job. `output` follows the schema of its `analysis_type`.",
-        "required": ["analysis_type", "language", "output", "disclaimer", "model", "usage", "redaction", "response_format", "model_calls"],
-        "properties": {
-            "analysis_type": { "type": "string", "enum": kinds },
-            "language": { "type": "string", "enum": ["fa", "en"] },
-            "output": { "oneOf": outputs },
-            "disclaimer": { "type": "object", "description": "Always present: not a diagnosis", "properties": { "en": { "type": "string" }, "fa": { "type": "string" } } },
-            "model": { "type": "string" },
-            "usage": { "type": "object", "properties": { "prompt_tokens": count, "completion_tokens": count, "total_tokens": count } },
-            "redaction": { "type": "object", "properties": {
-                "applied": { "type": "boolean" },
-                "removed": { "type": "object", "properties": { "phone": count, "email": count, "national_id": count, "name": count } }
-            } },
-            "response_format": { "type": "string", "enum": ["json_schema", "json_object", "text"] },
-            "model_calls": { "type": "integer", "description": "requests made (2 or more after a correction or a json_object fallback)" },
-            "finish_reason": { "type": ["string", "null"] },
-            "timing_ms": { "type": "object", "properties": { "provider": { "type": "number" }, "worker": { "type": "number" } } }
-        }
-    })
 }
 
 #[cfg(test)]

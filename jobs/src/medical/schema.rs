@@ -205,6 +205,34 @@ fn short(name: &str) -> String {
     name.chars().take(40).collect()
 }
 
+/// The job's result (published in the OpenAPI document).
+pub fn result_schema() -> Value {
+    let kinds: Vec<&str> = AnalysisType::ALL.iter().map(|k| k.as_str()).collect();
+    let outputs: Vec<Value> = AnalysisType::ALL.iter().map(|k| json!({ "$ref": format!("#/components/schemas/MedicalAnalysisOutput_{}", k.as_str()) })).collect();
+    let count = json!({ "type": "integer", "minimum": 0 });
+    json!({
+        "type": "object",
+        "description": "Result of a `medical_analysis` job. `output` follows the schema of its `analysis_type`.",
+        "required": ["analysis_type", "language", "output", "disclaimer", "model", "usage", "redaction", "response_format", "model_calls"],
+        "properties": {
+            "analysis_type": { "type": "string", "enum": kinds },
+            "language": { "type": "string", "enum": ["fa", "en"] },
+            "output": { "oneOf": outputs },
+            "disclaimer": { "type": "object", "description": "Always present: not a diagnosis", "properties": { "en": { "type": "string" }, "fa": { "type": "string" } } },
+            "model": { "type": "string" },
+            "usage": { "type": "object", "properties": { "prompt_tokens": count, "completion_tokens": count, "total_tokens": count } },
+            "redaction": { "type": "object", "properties": {
+                "applied": { "type": "boolean" },
+                "removed": { "type": "object", "properties": { "phone": count, "email": count, "national_id": count, "name": count } }
+            } },
+            "response_format": { "type": "string", "enum": ["json_schema", "json_object", "text"] },
+            "model_calls": { "type": "integer", "description": "requests made (2 or more after a correction or a json_object fallback)" },
+            "finish_reason": { "type": ["string", "null"] },
+            "timing_ms": { "type": "object", "properties": { "provider": { "type": "number" }, "worker": { "type": "number" } } }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
