@@ -60,7 +60,7 @@ impl LlmConfig {
         }
         let timeout = env_seconds("PEYK_LLM_TIMEOUT_SECONDS", 60.0)?;
         if timeout.is_zero() || timeout > MAX_TIMEOUT {
-            return Err(EnvError::new(format!("PEYK_LLM_TIMEOUT_SECONDS must be between 0 and {}", MAX_TIMEOUT.as_secs())));
+            return Err(EnvError::new(format!("PEYK_LLM_TIMEOUT_SECONDS must be more than 0 and at most {}", MAX_TIMEOUT.as_secs())));
         }
         let format = env_or("PEYK_LLM_RESPONSE_FORMAT", "json_schema");
         if !matches!(format.as_str(), "json_schema" | "json_object") {
