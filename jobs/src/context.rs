@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::email::transport::EmailClient;
+use crate::medical::llm::LlmClient;
 use crate::queue::{Enqueue, Queue};
 use crate::submit::{Inserter, Pusher};
 use crate::sms::SmsClient;
@@ -33,6 +34,8 @@ pub struct SharedClients {
     pub sms: SmsClient,
     /// SMTP (one pooled transport per worker), for `email` jobs.
     pub email: EmailClient,
+    /// The OpenAI-compatible chat API of `medical_analysis` jobs.
+    pub llm: LlmClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
 }

@@ -38,5 +38,11 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
         Vec::new()
     }
 
+    /// JSON Schemas of what `run` returns, by component name, for the
+    /// OpenAPI document (e.g. one per kind of answer).
+    fn result_schemas() -> Vec<(String, serde_json::Value)> {
+        Vec::new()
+    }
+
     fn run(self, ctx: &JobContext) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
 }

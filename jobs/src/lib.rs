@@ -10,6 +10,7 @@ pub mod email;
 pub mod env;
 pub mod error;
 pub mod job;
+pub mod medical;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;

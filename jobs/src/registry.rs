@@ -84,6 +84,19 @@ macro_rules! job_types {
             vec![$((<$job as Job>::TYPE, <$job as utoipa::ToSchema>::name().into_owned(), <$job as utoipa::PartialSchema>::schema())),+]
         }
 
+        /// Result schemas the job types publish (hand-written JSON Schema),
+        /// by component name.
+        pub fn result_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+            let mut schemas = Vec::new();
+            $(for (name, schema) in <$job as Job>::result_schemas() {
+                match serde_json::from_value(schema) {
+                    Ok(schema) => schemas.push((name, schema)),
+                    Err(e) => tracing::error!(%name, error = %e, "a result schema is not valid OpenAPI"),
+                }
+            })+
+            schemas
+        }
+
         /// The schemas the payloads refer to (nested structs), by name.
         pub fn nested_payload_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
             let mut schemas = Vec::new();
@@ -99,6 +112,7 @@ job_types!(
     crate::sms::SmsJob,
     crate::sms::status::SmsStatusJob,
     crate::email::EmailJob,
+    crate::medical::MedicalAnalysisJob,
 );
 
 pub fn is_known(job_type: &str) -> bool {

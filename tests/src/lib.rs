@@ -8,6 +8,7 @@
 //! other.
 
 pub mod kavenegar;
+pub mod openai;
 pub mod sink;
 pub mod smtp;
 pub mod speech;

@@ -16,6 +16,7 @@ use clap::Parser;
 use peyk_jobs::context::SharedClients;
 use peyk_jobs::email::transport::EmailClient;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::medical::llm::LlmClient;
 use peyk_jobs::sms::SmsClient;
 use peyk_jobs::storage::FileStore;
 use peyk_jobs::transcription::engine::SpeechModels;
@@ -78,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         files: FileStore::from_env()?,
         sms: SmsClient::from_env(&config.redis_prefix)?,
         email: EmailClient::from_env()?,
+        llm: LlmClient::from_env()?,
         speech: load_speech_models(&config).await?,
     });
     let worker_id = worker_identity();

@@ -30,6 +30,7 @@ impl Modify for JobPayloads {
         let components = openapi.components.get_or_insert_with(Default::default);
         let mut one_of = OneOfBuilder::new().description(Some("The payload of the job type named by `type`"));
         components.schemas.extend(peyk_jobs::registry::nested_payload_schemas());
+        components.schemas.extend(peyk_jobs::registry::result_schemas());
         for (job_type, name, schema) in peyk_jobs::registry::payload_schemas() {
             components.schemas.insert(name.clone(), schema);
             let mut reference = Ref::from_schema_name(name);

@@ -136,6 +136,7 @@ fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
 impl Job for EmailJob {
     const TYPE: &'static str = "email";
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
+    const RESULT_FIELDS: &'static [&'static str] = &["message_id", "accepted", "latency_ms", "smtp_code", "smtp_reply"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(180);
 
     fn validate(&self) -> Result<(), ValidationErrors> {
