@@ -57,3 +57,22 @@ pub async fn run_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
         .map_err(|e| DbError::Migration(e.to_string()))?;
     Ok(applied.iter().map(|v| v.to_string()).collect())
 }
+
+#[cfg(test)]
+mod migration_tests {
+    /// Diesel keys migrations by the part of the folder name before the
+    /// first `_`: two folders with the same prefix make one of them never
+    /// run (this happened when two branches each added `2026-11-22-000001_…`).
+    #[test]
+    fn migration_versions_are_unique() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let mut versions: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().split('_').next().unwrap().to_string())
+            .collect();
+        let count = versions.len();
+        versions.sort();
+        versions.dedup();
+        assert_eq!(versions.len(), count, "two migrations share a version: {versions:?}");
+    }
+}

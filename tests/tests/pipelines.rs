@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use peyk_tests::openai::OpenAi;
 use peyk_tests::speech::{fixture, word_error_rate, JFK};
 use peyk_tests::{Api, Reply, Sink, TestEnv};
 use serde_json::{json, Value};
@@ -71,6 +72,42 @@ async fn a_recording_is_transcribed_and_its_text_delivered_by_the_next_step() {
     // Each step is an ordinary job that names its pipeline and place.
     let job = api.job(&key, steps[1]["job_id"].as_str().unwrap()).await;
     assert_eq!((job["pipeline_id"].as_str(), job["pipeline_step"].as_i64()), (Some(id), Some(1)));
+}
+
+#[tokio::test]
+async fn a_consultation_goes_from_audio_to_a_summary_to_the_patients_phone() {
+    let env = TestEnv::new("pipe-clinic").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let openai = OpenAi::start().await;
+    let llm_env = openai.env();
+    let mut extra: Vec<(&str, &str)> = llm_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    extra.push(("PEYK_QUEUES", "transcription,medical_analysis,sms,sms_status"));
+    let _worker = env.start_speech_worker(&extra).await;
+    let file_id = api.upload(&key, "medical_en.wav", fixture("medical_en.wav")).await;
+
+    let (status, submitted) = api
+        .post(
+            "/v1/pipelines",
+            &key,
+            &json!({ "steps": [
+                { "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en" } },
+                { "type": "medical_analysis", "payload": { "text": { "from": "steps.0.result.text" }, "analysis_type": "summary" } },
+                { "type": "sms", "payload": { "mode": "send", "receptors": ["09121234567"], "message": { "from": "steps.1.result.output.summary" } } },
+            ] }),
+        )
+        .await;
+    assert_eq!(status, 202, "{submitted}");
+    let done = wait_for_pipeline(&api, &key, submitted["id"].as_str().unwrap(), "succeeded", Duration::from_secs(120)).await;
+
+    // The transcript went to the model, the model's summary to the phone
+    // (the development outbox, as no Kavenegar key is set).
+    let transcript = done["steps"][0]["result"]["text"].as_str().unwrap().to_string();
+    let sent_to_model = openai.requests()[0].to_string();
+    assert!(sent_to_model.contains(transcript.trim()), "the model did not get the transcript: {sent_to_model}");
+    let summary = done["steps"][1]["result"]["output"]["summary"].as_str().unwrap().to_string();
+    let (_, outbox) = api.get("/v1/sms/outbox", &key).await;
+    assert_eq!(outbox["data"][0]["message"], summary.as_str(), "{outbox}");
 }
 
 #[tokio::test]
