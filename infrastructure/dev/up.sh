@@ -57,10 +57,11 @@ nohup "$bin/peyk-bench-sink" "$RECEIVER_ADDR" > "$state/logs/receiver.log" 2>&1 
 # Every email the worker sends lands in this Maildir (open it with any mail
 # client, or read the files under new/).
 nohup "$venv/bin/python" tests/smtp_sink.py --port "$SMTP_PORT" --maildir "$state/mail" > "$state/logs/mail.log" 2>&1 & echo $! > "$state/mail.pid"
+# The API stores uploads where the worker reads them.
+export PEYK_STORAGE_DIR="$state/files"
 PEYK_API_ADDR="$API_ADDR" nohup "$bin/peyk-api" serve > "$state/logs/api.log" 2>&1 & echo $! > "$state/api.pid"
 # Locally the worker may deliver to loopback (the demo receiver); in
 # production leave PEYK_WEBHOOK_ALLOWED_NETWORKS empty.
-export PEYK_STORAGE_DIR="$state/files"
 PEYK_WORKER_ADDR="$WORKER_ADDR" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 PEYK_MODELS_DIR="$models_dir" \
   PEYK_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" PEYK_EMAIL_FROM="${PEYK_EMAIL_FROM:-Peyk <noreply@peyk.local>}" \
   nohup "$bin/peyk-worker" > "$state/logs/worker.log" 2>&1 & echo $! > "$state/worker.pid"
