@@ -281,13 +281,18 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> LlmE
 }
 
 /// Whether a refusal is about `response_format: json_schema`, so that the
-/// request can be repeated with `json_object`.
+/// request can be repeated with `json_object`. Most servers refuse with a
+/// 400 or 422; llama-cpp-python's server (0.3) answers its request
+/// validation error with a 500 that names `response_format` (seen against
+/// a real one: without this, every analysis job died after its retries).
 pub fn refuses_json_schema(error: &LlmError) -> bool {
+    let about_format = |message: &str| {
+        let m = message.to_ascii_lowercase();
+        m.contains("json_schema") || m.contains("response_format") || m.contains("structured output")
+    };
     match error {
-        LlmError::Permanent { status: 400 | 422, message, .. } => {
-            let m = message.to_ascii_lowercase();
-            m.contains("json_schema") || m.contains("response_format") || m.contains("structured output")
-        }
+        LlmError::Permanent { status: 400 | 422, message, .. } => about_format(message),
+        LlmError::Retry { code, message, .. } if code == "http_500" => about_format(message),
         _ => false,
     }
 }
@@ -358,6 +363,10 @@ mod tests {
         let e = classify(400, &body("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "invalid_request_error", None), None);
         assert!(refuses_json_schema(&e));
         assert!(!refuses_json_schema(&classify(400, &body("bad temperature", "invalid_request_error", None), None)));
+        // llama-cpp-python 0.3.36, as it really answers.
+        let llama = br#"{"detail":"1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"}"#;
+        assert!(refuses_json_schema(&classify(500, llama, None)));
+        assert!(!refuses_json_schema(&classify(500, b"internal error", None)));
         // llama.cpp-style string errors and FastAPI details.
         assert_eq!(error_fields(br#"{"error": "model not loaded"}"#).0, "model not loaded");
         assert_eq!(error_fields(br#"{"detail": "Not Found"}"#).0, "Not Found");
