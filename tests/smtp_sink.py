@@ -9,6 +9,10 @@ setup (infrastructure/dev/up.sh):
                                             the .json appears last, complete
   smtp_sink.py --port 2525 --maildir DIR   a Maildir (for a mail client)
 
+With --tls-cert/--tls-key it speaks TLS: --tls starttls (the default; the
+server refuses MAIL before STARTTLS) or --tls implicit (TLS from the first
+byte, as on port 465).
+
 Recipients starting with `temp-fail` are answered `451` (try again later)
 and with `perm-fail` `550` (rejected for good), so that the tests can check
 how Peyk retries and fails. Prints `ready` once it listens.
@@ -20,6 +24,7 @@ import json
 import mailbox
 import os
 import signal
+import ssl
 import sys
 import threading
 
@@ -68,13 +73,21 @@ def main():
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--dir", help="folder for N.eml + N.json per message")
     target.add_argument("--maildir", help="a Maildir to deliver into")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--tls", choices=["starttls", "implicit"], default="starttls")
     args = parser.parse_args()
     if args.dir:
         os.makedirs(args.dir, exist_ok=True)
 
     handler = Handler(out_dir=args.dir, maildir=args.maildir)
+    tls = {}
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        tls = {"ssl_context": context} if args.tls == "implicit" else {"tls_context": context, "require_starttls": True}
     controller = Controller(handler, hostname=args.host, port=args.port, enable_SMTPUTF8=True,
-                            data_size_limit=50 * 1024 * 1024)
+                            data_size_limit=50 * 1024 * 1024, **tls)
     controller.start()
     print("ready", flush=True)
 

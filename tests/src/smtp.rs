@@ -34,6 +34,11 @@ fn python() -> String {
 
 impl SmtpSink {
     pub async fn start(name: &str) -> Self {
+        Self::start_with(name, &[]).await
+    }
+
+    /// With extra arguments for `smtp_sink.py` (e.g. its TLS options).
+    pub async fn start_with(name: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-mail").join(format!("{name}-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -43,6 +48,7 @@ impl SmtpSink {
             .arg(script)
             .args(["--port", &port.to_string(), "--dir"])
             .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -95,4 +101,19 @@ impl SmtpSink {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A throwaway certificate authority and a server certificate it signed for
+/// 127.0.0.1, made with openssl: `(ca.pem, server.pem, server.key)`.
+pub fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).status().expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Peyk test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
 }

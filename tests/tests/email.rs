@@ -288,3 +288,40 @@ async fn invalid_payloads_are_refused_naming_the_field() {
     assert_eq!(failed["error"]["code"], "unknown_template");
     assert_eq!(failed["attempts"], 1);
 }
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_with_a_private_ca() {
+    let env = TestEnv::new("mail-tls").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let certs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-mail/tls-certs");
+    let (ca, cert, private_key) = peyk_tests::smtp::test_certificates(&certs);
+    let (cert, private_key, ca) = (cert.to_str().unwrap(), private_key.to_str().unwrap(), ca.to_str().unwrap());
+
+    // STARTTLS (port 587 style): the server refuses mail before STARTTLS.
+    let starttls = SmtpSink::start_with("mail-starttls", &["--tls-cert", cert, "--tls-key", private_key, "--tls", "starttls"]).await;
+    // Implicit TLS (port 465 style).
+    let implicit = SmtpSink::start_with("mail-implicit", &["--tls-cert", cert, "--tls-key", private_key, "--tls", "implicit"]).await;
+    for (sink, url) in [
+        (&starttls, format!("smtp://127.0.0.1:{}?tls=required", starttls.port)),
+        (&implicit, format!("smtps://127.0.0.1:{}", implicit.port)),
+    ] {
+        let worker = env.start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &url), ("PEYK_SMTP_CA_FILE", ca), ("PEYK_EMAIL_FROM", FROM)]).await;
+        let id = api.submit(&key, &email(json!({"to": ["a@example.com"], "subject": "over TLS", "text": "t"}))).await;
+        api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(20)).await;
+        let received = sink.wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(parse(&received[0].raw).subject(), Some("over TLS"), "{url}");
+        drop(worker);
+    }
+
+    // Without the CA the certificate is not trusted: the job does not succeed.
+    let _untrusting = env
+        .start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &format!("smtps://127.0.0.1:{}", implicit.port)), ("PEYK_EMAIL_FROM", FROM)])
+        .await;
+    let mut job = email(json!({"to": ["b@example.com"], "subject": "untrusted", "text": "t"}));
+    job["max_attempts"] = json!(1);
+    let id = api.submit(&key, &job).await;
+    let dead = api.wait_for_status(&key, &id, "dead", Duration::from_secs(20)).await;
+    assert!(["tls_failed", "connection_failed"].contains(&dead["error"]["code"].as_str().unwrap()), "{dead}");
+    assert_eq!(implicit.received().len(), 1);
+}

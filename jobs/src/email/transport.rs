@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use tokio::sync::Semaphore;
@@ -48,6 +49,10 @@ impl EmailClient {
             .map_err(|e| EnvError::new(format!("PEYK_SMTP_URL={description}: {e}")))?
             .timeout(Some(timeout))
             .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
+        let ca_file = env_or("PEYK_SMTP_CA_FILE", "");
+        if !ca_file.is_empty() {
+            builder = builder.tls(tls_trusting(&url, &ca_file).map_err(|e| EnvError::new(format!("PEYK_SMTP_CA_FILE={ca_file}: {e}")))?);
+        }
         let username = env_or("PEYK_SMTP_USERNAME", "");
         if !username.is_empty() {
             builder = builder.credentials(Credentials::new(username, env_or("PEYK_SMTP_PASSWORD", "")));
@@ -58,6 +63,24 @@ impl EmailClient {
         };
         let connections = Arc::new(Semaphore::new(pool_size.max(1) as usize));
         Ok(Self { transport: builder.build(), default_from, description, connections })
+    }
+}
+
+/// The TLS mode the URL asks for (STARTTLS `?tls=required|opportunistic`,
+/// implicit TLS `smtps://`), trusting the certificates in `ca_file` besides
+/// the system's: for a relay with a private CA (and the tests' own server).
+fn tls_trusting(url: &str, ca_file: &str) -> Result<Tls, String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed.host_str().ok_or("PEYK_SMTP_URL names no host")?.trim_matches(['[', ']']).to_string();
+    let pem = std::fs::read(ca_file).map_err(|e| e.to_string())?;
+    let certificate = Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
+    let parameters = TlsParameters::builder(host).add_root_certificate(certificate).build_rustls().map_err(|e| e.to_string())?;
+    let mode = parsed.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+    match (parsed.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(parameters)),
+        (_, Some("required")) => Ok(Tls::Required(parameters)),
+        (_, Some("opportunistic")) => Ok(Tls::Opportunistic(parameters)),
+        _ => Err("the URL asks for no TLS (use smtps:// or ?tls=required)".into()),
     }
 }
 
