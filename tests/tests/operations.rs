@@ -71,7 +71,9 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     let env = TestEnv::new("monitoring").await;
     let key = env.create_key("acme").await;
     let api = env.start_api().await;
-    let worker = env.start_worker().await;
+    // Each worker serves its own queues, so that each job below reaches the
+    // worker set up for it.
+    let worker = env.start_worker_with(&[("PEYK_QUEUES", "webhook")]).await;
     let sink = Sink::start().await;
     // One success, and a job that is retried once and dies, so that the
     // per-code series exist.
@@ -89,8 +91,24 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en" } })).await;
     api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(120)).await;
 
+    // A medical analysis against the local OpenAI wire-format server, so
+    // that the LLM token series exist.
+    let openai = peyk_tests::openai::OpenAi::start().await;
+    let llm_env = openai.env();
+    let mut llm_extra: Vec<(&str, &str)> = llm_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    llm_extra.push(("PEYK_QUEUES", "medical_analysis"));
+    let llm = env.start_worker_with(&llm_extra).await;
+    let id = api.submit(&key, &json!({ "type": "medical_analysis", "payload": { "text": "Dry cough for three days.", "analysis_type": "summary" } })).await;
+    api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(30)).await;
+
     let scrape = |url: String| async move { reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap() };
-    let scraped = format!("{}\n{}\n{}", api.metrics().await, scrape(worker.metrics_url.clone()).await, scrape(speech.metrics_url.clone()).await);
+    let scraped = format!(
+        "{}\n{}\n{}\n{}",
+        api.metrics().await,
+        scrape(worker.metrics_url.clone()).await,
+        scrape(speech.metrics_url.clone()).await,
+        scrape(llm.metrics_url.clone()).await
+    );
     let mut rules = String::new();
     for entry in std::fs::read_dir(monitoring().join("prometheus/alerts")).unwrap() {
         rules.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
