@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use peyk_schema::{DbPool, NewJob};
+use peyk_schema::DbPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -73,31 +73,12 @@ impl JobContext {
         run_at: DateTime<Utc>,
     ) -> Result<Uuid, crate::JobError> {
         let retry = |e: &dyn std::fmt::Display| crate::JobError::retry("follow_up_failed", format!("could not store a follow-up job: {e}"));
-        let job = NewJob {
-            id: Uuid::now_v7(),
-            tenant_id: self.tenant_id,
-            job_type: job_type.to_string(),
-            status: if run_at > Utc::now() { "scheduled" } else { "queued" }.to_string(),
-            payload,
-            max_attempts: crate::registry::default_max_attempts(job_type),
-            priority: 0,
-            idempotency_key: None,
-            request_hash: None,
-            run_at,
-            queue_task_id: Some(ulid::Ulid::new().to_string()),
-            pipeline_id: None,
-            pipeline_step: None,
-        };
+        let job = crate::submit::system_job(self.tenant_id, job_type, payload, run_at);
         let row = self.clients.inserter.call(job).await.map_err(|e| retry(&e))?.ok_or_else(|| retry(&"no row inserted"))?;
-        let entry = Enqueue {
-            job_type: row.job_type.clone(),
-            job_id: row.id,
-            task_id: row.queue_task_id.clone().unwrap_or_default(),
-            run_at: row.run_at,
-            priority: 0,
-        };
-        if let Err(e) = self.clients.pusher.call(entry).await {
-            tracing::warn!(error = %e, follow_up = %row.id, "follow-up job stored but not pushed; the sweeper will queue it");
+        if let Some(entry) = Enqueue::for_row(&row) {
+            if let Err(e) = self.clients.pusher.call(entry).await {
+                tracing::warn!(error = %e, follow_up = %row.id, "follow-up job stored but not pushed; the sweeper will queue it");
+            }
         }
         Ok(row.id)
     }

@@ -126,10 +126,7 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
         references(&step.payload, &format!("{field}.payload"), &mut found);
         if found.is_empty() {
             if let Err(PayloadError::Invalid(invalid)) = registry::validate(&step.job_type, step.payload.clone()) {
-                errors.0.extend(invalid.nested(&format!("{field}.payload")).0.into_iter().map(|mut e| {
-                    e.field = e.field.trim_end_matches('.').to_string();
-                    e
-                }));
+                errors.0.extend(invalid.nested(&format!("{field}.payload")).0);
             }
         }
         for (at, reference) in found {
@@ -189,20 +186,12 @@ pub fn step_job(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Result
         Err(PayloadError::Invalid(errors)) => return Err(("invalid_step_payload".into(), format!("step {index} ({}): {errors}", spec.job_type))),
         Err(PayloadError::UnknownType) => return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type))),
     };
+    let job = crate::submit::system_job(pipeline.tenant_id, &spec.job_type, validated.payload, Utc::now());
     Ok(NewJob {
-        id: Uuid::now_v7(),
-        tenant_id: pipeline.tenant_id,
-        job_type: spec.job_type.clone(),
-        status: "queued".into(),
-        payload: validated.payload,
-        max_attempts: spec.max_attempts.unwrap_or_else(|| registry::default_max_attempts(&spec.job_type)),
-        priority: 0,
-        idempotency_key: None,
-        request_hash: None,
-        run_at: Utc::now(),
-        queue_task_id: Some(ulid::Ulid::new().to_string()),
+        max_attempts: spec.max_attempts.unwrap_or(job.max_attempts),
         pipeline_id: Some(pipeline.id),
         pipeline_step: Some(index as i32),
+        ..job
     })
 }
 
@@ -245,14 +234,7 @@ fn start(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Advance {
 /// Moves a pipeline on if its current step has finished, and pushes the
 /// step it started. Safe to call at any time, from anywhere, concurrently.
 pub async fn advance(pool: &DbPool, queue: &Queue, pipeline: Uuid) -> Result<(), DbError> {
-    if let Some(job) = q::advance(pool, pipeline, decide).await? {
-        let entry = Enqueue {
-            job_type: job.job_type.clone(),
-            job_id: job.id,
-            task_id: job.queue_task_id.clone().unwrap_or_default(),
-            run_at: job.run_at,
-            priority: job.priority,
-        };
+    if let Some((job, entry)) = q::advance(pool, pipeline, decide).await?.and_then(|job| Enqueue::for_row(&job).map(|e| (job, e))) {
         if let Err(e) = queue.enqueue(&entry).await {
             tracing::warn!(error = %e, job_id = %job.id, "pipeline step stored but not pushed; the sweeper will queue it");
         }

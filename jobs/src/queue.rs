@@ -119,6 +119,20 @@ pub struct Enqueue {
     pub priority: i16,
 }
 
+impl Enqueue {
+    /// The entry that stands for a stored job (`None` for a row without a
+    /// task id, which nothing pushes).
+    pub fn for_row(row: &peyk_schema::JobRow) -> Option<Self> {
+        Some(Self {
+            job_type: row.job_type.clone(),
+            job_id: row.id,
+            task_id: row.queue_task_id.clone()?,
+            run_at: row.run_at,
+            priority: row.priority,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
     pub waiting: u64,

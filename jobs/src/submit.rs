@@ -14,6 +14,27 @@ use peyk_schema::queries::jobs::insert_batch;
 use peyk_schema::{Batcher, DbPool, JobRow, NewJob};
 use uuid::Uuid;
 
+/// A job Peyk queues itself (a follow-up, a pipeline step): no idempotency
+/// key, default priority, the type's default attempts; `scheduled` when
+/// `run_at` is ahead, else `queued`.
+pub fn system_job(tenant: Uuid, job_type: &str, payload: serde_json::Value, run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
+    NewJob {
+        id: Uuid::now_v7(),
+        tenant_id: tenant,
+        job_type: job_type.to_string(),
+        status: if run_at > chrono::Utc::now() { "scheduled" } else { "queued" }.to_string(),
+        payload,
+        max_attempts: crate::registry::default_max_attempts(job_type),
+        priority: 0,
+        idempotency_key: None,
+        request_hash: None,
+        run_at,
+        queue_task_id: Some(ulid::Ulid::new().to_string()),
+        pipeline_id: None,
+        pipeline_step: None,
+    }
+}
+
 /// Answers `Some(row)` when inserted, `None` when the tenant's idempotency
 /// key already exists.
 pub type Inserter = Batcher<NewJob, Option<JobRow>>;

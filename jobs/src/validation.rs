@@ -33,12 +33,16 @@ impl ValidationErrors {
         self.0.is_empty()
     }
 
-    /// Prefixes every field path, e.g. with `payload.`.
+    /// Prefixes every field path, e.g. with `payload.`; an error about the
+    /// whole value (empty field) is named by the prefix alone.
     pub fn nested(self, prefix: &str) -> Self {
         Self(
             self.0
                 .into_iter()
-                .map(|e| FieldError { field: format!("{prefix}.{}", e.field), problem: e.problem })
+                .map(|e| {
+                    let field = if e.field.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", e.field) };
+                    FieldError { field, problem: e.problem }
+                })
                 .collect(),
         )
     }

@@ -40,10 +40,7 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'s
     let validated = match registry::validate(&submission.job_type, submission.payload.clone()) {
         Ok(validated) => Some(validated),
         Err(PayloadError::Invalid(invalid)) => {
-            errors.0.extend(invalid.nested("payload").0.into_iter().map(|mut e| {
-                e.field = e.field.trim_end_matches('.').to_string();
-                e
-            }));
+            errors.0.extend(invalid.nested("payload").0);
             None
         }
         Err(PayloadError::UnknownType) => unreachable!("checked above"),
@@ -186,14 +183,7 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
 /// Pushes a stored job onto its queue. A failure is not the client's
 /// problem: the row is committed, and the sweeper pushes it later.
 pub(crate) async fn enqueue(state: &AppState, row: &JobRow) {
-    let Some(task_id) = &row.queue_task_id else { return };
-    let entry = Enqueue {
-        job_type: row.job_type.clone(),
-        job_id: row.id,
-        task_id: task_id.clone(),
-        run_at: row.run_at,
-        priority: row.priority,
-    };
+    let Some(entry) = Enqueue::for_row(row) else { return };
     if let Err(e) = state.pusher.call(entry).await {
         tracing::warn!(job_id = %row.id, error = %e, "stored job not pushed to redis; the sweeper will push it");
         state.mark_redis(false);
