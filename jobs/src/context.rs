@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::email::transport::EmailClient;
 use crate::medical::llm::LlmClient;
+use crate::payments::PaymentsClient;
 use crate::queue::{Enqueue, Queue};
 use crate::submit::{Inserter, Pusher};
 use crate::sms::SmsClient;
@@ -36,6 +37,8 @@ pub struct SharedClients {
     pub email: EmailClient,
     /// The OpenAI-compatible chat API of `medical_analysis` jobs.
     pub llm: LlmClient,
+    /// The payment gateways, for `payment_verification` and reconcile.
+    pub payments: PaymentsClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
 }

@@ -378,6 +378,21 @@ impl Queue {
         Ok(conn.zcount(self.workers_key(job_type), since, "+inf").await?)
     }
 
+    /// Takes a lease on a periodic duty (e.g. payment reconciliation) for
+    /// `period`: true for one worker process per period, however many run.
+    pub async fn try_lead(&self, duty: &str, period: Duration) -> Result<bool, QueueError> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:lead:{duty}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(period.as_millis().max(1) as u64)
+            .query_async(&mut conn)
+            .await?;
+        Ok(taken.is_some())
+    }
+
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{email_templates, files, job_attempts, jobs, pipelines, sms_outbox};
+use crate::schema::{email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, sms_outbox};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -153,4 +153,76 @@ pub struct EmailTemplateRow {
     pub text: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's account at a payment gateway.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = payment_accounts)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct PaymentAccountRow {
+    pub tenant_id: Uuid,
+    pub gateway: String,
+    /// Secret: never shown by the API, never logged.
+    pub credentials: serde_json::Value,
+    pub sandbox: bool,
+    pub return_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A payment Peyk verifies, and its outcome once there is one.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = payments)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct PaymentRow {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub gateway: String,
+    pub reference: String,
+    pub order_id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// pending | verified | already_verified | amount_mismatch | failed
+    pub status: String,
+    pub trans_id: Option<String>,
+    pub gateway_code: Option<String>,
+    pub ref_id: Option<String>,
+    pub card_mask: Option<String>,
+    pub fee: Option<i64>,
+    pub paid_amount: Option<i64>,
+    pub reason: Option<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub announced_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PaymentRow {
+    /// Whether the outcome is recorded (nothing may change it any more).
+    pub fn is_final(&self) -> bool {
+        self.status != "pending"
+    }
+}
+
+/// An inbound event as it arrived (a gateway callback, a provider webhook).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = inbound_events)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct InboundEventRow {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub tenant_id: Uuid,
+    pub source: String,
+    pub dedupe_key: String,
+    pub event_type: Option<String>,
+    pub method: String,
+    pub query: Option<String>,
+    pub content_type: Option<String>,
+    pub body: String,
+    pub payment_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub received_at: DateTime<Utc>,
 }

@@ -105,6 +105,69 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payment_accounts (tenant_id, gateway) {
+        tenant_id -> Uuid,
+        gateway -> Text,
+        credentials -> Jsonb,
+        sandbox -> Bool,
+        return_url -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        gateway -> Text,
+        reference -> Text,
+        order_id -> Text,
+        amount -> Int8,
+        currency -> Text,
+        status -> Text,
+        trans_id -> Nullable<Text>,
+        gateway_code -> Nullable<Text>,
+        ref_id -> Nullable<Text>,
+        card_mask -> Nullable<Text>,
+        fee -> Nullable<Int8>,
+        paid_amount -> Nullable<Int8>,
+        reason -> Nullable<Text>,
+        checked_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+        announced_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbound_sources (tenant_id, name) {
+        tenant_id -> Uuid,
+        name -> Text,
+        secret -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbound_events (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        source -> Text,
+        dedupe_key -> Text,
+        event_type -> Nullable<Text>,
+        method -> Text,
+        query -> Nullable<Text>,
+        content_type -> Nullable<Text>,
+        body -> Text,
+        payment_id -> Nullable<Uuid>,
+        job_id -> Nullable<Uuid>,
+        received_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::table! {
     sms_outbox (id) {

@@ -7,6 +7,7 @@
 //! its own Redis key prefix, so tests run in parallel without seeing each
 //! other.
 
+pub mod gateways;
 pub mod kavenegar;
 pub mod openai;
 pub mod sink;

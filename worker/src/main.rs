@@ -17,6 +17,7 @@ use peyk_jobs::context::SharedClients;
 use peyk_jobs::email::transport::EmailClient;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
 use peyk_jobs::medical::llm::LlmClient;
+use peyk_jobs::payments::PaymentsClient;
 use peyk_jobs::sms::SmsClient;
 use peyk_jobs::storage::FileStore;
 use peyk_jobs::transcription::engine::SpeechModels;
@@ -80,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         sms: SmsClient::from_env(&config.redis_prefix)?,
         email: EmailClient::from_env()?,
         llm: LlmClient::from_env()?,
+        payments: PaymentsClient::from_env()?,
         speech: load_speech_models(&config).await?,
     });
     let worker_id = worker_identity();

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peyk_jobs::queue::{Enqueue, Queue};
+use peyk_jobs::payments::reconcile::PaymentReconcileJob;
 use peyk_jobs::registry::JOB_TYPES;
+use peyk_jobs::Job;
 use peyk_schema::queries::worker::{self as q, WaitingJob};
 use peyk_schema::DbPool;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +27,8 @@ pub fn spawn_all(runner: Arc<Runner>, config: &Config, stop: CancellationToken) 
     vec![
         tokio::spawn(keep_leases(runner.clone(), stop.clone())),
         tokio::spawn(announce(runner.clone(), queues, stop.clone())),
-        tokio::spawn(sweep(runner, config.sweep_interval, config.sweep_min_age, config.redis_retention, stop)),
+        tokio::spawn(sweep(runner.clone(), config.sweep_interval, config.sweep_min_age, config.redis_retention, stop.clone())),
+        tokio::spawn(reconcile_payments(runner, stop)),
     ]
 }
 
@@ -69,6 +72,41 @@ async fn sweep(runner: Arc<Runner>, period: Duration, min_age: Duration, retenti
             tracing::warn!(error = %e, "sweep failed; will try again");
         }
     }
+}
+
+/// Once per period across the fleet (whichever worker takes the lead),
+/// queues a `payment_reconcile` job for every (tenant, gateway) with a
+/// payment left pending: what finds payments whose callback got lost.
+async fn reconcile_payments(runner: Arc<Runner>, stop: CancellationToken) {
+    let settings = &runner.clients.payments;
+    while every(settings.reconcile_every, &stop).await {
+        match runner.queue.try_lead("payments-reconcile", settings.reconcile_every).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not take the reconcile lead");
+                continue;
+            }
+        }
+        if let Err(e) = queue_reconciles(&runner).await {
+            tracing::warn!(error = %e, "could not queue payment reconciliation; will try again");
+        }
+    }
+}
+
+async fn queue_reconciles(runner: &Runner) -> anyhow::Result<()> {
+    let waited = chrono::Duration::from_std(runner.clients.payments.reconcile_after)?;
+    for (tenant, gateway) in peyk_schema::queries::payments::accounts_with_pending(&runner.pool, chrono::Utc::now() - waited).await? {
+        let payload = serde_json::json!({ "gateway": gateway });
+        let job = peyk_jobs::submit::system_job(tenant, PaymentReconcileJob::TYPE, payload, chrono::Utc::now());
+        let Some(row) = runner.clients.inserter.call(job).await? else { continue };
+        if let Some(entry) = Enqueue::for_row(&row) {
+            if let Err(e) = runner.clients.pusher.call(entry).await {
+                tracing::warn!(error = %e, "reconcile job stored but not pushed; the sweeper will queue it");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn push_all(queue: &Queue, jobs: &[WaitingJob]) -> Result<(), peyk_jobs::queue::QueueError> {

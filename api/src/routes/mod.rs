@@ -1,11 +1,13 @@
 //! The router: every route, the body limit, request metrics, and JSON
 //! answers for requests that match nothing.
 
+pub mod callbacks;
 pub mod email_templates;
 pub mod files;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod payments;
 pub mod pipelines;
 pub mod sms;
 pub mod transcripts;
@@ -41,6 +43,16 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/pipelines/{id}/cancel", post(pipelines::cancel_pipeline))
         .route("/v1/email/templates", get(email_templates::list_templates))
         .route("/v1/email/templates/{name}", put(email_templates::put_template).delete(email_templates::delete_template))
+        .route("/v1/payment-accounts", get(payments::list_accounts))
+        .route("/v1/payment-accounts/{gateway}", put(payments::put_account).delete(payments::delete_account))
+        .route("/v1/payments", post(payments::register).get(payments::list))
+        .route("/v1/payments/{id}", get(payments::get))
+        .route("/v1/payments/{id}/verify", post(payments::verify))
+        .route("/v1/callbacks/{gateway}/{tenant}", get(callbacks::gateway_callback).post(callbacks::gateway_callback))
+        .route("/v1/inbound-sources", get(callbacks::list_sources))
+        .route("/v1/inbound-sources/{name}", put(callbacks::put_source).delete(callbacks::delete_source))
+        .route("/v1/inbound/{tenant}/{source}", post(callbacks::receive))
+        .route("/v1/inbound-events", get(callbacks::list_events))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

@@ -66,6 +66,19 @@ impl Modify for JobPayloads {
         super::email_templates::delete_template,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
+        super::payments::put_account,
+        super::payments::list_accounts,
+        super::payments::delete_account,
+        super::payments::register,
+        super::payments::list,
+        super::payments::get,
+        super::payments::verify,
+        super::callbacks::gateway_callback,
+        super::callbacks::put_source,
+        super::callbacks::list_sources,
+        super::callbacks::delete_source,
+        super::callbacks::receive,
+        super::callbacks::list_events,
         super::health::healthz,
         super::health::readyz,
         super::health::metrics,
@@ -75,13 +88,16 @@ impl Modify for JobPayloads {
         peyk_jobs::transcription::transcript::Word, super::pipelines::SubmitPipeline, super::pipelines::PipelineView,
         super::pipelines::StepView, peyk_jobs::pipeline::StepSpec,
         super::email_templates::PutTemplate, super::email_templates::TemplateView, super::email_templates::TemplateList,
-        super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment)),
+        super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment,
+        super::payments::PutAccount, super::payments::AccountView, super::callbacks::PutSource)),
     modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
         (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"),
         (name = "pipelines", description = "Steps that run one after another, each an ordinary job"),
         (name = "sms", description = "The development SMS outbox"),
-        (name = "email", description = "Email templates of the tenant"))
+        (name = "email", description = "Email templates of the tenant"),
+        (name = "payments", description = "Gateway accounts, payments, and the gateways' callbacks"),
+        (name = "inbound", description = "Standard Webhooks from other providers, and every inbound event"))
 )]
 struct ApiDoc;
 

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+// Kavenegar's SDKs disagree on numbers and strings ("cost": "120" or 120):
+// accept both.
+use crate::lenient::{lenient_i64, lenient_opt_i64, lenient_opt_string};
 use crate::metrics::observe_provider;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.kavenegar.com";
@@ -218,28 +221,6 @@ pub fn parse_answer(http_status: u16, body: &[u8]) -> Result<Vec<Entry>, Kaveneg
         Some(serde_json::Value::Array(items)) => items.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect(),
         Some(object @ serde_json::Value::Object(_)) => serde_json::from_value(object).ok().into_iter().collect(),
         _ => Vec::new(),
-    })
-}
-
-// Kavenegar's SDKs disagree on numbers and strings ("cost": "120" or 120):
-// accept both.
-fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    Ok(lenient_opt_i64(d)?.unwrap_or(0))
-}
-
-fn lenient_opt_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-fn lenient_opt_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
     })
 }
 

@@ -33,15 +33,28 @@ impl SigningSecret {
         Ok(Self(bytes))
     }
 
+    /// A new random secret (32 bytes), as a `whsec_` string.
+    pub fn generate() -> String {
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+        format!("{SECRET_PREFIX}{}", BASE64.encode(bytes))
+    }
+
     /// The `v1,<signature>` value for one message.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+        format!("v1,{}", BASE64.encode(self.mac(msg_id, timestamp, body).finalize().into_bytes()))
+    }
+
+    /// The HMAC over one message's signed content, for signing or for
+    /// checking a received signature in constant time.
+    pub fn mac(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
         mac.update(b".");
         mac.update(body);
-        format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+        mac
     }
 }
 
@@ -56,6 +69,13 @@ mod tests {
         let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn generated_secrets_parse_and_differ() {
+        let (a, b) = (SigningSecret::generate(), SigningSecret::generate());
+        assert!(SigningSecret::parse(&a).is_ok(), "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

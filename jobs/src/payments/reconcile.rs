@@ -1,0 +1,100 @@
+//! The `payment_reconcile` job: finds payments whose callback never came
+//! (the payer closed the tab, the network dropped it) and queues their
+//! verification, so that a lost callback does not lose a paid order.
+//!
+//! Workers queue one per (tenant, gateway) with payments pending for longer
+//! than `PEYK_PAYMENT_RECONCILE_AFTER_SECONDS`, once per
+//! `PEYK_PAYMENT_RECONCILE_SECONDS` across the fleet. What it verifies:
+//! - Zarinpal: the authorities its `unVerified` list says were paid.
+//! - IDPay: payments its inquiry reports paid (10, 100, 101, 200) — only
+//!   those, since verifying an unpaid one fails it while the payer may still
+//!   be at the bank.
+//! - Stripe: every pending PaymentIntent (retrieval changes nothing).
+//! - All: payments older than `PEYK_PAYMENT_EXPIRE_SECONDS`, to settle them
+//!   as failed. BitPay can be verified only with the `trans_id` of its
+//!   callback, so a BitPay payment without one stays pending.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use peyk_schema::queries::payments as q;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{idpay_for, zarinpal_for, Gateway, PaymentVerificationJob};
+use crate::{Job, JobContext, JobError, ValidationErrors};
+
+/// Payments looked at per run; the next run takes the next ones.
+const BATCH: i64 = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentReconcileJob {
+    pub gateway: Gateway,
+}
+
+impl Job for PaymentReconcileJob {
+    const TYPE: &'static str = "payment_reconcile";
+    const INTERNAL: bool = true;
+    const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+    const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        Ok(())
+    }
+
+    async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
+        let pool = &ctx.clients.pool;
+        let payments = &ctx.clients.payments;
+        let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
+        let Some(account) = q::account(pool, ctx.tenant_id, self.gateway.name()).await.map_err(db)? else {
+            return Ok(json!({ "looked_at": 0, "queued": 0, "note": "the gateway account was removed" }));
+        };
+        let now = Utc::now();
+        let checked_before = now - chrono::Duration::from_std(payments.reconcile_after).unwrap_or_default();
+        let expired_before = now - chrono::Duration::from_std(payments.expire_after).unwrap_or_default();
+        let pending = q::pending(pool, ctx.tenant_id, self.gateway.name(), checked_before, BATCH).await.map_err(db)?;
+        if pending.is_empty() {
+            return Ok(json!({ "looked_at": 0, "queued": 0 }));
+        }
+
+        let paid_unverified: HashSet<String> = match self.gateway {
+            Gateway::Zarinpal => zarinpal_for(payments, &account)?.unverified().await?.into_iter().collect(),
+            _ => HashSet::new(),
+        };
+        let mut to_verify = Vec::new();
+        for payment in &pending {
+            let expired = payment.created_at < expired_before;
+            let worth_verifying = match self.gateway {
+                Gateway::Zarinpal => paid_unverified.contains(&payment.reference),
+                Gateway::Idpay => {
+                    let job = PaymentVerificationJob::for_payment(payment);
+                    let status = match &job {
+                        Some(job) => idpay_for(payments, &account)?.inquiry(&job.expected(None)).await?,
+                        None => None,
+                    };
+                    matches!(status, Some(10 | 100 | 101 | 200))
+                }
+                Gateway::Bitpay => payment.trans_id.is_some(),
+                Gateway::Stripe => true,
+            };
+            let can_verify = self.gateway != Gateway::Bitpay || payment.trans_id.is_some();
+            if worth_verifying || (expired && can_verify) {
+                to_verify.push(payment);
+            }
+        }
+
+        let mut queued = Vec::new();
+        for payment in &to_verify {
+            let Some(job) = PaymentVerificationJob::for_payment(payment) else { continue };
+            let payload = serde_json::to_value(&job).map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
+            queued.push(ctx.enqueue_follow_up(PaymentVerificationJob::TYPE, payload, Utc::now()).await?);
+        }
+        // Looked at: the next run waits `reconcile_after` before asking again.
+        let ids: Vec<_> = pending.iter().map(|p| p.id).collect();
+        q::touch_checked(pool, &ids).await.map_err(db)?;
+        Ok(json!({ "looked_at": pending.len(), "queued": queued.len(), "verification_jobs": queued }))
+    }
+}

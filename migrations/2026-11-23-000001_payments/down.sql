@@ -1,0 +1,4 @@
+DROP TABLE inbound_events;
+DROP TABLE inbound_sources;
+DROP TABLE payments;
+DROP TABLE payment_accounts;

@@ -1,0 +1,454 @@
+//! Payments end to end against local servers speaking each gateway's wire
+//! format (tests/src/gateways.rs): callbacks as the gateways send them,
+//! verification recorded once (replays, races), every outcome class,
+//! transient failures retried, a lost callback recovered by reconcile,
+//! Stripe and Standard Webhooks signatures.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use peyk_tests::gateways::{self, BitPay, Failure, IdPay, Stripe, Zarinpal};
+use peyk_tests::{Api, TestEnv, Worker};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A tenant with an API key, the API, and its tenant id.
+struct Shop {
+    api: Api,
+    key: String,
+    tenant: String,
+}
+
+impl Shop {
+    async fn open(env: &TestEnv, name: &str) -> Self {
+        let key = env.create_key(name).await;
+        let api = env.start_api().await;
+        Shop { api, key, tenant: String::new() }
+    }
+
+    /// Creates the gateway account; learns the tenant id from its callback path.
+    async fn account(&mut self, gateway: &str, body: Value) -> Value {
+        let (status, account) = self.api.request(reqwest::Method::PUT, &format!("/v1/payment-accounts/{gateway}"), Some(&self.key), Some(&body)).await;
+        assert_eq!(status, 200, "{account}");
+        self.tenant = account["callback_path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        account
+    }
+
+    async fn register(&self, payment: Value) -> String {
+        let (status, body) = self.api.post("/v1/payments", &self.key, &payment).await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["status"], "pending");
+        body["payment_id"].as_str().unwrap().to_string()
+    }
+
+    async fn payment(&self, id: &str) -> Value {
+        let (status, body) = self.api.get(&format!("/v1/payments/{id}"), &self.key).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn wait_payment(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let payment = self.payment(id).await;
+            if payment["status"] == status {
+                return payment;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "payment {id} not {status}: {payment:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A callback as the gateway sends it: no API key.
+    async fn callback(&self, gateway: &str, request: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder, method: reqwest::Method) -> (u16, Value) {
+        let url = format!("{}/v1/callbacks/{gateway}/{}", self.api.url, self.tenant);
+        let response = request(self.api.http.request(method, url)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn zarinpal_callback(&self, authority: &str, status: &str) -> (u16, Value) {
+        self.callback_query("zarinpal", &format!("Authority={authority}&Status={status}")).await
+    }
+
+    /// A GET callback (the payer's browser redirected by the gateway).
+    async fn callback_query(&self, gateway: &str, query: &str) -> (u16, Value) {
+        let path = format!("/v1/callbacks/{gateway}/{}?{query}", self.tenant);
+        self.api.request(reqwest::Method::GET, &path, None, None).await
+    }
+
+    async fn verification(&self, job_payload: Value) -> Value {
+        let id = self.api.submit(&self.key, &json!({ "type": "payment_verification", "payload": job_payload })).await;
+        self.api.wait_for_status(&self.key, &id, "succeeded", WAIT).await
+    }
+}
+
+async fn worker(env: &TestEnv, servers: &[Vec<(&'static str, String)>], extra: &[(&str, &str)]) -> Worker {
+    let mut all: Vec<(&str, &str)> = servers.iter().flatten().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra);
+    env.start_worker_with(&all).await
+}
+
+fn zarinpal_account() -> Value {
+    json!({ "credentials": { "merchant_id": gateways::ZARINPAL_MERCHANT }, "sandbox": true })
+}
+
+fn zarinpal_payment(authority: &str, amount: i64, order: &str) -> Value {
+    json!({ "gateway": "zarinpal", "reference": authority, "amount": amount, "currency": "IRR", "order_id": order })
+}
+
+#[tokio::test]
+async fn a_zarinpal_callback_is_verified_once_and_replays_change_nothing() {
+    let env = TestEnv::new("pay-zarinpal").await;
+    let mut shop = Shop::open(&env, "clinic").await;
+    let zarinpal = Zarinpal::start().await;
+    let _worker = worker(&env, &[zarinpal.env()], &[]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+
+    let authority = zarinpal.create_payment(1_500_000);
+    let id = shop.register(zarinpal_payment(&authority, 1_500_000, "order-1")).await;
+    zarinpal.pay(&authority);
+    let (status, answer) = shop.zarinpal_callback(&authority, "OK").await;
+    assert_eq!((status, answer["status"].as_str(), answer["duplicate"].as_bool()), (200, Some("verifying"), Some(false)), "{answer}");
+    let payment = shop.wait_payment(&id, "verified").await;
+    assert_eq!(payment["paid"], true);
+    assert_eq!(payment["card_mask"], "502229******5995");
+    assert!(payment["ref_id"].as_str().unwrap().parse::<u64>().unwrap() > 0, "{payment}");
+    assert_eq!(payment["gateway_code"], "100");
+
+    // The same callback again (the payer reloads the page): recorded once, no new verification.
+    let (status, again) = shop.zarinpal_callback(&authority, "OK").await;
+    assert_eq!((status, again["duplicate"].as_bool(), again["status"].as_str()), (200, Some(true), Some("verified")), "{again}");
+    assert!(again["verification_job_id"].is_null());
+    // Asking again through the API returns the stored outcome without asking Zarinpal.
+    let (status, queued) = shop.api.post(&format!("/v1/payments/{id}/verify"), &shop.key, &json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    let job = shop.api.wait_for_status(&shop.key, queued["job_id"].as_str().unwrap(), "succeeded", WAIT).await;
+    assert_eq!((job["result"]["duplicate"].as_bool(), job["result"]["status"].as_str()), (Some(true), Some("verified")));
+    assert_eq!(zarinpal.verifications(&authority), 1);
+    assert_eq!(zarinpal.calls("verify"), 1);
+
+    // A cancelled payment's callback is recorded, and verifies nothing.
+    let cancelled = zarinpal.create_payment(20_000);
+    let cancelled_id = shop.register(zarinpal_payment(&cancelled, 20_000, "order-2")).await;
+    let (_, answer) = shop.zarinpal_callback(&cancelled, "NOK").await;
+    assert_eq!(answer["status"], "received", "{answer}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(shop.payment(&cancelled_id).await["status"], "pending");
+
+    let (_, events) = shop.api.get("/v1/inbound-events?source=zarinpal", &shop.key).await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["query"], format!("Authority={authority}&Status=OK"));
+    assert_eq!(events[1]["payment_id"], id.as_str());
+}
+
+#[tokio::test]
+async fn zarinpal_outcomes_are_classified() {
+    let env = TestEnv::new("pay-zarinpal-outcomes").await;
+    let mut shop = Shop::open(&env, "writer").await;
+    let zarinpal = Zarinpal::start().await;
+    let _worker = worker(&env, &[zarinpal.env()], &[]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+
+    // Paid 50,000 but the order expects 60,000: Zarinpal answers -50, never credited.
+    let authority = zarinpal.create_payment(50_000);
+    zarinpal.pay(&authority);
+    let job = shop.verification(zarinpal_payment(&authority, 60_000, "o-mismatch")).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("amount_mismatch"), Some(false)), "{job}");
+
+    // Never paid: -51.
+    let unpaid = zarinpal.create_payment(10_000);
+    let job = shop.verification(zarinpal_payment(&unpaid, 10_000, "o-unpaid")).await;
+    assert_eq!(job["result"]["status"], "failed");
+    assert_eq!(job["result"]["gateway_code"], "-51");
+
+    // Verified before Peyk asked (101): paid.
+    let earlier = zarinpal.create_payment(30_000);
+    zarinpal.pay(&earlier);
+    let body = json!({ "merchant_id": gateways::ZARINPAL_MERCHANT, "amount": 30_000, "authority": earlier });
+    let first: Value = reqwest::Client::new().post(format!("{}/pg/v4/payment/verify.json", zarinpal.url)).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["data"]["code"], 100);
+    let job = shop.verification(zarinpal_payment(&earlier, 30_000, "o-earlier")).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("already_verified"), Some(true)), "{job}");
+
+    // A 502 page, a dropped connection and "too many attempts" (-12 inside
+    // an HTTP 200) are retried; the fourth attempt verifies.
+    let flaky = zarinpal.create_payment(40_000);
+    zarinpal.pay(&flaky);
+    zarinpal.fail_next("verify", Failure::Status { http: 502, body: "<html>Bad Gateway</html>".into() });
+    zarinpal.fail_next("verify", Failure::Close);
+    zarinpal.fail_next("verify", Failure::Status { http: 200, body: r#"{"data":[],"errors":{"code":-12,"message":"Too many attempts","validations":[]}}"#.into() });
+    let job = shop.verification(zarinpal_payment(&flaky, 40_000, "o-flaky")).await;
+    assert_eq!((job["result"]["status"].as_str(), job["attempts"].as_i64()), (Some("verified"), Some(4)), "{job}");
+    assert_eq!(zarinpal.verifications(&flaky), 1);
+
+    // A wrong merchant id can never succeed: the job fails at once, and the
+    // payment stays pending (it may well be paid).
+    shop.account("zarinpal", json!({ "credentials": { "merchant_id": "00000000-0000-0000-0000-000000000000" }, "sandbox": true })).await;
+    let other = zarinpal.create_payment(70_000);
+    zarinpal.pay(&other);
+    let id = shop.api.submit(&shop.key, &json!({ "type": "payment_verification", "payload": zarinpal_payment(&other, 70_000, "o-merchant") })).await;
+    let job = shop.api.wait_for_status(&shop.key, &id, "failed", WAIT).await;
+    assert_eq!((job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("gateway_account_refused"), Some(1)), "{job}");
+    let (_, list) = shop.api.get("/v1/payments?order_id=o-merchant", &shop.key).await;
+    assert_eq!(list["data"][0]["status"], "pending", "{list}");
+}
+
+#[tokio::test]
+async fn two_racing_verifications_record_one_outcome() {
+    let env = TestEnv::new("pay-race").await;
+    let mut shop = Shop::open(&env, "race").await;
+    let zarinpal = Zarinpal::start().await;
+    let _worker = worker(&env, &[zarinpal.env()], &[]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+    let authority = zarinpal.create_payment(90_000);
+    zarinpal.pay(&authority);
+
+    // The first verification's answer (100) is held at the gateway while the
+    // second one gets 101 and records its outcome first.
+    let held = zarinpal.hold_next("verify");
+    let payload = json!({ "type": "payment_verification", "payload": zarinpal_payment(&authority, 90_000, "o-race") });
+    let first = shop.api.submit(&shop.key, &payload).await;
+    while zarinpal.calls("verify") < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = shop.api.submit(&shop.key, &payload).await;
+    let second = shop.api.wait_for_status(&shop.key, &second, "succeeded", WAIT).await;
+    held.notify_one();
+    let first = shop.api.wait_for_status(&shop.key, &first, "succeeded", WAIT).await;
+
+    assert_eq!(zarinpal.verifications(&authority), 2, "both asked the gateway");
+    let duplicates: Vec<bool> = [&first, &second].iter().map(|job| job["result"]["duplicate"].as_bool().unwrap()).collect();
+    assert_eq!(duplicates, [true, false], "only the second recorded: {first} {second}");
+    let payment_ids: Vec<&Value> = [&first, &second].iter().map(|job| &job["result"]["payment_id"]).collect();
+    assert_eq!(payment_ids[0], payment_ids[1]);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM payments").await, 1);
+    assert_eq!(second["result"]["status"], "already_verified");
+    assert_eq!(first["result"]["status"], "already_verified", "the stored outcome stands");
+}
+
+#[tokio::test]
+async fn idpay_callbacks_with_numbers_as_strings_and_toman() {
+    let env = TestEnv::new("pay-idpay").await;
+    let mut shop = Shop::open(&env, "idpay").await;
+    let idpay = IdPay::start().await;
+    idpay.numbers_as_strings(true);
+    let _worker = worker(&env, &[idpay.env()], &[]).await;
+    shop.account("idpay", json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY }, "sandbox": true, "return_url": "https://shop.example/paid" })).await;
+
+    // The order is 25,000 Toman; IDPay counts 250,000 Rial.
+    let id = idpay.create_payment("order-7", 250_000);
+    let payment_id = shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 25_000, "currency": "IRT", "order_id": "order-7" })).await;
+    idpay.set_status(&id, 10);
+    // IDPay posts a form through the payer's browser; Peyk sends the browser on.
+    let form = format!("status=10&track_id=10012&id={id}&order_id=order-7&amount=250000&card_no=603799******7999");
+    let url = format!("{}/v1/callbacks/idpay/{}", shop.api.url, shop.tenant);
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = no_redirects.post(url).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("https://shop.example/paid?payment_id=") && location.contains("order_id=order-7&status=verifying"), "{location}");
+
+    let payment = shop.wait_payment(&payment_id, "verified").await;
+    assert_eq!((payment["paid_amount"].as_i64(), payment["card_mask"].as_str()), (Some(250_000), Some("603799******7999")), "{payment}");
+    assert!(idpay.sandbox_flags().iter().all(|sandbox| *sandbox));
+
+    // An amount IDPay reports differently from the order: flagged, never paid.
+    let short = idpay.create_payment("order-8", 100_000);
+    idpay.set_status(&short, 10);
+    let job = shop.verification(json!({ "gateway": "idpay", "reference": short, "amount": 200_000, "currency": "IRR", "order_id": "order-8" })).await;
+    assert_eq!(job["result"]["status"], "amount_mismatch", "{job}");
+    // Not paid (405, error 53): failed with IDPay's reason.
+    let unpaid = idpay.create_payment("order-9", 100_000);
+    let job = shop.verification(json!({ "gateway": "idpay", "reference": unpaid, "amount": 100_000, "currency": "IRR", "order_id": "order-9" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("53")), "{job}");
+    assert!(job["result"]["reason"].as_str().unwrap().contains("IDPay 53"));
+}
+
+#[tokio::test]
+async fn bitpay_verifies_with_the_callbacks_trans_id() {
+    let env = TestEnv::new("pay-bitpay").await;
+    let mut shop = Shop::open(&env, "bitpay").await;
+    let bitpay = BitPay::start().await;
+    let _worker = worker(&env, &[bitpay.env()], &[]).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY }, "sandbox": true })).await;
+
+    let id_get = bitpay.create_payment(150_000, "1001");
+    let payment_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 150_000, "currency": "IRR", "order_id": "1001" })).await;
+    let trans_id = bitpay.pay(id_get);
+    let (status, answer) = shop.callback_query("bitpay", &format!("trans_id={trans_id}&id_get={id_get}")).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("verifying")), "{answer}");
+    let payment = shop.wait_payment(&payment_id, "verified").await;
+    assert_eq!((payment["ref_id"].as_str(), payment["paid_amount"].as_i64()), (Some(trans_id.to_string().as_str()), Some(150_000)));
+    assert_eq!(bitpay.endpoints(), ["/payment-test/"], "the sandbox account uses the test endpoint");
+
+    // An unknown transaction (-4, a bare number) fails the payment.
+    let job = shop.verification(json!({ "gateway": "bitpay", "reference": "999", "trans_id": "12345", "amount": 1000, "currency": "IRR", "order_id": "x" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("-4")), "{job}");
+}
+
+#[tokio::test]
+async fn stripe_events_are_authenticated_and_deduplicated() {
+    let env = TestEnv::new("pay-stripe").await;
+    let mut shop = Shop::open(&env, "stripe").await;
+    let stripe = Stripe::start().await;
+    let _worker = worker(&env, &[stripe.env()], &[]).await;
+    let secret = "whsec_peyk_stripe_test_secret";
+    shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY, "webhook_secret": secret } })).await;
+
+    let intent = stripe.create_intent(1999, "usd", "succeeded");
+    let payment_id = shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1999, "currency": "USD", "order_id": "inv-1" })).await;
+    let event = json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": intent, "object": "payment_intent" } } }).to_string();
+    let now = chrono::Utc::now().timestamp();
+    let post = |signature: String, body: String| {
+        let shop = &shop;
+        async move { shop.callback("stripe", |r| r.header("Stripe-Signature", signature).header("content-type", "application/json").body(body), reqwest::Method::POST).await }
+    };
+
+    // Stale, tampered and unsigned events are refused before anything is recorded.
+    let (status, answer) = post(gateways::stripe_signature_header(secret, now - 400, event.as_bytes(), &[]), event.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_signature")), "{answer}");
+    let tampered = event.replace("succeeded", "canceled");
+    let (status, _) = post(gateways::stripe_signature_header(secret, now, event.as_bytes(), &[]), tampered).await;
+    assert_eq!(status, 400);
+    let (status, _) = post(String::new(), event.clone()).await;
+    assert_eq!(status, 400);
+    // Several v1 values, one right (Stripe rolling the secret): accepted.
+    let (status, answer) = post(gateways::stripe_signature_header(secret, now, event.as_bytes(), &["00ff"]), event.clone()).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("verifying")), "{answer}");
+    let payment = shop.wait_payment(&payment_id, "verified").await;
+    assert_eq!(payment["paid_amount"], 1999);
+    // Stripe delivers again: the event id is recorded once.
+    let (_, again) = post(gateways::stripe_signature_header(secret, now, event.as_bytes(), &[]), event.clone()).await;
+    assert_eq!(again["duplicate"], true, "{again}");
+    assert_eq!(stripe.verifications(&intent), 1);
+
+    // Paid in another currency: a mismatch. Still processing: stays pending.
+    let euros = stripe.create_intent(1999, "eur", "succeeded");
+    let job = shop.verification(json!({ "gateway": "stripe", "reference": euros, "amount": 1999, "currency": "usd", "order_id": "inv-2" })).await;
+    assert_eq!(job["result"]["status"], "amount_mismatch", "{job}");
+    let processing = stripe.create_intent(500, "usd", "processing");
+    let job = shop.verification(json!({ "gateway": "stripe", "reference": processing, "amount": 500, "currency": "usd", "order_id": "inv-3" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["reason"].as_str()), (Some("pending"), Some("the PaymentIntent is `processing`")), "{job}");
+}
+
+#[tokio::test]
+async fn a_lost_callback_is_recovered_by_reconcile() {
+    let env = TestEnv::new("pay-reconcile").await;
+    let mut shop = Shop::open(&env, "reconcile").await;
+    let zarinpal = Zarinpal::start().await;
+    let settings = [("PEYK_PAYMENT_RECONCILE_SECONDS", "0.5"), ("PEYK_PAYMENT_RECONCILE_AFTER_SECONDS", "0")];
+    let _worker = worker(&env, &[zarinpal.env()], &settings).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+
+    let paid = zarinpal.create_payment(80_000);
+    let paid_id = shop.register(zarinpal_payment(&paid, 80_000, "o-lost")).await;
+    let waiting = zarinpal.create_payment(10_000);
+    let waiting_id = shop.register(zarinpal_payment(&waiting, 10_000, "o-waiting")).await;
+    // The payer paid; the callback never arrived.
+    zarinpal.pay(&paid);
+    let payment = shop.wait_payment(&paid_id, "verified").await;
+    assert_eq!(payment["paid"], true);
+    assert!(zarinpal.calls("unverified") >= 1);
+    // The unpaid one is not verified (which would fail it while the payer may still pay).
+    assert_eq!(shop.payment(&waiting_id).await["status"], "pending");
+    assert_eq!(zarinpal.verifications(&waiting), 0);
+    assert_eq!(zarinpal.calls("verify"), 1);
+}
+
+#[tokio::test]
+async fn payments_are_validated_and_private_to_their_tenant() {
+    let env = TestEnv::new("pay-validation").await;
+    let mut shop = Shop::open(&env, "first").await;
+    let other_key = env.create_key("second").await;
+
+    let (status, body) = shop.api.post("/v1/payments", &shop.key, &zarinpal_payment(&"A".repeat(36), 1000, "o")).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("gateway")), "no account yet: {body}");
+    let (status, body) =
+        shop.api.request(reqwest::Method::PUT, "/v1/payment-accounts/zarinpal", Some(&shop.key), Some(&json!({ "credentials": { "merchant": "x" } }))).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("credentials.merchant")), "{body}");
+    let (status, _) = shop.api.request(reqwest::Method::PUT, "/v1/payment-accounts/paypal", Some(&shop.key), Some(&zarinpal_account())).await;
+    assert_eq!(status, 422);
+    shop.account("zarinpal", zarinpal_account()).await;
+    let (_, accounts) = shop.api.get("/v1/payment-accounts", &shop.key).await;
+    assert!(!accounts.to_string().contains(gateways::ZARINPAL_MERCHANT), "credentials are never shown: {accounts}");
+
+    let bad = json!({ "gateway": "zarinpal", "reference": "short", "amount": -5, "currency": "usd", "order_id": "" });
+    let (status, body) = shop.api.post("/v1/payments", &shop.key, &bad).await;
+    let fields: Vec<&str> = body["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!((status, fields), (422, vec!["reference", "amount", "currency", "order_id"]), "{body}");
+
+    let authority = "A".to_string() + &"0".repeat(35);
+    let id = shop.register(zarinpal_payment(&authority, 5000, "o-1")).await;
+    let (status, same) = shop.api.post("/v1/payments", &shop.key, &zarinpal_payment(&authority, 5000, "o-1")).await;
+    assert_eq!((status, same["payment_id"].as_str()), (200, Some(id.as_str())));
+    let (status, body) = shop.api.post("/v1/payments", &shop.key, &zarinpal_payment(&authority, 9000, "o-1")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_conflict")), "{body}");
+
+    // Another tenant sees nothing; a callback naming the wrong tenant finds no account.
+    let (status, _) = shop.api.get(&format!("/v1/payments/{id}"), &other_key).await;
+    assert_eq!(status, 404);
+    let (_, list) = shop.api.get("/v1/payments", &other_key).await;
+    assert_eq!(list["data"], json!([]));
+    let (status, _) = shop
+        .api
+        .request(reqwest::Method::GET, &format!("/v1/callbacks/zarinpal/{}?Authority={authority}&Status=OK", uuid_like()), None, None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = shop.zarinpal_callback("", "OK").await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("Authority")), "{body}");
+}
+
+fn uuid_like() -> &'static str {
+    "0190c0de-7d3a-7cc1-a3c5-1f2e3d4c5b6a"
+}
+
+/// Standard Webhooks signature computed here, independently of Peyk.
+fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn standard_webhooks_from_other_providers_are_verified_and_stored_once() {
+    let env = TestEnv::new("pay-inbound").await;
+    let shop = Shop::open(&env, "inbound").await;
+    let (status, source) = shop.api.request(reqwest::Method::PUT, "/v1/inbound-sources/lab-results", Some(&shop.key), Some(&json!({}))).await;
+    assert_eq!(status, 200, "{source}");
+    let secret = source["secret"].as_str().unwrap();
+    let url = format!("{}{}", shop.api.url, source["path"].as_str().unwrap());
+    let body = r#"{"type":"report.ready","data":{"report":"r-1"}}"#;
+    let send = |id: &'static str, timestamp: i64, signature: String| {
+        shop.api
+            .http
+            .post(&url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let response = send("msg_1", now, format!("v1,AAAA {}", standard_signature(secret, "msg_1", now, body))).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["duplicate"], false);
+    let again: Value = send("msg_1", now, standard_signature(secret, "msg_1", now, body)).await.unwrap().json().await.unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(send("msg_2", now, standard_signature(secret, "msg_1", now, body)).await.unwrap().status().as_u16(), 401);
+    assert_eq!(send("msg_3", now - 600, standard_signature(secret, "msg_3", now - 600, body)).await.unwrap().status().as_u16(), 401);
+    assert_eq!(send("msg_4", now, standard_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_4", now, body)).await.unwrap().status().as_u16(), 401);
+
+    let (_, events) = shop.api.get("/v1/inbound-events?source=lab-results", &shop.key).await;
+    let events = events["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0]["event_type"].as_str(), events[0]["body"].as_str()), (Some("report.ready"), Some(body)));
+}
