@@ -20,6 +20,10 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// The top-level fields of the type's result, for checking pipeline
     /// references at submission (empty: not checked).
     const RESULT_FIELDS: &'static [&'static str] = &[];
+    /// A type only Peyk queues itself (e.g. `webhook_delivery`): `POST
+    /// /v1/jobs` and pipelines refuse it, and finishing it publishes no
+    /// `job.*` event (which could otherwise loop).
+    const INTERNAL: bool = false;
 
     /// Checks what serde cannot: ranges, formats, combinations. Field paths
     /// are relative to the payload.
@@ -42,6 +46,13 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// OpenAPI document (e.g. one per kind of answer).
     fn result_schemas() -> Vec<(String, serde_json::Value)> {
         Vec::new()
+    }
+
+    /// The type's own retry schedule: the delay before the next attempt
+    /// after `attempt` (1-based) failed, given what the provider asked for
+    /// (`Retry-After`). `None`: the runner's exponential backoff.
+    fn retry_delay(_attempt: u32, _provider_asked: Option<Duration>) -> Option<Duration> {
+        None
     }
 
     fn run(self, ctx: &JobContext) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;

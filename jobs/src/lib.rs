@@ -9,6 +9,7 @@ pub mod context;
 pub mod email;
 pub mod env;
 pub mod error;
+pub mod events;
 pub mod job;
 pub mod medical;
 pub mod metrics;

@@ -74,6 +74,19 @@ macro_rules! job_types {
             &[]
         }
 
+        /// True for a type only Peyk queues itself (clients may not submit it).
+        pub fn is_internal(job_type: &str) -> bool {
+            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::INTERNAL; })+
+            false
+        }
+
+        /// The type's own delay before the attempt after `attempt`; `None`:
+        /// the runner's backoff applies.
+        pub fn retry_delay(job_type: &str, attempt: u32, asked: Option<Duration>) -> Option<Duration> {
+            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::retry_delay(attempt, asked); })+
+            None
+        }
+
         pub fn attempt_timeout(job_type: &str) -> Duration {
             $(if job_type == <$job as Job>::TYPE { return <$job as Job>::ATTEMPT_TIMEOUT; })+
             Duration::from_secs(120)
@@ -113,6 +126,7 @@ job_types!(
     crate::sms::status::SmsStatusJob,
     crate::email::EmailJob,
     crate::medical::MedicalAnalysisJob,
+    crate::events::delivery::WebhookDeliveryJob,
 );
 
 pub fn is_known(job_type: &str) -> bool {

@@ -33,6 +33,13 @@ impl SigningSecret {
         Ok(Self(bytes))
     }
 
+    /// A new random secret (32 bytes), as a `whsec_` string.
+    pub fn generate() -> String {
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes[..]);
+        format!("{SECRET_PREFIX}{}", BASE64.encode(bytes))
+    }
+
     /// The `v1,<signature>` value for one message.
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
@@ -56,6 +63,13 @@ mod tests {
         let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
         assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn generated_secrets_parse_and_differ() {
+        let (a, b) = (SigningSecret::generate(), SigningSecret::generate());
+        assert!(SigningSecret::parse(&a).is_ok(), "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -7,4 +7,5 @@ pub mod files;
 pub mod jobs;
 pub mod pipelines;
 pub mod sms;
+pub mod webhook_endpoints;
 pub mod worker;
