@@ -35,6 +35,8 @@ pub struct Limits {
 
 impl Config {
     pub fn load() -> anyhow::Result<Self> {
+        // Replayed deliveries get as many attempts as the retry schedule lists.
+        peyk_jobs::events::settings::check().map_err(anyhow::Error::msg)?;
         Ok(Self {
             database_url: std::env::var("DATABASE_URL").context("DATABASE_URL is required")?,
             db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,

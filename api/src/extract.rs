@@ -35,21 +35,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
                 ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", rejection.body_text())
             }
         })?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            match inner.classify() {
-                serde_json::error::Category::Data => {
-                    let field = if path == "." { "body".to_string() } else { path };
-                    ApiError::invalid_field(&field, inner.to_string())
-                }
-                _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}")),
+        Ok(ValidJson(parse(&bytes)?))
+    }
+}
+
+/// JSON of the wrong shape is a 422 naming the field; anything else a 400.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_string() } else { path };
+                ApiError::invalid_field(&field, inner.to_string())
             }
-        })?;
-        deserializer
-            .end()
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")))?;
-        Ok(ValidJson(value))
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {inner}")),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A JSON body that may be left out (an empty body is `T::default()`),
+/// for actions whose options all have defaults (e.g. a replay).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // No body at all: no length, or length 0, and nothing streamed.
+        let headers = req.headers();
+        let empty = headers.get(header::CONTENT_LENGTH).is_some_and(|v| v == "0")
+            || (headers.get(header::CONTENT_LENGTH).is_none() && headers.get(header::TRANSFER_ENCODING).is_none());
+        if empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        let ValidJson(value) = ValidJson::from_request(req, state).await?;
+        Ok(OptionalJson(value))
     }
 }

@@ -117,6 +117,10 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
             errors.add(format!("{field}.type"), format!("unknown job type `{}`; valid types: {}", step.job_type, registry::JOB_TYPES.join(", ")));
             continue;
         }
+        if registry::is_internal(&step.job_type) {
+            errors.add(format!("{field}.type"), "is queued by Peyk itself");
+            continue;
+        }
         if let Some(max) = step.max_attempts {
             if !(1..=25).contains(&max) {
                 errors.add(format!("{field}.max_attempts"), "must be between 1 and 25");

@@ -128,6 +128,7 @@ job_types!(
     crate::medical::MedicalAnalysisJob,
     crate::payments::PaymentVerificationJob,
     crate::payments::reconcile::PaymentReconcileJob,
+    crate::events::delivery::WebhookDeliveryJob,
 );
 
 pub fn is_known(job_type: &str) -> bool {

@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::schema::{email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, sms_outbox};
+use crate::schema::{
+    email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, sms_outbox, webhook_attempts,
+    webhook_endpoints, webhook_messages,
+};
 use crate::status::JobStatus;
 
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -200,6 +203,27 @@ pub struct PaymentRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A tenant's webhook endpoint (outbound events).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct WebhookEndpointRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub url: String,
+    pub description: Option<String>,
+    /// Empty: every event type.
+    pub event_types: Vec<String>,
+    pub enabled: bool,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub failing_since: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 impl PaymentRow {
     /// Whether the outcome is recorded (nothing may change it any more).
     pub fn is_final(&self) -> bool {
@@ -225,4 +249,59 @@ pub struct InboundEventRow {
     pub payment_id: Option<Uuid>,
     pub job_id: Option<Uuid>,
     pub received_at: DateTime<Utc>,
+}
+
+impl WebhookEndpointRow {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type)
+    }
+
+    /// The secret before the last rotation while its grace period lasts.
+    pub fn previous_secret_at(&self, now: DateTime<Utc>) -> Option<&str> {
+        match (&self.previous_secret, self.previous_secret_expires_at) {
+            (Some(secret), Some(until)) if until > now => Some(secret),
+            _ => None,
+        }
+    }
+}
+
+/// One published event (the same body for every endpoint and retry).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_messages)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct WebhookMessageRow {
+    pub id: String,
+    pub tenant_id: Uuid,
+    pub event_type: String,
+    pub payload: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = webhook_attempts)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct WebhookAttemptRow {
+    pub id: i64,
+    pub message_id: String,
+    pub endpoint_id: Uuid,
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub latency_ms: f64,
+    pub response_excerpt: Option<String>,
+    pub error_code: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct NewWebhookAttempt {
+    pub message_id: String,
+    pub endpoint_id: Uuid,
+    pub job_id: Uuid,
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub latency_ms: f64,
+    pub response_excerpt: Option<String>,
+    pub error_code: Option<String>,
 }

@@ -184,7 +184,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        url -> Text,
+        description -> Nullable<Text>,
+        event_types -> Array<Text>,
+        enabled -> Bool,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamptz>,
+        failing_since -> Nullable<Timestamptz>,
+        disabled_reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_messages (id) {
+        id -> Text,
+        tenant_id -> Uuid,
+        event_type -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Int8,
+        message_id -> Text,
+        endpoint_id -> Uuid,
+        job_id -> Uuid,
+        attempt -> Int4,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Float8,
+        response_excerpt -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(email_templates -> tenants (tenant_id));
+diesel::joinable!(webhook_endpoints -> tenants (tenant_id));
+diesel::joinable!(webhook_messages -> tenants (tenant_id));
+diesel::joinable!(webhook_attempts -> webhook_messages (message_id));
+diesel::joinable!(webhook_attempts -> webhook_endpoints (endpoint_id));
 diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(jobs -> pipelines (pipeline_id));

@@ -53,6 +53,7 @@ impl Config {
     pub fn load(args: Args) -> anyhow::Result<Self> {
         let database_url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
         let speech = SpeechConfig::from_env()?;
+        peyk_jobs::events::settings::check().map_err(anyhow::Error::msg)?;
         let mut queues = BTreeMap::new();
         let selected: Vec<String> = if args.queues.is_empty() {
             // "All" means all this host can run: transcription needs a model.

@@ -92,10 +92,11 @@ async fn main() -> anyhow::Result<()> {
         finishes,
         acks: runner::start_acks(&queue),
         queue: queue.clone(),
-        clients,
+        clients: clients.clone(),
         worker_id,
         lease: config.lease,
         backoff: config.backoff,
+        events: peyk_jobs::events::finished::FinishedJobEvents::new(clients.clone()),
         in_flight: Default::default(),
         shutting_down: Default::default(),
     });

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::FutureExt;
 use peyk_jobs::context::SharedClients;
+use peyk_jobs::events::finished::{FinishedJob, FinishedJobEvents};
 use peyk_jobs::queue::{Enqueue, Queue, QueueError, QueuedJob};
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
@@ -77,6 +78,8 @@ pub struct Runner {
     pub worker_id: String,
     pub lease: Duration,
     pub backoff: Backoff,
+    /// Publishes `job.*` events of finished jobs to the tenant's endpoints.
+    pub events: Arc<FinishedJobEvents>,
     /// Jobs this process holds a claim on; the lease keeper renews them.
     pub in_flight: Mutex<HashSet<Uuid>>,
     /// Set on SIGTERM/SIGINT: entries received from now on are handed back
@@ -187,6 +190,9 @@ impl Runner {
             tracing::debug!(status, "job finished");
         }
         metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
+        if status != "discarded" {
+            self.events.job_finished(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome });
+        }
         // A finished step moves its pipeline on (the next step, or the end).
         if let Some(pipeline) = job.pipeline_id.filter(|_| status != "discarded") {
             if let Err(e) = peyk_jobs::pipeline::advance(&self.pool, &self.queue, pipeline).await {
@@ -210,7 +216,10 @@ impl Runner {
                         result: details,
                     },
                     RetryHint::Retry { after } => {
-                        let delay = self.backoff.delay(job.attempts as u32, after);
+                        // A type's own schedule (webhook deliveries), else the global backoff.
+                        let attempt = job.attempts as u32;
+                        let delay = registry::retry_delay(&job.job_type, attempt, after)
+                            .unwrap_or_else(|| self.backoff.delay(attempt, after));
                         Outcome::Retry {
                             code: error.code,
                             message: error.message,

@@ -36,6 +36,9 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'s
         )
         .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": JOB_TYPES })));
     }
+    if registry::is_internal(&submission.job_type) {
+        return Err(ApiError::invalid_field("type", "is queued by Peyk itself"));
+    }
     let mut errors = ValidationErrors::new();
     let validated = match registry::validate(&submission.job_type, submission.payload.clone()) {
         Ok(validated) => Some(validated),

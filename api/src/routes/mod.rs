@@ -11,6 +11,7 @@ pub mod payments;
 pub mod pipelines;
 pub mod sms;
 pub mod transcripts;
+pub mod webhook_endpoints;
 
 use std::time::Instant;
 
@@ -53,6 +54,19 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/inbound-sources/{name}", put(callbacks::put_source).delete(callbacks::delete_source))
         .route("/v1/inbound/{tenant}/{source}", post(callbacks::receive))
         .route("/v1/inbound-events", get(callbacks::list_events))
+        .route("/v1/webhook-endpoints", post(webhook_endpoints::create_endpoint).get(webhook_endpoints::list_endpoints))
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            get(webhook_endpoints::get_endpoint).patch(webhook_endpoints::update_endpoint).delete(webhook_endpoints::delete_endpoint),
+        )
+        .route("/v1/webhook-endpoints/{id}/secret", get(webhook_endpoints::get_secret))
+        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(webhook_endpoints::rotate_secret))
+        .route("/v1/webhook-endpoints/{id}/attempts", get(webhook_endpoints::endpoint_attempts))
+        .route("/v1/webhook-messages", get(webhook_endpoints::list_messages))
+        .route("/v1/webhook-messages/{id}", get(webhook_endpoints::get_message))
+        .route("/v1/webhook-messages/{id}/attempts", get(webhook_endpoints::message_attempts))
+        .route("/v1/webhook-messages/{id}/replay", post(webhook_endpoints::replay_message))
+        .route("/v1/event-types", get(webhook_endpoints::event_types))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
         .route("/v1/jobs/{id}", get(jobs::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))

@@ -64,6 +64,19 @@ impl Modify for JobPayloads {
         super::email_templates::put_template,
         super::email_templates::list_templates,
         super::email_templates::delete_template,
+        super::webhook_endpoints::create_endpoint,
+        super::webhook_endpoints::list_endpoints,
+        super::webhook_endpoints::get_endpoint,
+        super::webhook_endpoints::update_endpoint,
+        super::webhook_endpoints::delete_endpoint,
+        super::webhook_endpoints::get_secret,
+        super::webhook_endpoints::rotate_secret,
+        super::webhook_endpoints::endpoint_attempts,
+        super::webhook_endpoints::list_messages,
+        super::webhook_endpoints::get_message,
+        super::webhook_endpoints::message_attempts,
+        super::webhook_endpoints::replay_message,
+        super::webhook_endpoints::event_types,
         super::transcripts::openai_transcriptions,
         super::transcripts::openai_translations,
         super::payments::put_account,
@@ -89,7 +102,12 @@ impl Modify for JobPayloads {
         super::pipelines::StepView, peyk_jobs::pipeline::StepSpec,
         super::email_templates::PutTemplate, super::email_templates::TemplateView, super::email_templates::TemplateList,
         super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment,
-        super::payments::PutAccount, super::payments::AccountView, super::callbacks::PutSource)),
+        super::payments::PutAccount, super::payments::AccountView, super::callbacks::PutSource,
+        super::webhook_endpoints::CreateEndpoint, super::webhook_endpoints::UpdateEndpoint, super::webhook_endpoints::RotateSecret,
+        super::webhook_endpoints::ReplayMessage, super::webhook_endpoints::WebhookEndpointView, super::webhook_endpoints::WebhookEndpointList,
+        super::webhook_endpoints::WebhookSecretView, super::webhook_endpoints::WebhookAttemptView, super::webhook_endpoints::WebhookAttemptList,
+        super::webhook_endpoints::WebhookMessageView, super::webhook_endpoints::WebhookMessageList, super::webhook_endpoints::ReplayView,
+        super::webhook_endpoints::EventTypeView, super::webhook_endpoints::EventTypeList)),
     modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
         (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"),
@@ -97,7 +115,8 @@ impl Modify for JobPayloads {
         (name = "sms", description = "The development SMS outbox"),
         (name = "email", description = "Email templates of the tenant"),
         (name = "payments", description = "Gateway accounts, payments, and the gateways' callbacks"),
-        (name = "inbound", description = "Standard Webhooks from other providers, and every inbound event"))
+        (name = "inbound", description = "Standard Webhooks from other providers, and every inbound event"),
+        (name = "webhooks", description = "Outbound webhook endpoints, the events they receive, and every delivery attempt"))
 )]
 struct ApiDoc;
 

@@ -4,6 +4,9 @@
 //! (429 and 503 honour `Retry-After`); every other status, 410 included, and
 //! any redirect fail at once. The message id is derived from the job id, so
 //! every retry carries the same `webhook-id` and receivers can deduplicate.
+//!
+//! [`deliver`] is the request itself; endpoint deliveries of events
+//! (`crate::events`) go through it too.
 
 pub mod client;
 pub mod signing;
@@ -17,7 +20,7 @@ use utoipa::ToSchema;
 
 use crate::metrics::observe_provider;
 use crate::{Job, JobContext, JobError, ValidationErrors};
-use client::blocked_address_in;
+use client::{blocked_address_in, WebhookClient};
 use signing::SigningSecret;
 
 /// How much of the response body the result keeps.
@@ -61,16 +64,10 @@ impl Job for WebhookJob {
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        match url::Url::parse(&self.url) {
-            Ok(url) if !matches!(url.scheme(), "http" | "https") => {
-                errors.add("url", "must be an http or https URL")
-            }
-            Ok(url) if url.host().is_none() => errors.add("url", "must name a host"),
-            Ok(url) if !url.username().is_empty() || url.password().is_some() => {
-                errors.add("url", "must not carry credentials; use `headers`")
-            }
-            Ok(_) => {}
-            Err(e) => errors.add("url", format!("is not a valid URL ({e})")),
+        if let Err(problem) = check_url(&self.url) {
+            // Credentials belong in a header of the job's own.
+            let hint = if problem.contains("credentials") { "; use `headers`" } else { "" };
+            errors.add("url", format!("{problem}{hint}"));
         }
         if let Some(headers) = &self.headers {
             for (name, value) in headers {
@@ -116,17 +113,7 @@ impl Job for WebhookJob {
     }
 
     async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
-        let client = &ctx.clients.webhook;
-        let url = url::Url::parse(&self.url).map_err(|e| JobError::permanent("invalid_url", e.to_string()))?;
-        if let Err(blocked) = client.check_literal_host(&url) {
-            observe_provider("webhook", "refused", None);
-            return Err(JobError::permanent("blocked_address", blocked.to_string()));
-        }
-
-        let msg_id = format!("msg_{}", ctx.job_id.simple());
-        let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let body = serde_json::to_vec(&self.body).map_err(|e| JobError::permanent("invalid_body", e.to_string()))?;
-
         let mut headers = HeaderMap::new();
         for (name, value) in self.headers.iter().flatten() {
             // Validated at submission; skipping is only a guard.
@@ -134,61 +121,121 @@ impl Job for WebhookJob {
                 headers.insert(name, value);
             }
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert("webhook-id", header_value(&msg_id));
-        headers.insert("webhook-timestamp", header_value(&timestamp.to_string()));
-        if let Some(secret) = &self.secret {
-            let secret = SigningSecret::parse(secret).map_err(|p| JobError::permanent("invalid_secret", p))?;
-            headers.insert("webhook-signature", header_value(&secret.sign(&msg_id, timestamp, &body)));
-        }
-        if let Some(event_type) = &self.event_type {
-            headers.insert("webhook-event-type", header_value(event_type));
-        }
-
-        let timeout = Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS) as u64);
-        let started = Instant::now();
-        let sent = client.http.post(url).headers(headers).body(body).timeout(timeout).send().await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => return Err(transport_error(&error, started.elapsed())),
+        let secrets = match &self.secret {
+            Some(secret) => vec![SigningSecret::parse(secret).map_err(|p| JobError::permanent("invalid_secret", p))?],
+            None => Vec::new(),
         };
-        let status = response.status();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-        let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let excerpt = read_excerpt(response).await;
-        let took = started.elapsed();
-        let latency_ms = took.as_secs_f64() * 1000.0;
-        let outcome = match status.as_u16() {
-            200..=299 => "success",
-            500..=599 => "server_error",
-            _ => "client_error",
+        let delivery = Delivery {
+            url: &self.url,
+            // From the job id, so that every retry carries the same `webhook-id`.
+            msg_id: &format!("msg_{}", ctx.job_id.simple()),
+            body,
+            headers,
+            secrets,
+            event_type: self.event_type.as_deref(),
+            timeout: Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS) as u64),
         };
-        observe_provider("webhook", outcome, Some(took));
-        let outcome = serde_json::json!({
-            "status_code": status.as_u16(),
-            "latency_ms": (latency_ms * 100.0).round() / 100.0,
-            "response_excerpt": excerpt,
-            "message_id": msg_id,
-        });
-
-        if status.is_success() {
-            return Ok(outcome);
-        }
-        let code = format!("http_{}", status.as_u16());
-        let error = if status.is_redirection() {
-            JobError::permanent(
-                code,
-                format!("endpoint answered {status} (redirect to {}); redirects are not followed", location.as_deref().unwrap_or("nowhere")),
-            )
-        } else if status.is_server_error() || status.as_u16() == 429 {
-            JobError::retry(code, format!("endpoint answered {status}")).retry_after(retry_after)
-        } else if status.as_u16() == 408 {
-            JobError::retry(code, format!("endpoint answered {status}"))
-        } else {
-            JobError::permanent(code, format!("endpoint answered {status}; client errors are not retried"))
-        };
-        Err(error.with_details(outcome))
+        deliver(&ctx.clients.webhook, delivery).await
     }
+}
+
+/// Why a URL cannot be delivered to (scheme, host, credentials); the
+/// address itself is checked at delivery, by the client.
+pub fn check_url(text: &str) -> Result<(), String> {
+    match url::Url::parse(text) {
+        Ok(url) if !matches!(url.scheme(), "http" | "https") => Err("must be an http or https URL".into()),
+        Ok(url) if url.host().is_none() => Err("must name a host".into()),
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => Err("must not carry credentials".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("is not a valid URL ({e})")),
+    }
+}
+
+/// One request as Peyk sends it: a `webhook` job's, or an endpoint's
+/// delivery of an event.
+pub struct Delivery<'a> {
+    pub url: &'a str,
+    /// `webhook-id`: the same for every retry of one message.
+    pub msg_id: &'a str,
+    pub body: Vec<u8>,
+    /// Extra headers; the Standard Webhooks ones are set over them.
+    pub headers: HeaderMap,
+    /// Each signs the request; several (during a secret rotation) are sent
+    /// space-separated in one `webhook-signature`, as the standard allows.
+    /// None: unsigned.
+    pub secrets: Vec<SigningSecret>,
+    /// Sent as `webhook-event-type`.
+    pub event_type: Option<&'a str>,
+    pub timeout: Duration,
+}
+
+/// POSTs a delivery and classifies the answer. `Ok` (2xx) and the error's
+/// `details` both carry `status_code`, `latency_ms` and `response_excerpt`
+/// when the endpoint answered (`latency_ms` alone when it did not).
+pub async fn deliver(client: &WebhookClient, delivery: Delivery<'_>) -> Result<serde_json::Value, JobError> {
+    let url = url::Url::parse(delivery.url).map_err(|e| JobError::permanent("invalid_url", e.to_string()))?;
+    if let Err(blocked) = client.check_literal_host(&url) {
+        observe_provider("webhook", "refused", None);
+        return Err(JobError::permanent("blocked_address", blocked.to_string()));
+    }
+    let msg_id = delivery.msg_id;
+    let timestamp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let body = delivery.body;
+
+    let mut headers = delivery.headers;
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("webhook-id", header_value(msg_id));
+    headers.insert("webhook-timestamp", header_value(&timestamp.to_string()));
+    if !delivery.secrets.is_empty() {
+        let signatures: Vec<String> = delivery.secrets.iter().map(|secret| secret.sign(msg_id, timestamp, &body)).collect();
+        headers.insert("webhook-signature", header_value(&signatures.join(" ")));
+    }
+    if let Some(event_type) = delivery.event_type {
+        headers.insert("webhook-event-type", header_value(event_type));
+    }
+
+    let started = Instant::now();
+    let sent = client.http.post(url).headers(headers).body(body).timeout(delivery.timeout).send().await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(error) => return Err(transport_error(&error, started.elapsed())),
+    };
+    let status = response.status();
+    let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
+    let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let excerpt = read_excerpt(response).await;
+    let took = started.elapsed();
+    let latency_ms = took.as_secs_f64() * 1000.0;
+    let outcome = match status.as_u16() {
+        200..=299 => "success",
+        500..=599 => "server_error",
+        _ => "client_error",
+    };
+    observe_provider("webhook", outcome, Some(took));
+    let outcome = serde_json::json!({
+        "status_code": status.as_u16(),
+        "latency_ms": (latency_ms * 100.0).round() / 100.0,
+        "response_excerpt": excerpt,
+        "message_id": msg_id,
+    });
+
+    if status.is_success() {
+        return Ok(outcome);
+    }
+    let code = format!("http_{}", status.as_u16());
+    let error = if status.is_redirection() {
+        JobError::permanent(
+            code,
+            format!("endpoint answered {status} (redirect to {}); redirects are not followed", location.as_deref().unwrap_or("nowhere")),
+        )
+    } else if status.is_server_error() || status.as_u16() == 429 {
+        JobError::retry(code, format!("endpoint answered {status}")).retry_after(retry_after)
+    } else if status.as_u16() == 408 {
+        JobError::retry(code, format!("endpoint answered {status}"))
+    } else {
+        JobError::permanent(code, format!("endpoint answered {status}; client errors are not retried"))
+    };
+    Err(error.with_details(outcome))
 }
 
 fn header_value(text: &str) -> HeaderValue {

@@ -8,4 +8,5 @@ pub mod jobs;
 pub mod payments;
 pub mod pipelines;
 pub mod sms;
+pub mod webhook_endpoints;
 pub mod worker;

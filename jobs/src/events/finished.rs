@@ -1,0 +1,161 @@
+//! Events of finished jobs: `job.succeeded`, `job.failed` (status `failed`
+//! or `dead`), and `transcription.completed` for a succeeded transcription.
+//! Never for internal types (a delivery's own outcome must not become an
+//! event, which would loop).
+//!
+//! The runner calls [`FinishedJobEvents::job_finished`] for every finished
+//! job, thousands a second under load, mostly for tenants without any
+//! endpoint. So whether a tenant has an enabled endpoint is cached for
+//! [`CACHE_TTL`]: a tenant known to have none costs one map lookup and
+//! nothing else. The staleness this allows: an endpoint created for a
+//! tenant that had none starts receiving job events up to `CACHE_TTL`
+//! later. (Which endpoints receive an event is always decided afresh by
+//! `publish`, so a disabled or deleted endpoint gets nothing.)
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use peyk_schema::queries::webhook_endpoints as q;
+use peyk_schema::queries::worker::Outcome;
+use peyk_schema::TenantId;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use super::catalogue::{JOB_FAILED, JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED};
+use crate::context::SharedClients;
+use crate::transcription::TranscriptionJob;
+use crate::{registry, Job};
+
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Expired entries are swept once the map holds this many tenants.
+const CACHE_SWEEP_AT: usize = 10_000;
+
+struct Entry {
+    at: Instant,
+    /// Filled by the first lookup; concurrent finishes of the same tenant
+    /// wait for that one query instead of each running their own.
+    has_endpoints: Arc<OnceCell<bool>>,
+}
+
+pub struct FinishedJobEvents {
+    clients: Arc<SharedClients>,
+    cache: Mutex<HashMap<Uuid, Entry>>,
+}
+
+/// What the runner knows of a finished job.
+pub struct FinishedJob<'a> {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub job_type: &'a str,
+    /// `succeeded`, `failed` or `dead`.
+    pub status: &'a str,
+    pub outcome: &'a Outcome,
+}
+
+impl FinishedJobEvents {
+    pub fn new(clients: Arc<SharedClients>) -> Arc<Self> {
+        Arc::new(Self { clients, cache: Mutex::new(HashMap::new()) })
+    }
+
+    /// Publishes the job's events in the background; returns at once.
+    pub fn job_finished(self: &Arc<Self>, job: FinishedJob<'_>) {
+        if registry::is_internal(job.job_type) || self.known_to_have_none(job.tenant_id) {
+            return;
+        }
+        let events = events_of(&job);
+        if events.is_empty() {
+            return;
+        }
+        let data = event_data(&job);
+        let tenant = job.tenant_id;
+        let this = self.clone();
+        tokio::spawn(async move {
+            if !this.has_endpoints(tenant).await {
+                return;
+            }
+            for event in events {
+                // The error says nothing of the data: job results (e.g.
+                // medical text) never reach the logs.
+                if let Err(e) = super::publish(&this.clients, tenant, event, data.clone()).await {
+                    tracing::warn!(event, error = %e, "could not publish a job event");
+                }
+            }
+        });
+    }
+
+    fn known_to_have_none(&self, tenant: Uuid) -> bool {
+        let cache = self.cache.lock().unwrap();
+        cache.get(&tenant).is_some_and(|e| e.at.elapsed() < CACHE_TTL && e.has_endpoints.get() == Some(&false))
+    }
+
+    async fn has_endpoints(&self, tenant: Uuid) -> bool {
+        let cell = {
+            let mut cache = self.cache.lock().unwrap();
+            if cache.len() >= CACHE_SWEEP_AT {
+                cache.retain(|_, e| e.at.elapsed() < CACHE_TTL);
+            }
+            match cache.get(&tenant) {
+                Some(entry) if entry.at.elapsed() < CACHE_TTL => entry.has_endpoints.clone(),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    cache.insert(tenant, Entry { at: Instant::now(), has_endpoints: cell.clone() });
+                    cell
+                }
+            }
+        };
+        *cell
+            .get_or_init(|| async {
+                q::has_enabled(&self.clients.pool, TenantId(tenant)).await.unwrap_or_else(|e| {
+                    // Unknown: let `publish` decide (it asks again).
+                    tracing::warn!(error = %e, "could not check the tenant's webhook endpoints");
+                    true
+                })
+            })
+            .await
+    }
+}
+
+fn events_of(job: &FinishedJob<'_>) -> Vec<&'static str> {
+    match job.outcome {
+        Outcome::Succeeded { .. } if job.job_type == TranscriptionJob::TYPE => vec![JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED],
+        Outcome::Succeeded { .. } => vec![JOB_SUCCEEDED],
+        Outcome::Failed { .. } => vec![JOB_FAILED],
+        Outcome::Retry { .. } => vec![],
+    }
+}
+
+fn event_data(job: &FinishedJob<'_>) -> Value {
+    let (error_code, error_message, result) = match job.outcome {
+        Outcome::Succeeded { result } => (None, None, Some(result.clone())),
+        Outcome::Failed { code, message, result, .. } => (Some(code.clone()), Some(message.clone()), result.clone()),
+        Outcome::Retry { .. } => (None, None, None),
+    };
+    json!({
+        "id": job.id,
+        "type": job.job_type,
+        "status": job.status,
+        "error_code": error_code,
+        "error_message": error_message,
+        "result": result,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcriptions_also_complete_and_failures_carry_their_error() {
+        let ok = Outcome::Succeeded { result: json!({"text": "x"}) };
+        let job = |job_type, outcome| FinishedJob { id: Uuid::nil(), tenant_id: Uuid::nil(), job_type, status: "succeeded", outcome };
+        assert_eq!(events_of(&job("transcription", &ok)), [JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED]);
+        assert_eq!(events_of(&job("webhook", &ok)), [JOB_SUCCEEDED]);
+        let failed = Outcome::Failed { dead: true, code: "http_500".into(), message: "m".into(), result: None };
+        let dead = FinishedJob { status: "dead", ..job("webhook", &failed) };
+        assert_eq!(events_of(&dead), [JOB_FAILED]);
+        let data = event_data(&dead);
+        assert_eq!((data["status"].as_str(), data["error_code"].as_str()), (Some("dead"), Some("http_500")));
+    }
+}
