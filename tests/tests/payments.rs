@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use peyk_tests::gateways::{self, BitPay, Failure, IdPay, Stripe, Zarinpal};
+use peyk_tests::sink::Sink;
 use peyk_tests::{Api, TestEnv, Worker};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -206,6 +207,9 @@ async fn two_racing_verifications_record_one_outcome() {
     let zarinpal = Zarinpal::start().await;
     let _worker = worker(&env, &[zarinpal.env()], &[]).await;
     shop.account("zarinpal", zarinpal_account()).await;
+    let sink = Sink::start().await;
+    let (status, endpoint) = shop.api.post("/v1/webhook-endpoints", &shop.key, &json!({ "url": sink.url, "event_types": ["payment.succeeded", "payment.failed"] })).await;
+    assert_eq!(status, 201, "{endpoint}");
     let authority = zarinpal.create_payment(90_000);
     zarinpal.pay(&authority);
 
@@ -230,6 +234,13 @@ async fn two_racing_verifications_record_one_outcome() {
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM payments").await, 1);
     assert_eq!(second["result"]["status"], "already_verified");
     assert_eq!(first["result"]["status"], "already_verified", "the stored outcome stands");
+
+    // Announced once: one payment.succeeded, whichever verification won.
+    let deliveries = sink.wait_for(1, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 1, "{deliveries:?}");
+    let event: Value = serde_json::from_slice(&deliveries[0].body).unwrap();
+    assert_eq!((event["type"].as_str(), event["data"]["order_id"].as_str(), event["data"]["paid"].as_bool()), (Some("payment.succeeded"), Some("o-race"), Some(true)), "{event}");
 }
 
 #[tokio::test]
@@ -400,6 +411,9 @@ async fn payments_are_validated_and_private_to_their_tenant() {
         .request(reqwest::Method::GET, &format!("/v1/callbacks/zarinpal/{}?Authority={authority}&Status=OK", uuid_like()), None, None)
         .await;
     assert_eq!(status, 404);
+    // Reconcile jobs are Peyk's own: a client cannot submit one.
+    let (status, body) = shop.api.post("/v1/jobs", &shop.key, &json!({ "type": "payment_reconcile", "payload": { "gateway": "zarinpal" } })).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("type")), "{body}");
     let (status, body) = shop.zarinpal_callback("", "OK").await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("Authority")), "{body}");
 }
