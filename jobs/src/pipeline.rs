@@ -114,7 +114,7 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
     for (i, step) in steps.iter().enumerate() {
         let field = format!("steps[{i}]");
         if !registry::is_known(&step.job_type) {
-            errors.add(format!("{field}.type"), format!("unknown job type `{}`; valid types: {}", step.job_type, registry::JOB_TYPES.join(", ")));
+            errors.add(format!("{field}.type"), format!("unknown job type `{}`; valid types: {}", step.job_type, registry::submittable_types().join(", ")));
             continue;
         }
         if registry::is_internal(&step.job_type) {

@@ -134,3 +134,21 @@ job_types!(
 pub fn is_known(job_type: &str) -> bool {
     JOB_TYPES.contains(&job_type)
 }
+
+/// The types clients may submit (every type but the internal ones).
+pub fn submittable_types() -> Vec<&'static str> {
+    JOB_TYPES.iter().copied().filter(|t| !is_internal(t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_are_internal_with_their_own_schedule() {
+        assert!(is_internal("webhook_delivery") && !is_internal("webhook") && !is_internal("nope"));
+        assert!(!submittable_types().contains(&"webhook_delivery") && submittable_types().contains(&"webhook"));
+        assert!(retry_delay("webhook_delivery", 1, None).is_some());
+        assert_eq!(retry_delay("webhook", 1, None), None, "other types keep the runner's backoff");
+    }
+}

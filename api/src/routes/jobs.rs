@@ -32,9 +32,9 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'s
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
-            format!("unknown job type `{}`; valid types: {}", submission.job_type, JOB_TYPES.join(", ")),
+            format!("unknown job type `{}`; valid types: {}", submission.job_type, registry::submittable_types().join(", ")),
         )
-        .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": JOB_TYPES })));
+        .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": registry::submittable_types() })));
     }
     if registry::is_internal(&submission.job_type) {
         return Err(ApiError::invalid_field("type", "is queued by Peyk itself"));
