@@ -2,9 +2,6 @@
 //! SHA-256 of a key is stored; a verified key is cached for a short time so
 //! that the hot path does not ask PostgreSQL on every request.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -27,31 +24,8 @@ pub fn generate_key() -> String {
     format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Verified key hashes → tenant, each trusted until its deadline.
-pub struct KeyCache {
-    ttl: Duration,
-    entries: RwLock<HashMap<Vec<u8>, (TenantId, Instant)>>,
-}
-
-impl KeyCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: RwLock::new(HashMap::new()) }
-    }
-
-    fn get(&self, hash: &[u8]) -> Option<TenantId> {
-        let entries = self.entries.read().unwrap();
-        entries.get(hash).filter(|(_, deadline)| *deadline > Instant::now()).map(|(tenant, _)| *tenant)
-    }
-
-    fn put(&self, hash: Vec<u8>, tenant: TenantId) {
-        let mut entries = self.entries.write().unwrap();
-        if entries.len() > 100_000 {
-            let now = Instant::now();
-            entries.retain(|_, (_, deadline)| *deadline > now);
-        }
-        entries.insert(hash, (tenant, Instant::now() + self.ttl));
-    }
-}
+/// API keys (by hash) to their tenant, for `PEYK_KEY_CACHE_SECONDS`.
+pub type KeyCache = crate::cache::TtlCache<Vec<u8>, TenantId>;
 
 /// The tenant of the request's API key. Every job query takes it.
 pub struct Tenant(pub TenantId);

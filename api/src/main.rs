@@ -3,6 +3,7 @@
 //! This file only wires things together.
 
 mod auth;
+mod cache;
 mod config;
 mod error;
 mod extract;
@@ -81,6 +82,7 @@ async fn serve() -> anyhow::Result<()> {
         pusher: peyk_jobs::submit::start_pusher(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
+        accounts: Arc::new(state::AccountCache::new(state::ACCOUNT_CACHE_TTL)),
         inserter: peyk_jobs::submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,

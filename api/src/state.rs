@@ -9,6 +9,12 @@ use peyk_jobs::storage::FileStore;
 use peyk_schema::DbPool;
 
 use crate::auth::KeyCache;
+use crate::cache::TtlCache;
+
+/// (tenant, gateway) → account. Updated at once in the process that
+/// changes an account; other API processes see the change within the TTL.
+pub type AccountCache = TtlCache<(uuid::Uuid, &'static str), peyk_schema::PaymentAccountRow>;
+pub const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(5);
 use crate::config::Limits;
 use peyk_jobs::submit::{Inserter, Pusher};
 
@@ -17,6 +23,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub queue: Queue,
     pub keys: Arc<KeyCache>,
+    /// Payment accounts, for the callback endpoints' hot path.
+    pub accounts: Arc<AccountCache>,
     pub inserter: Inserter,
     pub pusher: Pusher,
     pub redis_up: Arc<AtomicBool>,
@@ -25,6 +33,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The tenant's account at a gateway, from the cache when fresh.
+    pub async fn payment_account(&self, tenant: uuid::Uuid, gateway: &'static str) -> Result<Option<peyk_schema::PaymentAccountRow>, peyk_schema::DbError> {
+        if let Some(account) = self.accounts.get(&(tenant, gateway)) {
+            return Ok(Some(account));
+        }
+        let account = peyk_schema::queries::payments::account(&self.pool, tenant, gateway).await?;
+        if let Some(account) = &account {
+            self.accounts.put((tenant, gateway), account.clone());
+        }
+        Ok(account)
+    }
+
     pub fn redis_is_up(&self) -> bool {
         self.redis_up.load(Ordering::Relaxed)
     }

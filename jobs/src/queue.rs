@@ -131,6 +131,17 @@ impl Enqueue {
             priority: row.priority,
         })
     }
+
+    /// The entry for a job about to be stored (or just stored) from `new`.
+    pub fn for_new(new: &peyk_schema::NewJob) -> Option<Self> {
+        Some(Self {
+            job_type: new.job_type.clone(),
+            job_id: new.id,
+            task_id: new.queue_task_id.clone()?,
+            run_at: new.run_at,
+            priority: new.priority,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use peyk_jobs::inbound;
 use peyk_jobs::payments::{stripe, Gateway};
+use peyk_jobs::queue::Enqueue;
 use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::ValidationErrors;
 use peyk_schema::queries::payments as q;
@@ -33,7 +34,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
-use crate::routes::jobs::enqueue;
+use crate::routes::jobs::push;
 use crate::routes::payments::verification_job;
 use crate::state::AppState;
 use crate::views::ErrorBody;
@@ -164,38 +165,46 @@ pub async fn gateway_callback(
 ) -> Result<Response, ApiError> {
     let gateway = Gateway::parse(&gateway).ok_or_else(|| ApiError::not_found("gateway"))?;
     let tenant = Uuid::parse_str(&tenant).map_err(|_| ApiError::not_found("payment account"))?;
-    let account = q::account(&state.pool, tenant, gateway.name()).await?.ok_or_else(|| ApiError::not_found("payment account"))?;
     let raw = Raw { method: &method, query, content_type: content_type(&headers), body: &body };
-    let callback = match gateway {
-        Gateway::Stripe => read_stripe_event(&account, &headers, &body)?,
-        _ => read_browser_callback(gateway, &raw.fields())?,
+    let (account, callback, payment) = if gateway == Gateway::Stripe {
+        // The event is read (and its reference known) only once the
+        // account's secret has authenticated it.
+        let account = state.payment_account(tenant, gateway.name()).await?.ok_or_else(|| ApiError::not_found("payment account"))?;
+        let callback = read_stripe_event(&account, &headers, &body)?;
+        let payment = find_payment(&state, tenant, gateway, &callback).await?;
+        (account, callback, payment)
+    } else {
+        // The account (usually cached) and the payment are looked up in parallel.
+        let callback = read_browser_callback(gateway, &raw.fields())?;
+        let (account, payment) = tokio::join!(state.payment_account(tenant, gateway.name()), find_payment(&state, tenant, gateway, &callback));
+        (account?.ok_or_else(|| ApiError::not_found("payment account"))?, callback, payment?)
     };
 
-    let payment = match &callback.reference {
-        Some(reference) => q::find(&state.pool, tenant, gateway.name(), reference).await?,
-        None => None,
-    };
     let job = match &payment {
         Some(payment) if callback.ready && !payment.is_final() => {
             let mut payment = payment.clone();
-            if let Some(trans_id) = &callback.trans_id {
-                q::set_trans_id(&state.pool, payment.id, trans_id).await?;
-                payment.trans_id = Some(trans_id.clone());
-            }
+            // BitPay's trans_id travels in the job; the job stores it.
+            payment.trans_id = callback.trans_id.clone().or(payment.trans_id);
             Some(verification_job(&payment)?)
         }
         _ => None,
     };
     let event = raw.event(tenant, gateway.name(), &callback, payment.as_ref(), job.as_ref());
-    let (recorded, job_row) = q::record_event(&state.pool, &event, job.as_ref()).await?;
-    if let Some(job_row) = &job_row {
-        enqueue(&state, job_row).await;
+    let (recorded, queued) = q::record_event(&state.pool, &event, job.as_ref()).await?;
+    let job = job.filter(|_| queued);
+    if let Some(entry) = job.as_ref().and_then(Enqueue::for_new) {
+        // The job is committed: the gateway need not wait for Redis too
+        // (should the push fail, the sweeper queues the stored row).
+        tokio::spawn({
+            let state = state.clone();
+            async move { push(&state, entry).await }
+        });
     }
     if payment.is_none() {
         tracing::warn!(gateway = gateway.name(), %tenant, "callback for a payment that was never registered; recorded only");
     }
 
-    let status = match (&payment, &job_row) {
+    let status = match (&payment, &job) {
         (None, _) => "unknown_payment",
         (Some(p), _) if p.is_final() => p.status.as_str(),
         (Some(_), Some(_)) => "verifying",
@@ -218,9 +227,16 @@ pub async fn gateway_callback(
         "duplicate": !recorded,
         "status": status,
         "payment_id": payment.as_ref().map(|p| p.id),
-        "verification_job_id": job_row.as_ref().map(|j| j.id),
+        "verification_job_id": job.as_ref().map(|j| j.id),
     }))
     .into_response())
+}
+
+async fn find_payment(state: &AppState, tenant: Uuid, gateway: Gateway, callback: &Callback) -> Result<Option<PaymentRow>, ApiError> {
+    match &callback.reference {
+        Some(reference) => Ok(q::find(&state.pool, tenant, gateway.name(), reference).await?),
+        None => Ok(None),
+    }
 }
 
 fn content_type(headers: &HeaderMap) -> Option<String> {

@@ -186,9 +186,15 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
 /// Pushes a stored job onto its queue. A failure is not the client's
 /// problem: the row is committed, and the sweeper pushes it later.
 pub(crate) async fn enqueue(state: &AppState, row: &JobRow) {
-    let Some(entry) = Enqueue::for_row(row) else { return };
+    if let Some(entry) = Enqueue::for_row(row) {
+        push(state, entry).await;
+    }
+}
+
+pub(crate) async fn push(state: &AppState, entry: Enqueue) {
+    let job_id = entry.job_id;
     if let Err(e) = state.pusher.call(entry).await {
-        tracing::warn!(job_id = %row.id, error = %e, "stored job not pushed to redis; the sweeper will push it");
+        tracing::warn!(%job_id, error = %e, "stored job not pushed to redis; the sweeper will push it");
         state.mark_redis(false);
     }
 }

@@ -109,7 +109,9 @@ pub async fn put_account(
         created_at: now,
         updated_at: now,
     };
-    Ok(Json(q::upsert_account(&state.pool, &row).await?.into()))
+    let stored = q::upsert_account(&state.pool, &row).await?;
+    state.accounts.put((stored.tenant_id, gateway.name()), stored.clone());
+    Ok(Json(stored.into()))
 }
 
 /// The tenant's gateway accounts (credentials are never shown).
@@ -125,6 +127,7 @@ pub async fn list_accounts(State(state): State<AppState>, tenant: Tenant) -> Res
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete_account(State(state): State<AppState>, tenant: Tenant, Path(gateway): Path<String>) -> Result<StatusCode, ApiError> {
     let gateway = parse_gateway(&gateway)?;
+    state.accounts.remove(&(tenant.0 .0, gateway.name()));
     if !q::delete_account(&state.pool, tenant.0, gateway.name()).await? {
         return Err(ApiError::not_found("payment account"));
     }

@@ -181,10 +181,17 @@ impl Job for PaymentVerificationJob {
     async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
         let pool = &ctx.clients.pool;
         let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
-        let account = q::account(pool, ctx.tenant_id, self.gateway.name()).await.map_err(db)?.ok_or_else(|| {
+        // The account and the payment (usually registered already, by the
+        // API or a callback) are read in parallel.
+        let (account, found) =
+            tokio::join!(q::account(pool, ctx.tenant_id, self.gateway.name()), q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference));
+        let account = account.map_err(db)?.ok_or_else(|| {
             JobError::permanent("no_gateway_account", format!("no {} account: PUT /v1/payment-accounts/{} first", self.gateway.name(), self.gateway.name()))
         })?;
-        let (row, _) = q::register(pool, &self.new_row(ctx.tenant_id)).await.map_err(db)?;
+        let row = match found.map_err(db)? {
+            Some(row) => row,
+            None => q::register(pool, &self.new_row(ctx.tenant_id)).await.map_err(db)?.0,
+        };
         if (row.amount, row.currency.as_str(), row.order_id.as_str()) != (self.amount, self.currency.as_str(), self.order_id.as_str()) {
             return Err(JobError::permanent(
                 "payment_conflict",
@@ -201,13 +208,21 @@ impl Job for PaymentVerificationJob {
             return Ok(result_of(&row, true));
         }
 
+        if let (Some(trans_id), None) = (&self.trans_id, &row.trans_id) {
+            // Kept for reconcile, should this verification not finish.
+            q::set_trans_id(pool, row.id, trans_id).await.map_err(db)?;
+        }
+        let asked = std::time::Instant::now();
         let verdict = verify(&ctx.clients.payments, &account, &self.expected(row.trans_id.as_deref())).await?;
+        // How long the gateway took to answer, shown with the result.
+        let gateway_ms = json!((asked.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);
         let outcome = match verdict {
             Verdict::NotYet { code, reason } => {
                 q::mark_checked(pool, row.id, &reason).await.map_err(db)?;
                 let mut result = result_of(&row, false);
                 result["reason"] = json!(reason);
                 result["gateway_code"] = json!(code);
+                result["gateway_ms"] = gateway_ms;
                 return Ok(result);
             }
             verdict => outcome_of(verdict),
@@ -218,7 +233,9 @@ impl Job for PaymentVerificationJob {
                     q::release_announcement(pool, recorded.id).await.map_err(db)?;
                     return Err(e);
                 }
-                Ok(result_of(&recorded, false))
+                let mut result = result_of(&recorded, false);
+                result["gateway_ms"] = gateway_ms;
+                Ok(result)
             }
             // Another verification recorded first: its outcome stands.
             None => {

@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
-use crate::models::{InboundEventRow, JobRow, NewJob, PaymentAccountRow, PaymentRow, TenantId};
-use crate::schema::{inbound_events as ev, inbound_sources as src, jobs, payment_accounts as acc, payments as pay};
+use crate::models::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId};
+use crate::schema::{inbound_events as ev, inbound_sources as src, payment_accounts as acc, payments as pay};
 
 // ---- accounts ----
 
@@ -258,28 +258,57 @@ pub async fn touch_checked(pool: &DbPool, ids: &[Uuid]) -> Result<(), DbError> {
 
 // ---- inbound events ----
 
-/// Records an inbound event once, and in the same transaction the job it
-/// queues (if any): a replay finds the event and queues nothing, and an
-/// event is never recorded without its job. Returns the job's row when one
-/// was stored; `Ok(None)` with `recorded = false` for a replay.
-pub async fn record_event(pool: &DbPool, event: &InboundEventRow, job: Option<&NewJob>) -> Result<(bool, Option<JobRow>), DbError> {
+#[derive(QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    recorded: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    queued: bool,
+}
+
+/// Records an inbound event once, and with it the job it queues (if any),
+/// in one statement: a replay finds its event recorded and queues nothing,
+/// and an event is never recorded without its job. One statement (rather
+/// than a transaction of three) because callbacks are answered while the
+/// payer waits. Answers (new event, job stored).
+pub async fn record_event(pool: &DbPool, event: &InboundEventRow, job: Option<&NewJob>) -> Result<(bool, bool), DbError> {
+    use diesel::sql_types::{Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     let mut conn = pool.get().await?;
-    let (event, job) = (event.clone(), job.cloned());
-    conn.transaction(async move |conn| -> Result<(bool, Option<JobRow>), DbError> {
-        let recorded = diesel::insert_into(ev::table)
-            .values(&event)
-            .on_conflict((ev::tenant_id, ev::source, ev::dedupe_key))
-            .do_nothing()
-            .execute(conn)
-            .await?;
-        if recorded == 0 {
-            return Ok((false, None));
-        }
-        let Some(job) = job else { return Ok((true, None)) };
-        let row = diesel::insert_into(jobs::table).values(&job).returning(JobRow::as_returning()).get_result(conn).await?;
-        Ok((true, Some(row)))
-    })
-    .await
+    let row: Recorded = diesel::sql_query(
+        "WITH event AS (
+             INSERT INTO inbound_events (id, tenant_id, source, dedupe_key, event_type, method, query, content_type, body, payment_id, job_id, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (tenant_id, source, dedupe_key) DO NOTHING
+             RETURNING id
+         ), job AS (
+             INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, run_at, queue_task_id)
+             SELECT $11, $2, $13, $14, $15, $16, $17, $18, $19 FROM event WHERE $11 IS NOT NULL
+             RETURNING id
+         )
+         SELECT EXISTS (SELECT 1 FROM event) AS recorded, EXISTS (SELECT 1 FROM job) AS queued",
+    )
+    .bind::<SqlUuid, _>(event.id)
+    .bind::<SqlUuid, _>(event.tenant_id)
+    .bind::<Text, _>(&event.source)
+    .bind::<Text, _>(&event.dedupe_key)
+    .bind::<Nullable<Text>, _>(&event.event_type)
+    .bind::<Text, _>(&event.method)
+    .bind::<Nullable<Text>, _>(&event.query)
+    .bind::<Nullable<Text>, _>(&event.content_type)
+    .bind::<Text, _>(&event.body)
+    .bind::<Nullable<SqlUuid>, _>(event.payment_id)
+    .bind::<Nullable<SqlUuid>, _>(job.map(|j| j.id))
+    .bind::<Timestamptz, _>(event.received_at)
+    .bind::<Text, _>(job.map(|j| j.job_type.as_str()).unwrap_or(""))
+    .bind::<Text, _>(job.map(|j| j.status.as_str()).unwrap_or(""))
+    .bind::<Jsonb, _>(job.map(|j| &j.payload).unwrap_or(&serde_json::Value::Null))
+    .bind::<Int4, _>(job.map(|j| j.max_attempts).unwrap_or(1))
+    .bind::<Int2, _>(job.map(|j| j.priority).unwrap_or(0))
+    .bind::<Timestamptz, _>(job.map(|j| j.run_at).unwrap_or(event.received_at))
+    .bind::<Nullable<Text>, _>(job.and_then(|j| j.queue_task_id.as_deref()))
+    .get_result(&mut conn)
+    .await?;
+    Ok((row.recorded, row.queued))
 }
 
 /// The tenant's inbound events, newest first.
