@@ -199,6 +199,28 @@ pub static SPEECH_MODELS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 
 /// Creates every series that should exist from the start at zero, so that
 /// dashboards and alerts see them before the first event.
+/// Payment outcomes as recorded (once per payment), by gateway and status.
+pub static PAYMENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_payments_total", "Payment outcomes recorded, once per payment"), &["gateway", "status"]).unwrap(),
+    )
+});
+
+/// Gateway callbacks the API answered, by what became of them.
+pub static PAYMENT_CALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_payment_callbacks_total", "Gateway callbacks received: verifying, received, duplicate, unknown_payment, rejected"),
+            &["gateway", "result"],
+        )
+        .unwrap(),
+    )
+});
+
+pub const PAYMENT_GATEWAYS: [&str; 4] = ["zarinpal", "idpay", "bitpay", "stripe"];
+pub const PAYMENT_STATUSES: [&str; 4] = ["verified", "already_verified", "amount_mismatch", "failed"];
+pub const CALLBACK_RESULTS: [&str; 5] = ["verifying", "received", "duplicate", "unknown_payment", "rejected"];
+
 pub fn init_job_series() {
     for job_type in JOB_TYPES {
         JOBS_ENQUEUED.with_label_values(&[job_type]);
@@ -208,7 +230,15 @@ pub fn init_job_series() {
         JOB_DURATION.with_label_values(&[job_type]);
         JOB_QUEUE_WAIT.with_label_values(&[job_type]);
     }
-    for provider in ["webhook", "smtp"] {
+    for gateway in PAYMENT_GATEWAYS {
+        for status in PAYMENT_STATUSES {
+            PAYMENTS.with_label_values(&[gateway, status]);
+        }
+        for result in CALLBACK_RESULTS {
+            PAYMENT_CALLBACKS.with_label_values(&[gateway, result]);
+        }
+    }
+    for provider in ["webhook", "smtp"].into_iter().chain(PAYMENT_GATEWAYS) {
         for outcome in ["success", "client_error", "server_error", "timeout", "connection_error", "refused"] {
             PROVIDER_REQUESTS.with_label_values(&[provider, outcome]);
         }

@@ -19,7 +19,7 @@ use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use peyk_jobs::inbound;
+use peyk_jobs::{inbound, metrics};
 use peyk_jobs::payments::{stripe, Gateway};
 use peyk_jobs::queue::Enqueue;
 use peyk_jobs::webhook::signing::SigningSecret;
@@ -170,7 +170,9 @@ pub async fn gateway_callback(
         // The event is read (and its reference known) only once the
         // account's secret has authenticated it.
         let account = state.payment_account(tenant, gateway.name()).await?.ok_or_else(|| ApiError::not_found("payment account"))?;
-        let callback = read_stripe_event(&account, &headers, &body)?;
+        let callback = read_stripe_event(&account, &headers, &body).inspect_err(|_| {
+            metrics::PAYMENT_CALLBACKS.with_label_values(&[gateway.name(), "rejected"]).inc();
+        })?;
         let payment = find_payment(&state, tenant, gateway, &callback).await?;
         (account, callback, payment)
     } else {
@@ -210,6 +212,12 @@ pub async fn gateway_callback(
         (Some(_), Some(_)) => "verifying",
         (Some(_), None) => "received",
     };
+    let counted = match (recorded, status) {
+        (false, _) => "duplicate",
+        (true, "unknown_payment" | "verifying") => status,
+        (true, _) => "received",
+    };
+    metrics::PAYMENT_CALLBACKS.with_label_values(&[gateway.name(), counted]).inc();
     if let (Some(return_url), true) = (&account.return_url, gateway != Gateway::Stripe) {
         if let Ok(mut url) = url::Url::parse(return_url) {
             {

@@ -229,6 +229,7 @@ impl Job for PaymentVerificationJob {
         };
         match q::record_outcome(pool, row.id, &outcome).await.map_err(db)? {
             Some(recorded) => {
+                crate::metrics::PAYMENTS.with_label_values(&[&recorded.gateway, &recorded.status]).inc();
                 if let Err(e) = announce(ctx, &recorded).await {
                     q::release_announcement(pool, recorded.id).await.map_err(db)?;
                     return Err(e);
