@@ -7,6 +7,7 @@ mod cache;
 mod config;
 mod error;
 mod extract;
+mod paging;
 mod routes;
 mod state;
 mod views;

@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
+use crate::paging;
 use crate::routes::jobs::push;
 use crate::routes::payments::verification_job;
 use crate::state::AppState;
@@ -357,11 +358,8 @@ pub struct ListEvents {
     responses((status = 200, description = "`{\"data\": [events], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
 pub async fn list_events(State(state): State<AppState>, tenant: Tenant, query: Result<Query<ListEvents>, QueryRejection>) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_parameter("query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_parameter("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(query.limit)?;
     let rows = q::list_events(&state.pool, TenantId(tenant.0 .0), query.source.as_deref(), query.before, limit).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let next = paging::next(&rows, limit, |row| row.id);
     Ok(Json(json!({ "data": rows, "next": next })))
 }

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
+use crate::paging;
 use crate::routes::jobs::enqueue;
 use crate::state::AppState;
 use crate::views::ErrorBody;
@@ -182,10 +183,7 @@ pub struct ListPayments {
     responses((status = 200, description = "`{\"data\": [payments], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, tenant: Tenant, query: Result<Query<ListPayments>, QueryRejection>) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_parameter("query", e.body_text()))?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_parameter("limit", "must be between 1 and 200"));
-    }
+    let limit = paging::limit(query.limit)?;
     if let Some(status) = &query.status {
         if !["pending", "verified", "already_verified", "amount_mismatch", "failed"].contains(&status.as_str()) {
             return Err(ApiError::bad_parameter("status", "must be pending, verified, already_verified, amount_mismatch or failed"));
@@ -196,7 +194,7 @@ pub async fn list(State(state): State<AppState>, tenant: Tenant, query: Result<Q
     }
     let filter = q::PaymentFilter { order_id: query.order_id, status: query.status, gateway: query.gateway, before: query.before, limit };
     let rows = q::list(&state.pool, tenant.0, &filter).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let next = paging::next(&rows, limit, |row| row.id);
     Ok(Json(json!({ "data": rows.iter().map(|row| payments::result_of(row, false)).collect::<Vec<_>>(), "next": next })))
 }
 

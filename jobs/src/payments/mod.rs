@@ -136,7 +136,10 @@ impl Job for PaymentVerificationJob {
                 Gateway::Bitpay if !reference.chars().all(|c| c.is_ascii_digit()) => {
                     errors.add("reference", "must be BitPay's numeric id_get")
                 }
-                Gateway::Stripe if !reference.starts_with("pi_") => errors.add("reference", "must be a PaymentIntent id (`pi_…`)"),
+                // It becomes part of a URL path: letters, digits and `_` only.
+                Gateway::Stripe if !reference.starts_with("pi_") || !reference.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                    errors.add("reference", "must be a PaymentIntent id (`pi_` and letters, digits or `_`)")
+                }
                 _ => {}
             }
         }
@@ -427,6 +430,7 @@ mod tests {
             assert!(err.contains(&format!("{field}:")), "{field} in {err}");
         }
         let err = job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "IRR", "order_id": "o", "trans_id": "5"})).unwrap_err();
+        assert!(job(json!({"gateway": "stripe", "reference": "pi_1/../../v1/customers", "amount": 1, "currency": "usd", "order_id": "o"})).unwrap_err().contains("reference"));
         assert!(err.contains("currency: Stripe does not take") && err.contains("trans_id: is only for BitPay"), "{err}");
         assert_eq!(job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "USD", "order_id": "o"})).unwrap().currency, "usd");
         assert!(job(json!({"gateway": "idpay", "reference": "d2e353189823079e1e4181772cff5292", "amount": 1, "currency": "IRR", "order_id": "x".repeat(51)})).unwrap_err().contains("order_id"));
