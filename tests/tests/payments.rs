@@ -349,27 +349,53 @@ async fn stripe_events_are_authenticated_and_deduplicated() {
 }
 
 #[tokio::test]
-async fn a_lost_callback_is_recovered_by_reconcile() {
+async fn lost_callbacks_are_recovered_by_reconcile() {
     let env = TestEnv::new("pay-reconcile").await;
     let mut shop = Shop::open(&env, "reconcile").await;
-    let zarinpal = Zarinpal::start().await;
+    let (zarinpal, idpay, stripe, bitpay) = (Zarinpal::start().await, IdPay::start().await, Stripe::start().await, BitPay::start().await);
     let settings = [("PEYK_PAYMENT_RECONCILE_SECONDS", "0.5"), ("PEYK_PAYMENT_RECONCILE_AFTER_SECONDS", "0")];
-    let _worker = worker(&env, &[zarinpal.env()], &settings).await;
+    let _worker = worker(&env, &[zarinpal.env(), idpay.env(), stripe.env(), bitpay.env()], &settings).await;
     shop.account("zarinpal", zarinpal_account()).await;
+    shop.account("idpay", json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY } })).await;
+    shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY } })).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY } })).await;
 
+    // Paid, and the callback never arrived: Zarinpal lists it as unverified, IDPay's inquiry says 10.
     let paid = zarinpal.create_payment(80_000);
     let paid_id = shop.register(zarinpal_payment(&paid, 80_000, "o-lost")).await;
     let waiting = zarinpal.create_payment(10_000);
     let waiting_id = shop.register(zarinpal_payment(&waiting, 10_000, "o-waiting")).await;
-    // The payer paid; the callback never arrived.
+    let idpay_paid = idpay.create_payment("o-idpay", 50_000);
+    let idpay_paid_id = shop.register(json!({ "gateway": "idpay", "reference": idpay_paid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay" })).await;
+    let idpay_unpaid = idpay.create_payment("o-idpay-2", 50_000);
+    let idpay_unpaid_id = shop.register(json!({ "gateway": "idpay", "reference": idpay_unpaid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay-2" })).await;
+    let intent = stripe.create_intent(1200, "usd", "processing");
+    let intent_id = shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1200, "currency": "usd", "order_id": "o-stripe" })).await;
+    let id_get = bitpay.create_payment(20_000, "o-bitpay");
+    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 20_000, "currency": "IRR", "order_id": "o-bitpay" })).await;
     zarinpal.pay(&paid);
-    let payment = shop.wait_payment(&paid_id, "verified").await;
-    assert_eq!(payment["paid"], true);
-    assert!(zarinpal.calls("unverified") >= 1);
-    // The unpaid one is not verified (which would fail it while the payer may still pay).
-    assert_eq!(shop.payment(&waiting_id).await["status"], "pending");
-    assert_eq!(zarinpal.verifications(&waiting), 0);
-    assert_eq!(zarinpal.calls("verify"), 1);
+    idpay.set_status(&idpay_paid, 10);
+
+    assert_eq!(shop.wait_payment(&paid_id, "verified").await["paid"], true);
+    assert_eq!(shop.wait_payment(&idpay_paid_id, "verified").await["paid"], true);
+    assert!(zarinpal.calls("unverified") >= 1 && idpay.calls("inquiry") >= 2);
+    // A Stripe intent still processing stays pending; once it succeeds, the next round verifies it.
+    while stripe.calls("retrieve") < 1 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(shop.payment(&intent_id).await["status"], "pending");
+    stripe.set_status(&intent, "succeeded", 1200);
+    shop.wait_payment(&intent_id, "verified").await;
+
+    // Unpaid ones are never verified early (that would fail them while the
+    // payer may still pay), and BitPay cannot be verified without its callback's trans_id.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for id in [&waiting_id, &idpay_unpaid_id, &bitpay_id] {
+        assert_eq!(shop.payment(id).await["status"], "pending", "{id}");
+    }
+    assert_eq!((zarinpal.verifications(&waiting), zarinpal.calls("verify")), (0, 1));
+    assert_eq!((idpay.verifications(&idpay_unpaid), idpay.calls("verify")), (0, 1));
+    assert_eq!(bitpay.calls("verify"), 0);
 }
 
 #[tokio::test]
