@@ -348,6 +348,68 @@ async fn stripe_events_are_authenticated_and_deduplicated() {
     assert_eq!((job["result"]["status"].as_str(), job["result"]["reason"].as_str()), (Some("pending"), Some("the PaymentIntent is `processing`")), "{job}");
 }
 
+/// Submits a verification and waits for it to end (succeeded or failed).
+async fn verification_outcome(shop: &Shop, payload: Value) -> Value {
+    let id = shop.api.submit(&shop.key, &json!({ "type": "payment_verification", "payload": payload })).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let job = shop.api.job(&shop.key, &id).await;
+        if job["status"] == "succeeded" || job["status"] == "failed" || job["status"] == "dead" {
+            return job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_error_class_of_each_gateway() {
+    let env = TestEnv::new("pay-errors").await;
+    let mut shop = Shop::open(&env, "errors").await;
+    let (zarinpal, idpay, stripe, bitpay) = (Zarinpal::start().await, IdPay::start().await, Stripe::start().await, BitPay::start().await);
+    let _worker = worker(&env, &[zarinpal.env(), idpay.env(), stripe.env(), bitpay.env()], &[("PEYK_PAYMENT_TIMEOUT_SECONDS", "1")]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+
+    // The gateway verified but its answer came too late: the retry gets 101, and the payment counts as paid.
+    let slow = zarinpal.create_payment(10_000);
+    zarinpal.pay(&slow);
+    zarinpal.fail_next("verify", Failure::Hang(Duration::from_secs(3)));
+    let job = verification_outcome(&shop, zarinpal_payment(&slow, 10_000, "o-slow")).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool(), job["attempts"].as_i64()), (Some("already_verified"), Some(true), Some(2)), "{job}");
+    // An authority Zarinpal does not know (-54): failed with the reason.
+    let job = verification_outcome(&shop, zarinpal_payment(&format!("A{:035}", 1), 10_000, "o-unknown")).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("-54")), "{job}");
+
+    // Refused credentials fail at once, payment left pending: IDPay 403/12, BitPay -1, Stripe 401.
+    shop.account("idpay", json!({ "credentials": { "api_key": "00000000-0000-0000-0000-000000000000" } })).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": "wrong" } })).await;
+    shop.account("stripe", json!({ "credentials": { "secret_key": "sk_test_wrong" } })).await;
+    let id = idpay.create_payment("o-i", 1000);
+    idpay.set_status(&id, 10);
+    let id_get = bitpay.create_payment(1000, "o-b");
+    let trans_id = bitpay.pay(id_get);
+    let intent = stripe.create_intent(100, "usd", "succeeded");
+    for payload in [
+        json!({ "gateway": "idpay", "reference": id, "amount": 1000, "currency": "IRR", "order_id": "o-i" }),
+        json!({ "gateway": "bitpay", "reference": id_get.to_string(), "trans_id": trans_id.to_string(), "amount": 1000, "currency": "IRR", "order_id": "o-b" }),
+        json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" }),
+    ] {
+        let job = verification_outcome(&shop, payload.clone()).await;
+        assert_eq!((job["status"].as_str(), job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some("gateway_account_refused"), Some(1)), "{payload}: {job}");
+    }
+    let (_, pending) = shop.api.get("/v1/payments?status=pending", &shop.key).await;
+    assert_eq!(pending["data"].as_array().unwrap().len(), 3, "{pending}");
+
+    // With the right key: a Stripe intent that does not exist (404) fails the payment.
+    shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY } })).await;
+    let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": "pi_doesnotexist", "amount": 100, "currency": "usd", "order_id": "o-404" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("resource_missing")), "{job}");
+    // …and a 500 from Stripe is retried.
+    stripe.fail_next("retrieve", Failure::Status { http: 500, body: r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#.into() });
+    let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["attempts"].as_i64()), (Some("verified"), Some(2)), "{job}");
+}
+
 #[tokio::test]
 async fn lost_callbacks_are_recovered_by_reconcile() {
     let env = TestEnv::new("pay-reconcile").await;
