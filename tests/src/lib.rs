@@ -320,6 +320,12 @@ impl Api {
     }
 }
 
+/// A provider server's worker environment (its `env()`) as the pairs
+/// `start_worker_with` takes.
+pub fn env_pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(name, value)| (*name, value.as_str())).collect()
+}
+
 /// A webhook submission body for `url`.
 pub fn webhook(url: &str, body: Value) -> Value {
     serde_json::json!({ "type": "webhook", "payload": { "url": url, "body": body } })

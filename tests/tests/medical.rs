@@ -17,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 async fn worker_for(env: &TestEnv, openai: &OpenAi, extra: &[(&str, &str)]) -> Worker {
     let provider = openai.env();
-    let mut all: Vec<(&str, &str)> = provider.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = peyk_tests::env_pairs(&provider);
     all.push(("PEYK_QUEUES", "medical_analysis"));
     all.extend_from_slice(extra);
     env.start_worker_with(&all).await

@@ -95,7 +95,7 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     // that the LLM token series exist.
     let openai = peyk_tests::openai::OpenAi::start().await;
     let llm_env = openai.env();
-    let mut llm_extra: Vec<(&str, &str)> = llm_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut llm_extra = peyk_tests::env_pairs(&llm_env);
     llm_extra.push(("PEYK_QUEUES", "medical_analysis"));
     let llm = env.start_worker_with(&llm_extra).await;
     let id = api.submit(&key, &json!({ "type": "medical_analysis", "payload": { "text": "Dry cough for three days.", "analysis_type": "summary" } })).await;

@@ -89,7 +89,7 @@ impl Shop {
 }
 
 async fn worker(env: &TestEnv, servers: &[Vec<(&'static str, String)>], extra: &[(&str, &str)]) -> Worker {
-    let mut all: Vec<(&str, &str)> = servers.iter().flatten().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all: Vec<(&str, &str)> = servers.iter().flat_map(|server| peyk_tests::env_pairs(server)).collect();
     all.extend_from_slice(extra);
     env.start_worker_with(&all).await
 }

@@ -81,7 +81,7 @@ async fn a_consultation_goes_from_audio_to_a_summary_to_the_patients_phone() {
     let api = env.start_api().await;
     let openai = OpenAi::start().await;
     let llm_env = openai.env();
-    let mut extra: Vec<(&str, &str)> = llm_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut extra = peyk_tests::env_pairs(&llm_env);
     extra.push(("PEYK_QUEUES", "transcription,medical_analysis,sms,sms_status"));
     let _worker = env.start_speech_worker(&extra).await;
     let file_id = api.upload(&key, "medical_en.wav", fixture("medical_en.wav")).await;

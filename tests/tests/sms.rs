@@ -13,7 +13,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn worker_for(env: &TestEnv, kavenegar: &Kavenegar, extra: &[(&str, &str)]) -> Worker {
     let provider = kavenegar.env();
-    let mut all: Vec<(&str, &str)> = provider.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = peyk_tests::env_pairs(&provider);
     all.push(("PEYK_SMS_STATUS_CHECK_SECONDS", "0.3"));
     all.extend_from_slice(extra);
     env.start_worker_with(&all).await
