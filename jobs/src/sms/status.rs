@@ -30,6 +30,8 @@ pub struct SmsStatusJob {
 
 impl Job for SmsStatusJob {
     const TYPE: &'static str = "sms_status";
+    /// Queued by `sms` jobs only.
+    const INTERNAL: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = CHECKS;
     const RESULT_FIELDS: &'static [&'static str] = &["state", "checked_at", "checks", "messages"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
