@@ -236,3 +236,6 @@ diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(jobs -> pipelines (pipeline_id));
 diesel::joinable!(job_attempts -> jobs (job_id));
+
+// Reconcile asks for pending payments whose gateway account exists.
+diesel::allow_tables_to_appear_in_same_query!(payments, payment_accounts);

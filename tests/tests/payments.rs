@@ -458,6 +458,9 @@ async fn lost_callbacks_are_recovered_by_reconcile() {
     assert_eq!((zarinpal.verifications(&waiting), zarinpal.calls("verify")), (0, 1));
     assert_eq!((idpay.verifications(&idpay_unpaid), idpay.calls("verify")), (0, 1));
     assert_eq!(bitpay.calls("verify"), 0);
+    // …so reconcile does not even queue a job for it.
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'bitpay'").await, 0);
+    assert!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'idpay'").await >= 1);
 }
 
 #[tokio::test]

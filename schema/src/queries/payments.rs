@@ -217,12 +217,16 @@ pub async fn set_trans_id(pool: &DbPool, id: Uuid, trans_id: &str) -> Result<(),
     Ok(())
 }
 
-/// `(tenant, gateway)` pairs with a payment pending since before `before`:
-/// what reconcile looks at.
+/// `(tenant, gateway)` pairs with a payment pending since before `before`
+/// that reconcile can do something about: the account still exists, and a
+/// BitPay payment has the `trans_id` its verification needs.
 pub async fn accounts_with_pending(pool: &DbPool, before: DateTime<Utc>) -> Result<Vec<(Uuid, String)>, DbError> {
     let mut conn = pool.get().await?;
+    let has_account = diesel::dsl::exists(acc::table.filter(acc::tenant_id.eq(pay::tenant_id)).filter(acc::gateway.eq(pay::gateway)));
     Ok(pay::table
         .filter(pay::status.eq("pending"))
+        .filter(has_account)
+        .filter(pay::gateway.ne("bitpay").or(pay::trans_id.is_not_null()))
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(checked_at, created_at) < ").bind::<diesel::sql_types::Timestamptz, _>(before))
         .select((pay::tenant_id, pay::gateway))
         .distinct()
