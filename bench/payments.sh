@@ -90,6 +90,14 @@ start_worker() {
 # a. One verification at a time for 10 s: the overhead itself.
 start_worker 1
 sleep 10
+# The handler's own time (job duration less the gateway call), as a mean:
+# what the runner's claim and outcome record add is the rest of the overhead.
+handler=$(curl -fs "http://127.0.0.1:$WORKER_PORT/metrics" | awk '
+  /^peyk_job_duration_seconds_sum\{type="payment_verification"\}/ {js = $2}
+  /^peyk_job_duration_seconds_count\{type="payment_verification"\}/ {jc = $2}
+  /^peyk_provider_request_duration_seconds_sum\{provider="zarinpal"\}/ {ps = $2}
+  /^peyk_provider_request_duration_seconds_count\{provider="zarinpal"\}/ {pc = $2}
+  END { if (jc > 0 && pc > 0) printf "%.2f ms", (js / jc - ps / pc) * 1000 }')
 kill "$worker"; wait "$worker" 2>/dev/null || true
 light=$(overhead "one at a time" "true")
 mark=$(sql "SELECT coalesce(max(id), 0) FROM job_attempts")
@@ -112,5 +120,6 @@ API-side latency      : $server_side
 recorded              : $events events, $queued verification jobs queued (of $count callbacks)
 verification          : $verified verified; $rate_done/s at ${WORKER_CONCURRENCY:-256} at a time
 Peyk's time on top of the gateway's ${GATEWAY_DELAY_MS} ms: $light; $loaded
+  of which the job's own code, one at a time (mean): $handler
 peak memory           : API ${api_rss} MiB
 SUMMARY
