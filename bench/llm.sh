@@ -19,7 +19,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-source infrastructure/dev/services.sh
+source bench/lib.sh
 
 JOBS=${JOBS:-2000}
 DELAY_MS=${DELAY_MS:-200}
@@ -28,42 +28,19 @@ PROFILE=${PEYK_PROFILE:-release}
 PG_PORT=54359 REDIS_PORT=63829 API_PORT=18081 WORKER_PORT=19092 LLM_PORT=19998
 state="$root/.peyk/bench-llm"
 
-start_postgres "$state" "$PG_PORT"
-start_redis "$state" "$REDIS_PORT"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  stop_services "$state" "$REDIS_PORT"
-}
-trap cleanup EXIT
-
-echo "==> building ($PROFILE)"
-if [ "$PROFILE" = release ]; then
-  cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
-else
-  cargo build --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
-fi
-bin="${CARGO_TARGET_DIR:-$root/target}/$PROFILE"
-
-export PGOPTIONS="-c client_min_messages=warning"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench_llm" postgres
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE peyk_bench_llm" postgres
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench_llm" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
-"$bin/peyk-api" migrate 2>/dev/null
-key=$("$bin/peyk-api" create-key --tenant bench)
-sql() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "$1" peyk_bench_llm; }
+bench_services "$state" "$PG_PORT" "$REDIS_PORT"
+bench_build "$PROFILE"
+bench_database peyk_bench_llm
 threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
 
 "$bin/peyk-bench-llm" "127.0.0.1:$LLM_PORT" "$DELAY_MS" & pids+=($!)
-PEYK_API_ADDR="127.0.0.1:$API_PORT" "$bin/peyk-api" & api=$!; pids+=($api)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.1; done
+bench_start_api "$API_PORT"
 
 export PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=medical_analysis PEYK_CONCURRENCY="medical_analysis=$CONCURRENCY" \
   PEYK_LLM_BASE_URL="http://127.0.0.1:$LLM_PORT/v1" PEYK_LLM_MODEL=bench-model PEYK_LLM_API_KEY=bench PEYK_LLM_REDACT=true
 start_worker() {
   "$bin/peyk-worker" & worker=$!; pids+=($worker)
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$WORKER_PORT/healthz" >/dev/null && break; sleep 0.1; done
+  wait_healthy "http://127.0.0.1:$WORKER_PORT"
 }
 
 echo "==> 2. an idle worker's threads"

@@ -10,7 +10,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-source infrastructure/dev/services.sh
+source bench/lib.sh
 
 RATE=${RATE:-1000}
 PHASES=${PHASES:-12}
@@ -21,32 +21,14 @@ API_PORT=18080 WORKER_PORT=19091 SINK_PORT=19999
 state="$root/.peyk/bench"
 count=$((RATE * DURATION))
 
-start_postgres "$state" "$PG_PORT"
-start_redis "$state" "$REDIS_PORT"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  stop_services "$state" "$REDIS_PORT"
-}
-trap cleanup EXIT
+bench_services "$state" "$PG_PORT" "$REDIS_PORT"
 
-echo "==> building (release)"
-cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
-bin="$root/target/release"
-
-export PGOPTIONS="-c client_min_messages=warning"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench" postgres
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE peyk_bench" postgres
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
-"$bin/peyk-api" migrate 2>/dev/null
-key=$("$bin/peyk-api" create-key --tenant bench)
-sql() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "$1" peyk_bench; }
+bench_build release
+bench_database peyk_bench
 tenant=$(sql "SELECT id FROM tenants WHERE name = 'bench'")
 
 "$bin/peyk-bench-sink" "127.0.0.1:$SINK_PORT" >/dev/null & pids+=($!)
-PEYK_API_ADDR="127.0.0.1:$API_PORT" "$bin/peyk-api" & api=$!; pids+=($api)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.1; done
+bench_start_api "$API_PORT"
 curl -fs -X PUT "http://127.0.0.1:$API_PORT/v1/payment-accounts/zarinpal" -H "Authorization: Bearer $key" \
   -H 'Content-Type: application/json' -d '{"credentials": {"merchant_id": "7f3c1a2e-5b4d-4e6f-8a9b-0c1d2e3f4a5b"}}' >/dev/null
 # The payments the callbacks are for, registered as the shop would have.
@@ -63,10 +45,10 @@ sql "DELETE FROM inbound_events; DELETE FROM jobs" >/dev/null
 redis-cli -p "$REDIS_PORT" flushall >/dev/null
 callbacks=$("$bin/peyk-bench-callbacks" "http://127.0.0.1:$API_PORT/v1/callbacks/zarinpal/$tenant" "$RATE" "$DURATION")
 echo "$callbacks"
-api_rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$api/status")
+api_rss=$(peak_rss_mb "$api")
 # The API's own view (request in, answer out), from its histogram.
 server_side=$(curl -fs "http://127.0.0.1:$API_PORT/metrics" | grep 'peyk_http_request_duration_seconds_bucket{method="GET",route="/v1/callbacks/{gateway}/{tenant}"' \
-  | sed -E 's/.*le="([^"]+)"} ([0-9]+)/\1 \2/' | awk -v n="$RATE" -v d="$DURATION" '
+  | sed -E 's/.*le="([^"]+)"} ([0-9]+)/\1 \2/' | awk '
     { le[NR] = $1; c[NR] = $2; total = $2 }
     END { for (i = 1; i <= NR; i++) { if (!p50 && c[i] >= total * 0.5) p50 = le[i]; if (!p99 && c[i] >= total * 0.99) p99 = le[i] }
           printf "p50 <= %.1f ms, p99 <= %.1f ms (histogram bucket bounds)", p50 * 1000, p99 * 1000 }')

@@ -12,7 +12,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-source infrastructure/dev/services.sh
+source bench/lib.sh
 
 JOB=${JOB:-webhook}
 DURATION=${DURATION:-20}
@@ -22,34 +22,14 @@ API_PORT=18080 WORKER_PORT=19091 SINK_PORT=19999
 state="$root/.peyk/bench"
 
 ensure_packages wrk
-start_postgres "$state" "$PG_PORT"
-start_redis "$state" "$REDIS_PORT"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  stop_services "$state" "$REDIS_PORT"
-}
-trap cleanup EXIT
+bench_services "$state" "$PG_PORT" "$REDIS_PORT"
 
-echo "==> building (release)"
-cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
-bin="$root/target/release"
-
-export PGOPTIONS="-c client_min_messages=warning"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench" postgres
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE peyk_bench" postgres
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
-"$bin/peyk-api" migrate 2>/dev/null
-PEYK_BENCH_KEY=$("$bin/peyk-api" create-key --tenant bench)
-export PEYK_BENCH_KEY PEYK_BENCH_SINK="http://127.0.0.1:$SINK_PORT" PEYK_BENCH_JOB=$JOB
-
-peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
-count() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "$1" peyk_bench; }
+bench_build release
+bench_database peyk_bench
+export PEYK_BENCH_KEY=$key PEYK_BENCH_SINK="http://127.0.0.1:$SINK_PORT" PEYK_BENCH_JOB=$JOB
 
 "$bin/peyk-bench-sink" "127.0.0.1:$SINK_PORT" >/dev/null & pids+=($!)
-PEYK_API_ADDR="127.0.0.1:$API_PORT" "$bin/peyk-api" & api=$!; pids+=($api)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.1; done
+bench_start_api "$API_PORT"
 
 echo "==> 1. submission: $CONNECTIONS connections, ${DURATION}s"
 wrk -t2 -c"$CONNECTIONS" -d3s -s bench/submit.lua "http://127.0.0.1:$API_PORT/v1/jobs" >/dev/null
@@ -57,17 +37,17 @@ out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/submit.lua "h
 echo "$out"
 if echo "$out" | grep -q "Non-2xx"; then echo "!! some submissions were refused"; fi
 api_rss=$(peak_rss_mb "$api")
-jobs=$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB'")
+jobs=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB'")
 
 echo "==> 2. delivery: draining $jobs jobs"
 started=$(date +%s.%N)
 PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
   PEYK_KAVENEGAR_API_KEY=bench PEYK_KAVENEGAR_BASE_URL="$PEYK_BENCH_SINK" PEYK_SMS_STATUS_CHECK_SECONDS=3600 \
   PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=($worker)
-while [ "$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
+while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
 finished=$(date +%s.%N)
 worker_rss=$(peak_rss_mb "$worker")
-failed=$(count "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status <> 'succeeded'")
+failed=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status <> 'succeeded'")
 
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 p50=$(echo "$out" | awk '$1 == "50%" {print $2}')

@@ -14,7 +14,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-source infrastructure/dev/services.sh
+source bench/lib.sh
 
 RUNS=${RUNS:-5}
 THREADS=${THREADS:-2}
@@ -29,31 +29,13 @@ ensure_packages build-tools
 PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh $MODELS
 infrastructure/dev/fixtures.sh "$fixtures" >/dev/null
 bench/whisper-ref/build.sh >/dev/null
-echo "==> building (release)"
-cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
-bin="$root/target/release"
-
-start_postgres "$state" "$PG_PORT"
-start_redis "$state" "$REDIS_PORT"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  stop_services "$state" "$REDIS_PORT"
-}
-trap cleanup EXIT
-
-export PGOPTIONS="-c client_min_messages=warning"
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS peyk_bench" postgres
-psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE peyk_bench" postgres
-export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk_bench" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
+bench_build release
+bench_services "$state" "$PG_PORT" "$REDIS_PORT"
 export PEYK_STORAGE_DIR="$state/files"
-"$bin/peyk-api" migrate 2>/dev/null
-key=$("$bin/peyk-api" create-key --tenant bench)
-PEYK_API_ADDR="127.0.0.1:$API_PORT" "$bin/peyk-api" & pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null && break; sleep 0.1; done
+bench_database peyk_bench
+bench_start_api "$API_PORT"
 
 now() { date +%s.%N; }
-peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 # best and median of the numbers on stdin
 stats() { sort -g | awk '{v[NR]=$1} END {printf "%.3f %.3f", v[1], v[int((NR+1)/2)]}'; }
 
@@ -70,7 +52,7 @@ for model in $MODELS; do
   echo "==> $model: Peyk, submission to result ($RUNS runs)"
   PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=transcription PEYK_WHISPER_THREADS="$THREADS" \
     PEYK_WHISPER_MODELS="$model=$models_dir/ggml-$model.bin" "$bin/peyk-worker" & worker=$!; pids+=($worker)
-  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$WORKER_PORT/healthz" >/dev/null && break; sleep 0.1; done
+  wait_healthy "http://127.0.0.1:$WORKER_PORT"
   transcribe() {
     curl -fs -o "$state/last.json" -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/v1/audio/transcriptions" \
       -H "Authorization: Bearer $key" -F "file=@$audio" -F "model=$model" -F language=en
