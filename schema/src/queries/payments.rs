@@ -77,14 +77,9 @@ pub async fn register(pool: &DbPool, new: &PaymentRow) -> Result<(PaymentRow, bo
     if let Some(row) = inserted {
         return Ok((row, true));
     }
-    let existing = pay::table
-        .filter(pay::tenant_id.eq(new.tenant_id))
-        .filter(pay::gateway.eq(&new.gateway))
-        .filter(pay::reference.eq(&new.reference))
-        .select(PaymentRow::as_select())
-        .first(&mut conn)
-        .await?;
-    Ok((existing, false))
+    drop(conn);
+    let existing = find(pool, new.tenant_id, &new.gateway, &new.reference).await?;
+    Ok((existing.ok_or(diesel::result::Error::NotFound)?, false))
 }
 
 pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<PaymentRow>, DbError> {
