@@ -72,6 +72,21 @@ for model in $MODELS; do
     "$model" "$ref_median" "$ref_best" "$peyk_median" "$peyk_best" "$ratio" "$rtf" "$rss")")
 done
 
+# Whisper beside other work: two 2-thread transcriptions at once on the same
+# cores (two workers on one host, or one beside the API and PostgreSQL),
+# with libgomp's default spin-wait and with the short one peyk-worker sets
+# (worker/src/openmp.rs). Wall time for both, and the CPU time they burnt.
+echo "==> base: two whisper.cpp runs at once, default OpenMP spin vs GOMP_SPINCOUNT=5000 ($RUNS rounds)"
+pair() {
+  local model=$models_dir/ggml-base.bin
+  [ -f "$model" ] || model=$models_dir/ggml-$(echo "$MODELS" | awk '{print $1}').bin
+  local TIMEFORMAT='%R %U'
+  { time { for _ in 1 2; do env "$1" target/whisper-ref/whisper-ref -m "$model" -f "$audio" -t "$THREADS" -l en >/dev/null 2>&1 & done; wait; }; } 2>&1
+}
+medians() { sort -g | awk '{w[NR]=$1; u[NR]=$2} END {m=int((NR+1)/2); printf "%.2f s wall, %.2f CPU-s", w[m], u[m]}'; }
+spin_default=$(for _ in $(seq 1 "$RUNS"); do pair GOMP_SPINCOUNT=300000; done | medians)
+spin_short=$(for _ in $(seq 1 "$RUNS"); do pair GOMP_SPINCOUNT=5000; done | medians)
+
 echo "==> decode + resample"
 decode_long=$("$bin/peyk-bench-decode" "$fixtures/long_10min.mp3" "$RUNS")
 decode_wav=$("$bin/peyk-bench-decode" "$audio" "$RUNS")
@@ -80,6 +95,7 @@ cat <<SUMMARY
 
 == Peyk transcription benchmark ($(nproc) cores, $THREADS whisper threads, jfk.wav ${duration} s, median of $RUNS) ==
 $(printf '%s\n' "${summary[@]}")
+two at once (whisper.cpp): libgomp default spin $spin_default | GOMP_SPINCOUNT=5000 (peyk-worker's) $spin_short
 $decode_long
 $decode_wav
 SUMMARY

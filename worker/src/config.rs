@@ -116,5 +116,5 @@ impl Config {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    peyk_jobs::transcription::engine::available_cores()
 }

@@ -7,6 +7,7 @@ mod consumers;
 mod gpu;
 mod http;
 mod maintenance;
+mod openmp;
 mod runner;
 
 use std::sync::atomic::Ordering;
@@ -61,8 +62,13 @@ async fn load_speech_models(config: &Config) -> anyhow::Result<Option<Arc<Speech
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before anything else: this may replace the process with a fresh start.
+    openmp::ensure_short_spin();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init_tracing();
     let config = Config::load(args)?;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
@@ -41,15 +42,30 @@ impl SpeechConfig {
             };
             models.insert(name.trim().to_string(), PathBuf::from(path.trim()));
         }
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = available_cores();
         Ok(Self {
             models,
             default_model: Some(env_or("PEYK_WHISPER_DEFAULT_MODEL", "")).filter(|m| !m.is_empty()),
-            threads: env_parse("PEYK_WHISPER_THREADS", cores.min(8))?.max(1),
+            threads: whisper_threads(env_parse("PEYK_WHISPER_THREADS", cores.min(8))?, cores),
             use_gpu: env_parse("PEYK_WHISPER_USE_GPU", true)?,
             gpu_device: env_parse("PEYK_WHISPER_GPU_DEVICE", 0)?,
         })
     }
+}
+
+/// Threads per transcription: as asked, but never more than the cores this
+/// process has (see [`SpeechModels::reserve_cores`] for why more only slows).
+fn whisper_threads(asked: usize, cores: usize) -> usize {
+    if asked > cores {
+        tracing::warn!(asked, cores, "PEYK_WHISPER_THREADS is more than this process's cores; using {cores}");
+    }
+    asked.clamp(1, cores.max(1))
+}
+
+/// The cores this process may run on: its CPU affinity (`taskset`, a
+/// container's cpuset) and its cgroup CPU quota, not the host's core count.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// `ggml-NAME.bin` files in `dir` (official names: `ggml-base.bin`,
@@ -77,6 +93,15 @@ pub struct SpeechModels {
     threads: usize,
     /// `cpu` or `cuda:N`, for results and metrics.
     pub device: String,
+    /// The worker's cores, as permits: a running transcription holds one
+    /// per whisper thread. whisper.cpp's threads wait for each other at
+    /// every step of the model (hundreds per second), spinning before they
+    /// sleep; with more of them than cores, a waiting thread spins on the
+    /// core that the thread it waits for needs, and everything slows many
+    /// times over (the cause of the slow-machine test failures). So a worker
+    /// never runs more whisper threads than it has cores: further jobs wait
+    /// here for a free core instead.
+    cores: Arc<tokio::sync::Semaphore>,
 }
 
 /// What one transcription asks for.
@@ -121,7 +146,16 @@ impl SpeechModels {
             None if models.contains_key("base") => "base".into(),
             None => models.keys().next().cloned().unwrap_or_default(),
         };
-        Ok(Self { models, default_model, threads: config.threads, device })
+        // On a GPU the threads only feed the device: no need to share cores.
+        let cores = if on_gpu { usize::MAX >> 4 } else { available_cores().max(config.threads) };
+        Ok(Self { models, default_model, threads: config.threads, device, cores: Arc::new(tokio::sync::Semaphore::new(cores)) })
+    }
+
+    /// Waits until this worker has cores free for one more transcription;
+    /// the transcription runs while the returned permit is held.
+    pub async fn reserve_cores(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let wanted = u32::try_from(self.threads).unwrap_or(u32::MAX);
+        self.cores.clone().acquire_many_owned(wanted).await.expect("the core semaphore is never closed")
     }
 
     pub fn model_names(&self) -> Vec<String> {

@@ -124,7 +124,9 @@ impl Job for TranscriptionJob {
         })?;
         let options = self.options();
         let report = ctx.progress_reporter();
+        let cores = speech.reserve_cores().await;
         let transcript = tokio::task::spawn_blocking(move || {
+            let _cores = cores;
             let audio = audio::decode(data, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
             // Decoding is a few percent of the work; whisper reports the rest.
             report(5);
