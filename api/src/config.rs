@@ -22,6 +22,10 @@ pub struct Config {
     /// Largest upload (`/v1/files`, `/v1/audio/*`), bytes.
     pub max_upload_bytes: usize,
     pub limits: Limits,
+    /// Requests per minute one address may send to the public endpoints.
+    pub public_rate_per_minute: u32,
+    /// Read the sender's address from `X-Forwarded-For` (behind a proxy).
+    pub trust_forwarded_for: bool,
 }
 
 /// Limits the handlers check themselves.
@@ -31,6 +35,8 @@ pub struct Limits {
     pub max_audio_seconds: f64,
     /// How long the OpenAI endpoints wait for the job before answering 202.
     pub openai_wait: Duration,
+    /// What unauthenticated gateway callbacks may make Peyk store and do.
+    pub callbacks: peyk_schema::queries::payments::CallbackLimits,
 }
 
 impl Config {
@@ -46,9 +52,16 @@ impl Config {
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
             key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
             max_upload_bytes: env_parse("PEYK_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)?,
+            public_rate_per_minute: env_parse("PEYK_PUBLIC_RATE_PER_MINUTE", 120)?,
+            trust_forwarded_for: env_parse("PEYK_TRUST_FORWARDED_FOR", false)?,
             limits: Limits {
                 max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
+                callbacks: peyk_schema::queries::payments::CallbackLimits {
+                    verifications_per_minute: env_parse("PEYK_CALLBACK_VERIFICATIONS_PER_MINUTE", 3)?.max(1),
+                    events_per_payment: env_parse("PEYK_CALLBACK_EVENTS_PER_PAYMENT", 20)?.max(1),
+                    unknown_per_minute: env_parse("PEYK_CALLBACK_UNKNOWN_PER_MINUTE", 10)?.max(1),
+                },
             },
         })
     }

@@ -56,6 +56,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "queue_unavailable", "the job queue (Redis) is unreachable; try again shortly")
     }
 
+    /// `429` with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).with_details(json!({ "retry_after_seconds": seconds }))
+    }
+
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error; it has been logged")
@@ -89,6 +95,10 @@ impl IntoResponse for ApiError {
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let seconds = self.details["retry_after_seconds"].as_u64().unwrap_or(1);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             _ => {}
         }

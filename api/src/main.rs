@@ -2,6 +2,7 @@
 //! database migrations (`migrate`), and creates API keys (`create-key`).
 //! This file only wires things together.
 
+mod address_limit;
 mod auth;
 mod cache;
 mod config;
@@ -88,12 +89,15 @@ async fn serve() -> anyhow::Result<()> {
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,
         limits: config.limits,
+        public_limiter: Arc::new(address_limit::AddressLimiter::new(config.public_rate_per_minute, config.trust_forwarded_for)),
     };
     tokio::spawn(state::watch_redis(state.clone()));
     tracing::info!(store = %state.files.description, "file store ready");
     let app = routes::router(state, &config);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %config.addr, "peyk-api listening");
+    // The connection's address: the public endpoints limit per sender.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(peyk_jobs::env::shutdown_signal()).await?;
     Ok(())
 }

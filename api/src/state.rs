@@ -30,6 +30,8 @@ pub struct AppState {
     pub redis_up: Arc<AtomicBool>,
     pub files: FileStore,
     pub limits: Limits,
+    /// Per-sender rate limit of the public endpoints (callbacks, inbound).
+    pub public_limiter: Arc<crate::address_limit::AddressLimiter>,
 }
 
 impl AppState {

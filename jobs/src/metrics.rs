@@ -210,7 +210,7 @@ pub static PAYMENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static PAYMENT_CALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("peyk_payment_callbacks_total", "Gateway callbacks received: verifying, received, duplicate, unknown_payment, rejected"),
+            Opts::new("peyk_payment_callbacks_total", "Gateway callbacks received: verifying, received, duplicate, unknown_payment, rejected, rate_limited"),
             &["gateway", "result"],
         )
         .unwrap(),
@@ -218,8 +218,19 @@ pub static PAYMENT_CALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 pub const PAYMENT_GATEWAYS: [&str; 4] = ["zarinpal", "idpay", "bitpay", "stripe"];
-pub const PAYMENT_STATUSES: [&str; 4] = ["verified", "already_verified", "amount_mismatch", "failed"];
-pub const CALLBACK_RESULTS: [&str; 5] = ["verifying", "received", "duplicate", "unknown_payment", "rejected"];
+pub const PAYMENT_STATUSES: [&str; 5] = ["verified", "already_verified", "amount_mismatch", "failed", "needs_review"];
+pub const CALLBACK_RESULTS: [&str; 6] = ["verifying", "received", "duplicate", "unknown_payment", "rejected", "rate_limited"];
+
+/// Payments recorded as failed that a gateway later said were paid.
+pub static PAYMENT_REVERSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_payment_reversals_total", "Payments recorded as failed (unpaid) that the gateway later said were paid; now paid"),
+            &["gateway"],
+        )
+        .unwrap(),
+    )
+});
 
 pub fn init_job_series() {
     for job_type in JOB_TYPES {
@@ -237,6 +248,7 @@ pub fn init_job_series() {
         for result in CALLBACK_RESULTS {
             PAYMENT_CALLBACKS.with_label_values(&[gateway, result]);
         }
+        PAYMENT_REVERSALS.with_label_values(&[gateway]);
     }
     for provider in ["webhook", "smtp"].into_iter().chain(PAYMENT_GATEWAYS) {
         for outcome in ["success", "client_error", "server_error", "timeout", "connection_error", "refused"] {

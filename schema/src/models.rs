@@ -86,6 +86,10 @@ pub struct AttemptRow {
 pub struct ClaimedJob {
     pub job: JobRow,
     pub attempt_id: i64,
+    /// Every attempt allowed was claimed already and each ended with its
+    /// worker lost: this claim only records the job as dead (`worker_lost`),
+    /// on the last attempt's row, without running it.
+    pub exhausted: bool,
 }
 
 /// The tenant an API key belongs to.
@@ -186,7 +190,7 @@ pub struct PaymentRow {
     pub order_id: String,
     pub amount: i64,
     pub currency: String,
-    /// pending | verified | already_verified | amount_mismatch | failed
+    /// pending | verified | already_verified | amount_mismatch | failed | needs_review
     pub status: String,
     pub trans_id: Option<String>,
     pub gateway_code: Option<String>,
@@ -201,6 +205,24 @@ pub struct PaymentRow {
     pub announced_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// BitPay trans_ids callbacks brought, newest first (none trusted).
+    #[serde(skip)]
+    pub trans_id_candidates: Vec<String>,
+    /// The verification a callback queued last (one in flight at a time).
+    #[serde(skip)]
+    pub verification_job_id: Option<Uuid>,
+    #[serde(skip)]
+    pub verifications_window_start: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub verifications_in_window: i32,
+    /// `failed` when a gateway said paid after Peyk had recorded unpaid.
+    pub reversed_from: Option<String>,
+    /// A callback came while a verification ran: it asks once more.
+    #[serde(skip)]
+    pub recheck_requested: bool,
+    /// Callbacks stored for it (bounded).
+    #[serde(skip)]
+    pub callbacks_stored: i32,
 }
 
 /// A tenant's webhook endpoint (outbound events).
@@ -228,6 +250,12 @@ impl PaymentRow {
     /// Whether the outcome is recorded (nothing may change it any more).
     pub fn is_final(&self) -> bool {
         self.status != "pending"
+    }
+
+    /// Whether a verification may still change the outcome: pending, or
+    /// recorded unpaid (a gateway that later says paid wins).
+    pub fn may_change(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "failed")
     }
 }
 

@@ -139,6 +139,13 @@ diesel::table! {
         announced_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        trans_id_candidates -> Array<Text>,
+        verification_job_id -> Nullable<Uuid>,
+        verifications_window_start -> Nullable<Timestamptz>,
+        verifications_in_window -> Int4,
+        reversed_from -> Nullable<Text>,
+        recheck_requested -> Bool,
+        callbacks_stored -> Int4,
     }
 }
 
@@ -209,6 +216,7 @@ diesel::table! {
         event_type -> Text,
         payload -> Jsonb,
         created_at -> Timestamptz,
+        dispatched_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -162,11 +162,13 @@ async fn zarinpal_outcomes_are_classified() {
     let job = shop.verification(zarinpal_payment(&authority, 60_000, "o-mismatch")).await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("amount_mismatch"), Some(false)), "{job}");
 
-    // Never paid: -51.
+    // Not paid (yet): -51. Settles nothing — the payer may still be at the
+    // bank; only expiry (reconcile) fails it.
     let unpaid = zarinpal.create_payment(10_000);
     let job = shop.verification(zarinpal_payment(&unpaid, 10_000, "o-unpaid")).await;
-    assert_eq!(job["result"]["status"], "failed");
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("pending"), Some(false)), "{job}");
     assert_eq!(job["result"]["gateway_code"], "-51");
+    assert!(job["result"]["reason"].as_str().unwrap().contains("-51"), "{job}");
 
     // Verified before Peyk asked (101): paid.
     let earlier = zarinpal.create_payment(30_000);
@@ -274,10 +276,10 @@ async fn idpay_callbacks_with_numbers_as_strings_and_toman() {
     idpay.set_status(&short, 10);
     let job = shop.verification(json!({ "gateway": "idpay", "reference": short, "amount": 200_000, "currency": "IRR", "order_id": "order-8" })).await;
     assert_eq!(job["result"]["status"], "amount_mismatch", "{job}");
-    // Not paid (405, error 53): failed with IDPay's reason.
+    // Not paid (405, error 53): pending, with IDPay's reason.
     let unpaid = idpay.create_payment("order-9", 100_000);
     let job = shop.verification(json!({ "gateway": "idpay", "reference": unpaid, "amount": 100_000, "currency": "IRR", "order_id": "order-9" })).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("53")), "{job}");
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("53")), "{job}");
     assert!(job["result"]["reason"].as_str().unwrap().contains("IDPay 53"));
 }
 
@@ -298,9 +300,9 @@ async fn bitpay_verifies_with_the_callbacks_trans_id() {
     assert_eq!((payment["ref_id"].as_str(), payment["paid_amount"].as_i64()), (Some(trans_id.to_string().as_str()), Some(150_000)));
     assert_eq!(bitpay.endpoints(), ["/payment-test/"], "the sandbox account uses the test endpoint");
 
-    // An unknown transaction (-4, a bare number) fails the payment.
+    // An unknown transaction (-4, a bare number) leaves the payment pending.
     let job = shop.verification(json!({ "gateway": "bitpay", "reference": "999", "trans_id": "12345", "amount": 1000, "currency": "IRR", "order_id": "x" })).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("-4")), "{job}");
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("-4")), "{job}");
 }
 
 #[tokio::test]
@@ -376,9 +378,9 @@ async fn every_error_class_of_each_gateway() {
     zarinpal.fail_next("verify", Failure::Hang(Duration::from_secs(3)));
     let job = verification_outcome(&shop, zarinpal_payment(&slow, 10_000, "o-slow")).await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool(), job["attempts"].as_i64()), (Some("already_verified"), Some(true), Some(2)), "{job}");
-    // An authority Zarinpal does not know (-54): failed with the reason.
+    // An authority Zarinpal does not know (-54): pending, with the reason.
     let job = verification_outcome(&shop, zarinpal_payment(&format!("A{:035}", 1), 10_000, "o-unknown")).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("-54")), "{job}");
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("-54")), "{job}");
 
     // Refused credentials fail at once, payment left pending: IDPay 403/12, BitPay -1, Stripe 401.
     shop.account("idpay", json!({ "credentials": { "api_key": "00000000-0000-0000-0000-000000000000" } })).await;
@@ -398,12 +400,12 @@ async fn every_error_class_of_each_gateway() {
         assert_eq!((job["status"].as_str(), job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some("gateway_account_refused"), Some(1)), "{payload}: {job}");
     }
     let (_, pending) = shop.api.get("/v1/payments?status=pending", &shop.key).await;
-    assert_eq!(pending["data"].as_array().unwrap().len(), 3, "{pending}");
+    assert_eq!(pending["data"].as_array().unwrap().len(), 4, "the three and the unknown authority: {pending}");
 
-    // With the right key: a Stripe intent that does not exist (404) fails the payment.
+    // With the right key: a Stripe intent that does not exist (404) is not paid.
     shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY } })).await;
     let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": "pi_doesnotexist", "amount": 100, "currency": "usd", "order_id": "o-404" })).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("failed"), Some("resource_missing")), "{job}");
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("resource_missing")), "{job}");
     // …and a 500 from Stripe is retried.
     stripe.fail_next("retrieve", Failure::Status { http: 500, body: r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#.into() });
     let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" })).await;
@@ -556,4 +558,272 @@ async fn standard_webhooks_from_other_providers_are_verified_and_stored_once() {
     let events = events["data"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0]["event_type"].as_str(), events[0]["body"].as_str()), (Some("report.ready"), Some(body)));
+}
+
+/// An endpoint of the shop's that receives every payment event; returns its sink.
+async fn payment_events(shop: &Shop) -> peyk_tests::Sink {
+    let sink = peyk_tests::Sink::start().await;
+    let body = json!({ "url": sink.url, "event_types": ["payment.succeeded", "payment.failed", "payment.needs_review"] });
+    let (status, endpoint) = shop.api.post("/v1/webhook-endpoints", &shop.key, &body).await;
+    assert_eq!(status, 201, "{endpoint}");
+    sink
+}
+
+/// Waits until no verification job of the shop is waiting or running.
+async fn verifications_settle(env: &TestEnv) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification' AND status IN ('queued', 'scheduled', 'running')").await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "verifications still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Anyone who knows a payment's reference can send its callback before the
+/// payer has paid. Such a callback is only a reason to ask the gateway; the
+/// gateway's "not paid yet" settles nothing, and the real callback later
+/// verifies the payment — for every browser gateway.
+#[tokio::test]
+async fn a_forged_callback_before_payment_does_not_fail_the_payment() {
+    let env = TestEnv::new("pay-forged").await;
+    let mut shop = Shop::open(&env, "forged").await;
+    let (zarinpal, idpay, bitpay) = (Zarinpal::start().await, IdPay::start().await, BitPay::start().await);
+    let _worker = worker(&env, &[zarinpal.env(), idpay.env(), bitpay.env()], &[]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+    shop.account("idpay", json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY } })).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY } })).await;
+    let events = payment_events(&shop).await;
+
+    // Zarinpal: `Status=OK` before the payer paid.
+    let authority = zarinpal.create_payment(90_000);
+    let zarinpal_id = shop.register(zarinpal_payment(&authority, 90_000, "o-z")).await;
+    let (_, forged) = shop.zarinpal_callback(&authority, "OK").await;
+    assert_eq!(forged["status"], "verifying", "{forged}");
+    verifications_settle(&env).await;
+    let payment = shop.payment(&zarinpal_id).await;
+    assert_eq!((payment["status"].as_str(), payment["gateway_code"].as_str()), (Some("pending"), Some("-51")), "{payment}");
+    zarinpal.pay(&authority);
+    let (_, real) = shop.zarinpal_callback(&authority, "OK").await;
+    assert_eq!((real["status"].as_str(), real["duplicate"].as_bool()), (Some("verifying"), Some(true)), "the same dedupe key, verified again: {real}");
+    shop.wait_payment(&zarinpal_id, "verified").await;
+
+    // IDPay: `status=10` (and a padded one) before the payer paid.
+    let id = idpay.create_payment("o-i", 40_000);
+    let idpay_id = shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 40_000, "currency": "IRR", "order_id": "o-i" })).await;
+    let post_idpay = |status: &str| {
+        let body = json!({ "status": status, "id": id, "order_id": "o-i", "track_id": "1", "amount": "40000" });
+        shop.callback("idpay", move |r| r.json(&body), reqwest::Method::POST)
+    };
+    assert_eq!(post_idpay("10").await.1["status"], "verifying");
+    verifications_settle(&env).await;
+    assert_eq!(shop.payment(&idpay_id).await["status"], "pending");
+    let (_, padded) = post_idpay(" 10 ").await;
+    assert_eq!(padded["duplicate"], true, "an untrimmed status is the same callback: {padded}");
+    verifications_settle(&env).await;
+    idpay.set_status(&id, 10);
+    post_idpay("10").await;
+    shop.wait_payment(&idpay_id, "verified").await;
+
+    // BitPay: a made-up trans_id first. It fails verification and does not
+    // stand in the real one's way; the trans_id stored is the one that verified.
+    let id_get = bitpay.create_payment(30_000, "o-b");
+    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 30_000, "currency": "IRR", "order_id": "o-b" })).await;
+    shop.callback_query("bitpay", &format!("trans_id=424242&id_get={id_get}")).await;
+    verifications_settle(&env).await;
+    assert_eq!(shop.payment(&bitpay_id).await["status"], "pending");
+    let trans_id = bitpay.pay(id_get);
+    shop.callback_query("bitpay", &format!("trans_id={trans_id}&id_get={id_get}")).await;
+    let payment = shop.wait_payment(&bitpay_id, "verified").await;
+    assert_eq!(payment["ref_id"], trans_id.to_string(), "{payment}");
+    shop.callback_query("bitpay", &format!("trans_id=515151&id_get={id_get}")).await;
+    verifications_settle(&env).await;
+    let stored = env.sql_count(&format!("SELECT count(*) AS n FROM payments WHERE trans_id = '{trans_id}'")).await;
+    assert_eq!(stored, 1, "a later forged trans_id never replaces the one that verified");
+
+    // One payment.succeeded per payment, and no payment.failed.
+    let received = events.wait_for(3, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let types: Vec<String> = events.received().iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types, ["payment.succeeded"; 3], "{received:?}");
+}
+
+/// A forged callback that comes while the real one's verification... the
+/// other way round: the real callback arrives while a forged one's
+/// verification is still asking the gateway. It queues nothing (one
+/// verification in flight), but that verification asks once more.
+#[tokio::test]
+async fn the_real_callback_during_a_forged_ones_verification_is_not_lost() {
+    let env = TestEnv::new("pay-recheck").await;
+    let mut shop = Shop::open(&env, "recheck").await;
+    let zarinpal = Zarinpal::start().await;
+    let _worker = worker(&env, &[zarinpal.env()], &[]).await;
+    shop.account("zarinpal", zarinpal_account()).await;
+    let authority = zarinpal.create_payment(10_000);
+    let id = shop.register(zarinpal_payment(&authority, 10_000, "o-r")).await;
+    let held = zarinpal.hold_next("verify");
+    shop.zarinpal_callback(&authority, "OK").await;
+    while zarinpal.calls("verify") < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The forged verification is at the gateway; the payer pays and the real callback comes.
+    zarinpal.pay(&authority);
+    let (_, real) = shop.zarinpal_callback(&authority, "OK").await;
+    assert!(real["verification_job_id"].is_null(), "one verification in flight: {real}");
+    held.notify_one();
+    shop.wait_payment(&id, "verified").await;
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification'").await, 1);
+}
+
+/// A thousand forged callbacks for one payment (every status and trans_id
+/// varied) queue a few verifications and store a bounded number of rows;
+/// one sender past its per-minute budget gets 429.
+#[tokio::test]
+async fn a_thousand_forged_callbacks_cost_a_bounded_amount() {
+    let env = TestEnv::new("pay-flood").await;
+    let key = env.create_key("flood").await;
+    let api = env.start_api_with(&[("PEYK_PUBLIC_RATE_PER_MINUTE", "100000")]).await;
+    let mut shop = Shop { api, key, tenant: String::new() };
+    let (zarinpal, bitpay) = (Zarinpal::start().await, BitPay::start().await);
+    // No worker yet: the verifications stay queued, so "one in flight" holds throughout.
+    shop.account("zarinpal", zarinpal_account()).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY } })).await;
+    let authority = zarinpal.create_payment(10_000);
+    let zarinpal_id = shop.register(zarinpal_payment(&authority, 10_000, "o-f")).await;
+    let id_get = bitpay.create_payment(10_000, "o-fb");
+    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 10_000, "currency": "IRR", "order_id": "o-fb" })).await;
+
+    let (shop, authority) = (&shop, &authority);
+    let answers: Vec<u16> = futures::future::join_all((0..1000).map(|n| async move {
+        if n % 2 == 0 {
+            shop.zarinpal_callback(authority, if n % 4 == 0 { "OK" } else { "NOK" }).await.0
+        } else {
+            shop.callback_query("bitpay", &format!("trans_id={}&id_get={id_get}", 9_000_000 + n)).await.0
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == 200), "{:?}", answers.iter().filter(|s| **s != 200).collect::<Vec<_>>());
+    // One verification per payment while it waits; at most 3 a minute anyway.
+    for (payment, name) in [(&zarinpal_id, "zarinpal"), (&bitpay_id, "bitpay")] {
+        let jobs = env.sql_count(&format!("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification' AND payload->>'reference' = (SELECT reference FROM payments WHERE id = '{payment}')")).await;
+        assert_eq!(jobs, 1, "{name}");
+        let rows = env.sql_count(&format!("SELECT count(*) AS n FROM inbound_events WHERE payment_id = '{payment}'")).await;
+        assert!(rows <= 20, "{name}: {rows} callbacks stored");
+        let candidates = env.sql_count(&format!("SELECT cardinality(trans_id_candidates)::bigint AS n FROM payments WHERE id = '{payment}'")).await;
+        assert!(candidates <= 5, "{name}: {candidates} candidates kept");
+    }
+    // Callbacks for payments that do not exist: answered, counted, a sample stored.
+    for n in 0..50 {
+        shop.zarinpal_callback(&format!("A{:035}", 100 + n), "OK").await;
+    }
+    let unknown = env.sql_count("SELECT count(*) AS n FROM inbound_events WHERE payment_id IS NULL").await;
+    assert!(unknown <= 10, "{unknown} unknown-payment callbacks stored");
+    let metrics = shop.api.metrics().await;
+    assert!(metrics.contains(r#"peyk_payment_callbacks_total{gateway="zarinpal",result="unknown_payment"} 50"#), "{metrics}");
+
+    // A sender over its budget: 429 with Retry-After.
+    let strict = env.start_api_with(&[("PEYK_PUBLIC_RATE_PER_MINUTE", "5")]).await;
+    let url = format!("{}/v1/callbacks/zarinpal/{}?Authority={authority}&Status=NOK", strict.url, shop.tenant);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let response = strict.http.get(&url).send().await.unwrap();
+        if response.status() == 429 {
+            assert!(response.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+}
+
+/// A gateway answer that says paid without an amount is never credited:
+/// IDPay's is completed from its inquiry; BitPay's bare "1" goes to review.
+/// Unpaid settles as failed only past expiry, and a later "paid" wins.
+#[tokio::test]
+async fn amounts_are_always_compared_and_paid_wins_over_expired() {
+    let env = TestEnv::new("pay-amounts").await;
+    let mut shop = Shop::open(&env, "amounts").await;
+    let (zarinpal, idpay, bitpay) = (Zarinpal::start().await, IdPay::start().await, BitPay::start().await);
+    let worker = worker(&env, &[zarinpal.env(), idpay.env(), bitpay.env()], &[("PEYK_PAYMENT_EXPIRE_SECONDS", "2")]).await;
+    let worker_metrics = || async { reqwest::get(format!("{}/metrics", worker.metrics_url)).await.unwrap().text().await.unwrap() };
+    shop.account("zarinpal", zarinpal_account()).await;
+    shop.account("idpay", json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY } })).await;
+    shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY } })).await;
+    let events = payment_events(&shop).await;
+
+    let id_get = bitpay.create_payment(10_000, "o-bare");
+    let trans_id = bitpay.pay(id_get);
+    bitpay.fail_next("verify", Failure::Status { http: 200, body: "1".into() });
+    let job = shop.verification(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "trans_id": trans_id.to_string(), "amount": 10_000, "currency": "IRR", "order_id": "o-bare" })).await;
+    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("needs_review"), Some(false)), "{job}");
+    let metrics = worker_metrics().await;
+    assert!(metrics.contains(r#"peyk_payments_total{gateway="bitpay",status="needs_review"} 1"#), "{metrics}");
+
+    let id = idpay.create_payment("o-noamount", 70_000);
+    idpay.set_status(&id, 10);
+    let no_amount = json!({ "status": 100, "track_id": "7", "id": id, "order_id": "o-noamount", "payment": { "card_no": "603799******7999" } });
+    idpay.fail_next("verify", Failure::Status { http: 200, body: no_amount.to_string() });
+    let job = shop.verification(json!({ "gateway": "idpay", "reference": id, "amount": 80_000, "currency": "IRR", "order_id": "o-noamount" })).await;
+    assert_eq!(job["result"]["status"], "amount_mismatch", "the inquiry's 70,000 against the order's 80,000: {job}");
+    assert!(idpay.calls("inquiry") >= 1);
+
+    // Unpaid and past expiry (2 s here): failed. Then the payer's money
+    // arrives after all: the gateway says paid, and paid wins.
+    let authority = zarinpal.create_payment(20_000);
+    let payment_id = shop.register(zarinpal_payment(&authority, 20_000, "o-late")).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let job = shop.verification(zarinpal_payment(&authority, 20_000, "o-late")).await;
+    assert_eq!(job["result"]["status"], "failed", "{job}");
+    zarinpal.pay(&authority);
+    shop.zarinpal_callback(&authority, "OK").await;
+    let payment = shop.wait_payment(&payment_id, "verified").await;
+    assert_eq!(payment["reversed_from"], "failed", "{payment}");
+    let metrics = worker_metrics().await;
+    assert!(metrics.contains(r#"peyk_payment_reversals_total{gateway="zarinpal"} 1"#), "{metrics}");
+
+    let received = events.wait_for(3, WAIT).await;
+    let types: Vec<String> = received.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert!(types.contains(&"payment.needs_review".to_string()) && types.contains(&"payment.succeeded".to_string()), "{types:?}");
+}
+
+/// The gateway verified the payment, then the worker died before recording
+/// it; the next worker gets "already verified" and records it. The event
+/// is stored with the outcome and delivered once as one message: when the
+/// worker delivering it dies too, the redelivery carries the same
+/// `webhook-id`.
+#[tokio::test]
+async fn workers_killed_mid_verification_and_mid_delivery_announce_the_payment_once() {
+    let env = TestEnv::new("pay-kill").await;
+    let mut shop = Shop::open(&env, "kill").await;
+    let zarinpal = Zarinpal::start().await;
+    let lease = [("PEYK_LEASE_SECONDS", "3")];
+    shop.account("zarinpal", zarinpal_account()).await;
+    let events = payment_events(&shop).await;
+    // The first delivery hangs (the worker delivering it is killed meanwhile).
+    events.reply([peyk_tests::Reply::status(200).delay(Duration::from_secs(120))]);
+
+    let authority = zarinpal.create_payment(55_000);
+    let id = shop.register(zarinpal_payment(&authority, 55_000, "o-k")).await;
+    zarinpal.pay(&authority);
+    let held = zarinpal.hold_next("verify");
+    let mut first = worker(&env, &[zarinpal.env()], &lease).await;
+    shop.zarinpal_callback(&authority, "OK").await;
+    while zarinpal.verifications(&authority) < 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Zarinpal has verified (the money is captured); its answer is held, and the worker dies.
+    first.kill9();
+    let _ = first.wait_exit(Duration::from_secs(5)).await;
+    held.notify_one();
+
+    let mut second = worker(&env, &[zarinpal.env()], &lease).await;
+    let payment = shop.wait_payment(&id, "already_verified").await;
+    assert_eq!(payment["paid"], true);
+    events.wait_for(1, WAIT).await;
+    second.kill9();
+    let _ = second.wait_exit(Duration::from_secs(5)).await;
+    let _third = worker(&env, &[zarinpal.env()], &lease).await;
+    let received = events.wait_for(2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(events.count(), 2, "one cut off, one delivered: {received:?}");
+    assert_eq!(received[0].headers["webhook-id"], received[1].headers["webhook-id"], "a redelivery is the same message");
+    assert_eq!(serde_json::from_slice::<Value>(&received[1].body).unwrap()["type"], "payment.succeeded");
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM webhook_messages WHERE event_type = 'payment.succeeded'").await, 1);
 }

@@ -222,3 +222,54 @@ async fn finished_jobs_do_not_stay_in_redis() {
     // The records stay in PostgreSQL.
     assert_eq!(api.job(&key, &ids[0]).await["status"], "succeeded");
 }
+
+/// A job whose every attempt kills its worker (here: the test kills it, as
+/// an out-of-memory killer or a native crash would) ends `dead` with
+/// `worker_lost` after `max_attempts`, and the fleet keeps serving the other
+/// jobs; an oversized email attachment fails from its record, before a byte
+/// of it is read.
+#[tokio::test]
+async fn a_job_that_kills_every_worker_ends_dead_with_worker_lost() {
+    let env = TestEnv::new("res-poison").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let holds = Sink::start().await;
+    holds.default_reply(Reply::status(200).delay(Duration::from_secs(120)));
+    let fast = Sink::start().await;
+    let lease = [("PEYK_LEASE_SECONDS", "3")];
+    let mut poison = webhook(&format!("{}/poison", holds.url), json!({}));
+    poison["max_attempts"] = json!(2);
+    let id = api.submit(&key, &poison).await;
+    for attempt in 1..=2 {
+        let mut worker = env.start_worker_with(&lease).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = api.job(&key, &id).await;
+            if job["status"] == "running" && job["attempts"] == attempt {
+                break;
+            }
+            assert!(Instant::now() < deadline, "attempt {attempt} never started: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        holds.wait_for(attempt as usize, Duration::from_secs(10)).await;
+        worker.kill9();
+        let _ = worker.wait_exit(Duration::from_secs(5)).await;
+    }
+    // The survivor does not run it a third time: dead, worker_lost, two attempts.
+    let _survivor = env.start_worker_with(&lease).await;
+    let other = api.submit(&key, &webhook(&format!("{}/other", fast.url), json!({}))).await;
+    let job = api.wait_for_status(&key, &id, "dead", Duration::from_secs(30)).await;
+    assert_eq!((job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("worker_lost"), Some(2)), "{job}");
+    let (_, attempts) = api.get(&format!("/v1/jobs/{id}/attempts"), &key).await;
+    let outcomes: Vec<&str> = attempts["data"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap_or("")).collect();
+    assert_eq!(outcomes, ["interrupted", "dead"], "{attempts}");
+    assert_eq!(holds.count(), 2, "never sent a third time");
+    api.wait_for_status(&key, &other, "succeeded", Duration::from_secs(10)).await;
+
+    // 30 MiB attached (limit 20): failed at once, from the file's record.
+    let big = api.upload(&key, "scan.pdf", vec![b'%'; 30 * 1024 * 1024]).await;
+    let email = json!({ "type": "email", "payload": { "from": "clinic@example.com", "to": ["a@example.com"], "subject": "s", "text": "t", "attachments": [{ "file_id": big }] } });
+    let id = api.submit(&key, &email).await;
+    let job = api.wait_for_status(&key, &id, "failed", Duration::from_secs(20)).await;
+    assert_eq!((job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("attachments_too_large"), Some(1)), "{job}");
+}

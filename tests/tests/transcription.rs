@@ -383,3 +383,66 @@ async fn a_speech_worker_sizes_itself_to_its_cores_and_spins_briefly() {
     let job = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
     assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
 }
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Cancelling a running transcription stops whisper.cpp within a second
+/// (the worker's CPU drops) and frees its cores for the next job.
+#[tokio::test]
+async fn cancelling_a_running_transcription_stops_it_within_a_second() {
+    let env = TestEnv::new("cancel-speech").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let worker = env.start_speech_worker(&[]).await;
+    let pid = worker.child.id().unwrap();
+
+    // Four minutes of speech: long enough to be running when cancelled.
+    let jfk = wav_samples(&fixture("jfk.wav"));
+    let long: Vec<i16> = jfk.iter().copied().cycle().take(jfk.len() * 22).collect();
+    let file_id = api.upload(&key, "long.wav", wav_bytes(&long, 16_000)).await;
+    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } })).await;
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let job = api.job(&key, &id).await;
+        if job["status"] == "running" && job["progress"].as_i64().unwrap_or(0) > 5 {
+            break;
+        }
+        assert!(job["status"] != "succeeded" && std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (busy_before, at) = (cpu_seconds(pid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = (cpu_seconds(pid) - busy_before) / at.elapsed().as_secs_f64();
+    assert!(busy > 0.5, "whisper should be busy before the cancel: {busy:.2} cores");
+
+    let cancelled_at = std::time::Instant::now();
+    let (status, job) = api.post(&format!("/v1/jobs/{id}/cancel"), &key, &json!({})).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("cancelled")), "{job}");
+    // The first 100 ms slice in which the worker is (nearly) idle, then a
+    // half second that stays so.
+    let stopped_after = loop {
+        let (before, at) = (cpu_seconds(pid), std::time::Instant::now());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let cores = (cpu_seconds(pid) - before) / at.elapsed().as_secs_f64();
+        if cores < 0.2 {
+            break cancelled_at.elapsed();
+        }
+        assert!(cancelled_at.elapsed() < Duration::from_secs(5), "still {cores:.2} cores busy 5 s after the cancel");
+    };
+    assert!(stopped_after < Duration::from_secs(1), "the worker's CPU dropped only {stopped_after:?} after the cancel");
+    let (before, at) = (cpu_seconds(pid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = (cpu_seconds(pid) - before) / at.elapsed().as_secs_f64();
+    assert!(idle < 0.15, "the worker went on using {idle:.2} cores");
+    eprintln!("CPU dropped {stopped_after:?} after the cancel");
+    // Its cores are free: the next transcription runs at once.
+    let next = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
+    assert_wer(JFK, next["result"]["text"].as_str().unwrap(), 0.10);
+}

@@ -380,3 +380,31 @@ async fn bad_input_names_fields_and_tenants_see_only_their_own() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
 }
+
+/// The outbox relay: a message stored with its outcome whose writer died
+/// before dispatching it is dispatched by a worker — once, however many
+/// workers relay at the same time.
+#[tokio::test]
+async fn an_event_stranded_by_a_dead_writer_is_delivered_once() {
+    let env = TestEnv::new("wh-relay").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    let endpoint = create_endpoint(&api, &key, json!({"url": sink.url, "event_types": ["job.succeeded"]})).await;
+    let message_id = "msg_0190000000007000800000000000beef";
+    env.sql_exec(&format!(
+        "INSERT INTO webhook_messages (id, tenant_id, event_type, payload, created_at)
+         SELECT '{message_id}', tenant_id, 'job.succeeded', '{{\"type\": \"job.succeeded\", \"data\": {{}}}}', now() - interval '10 seconds'
+           FROM webhook_endpoints WHERE id = '{}'",
+        endpoint["id"].as_str().unwrap()
+    ))
+    .await;
+    let _a = env.start_worker().await;
+    let _b = env.start_worker().await;
+    let received = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(received[0].headers["webhook-id"], message_id);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sink.count(), 1);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'webhook_delivery'").await, 1);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM webhook_messages WHERE dispatched_at IS NULL").await, 0);
+}

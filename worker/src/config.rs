@@ -44,6 +44,8 @@ pub struct Config {
     /// A waiting job is checked against Redis once its row is this old.
     pub sweep_min_age: Duration,
     pub redis_retention: Duration,
+    /// How long gateway callbacks and inbound webhooks are kept.
+    pub inbound_retention: Duration,
     pub backoff: Backoff,
     pub webhook_policy: AddressPolicy,
     pub speech: SpeechConfig,
@@ -104,6 +106,7 @@ impl Config {
             sweep_interval: env_seconds("PEYK_SWEEP_INTERVAL_SECONDS", 5.0)?.max(Duration::from_millis(100)),
             sweep_min_age: env_seconds("PEYK_SWEEP_MIN_AGE_SECONDS", 30.0)?,
             redis_retention: env_seconds("PEYK_REDIS_RETENTION_SECONDS", 600.0)?,
+            inbound_retention: env_seconds("PEYK_INBOUND_RETENTION_DAYS", 30.0)? * 86_400,
             backoff: Backoff {
                 base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?,
                 max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)?,

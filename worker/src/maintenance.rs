@@ -26,9 +26,11 @@ pub fn spawn_all(runner: Arc<Runner>, config: &Config, stop: CancellationToken) 
     let queues: Vec<String> = config.queues.keys().cloned().collect();
     vec![
         tokio::spawn(keep_leases(runner.clone(), stop.clone())),
+        tokio::spawn(stop_cancelled(runner.clone(), stop.clone())),
+        tokio::spawn(relay_events(runner.clone(), stop.clone())),
         tokio::spawn(announce(runner.clone(), queues, stop.clone())),
         tokio::spawn(sweep(runner.clone(), config.sweep_interval, config.sweep_min_age, config.redis_retention, stop.clone())),
-        tokio::spawn(reconcile_payments(runner, stop)),
+        tokio::spawn(reconcile_payments(runner, config.inbound_retention, stop)),
     ]
 }
 
@@ -42,9 +44,46 @@ async fn every(period: Duration, stop: &CancellationToken) -> bool {
 async fn keep_leases(runner: Arc<Runner>, stop: CancellationToken) {
     let period = runner.lease / 3;
     while every(period, &stop).await {
-        let ids: Vec<Uuid> = runner.in_flight.lock().unwrap().iter().copied().collect();
+        let ids: Vec<Uuid> = runner.in_flight.lock().unwrap().keys().copied().collect();
         if let Err(e) = q::renew_leases(&runner.pool, &runner.worker_id, &ids, runner.lease.as_secs_f64()).await {
             tracing::warn!(error = %e, "could not renew job claims");
+        }
+    }
+}
+
+/// Five times a second, while jobs run: stops those that are no longer
+/// this worker's — cancelled through the API, or taken over after its claim
+/// lapsed — so that their work (a transcription's CPU) ends within a second
+/// instead of running on to a result that would be discarded. (One indexed
+/// query per check, and none while nothing runs.)
+async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
+    while every(Duration::from_millis(200), &stop).await {
+        let ids: Vec<Uuid> = runner.in_flight.lock().unwrap().keys().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        match q::not_held_by(&runner.pool, &runner.worker_id, &ids).await {
+            Ok(gone) => {
+                let in_flight = runner.in_flight.lock().unwrap();
+                for id in gone {
+                    if let Some(token) = in_flight.get(&id) {
+                        tracing::info!(job_id = %id, "job cancelled or taken over while running; stopping it");
+                        token.cancel();
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not check running jobs for cancellation"),
+        }
+    }
+}
+
+/// Every second: dispatches event messages their writer stored but did not
+/// dispatch (it died or lost the database between the two). Five seconds
+/// of grace leave the writer's own dispatch to run first.
+async fn relay_events(runner: Arc<Runner>, stop: CancellationToken) {
+    while every(Duration::from_secs(1), &stop).await {
+        if let Err(e) = peyk_jobs::events::dispatch_stranded(&runner.pool, &runner.clients.pusher, Duration::from_secs(5)).await {
+            tracing::warn!(error = %e, "could not relay stranded events; will try again");
         }
     }
 }
@@ -76,8 +115,9 @@ async fn sweep(runner: Arc<Runner>, period: Duration, min_age: Duration, retenti
 
 /// Once per period across the fleet (whichever worker takes the lead),
 /// queues a `payment_reconcile` job for every (tenant, gateway) with a
-/// payment left pending: what finds payments whose callback got lost.
-async fn reconcile_payments(runner: Arc<Runner>, stop: CancellationToken) {
+/// payment left pending: what finds payments whose callback got lost. The
+/// same leader deletes inbound events older than `PEYK_INBOUND_RETENTION_DAYS`.
+async fn reconcile_payments(runner: Arc<Runner>, inbound_retention: Duration, stop: CancellationToken) {
     let settings = &runner.clients.payments;
     while every(settings.reconcile_every, &stop).await {
         match runner.queue.try_lead("payments-reconcile", settings.reconcile_every).await {
@@ -91,7 +131,29 @@ async fn reconcile_payments(runner: Arc<Runner>, stop: CancellationToken) {
         if let Err(e) = queue_reconciles(&runner).await {
             tracing::warn!(error = %e, "could not queue payment reconciliation; will try again");
         }
+        if let Err(e) = prune_inbound_events(&runner.pool, inbound_retention).await {
+            tracing::warn!(error = %e, "could not prune old inbound events; will try again");
+        }
     }
+}
+
+/// Deletes inbound events (callbacks, provider webhooks) past their
+/// retention, 1,000 per statement so that no statement holds locks long.
+async fn prune_inbound_events(pool: &DbPool, retention: Duration) -> anyhow::Result<()> {
+    const BATCH: i64 = 1000;
+    let before = chrono::Utc::now() - chrono::Duration::from_std(retention)?;
+    let mut pruned = 0;
+    loop {
+        let deleted = peyk_schema::queries::payments::prune_events(pool, before, BATCH).await?;
+        pruned += deleted;
+        if deleted < BATCH as usize {
+            break;
+        }
+    }
+    if pruned > 0 {
+        tracing::info!(pruned, "deleted inbound events past their retention");
+    }
+    Ok(())
 }
 
 async fn queue_reconciles(runner: &Runner) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 //! the outcome, schedule the retry. Reads top to bottom; everything that can
 //! go wrong outside the handler leaves the row in a state the sweeper repairs.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
 use peyk_schema::queries::worker::{self as q, Finish, Outcome};
 use peyk_schema::{Batcher, ClaimedJob, DbPool};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
 use uuid::Uuid;
 
@@ -80,8 +81,10 @@ pub struct Runner {
     pub backoff: Backoff,
     /// Publishes `job.*` events of finished jobs to the tenant's endpoints.
     pub events: Arc<FinishedJobEvents>,
-    /// Jobs this process holds a claim on; the lease keeper renews them.
-    pub in_flight: Mutex<HashSet<Uuid>>,
+    /// Jobs this process holds a claim on, each with the token that stops
+    /// it: the lease keeper renews them, the cancel watcher stops those that
+    /// are no longer this worker's (cancelled, or taken over).
+    pub in_flight: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Set on SIGTERM/SIGINT: entries received from now on are handed back
     /// unstarted.
     pub shutting_down: AtomicBool,
@@ -137,7 +140,8 @@ impl Runner {
     async fn run_claimed(&self, claimed: ClaimedJob) {
         let job = &claimed.job;
         let job_type = job.job_type.as_str();
-        self.in_flight.lock().unwrap().insert(job.id);
+        let stop = CancellationToken::new();
+        self.in_flight.lock().unwrap().insert(job.id, stop.clone());
         if job.attempts == 1 {
             let waited = (Utc::now() - job.run_at.max(job.created_at)).to_std().unwrap_or_default();
             metrics::JOB_QUEUE_WAIT.with_label_values(&[job_type]).observe(waited.as_secs_f64());
@@ -148,14 +152,40 @@ impl Runner {
         let ctx = JobContext::new(job.id, job.tenant_id, job.attempts, self.clients.clone(), Some(progress_tx));
 
         let started = Instant::now();
-        let result = run_guarded(job_type, job.payload.clone(), &ctx).await;
+        // Every attempt allowed was claimed and none reported: each ended with
+        // its worker gone (killed, out of memory, a native crash). Such a job
+        // is not run again: it would take down the next worker too.
+        let result = if claimed.exhausted {
+            Err(JobError::permanent(
+                "worker_lost",
+                format!("gave up after {} attempts: each ended with its worker lost (killed, out of memory or crashed)", job.attempts),
+            ))
+        } else {
+            // Dropping the handler's future when the job is cancelled stops
+            // its work (a transcription's whisper.cpp aborts at its next step).
+            tokio::select! {
+                result = run_guarded(job_type, job.payload.clone(), &ctx) => result,
+                () = stop.cancelled() => Err(JobError::permanent("stopped", "the job was cancelled or taken over while it ran")),
+            }
+        };
         let elapsed = started.elapsed();
         drop(ctx);
         progress_writer.abort();
         metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
 
         let outcome = self.outcome_of(&claimed, result);
-        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone() }).await;
+        // Its events are stored with the outcome (the outbox), then dispatched.
+        let final_status = match &outcome {
+            Outcome::Succeeded { .. } => Some("succeeded"),
+            Outcome::Failed { dead: true, .. } => Some("dead"),
+            Outcome::Failed { .. } => Some("failed"),
+            Outcome::Retry { .. } => None,
+        };
+        let events = match final_status {
+            Some(status) => self.events.messages_for(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome }).await,
+            None => Vec::new(),
+        };
+        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone(), events: events.clone() }).await;
         self.in_flight.lock().unwrap().remove(&job.id);
 
         let status = match (&outcome, recorded) {
@@ -191,7 +221,7 @@ impl Runner {
         }
         metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
         if status != "discarded" {
-            self.events.job_finished(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome });
+            self.events.dispatch(&events);
         }
         // A finished step moves its pipeline on (the next step, or the end).
         if let Some(pipeline) = job.pipeline_id.filter(|_| status != "discarded") {
@@ -208,6 +238,9 @@ impl Runner {
             Err(error) => {
                 let details = error.details.clone();
                 match error.hint {
+                    RetryHint::Permanent if error.code == "worker_lost" => {
+                        Outcome::Failed { dead: true, code: error.code, message: error.message, result: details }
+                    }
                     RetryHint::Permanent => Outcome::Failed { dead: false, code: error.code, message: error.message, result: details },
                     RetryHint::Retry { .. } if job.attempts >= job.max_attempts => Outcome::Failed {
                         dead: true,

@@ -12,10 +12,11 @@
 //! with a `return_url` on the account the browser is sent on there.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -93,12 +94,29 @@ impl Raw<'_> {
             method: self.method.to_string(),
             query: self.query.clone(),
             content_type: self.content_type.clone(),
-            body: String::from_utf8_lossy(self.body).into_owned(),
+            body: stored_body(self.body),
             payment_id: payment.map(|p| p.id),
             job_id: job.map(|j| j.id),
             received_at: chrono::Utc::now(),
         }
     }
+}
+
+/// Bytes of a callback's body that are stored: every gateway's callback fits
+/// (a Stripe event is 2–3 KiB); anything longer is cut, so unauthenticated
+/// senders cannot make Peyk store megabytes.
+const MAX_STORED_BODY: usize = 4096;
+
+fn stored_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.len() <= MAX_STORED_BODY {
+        return text.into_owned();
+    }
+    let mut end = MAX_STORED_BODY;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes not stored]", &text[..end], text.len() - end)
 }
 
 fn required(fields: &HashMap<String, String>, name: &str) -> Result<String, ApiError> {
@@ -114,8 +132,9 @@ fn read_browser_callback(gateway: Gateway, fields: &HashMap<String, String>) -> 
         }
         Gateway::Idpay => {
             let (id, status) = (required(fields, "id")?, required(fields, "status")?);
+            let status = status.trim().to_string();
             // 10: paid, waiting for the merchant's verification.
-            Callback { dedupe_key: format!("{id}:{status}"), ready: status.trim() == "10", reference: Some(id), event_type: Some(status), trans_id: None }
+            Callback { dedupe_key: format!("{id}:{status}"), ready: status == "10", reference: Some(id), event_type: Some(status), trans_id: None }
         }
         Gateway::Bitpay => {
             let (trans_id, id_get) = (required(fields, "trans_id")?, required(fields, "id_get")?);
@@ -155,9 +174,11 @@ fn read_stripe_event(account: &PaymentAccountRow, headers: &HeaderMap, body: &By
         (status = 400, description = "Bad Stripe signature", body = ErrorBody),
         (status = 404, description = "No such tenant or account", body = ErrorBody),
         (status = 422, description = "A field the gateway always sends is missing", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address (`Retry-After`)", body = ErrorBody),
     ))]
 pub async fn gateway_callback(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((gateway, tenant)): Path<(String, String)>,
     method: Method,
     RawQuery(query): RawQuery,
@@ -165,6 +186,9 @@ pub async fn gateway_callback(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let gateway = Gateway::parse(&gateway).ok_or_else(|| ApiError::not_found("gateway"))?;
+    limit_sender(&state, peer, &headers).inspect_err(|_| {
+        metrics::PAYMENT_CALLBACKS.with_label_values(&[gateway.name(), "rate_limited"]).inc();
+    })?;
     let tenant = Uuid::parse_str(&tenant).map_err(|_| ApiError::not_found("payment account"))?;
     let raw = Raw { method: &method, query, content_type: content_type(&headers), body: &body };
     let (account, callback, payment) = if gateway == Gateway::Stripe {
@@ -183,18 +207,16 @@ pub async fn gateway_callback(
         (account?.ok_or_else(|| ApiError::not_found("payment account"))?, callback, payment?)
     };
 
+    // A verification is worth queuing while the payment may still change:
+    // the callback's word is only a reason to ask the gateway, never an
+    // outcome, and whether one is queued is up to `record_event`'s bounds.
     let job = match &payment {
-        Some(payment) if callback.ready && !payment.is_final() => {
-            let mut payment = payment.clone();
-            // BitPay's trans_id travels in the job; the job stores it.
-            payment.trans_id = callback.trans_id.clone().or(payment.trans_id);
-            Some(verification_job(&payment)?)
-        }
+        Some(payment) if callback.ready && payment.may_change() => Some(verification_job(payment, callback.trans_id.as_deref())?),
         _ => None,
     };
     let event = raw.event(tenant, gateway.name(), &callback, payment.as_ref(), job.as_ref());
-    let (recorded, queued) = q::record_event(&state.pool, &event, job.as_ref()).await?;
-    let job = job.filter(|_| queued);
+    let recording = q::record_event(&state.pool, &event, job.as_ref(), callback.trans_id.as_deref(), &state.limits.callbacks).await?;
+    let (recorded, job) = (recording.recorded, job.filter(|_| recording.queued));
     if let Some(entry) = job.as_ref().and_then(Enqueue::for_new) {
         // The job is committed: the gateway need not wait for Redis too
         // (should the push fail, the sweeper queues the stored row).
@@ -203,9 +225,6 @@ pub async fn gateway_callback(
             async move { push(&state, entry).await }
         });
     }
-    if payment.is_none() {
-        tracing::warn!(gateway = gateway.name(), %tenant, "callback for a payment that was never registered; recorded only");
-    }
 
     let status = match (&payment, &job) {
         (None, _) => "unknown_payment",
@@ -213,9 +232,12 @@ pub async fn gateway_callback(
         (Some(_), Some(_)) => "verifying",
         (Some(_), None) => "received",
     };
+    // Callbacks for unknown payments are counted, whether or not this one
+    // was among those stored (a sample per minute).
     let counted = match (recorded, status) {
+        (_, "unknown_payment") => status,
         (false, _) => "duplicate",
-        (true, "unknown_payment" | "verifying") => status,
+        (true, "verifying") => status,
         (true, _) => "received",
     };
     metrics::PAYMENT_CALLBACKS.with_label_values(&[gateway.name(), counted]).inc();
@@ -239,6 +261,12 @@ pub async fn gateway_callback(
         "verification_job_id": job.as_ref().map(|j| j.id),
     }))
     .into_response())
+}
+
+/// The public endpoints' per-sender limit (`PEYK_PUBLIC_RATE_PER_MINUTE`).
+fn limit_sender(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let address = state.public_limiter.client_address(peer, headers);
+    state.public_limiter.check(address).map_err(|wait| ApiError::rate_limited("too many requests from this address", wait))
 }
 
 async fn find_payment(state: &AppState, tenant: Uuid, gateway: Gateway, callback: &Callback) -> Result<Option<PaymentRow>, ApiError> {
@@ -319,14 +347,17 @@ pub async fn delete_source(State(state): State<AppState>, tenant: Tenant, Path(n
         (status = 200, description = "`{received, duplicate, event_id}`"),
         (status = 401, description = "Missing, stale or wrong signature", body = ErrorBody),
         (status = 404, description = "No such source", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address (`Retry-After`)", body = ErrorBody),
     ))]
 pub async fn receive(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((tenant, source)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    limit_sender(&state, peer, &headers)?;
     let tenant = Uuid::parse_str(&tenant).map_err(|_| ApiError::not_found("inbound source"))?;
     let secret = q::source_secret(&state.pool, tenant, &source).await?.ok_or_else(|| ApiError::not_found("inbound source"))?;
     let secret = SigningSecret::parse(&secret).map_err(ApiError::internal)?;
@@ -338,7 +369,9 @@ pub async fn receive(
     let callback = Callback { dedupe_key: id, event_type, reference: None, ready: false, trans_id: None };
     let raw = Raw { method: &method, query: None, content_type: content_type(&headers), body: &body };
     let event = raw.event(tenant, &source, &callback, None, None);
-    let (recorded, _) = q::record_event(&state.pool, &event, None).await?;
+    // Signed by the provider: stored once per webhook-id, not sampled.
+    let signed = q::CallbackLimits { unknown_per_minute: 0, ..state.limits.callbacks };
+    let recorded = q::record_event(&state.pool, &event, None, None, &signed).await?.recorded;
     Ok(Json(json!({ "received": true, "duplicate": !recorded, "event_id": recorded.then_some(event.id) })))
 }
 

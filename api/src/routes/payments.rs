@@ -219,15 +219,15 @@ pub async fn verify(State(state): State<AppState>, tenant: Tenant, Path(id): Pat
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
     }
-    let job = verification_job(&row)?;
+    let job = verification_job(&row, None)?;
     let job_row = state.inserter.call(job).await?.ok_or_else(|| ApiError::internal("a new job id collided"))?;
     enqueue(&state, &job_row).await;
     Ok((StatusCode::ACCEPTED, Json(json!({ "payment_id": row.id, "job_id": job_row.id }))))
 }
 
 /// The job that verifies a stored payment, ready to insert.
-pub fn verification_job(row: &PaymentRow) -> Result<peyk_schema::NewJob, ApiError> {
-    let job = PaymentVerificationJob::for_payment(row).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
+pub fn verification_job(row: &PaymentRow, trans_id: Option<&str>) -> Result<peyk_schema::NewJob, ApiError> {
+    let job = PaymentVerificationJob::for_payment(row, trans_id).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
     let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
     Ok(peyk_jobs::submit::system_job(row.tenant_id, PaymentVerificationJob::TYPE, payload, Utc::now()))
 }

@@ -284,26 +284,34 @@ impl EmailJob {
     }
 
     /// Reads every attachment's record (for its name) and bytes.
+    /// Reads the attachments, after checking their total size from the
+    /// files' records: an oversized set fails before a byte is read (a
+    /// worker reading 200 MiB uploads whole would be the one to run out of
+    /// memory).
     async fn read_attachments(&self, ctx: &JobContext) -> Result<Vec<AttachmentData>, JobError> {
-        let mut out = Vec::with_capacity(self.attachments.len());
-        let mut total = 0usize;
+        let mut records = Vec::with_capacity(self.attachments.len());
         for attachment in &self.attachments {
             let id = attachment.file_id;
-            let gone = || JobError::permanent("file_not_found", format!("attachment {id} was deleted"));
             let record = files::get(&ctx.clients.pool, TenantId(ctx.tenant_id), id)
                 .await
                 .map_err(|e| JobError::retry("database_unavailable", format!("could not read file {id}: {e}")))?
-                .ok_or_else(gone)?;
+                .ok_or_else(|| attachment_gone(id))?;
+            records.push(record);
+        }
+        let total: i64 = records.iter().map(|r| r.size_bytes).sum();
+        if total > MAX_ATTACHMENT_BYTES as i64 {
+            return Err(attachments_too_large());
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for (attachment, record) in self.attachments.iter().zip(records) {
+            let id = attachment.file_id;
             let bytes = ctx.clients.files.get(ctx.tenant_id, id).await.map_err(|e| match e {
-                StorageError::NotFound(_) => gone(),
+                StorageError::NotFound(_) => attachment_gone(id),
                 other => JobError::retry("storage_unavailable", other.to_string()),
             })?;
-            total += bytes.len();
-            if total > MAX_ATTACHMENT_BYTES {
-                return Err(JobError::permanent(
-                    "attachments_too_large",
-                    format!("attachments total more than {} MiB", MAX_ATTACHMENT_BYTES / (1024 * 1024)),
-                ));
+            // The stored object must be what its record says.
+            if bytes.len() as i64 != record.size_bytes {
+                return Err(JobError::permanent("attachment_changed", format!("attachment {id} is not the size its record says")));
             }
             let filename = attachment.filename.clone().unwrap_or(record.filename);
             let content_type = message::guess_content_type(&filename, record.content_type.as_deref());
@@ -311,6 +319,14 @@ impl EmailJob {
         }
         Ok(out)
     }
+}
+
+fn attachment_gone(id: uuid::Uuid) -> JobError {
+    JobError::permanent("file_not_found", format!("attachment {id} was deleted"))
+}
+
+fn attachments_too_large() -> JobError {
+    JobError::permanent("attachments_too_large", format!("attachments total more than {} MiB", MAX_ATTACHMENT_BYTES / (1024 * 1024)))
 }
 
 #[cfg(test)]

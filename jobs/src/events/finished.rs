@@ -3,7 +3,7 @@
 //! Never for internal types (a delivery's own outcome must not become an
 //! event, which would loop).
 //!
-//! The runner calls [`FinishedJobEvents::job_finished`] for every finished
+//! The runner calls [`FinishedJobEvents::messages_for`] for every finished
 //! job, thousands a second under load, mostly for tenants without any
 //! endpoint. So whether a tenant has an enabled endpoint is cached for
 //! [`CACHE_TTL`]: a tenant known to have none costs one map lookup and
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use peyk_schema::queries::webhook_endpoints as q;
 use peyk_schema::queries::worker::Outcome;
-use peyk_schema::TenantId;
+use peyk_schema::{TenantId, WebhookMessageRow};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -59,30 +59,27 @@ impl FinishedJobEvents {
         Arc::new(Self { clients, cache: Mutex::new(HashMap::new()) })
     }
 
-    /// Publishes the job's events in the background; returns at once.
-    pub fn job_finished(self: &Arc<Self>, job: FinishedJob<'_>) {
+    /// The messages (`job.*`, `transcription.completed`) a finished job's
+    /// outcome causes, to be stored with the outcome (the runner's
+    /// `Finish`): none for internal types, for retries, or for tenants
+    /// without endpoints.
+    pub async fn messages_for(&self, job: FinishedJob<'_>) -> Vec<WebhookMessageRow> {
         if registry::is_internal(job.job_type) || self.known_to_have_none(job.tenant_id) {
-            return;
+            return Vec::new();
         }
         let events = events_of(&job);
-        if events.is_empty() {
-            return;
+        if events.is_empty() || !self.has_endpoints(job.tenant_id).await {
+            return Vec::new();
         }
         let data = event_data(&job);
-        let tenant = job.tenant_id;
-        let this = self.clone();
-        tokio::spawn(async move {
-            if !this.has_endpoints(tenant).await {
-                return;
-            }
-            for event in events {
-                // The error says nothing of the data: job results (e.g.
-                // medical text) never reach the logs.
-                if let Err(e) = super::publish(&this.clients, tenant, event, data.clone()).await {
-                    tracing::warn!(event, error = %e, "could not publish a job event");
-                }
-            }
-        });
+        events.into_iter().map(|event| super::new_message(job.tenant_id, event, data.clone())).collect()
+    }
+
+    /// Dispatches messages the runner stored with an outcome.
+    pub fn dispatch(&self, messages: &[WebhookMessageRow]) {
+        if !messages.is_empty() {
+            super::dispatch_soon(&self.clients, messages.iter().map(|m| m.id.clone()).collect());
+        }
     }
 
     fn known_to_have_none(&self, tenant: Uuid) -> bool {

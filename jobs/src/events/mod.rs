@@ -1,6 +1,14 @@
 //! Outbound events: a tenant registers webhook endpoints (URL, `whsec_`
-//! secret, the event types it wants); [`publish`] stores one message per
-//! event and queues one `webhook_delivery` job per matching endpoint.
+//! secret, the event types it wants); each event is one message, delivered
+//! by one `webhook_delivery` job per matching endpoint.
+//!
+//! A transactional outbox: the message is stored in the same transaction
+//! as the outcome that causes it (a payment's, a job's), so no outcome is
+//! recorded without its event, and none is announced that was not recorded.
+//! [`dispatch`] then turns it into deliveries, once per endpoint whatever
+//! crashes or retries happen (idempotency key (message, endpoint)); the
+//! writer dispatches at once, and every worker's relay
+//! ([`dispatch_stranded`]) picks up what a dead writer left.
 //!
 //! Every endpoint receives the same body, `{"type", "timestamp", "data"}`,
 //! under the same `webhook-id` (the message id), on every retry and on a
@@ -17,7 +25,7 @@ pub mod finished;
 pub mod settings;
 
 use chrono::{SecondsFormat, Utc};
-use peyk_schema::queries::webhook_endpoints as q;
+use peyk_schema::queries::{outbox, webhook_endpoints as q};
 use peyk_schema::{TenantId, WebhookMessageRow};
 use uuid::Uuid;
 
@@ -41,30 +49,96 @@ fn database(e: impl std::fmt::Display) -> JobError {
     JobError::retry("database_error", format!("webhook events: {e}"))
 }
 
-/// Publishes an event of the tenant: stores the message and queues a
-/// delivery to every enabled endpoint that wants `event_type`. Returns the
-/// message id, or `None` when no endpoint wants the event (nothing is
-/// stored then). The message is durable before the deliveries are queued;
-/// should queueing fail, the message can still be replayed.
-pub async fn publish(clients: &SharedClients, tenant_id: Uuid, event_type: &str, data: serde_json::Value) -> Result<Option<String>, JobError> {
-    if !catalogue::is_event_type(event_type) {
-        return Err(JobError::permanent("unknown_event_type", format!("`{event_type}` is not in the event catalogue")));
-    }
-    let endpoints = q::subscribed(&clients.pool, TenantId(tenant_id), event_type).await.map_err(database)?;
-    if endpoints.is_empty() {
-        return Ok(None);
-    }
+/// A new message for an event of the tenant, to be stored in the outbox.
+pub fn new_message(tenant_id: Uuid, event_type: &str, data: serde_json::Value) -> WebhookMessageRow {
     let now = Utc::now();
-    let message = WebhookMessageRow {
+    WebhookMessageRow {
         id: new_message_id(),
         tenant_id,
         event_type: event_type.to_string(),
         payload: message_body(event_type, data, now),
         created_at: now,
-    };
+    }
+}
+
+/// Whether the tenant has an enabled endpoint that wants `event_type`: a
+/// message nobody wants is not stored.
+pub async fn is_wanted(clients: &SharedClients, tenant_id: Uuid, event_type: &str) -> Result<bool, JobError> {
+    if !catalogue::is_event_type(event_type) {
+        return Err(JobError::permanent("unknown_event_type", format!("`{event_type}` is not in the event catalogue")));
+    }
+    Ok(!q::subscribed(&clients.pool, TenantId(tenant_id), event_type).await.map_err(database)?.is_empty())
+}
+
+/// Publishes an event that no other write depends on (e.g.
+/// `endpoint.disabled`): stores the message, then dispatches it. Returns
+/// the message id, or `None` when no endpoint wants the event. Outcomes
+/// that cause events store them in their own transaction instead (see
+/// `payments` and the runner) and only dispatch here.
+pub async fn publish(clients: &SharedClients, tenant_id: Uuid, event_type: &str, data: serde_json::Value) -> Result<Option<String>, JobError> {
+    if !is_wanted(clients, tenant_id, event_type).await? {
+        return Ok(None);
+    }
+    let message = new_message(tenant_id, event_type, data);
     q::insert_message(&clients.pool, &message).await.map_err(database)?;
-    queue_deliveries(&clients.inserter, &clients.pusher, tenant_id, &message.id, &endpoints).await?;
+    dispatch_soon(clients, vec![message.id.clone()]);
     Ok(Some(message.id))
+}
+
+/// Dispatches stored messages in the background: the caller's outcome is
+/// committed with them, so if this fails (or the process dies first) the
+/// relay ([`dispatch_stranded`]) dispatches them later.
+pub fn dispatch_soon(clients: &SharedClients, message_ids: Vec<String>) {
+    let (pool, pusher) = (clients.pool.clone(), clients.pusher.clone());
+    tokio::spawn(async move {
+        if let Err(e) = dispatch(&pool, &pusher, &message_ids).await {
+            tracing::warn!(error = %e, "could not dispatch events now; the relay will");
+        }
+    });
+}
+
+/// Turns stored messages into one `webhook_delivery` job per endpoint that
+/// wants them, once: a delivery's idempotency key is (message, endpoint),
+/// so a second dispatch of a message (a relay racing the writer, a retry
+/// after a crash) stores nothing more. Every retry of a delivery, and a
+/// replay, sends the same `webhook-id` (the message id). Answers how many
+/// deliveries were stored.
+pub async fn dispatch(pool: &peyk_schema::DbPool, pusher: &Pusher, message_ids: &[String]) -> Result<usize, JobError> {
+    if message_ids.is_empty() {
+        return Ok(0);
+    }
+    let now = Utc::now();
+    let mut deliveries = Vec::new();
+    for target in outbox::targets(pool, message_ids).await.map_err(database)? {
+        let payload = serde_json::to_value(WebhookDeliveryJob { endpoint_id: target.endpoint_id, message_id: target.message_id.clone() })
+            .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
+        let mut job = system_job(target.tenant_id, WebhookDeliveryJob::TYPE, payload, now);
+        job.max_attempts = settings::get().max_attempts();
+        job.idempotency_key = Some(format!("delivery:{}:{}", target.message_id, target.endpoint_id));
+        deliveries.push(job);
+    }
+    let stored = outbox::store_deliveries(pool, &deliveries, message_ids).await.map_err(database)?;
+    for row in &stored {
+        if let Some(entry) = Enqueue::for_row(row) {
+            if let Err(e) = pusher.call(entry).await {
+                tracing::warn!(error = %e, job_id = %row.id, "delivery stored but not pushed; the sweeper will queue it");
+            }
+        }
+    }
+    Ok(stored.len())
+}
+
+/// The relay: dispatches messages stored more than `grace` ago and still
+/// undispatched — their writer stopped between its commit and its dispatch.
+/// Every worker runs it; dispatching twice is harmless (see [`dispatch`]).
+pub async fn dispatch_stranded(pool: &peyk_schema::DbPool, pusher: &Pusher, grace: std::time::Duration) -> Result<usize, JobError> {
+    let before = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+    let stranded = outbox::undispatched(pool, before, 500).await.map_err(database)?;
+    if stranded.is_empty() {
+        return Ok(0);
+    }
+    tracing::info!(count = stranded.len(), "dispatching events whose writer stopped before dispatching them");
+    dispatch(pool, pusher, &stranded).await
 }
 
 /// Stores and queues one `webhook_delivery` job per endpoint, with as many

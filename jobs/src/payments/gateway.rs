@@ -85,11 +85,15 @@ pub enum Verdict {
     /// Not decided yet (e.g. Stripe `processing`): stays pending, and
     /// reconcile asks again later.
     NotYet { code: String, reason: String },
+    /// Said paid, but with no amount to compare (and no inquiry that has
+    /// one): never credited unchecked; a person decides.
+    NeedsReview { code: String, reason: String },
 }
 
 impl Verdict {
     /// Compares what the gateway reports as paid with what was expected:
-    /// a paid verdict with another amount becomes a mismatch.
+    /// a paid verdict with another amount becomes a mismatch, and one with
+    /// no amount at all goes to review.
     pub fn checked_against(self, expected_amount: i64) -> Verdict {
         match self {
             Verdict::Paid { paid_amount: Some(paid), code, .. } if paid != expected_amount => Verdict::AmountMismatch {
@@ -97,8 +101,18 @@ impl Verdict {
                 paid_amount: Some(paid),
                 reason: format!("the gateway reports {paid} paid, the order expects {expected_amount}"),
             },
+            Verdict::Paid { paid_amount: None, code, .. } => Verdict::NeedsReview {
+                code,
+                reason: format!("the gateway says paid but gives no amount to compare with the expected {expected_amount}"),
+            },
             other => other,
         }
+    }
+
+    /// Whether the money moved (credited or not): no other candidate or
+    /// later check can change such an answer.
+    pub fn is_settled(&self) -> bool {
+        matches!(self, Verdict::Paid { .. } | Verdict::AmountMismatch { .. } | Verdict::NeedsReview { .. })
     }
 }
 

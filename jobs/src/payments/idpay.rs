@@ -60,14 +60,24 @@ impl IdPay<'_> {
     /// The payment's status without verifying it (reconcile uses it to
     /// verify only what was paid).
     pub async fn inquiry(&self, expected: &Expected<'_>) -> Result<Option<i64>, JobError> {
+        Ok(self.inquire(expected).await?.map(|(status, _)| status))
+    }
+
+    /// The inquiry's status and amount (Rial), or `None` when it found nothing.
+    async fn inquire(&self, expected: &Expected<'_>) -> Result<Option<(i64, Option<i64>)>, JobError> {
         let (answer, json) = self.call("inquiry", expected).await?;
         match answer.status {
-            200 => Ok(as_i64(&json["status"])),
+            200 => Ok(as_i64(&json["status"]).map(|status| (status, amount_of(&json)))),
             // 52: the inquiry found nothing.
             400 if as_i64(&json["error_code"]) == Some(52) => Ok(None),
             _ => Err(error_for(&answer, &json)),
         }
     }
+}
+
+/// The amount (Rial) in a verify or inquiry answer.
+fn amount_of(json: &Value) -> Option<i64> {
+    as_i64(&json["amount"]).or_else(|| as_i64(&json["payment"]["amount"]))
 }
 
 impl PaymentGateway for IdPay<'_> {
@@ -83,15 +93,22 @@ impl PaymentGateway for IdPay<'_> {
         let status = as_i64(&json["status"]);
         Ok(match status {
             // 200: verified before and already settled to the merchant.
-            Some(code @ (100 | 101 | 200)) => Verdict::Paid {
-                already: code != 100,
-                code: code.to_string(),
-                ref_id: as_string(&json["track_id"]).or_else(|| as_string(&json["payment"]["track_id"])),
-                card_mask: as_string(&json["payment"]["card_no"]),
-                fee: None,
-                paid_amount: as_i64(&json["amount"]).or_else(|| as_i64(&json["payment"]["amount"])),
+            Some(code @ (100 | 101 | 200)) => {
+                // An answer without the amount: the inquiry has it.
+                let paid_amount = match amount_of(&json) {
+                    Some(amount) => Some(amount),
+                    None => self.inquire(expected).await?.and_then(|(_, amount)| amount),
+                };
+                Verdict::Paid {
+                    already: code != 100,
+                    code: code.to_string(),
+                    ref_id: as_string(&json["track_id"]).or_else(|| as_string(&json["payment"]["track_id"])),
+                    card_mask: as_string(&json["payment"]["card_no"]),
+                    fee: None,
+                    paid_amount,
+                }
+                .checked_against(expected.rial())
             }
-            .checked_against(expected.rial()),
             Some(code) => Verdict::Unpaid { code: code.to_string(), reason: format!("IDPay status {code}: {}", status_meaning(code)) },
             None => return Err(answer.unexpected(Gateway::Idpay)),
         })

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::env::{env_or, env_seconds, EnvError};
 use crate::{Job, JobContext, JobError, ValidationErrors};
 pub use gateway::{Expected, Gateway, PaymentGateway, Verdict};
+use crate::events::catalogue::{PAYMENT_FAILED, PAYMENT_NEEDS_REVIEW, PAYMENT_SUCCEEDED};
 
 const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 /// IDPay's limit on `order_id`; the others take longer ones.
@@ -81,7 +82,8 @@ impl PaymentVerificationJob {
             amount: self.amount,
             currency: self.currency.clone(),
             status: "pending".into(),
-            trans_id: self.trans_id.clone(),
+            // Only a trans_id that verified is stored as such.
+            trans_id: None,
             gateway_code: None,
             ref_id: None,
             card_mask: None,
@@ -93,25 +95,35 @@ impl PaymentVerificationJob {
             announced_at: None,
             created_at: now,
             updated_at: now,
+            trans_id_candidates: self.trans_id.iter().cloned().collect(),
+            verification_job_id: None,
+            verifications_window_start: None,
+            verifications_in_window: 0,
+            reversed_from: None,
+            recheck_requested: false,
+            callbacks_stored: 0,
         }
     }
 
-    /// The job that verifies a stored payment.
-    pub fn for_payment(row: &PaymentRow) -> Option<Self> {
+    /// The job that verifies a stored payment; for BitPay with `trans_id`
+    /// (a callback's) or else the newest candidate (the job tries the
+    /// others too).
+    pub fn for_payment(row: &PaymentRow, trans_id: Option<&str>) -> Option<Self> {
+        let trans_id = trans_id.map(str::to_owned).or_else(|| row.trans_id.clone()).or_else(|| row.trans_id_candidates.first().cloned());
         Some(Self {
             gateway: Gateway::parse(&row.gateway)?,
             reference: row.reference.clone(),
-            trans_id: row.trans_id.clone(),
+            trans_id,
             amount: row.amount,
             currency: row.currency.clone(),
             order_id: row.order_id.clone(),
         })
     }
 
-    fn expected<'a>(&'a self, stored_trans_id: Option<&'a str>) -> Expected<'a> {
+    fn expected<'a>(&'a self, trans_id: Option<&'a str>) -> Expected<'a> {
         Expected {
             reference: &self.reference,
-            trans_id: self.trans_id.as_deref().or(stored_trans_id),
+            trans_id,
             order_id: &self.order_id,
             amount: self.amount,
             currency: &self.currency,
@@ -204,38 +216,73 @@ impl Job for PaymentVerificationJob {
                 ),
             ));
         }
-        if row.is_final() {
-            // Recorded before: the stored outcome stands. Announce it if the
-            // verification that recorded it could not.
-            announce_unannounced(ctx, &row).await?;
+        if !row.may_change() {
+            // Recorded before: the stored outcome stands. Announce it if it
+            // was recorded without its event (by an older Peyk).
+            if row.announced_at.is_none() {
+                let wanted = wanted_event(ctx, &row).await?;
+                if let Some(id) = q::announce_once(pool, row.id, |row| wanted.map(|event| announcement(row, event))).await.map_err(db)? {
+                    crate::events::dispatch_soon(&ctx.clients, vec![id]);
+                }
+            }
             return Ok(result_of(&row, true));
         }
 
-        if let (Some(trans_id), None) = (&self.trans_id, &row.trans_id) {
-            // Kept for reconcile, should this verification not finish.
-            q::set_trans_id(pool, row.id, trans_id).await.map_err(db)?;
-        }
         let asked = std::time::Instant::now();
-        let verdict = verify(&ctx.clients.payments, &account, &self.expected(row.trans_id.as_deref())).await?;
+        let (mut verdict, mut trans_id) = self.ask_gateway(ctx, &account, &row).await?;
+        // A callback that came meanwhile (perhaps the real one, after a
+        // forged one queued this verification) asks once more — a few times
+        // at most, each with the candidates it brought.
+        for _ in 0..3 {
+            if verdict.is_settled() || !q::take_recheck(pool, row.id).await.map_err(db)? {
+                break;
+            }
+            let fresh = q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference).await.map_err(db)?.unwrap_or_else(|| row.clone());
+            (verdict, trans_id) = self.ask_gateway(ctx, &account, &fresh).await?;
+        }
         // How long the gateway took to answer, shown with the result.
         let gateway_ms = json!((asked.elapsed().as_secs_f64() * 100_000.0).round() / 100.0);
+        let expired = row.created_at < Utc::now() - chrono::Duration::from_std(ctx.clients.payments.expire_after).unwrap_or_default();
         let outcome = match verdict {
-            Verdict::NotYet { code, reason } => {
-                q::mark_checked(pool, row.id, &reason).await.map_err(db)?;
+            // "Not paid (yet)" settles nothing: anyone who knows a payment's
+            // reference can send its callback before the payer has paid.
+            // Only a payment past its expiry is settled as failed.
+            Verdict::NotYet { code, reason } | Verdict::Unpaid { code, reason } if !expired || row.status == "failed" => {
+                q::mark_checked(pool, row.id, &code, &reason).await.map_err(db)?;
                 let mut result = result_of(&row, false);
                 result["reason"] = json!(reason);
                 result["gateway_code"] = json!(code);
                 result["gateway_ms"] = gateway_ms;
                 return Ok(result);
             }
-            verdict => outcome_of(verdict),
+            verdict => q::Outcome { trans_id, ..outcome_of(verdict) },
         };
-        match q::record_outcome(pool, row.id, &outcome).await.map_err(db)? {
+        // The event goes into the same transaction as the outcome.
+        let event = if outcome.is_paid() {
+            PAYMENT_SUCCEEDED
+        } else if outcome.status == "needs_review" {
+            PAYMENT_NEEDS_REVIEW
+        } else {
+            PAYMENT_FAILED
+        };
+        let wanted = crate::events::is_wanted(&ctx.clients, ctx.tenant_id, event).await?;
+        let mut message_id = None;
+        let recorded = q::record_outcome(pool, &row, &outcome, |recorded| {
+            let message = wanted.then(|| announcement(recorded, event));
+            message_id = message.as_ref().map(|m| m.id.clone());
+            message
+        })
+        .await
+        .map_err(db)?;
+        match recorded {
             Some(recorded) => {
                 crate::metrics::PAYMENTS.with_label_values(&[&recorded.gateway, &recorded.status]).inc();
-                if let Err(e) = announce(ctx, &recorded).await {
-                    q::release_announcement(pool, recorded.id).await.map_err(db)?;
-                    return Err(e);
+                if recorded.reversed_from.is_some() && row.status == "failed" {
+                    crate::metrics::PAYMENT_REVERSALS.with_label_values(&[&recorded.gateway]).inc();
+                    tracing::warn!(payment_id = %recorded.id, gateway = %recorded.gateway, "a payment recorded as failed was paid after all: now {}", recorded.status);
+                }
+                if let Some(id) = message_id {
+                    crate::events::dispatch_soon(&ctx.clients, vec![id]);
                 }
                 let mut result = result_of(&recorded, false);
                 result["gateway_ms"] = gateway_ms;
@@ -251,6 +298,36 @@ impl Job for PaymentVerificationJob {
     }
 }
 
+impl PaymentVerificationJob {
+    /// Asks the gateway; for BitPay with each trans_id that callbacks
+    /// brought (this job's first), until one settles it — a forged
+    /// trans_id fails and does not hide the real one. Answers the verdict
+    /// and the trans_id it was given for.
+    async fn ask_gateway(&self, ctx: &JobContext, account: &PaymentAccountRow, row: &PaymentRow) -> Result<(Verdict, Option<String>), JobError> {
+        let mut candidates: Vec<Option<&str>> = vec![self.trans_id.as_deref().or(row.trans_id.as_deref())];
+        if self.gateway == Gateway::Bitpay {
+            for candidate in &row.trans_id_candidates {
+                if !candidates.contains(&Some(candidate.as_str())) {
+                    candidates.push(Some(candidate));
+                }
+            }
+            candidates.retain(Option::is_some);
+            if candidates.is_empty() {
+                return Err(JobError::permanent("trans_id_missing", "BitPay needs the trans_id its callback brings"));
+            }
+        }
+        let mut last = None;
+        for trans_id in candidates {
+            let verdict = verify(&ctx.clients.payments, account, &self.expected(trans_id)).await?;
+            if verdict.is_settled() {
+                return Ok((verdict, trans_id.map(str::to_owned)));
+            }
+            last = Some(verdict);
+        }
+        Ok((last.expect("at least one candidate"), None))
+    }
+}
+
 fn outcome_of(verdict: Verdict) -> q::Outcome {
     match verdict {
         Verdict::Paid { already, code, ref_id, card_mask, fee, paid_amount } => q::Outcome {
@@ -261,12 +338,16 @@ fn outcome_of(verdict: Verdict) -> q::Outcome {
             fee,
             paid_amount,
             reason: None,
+            trans_id: None,
         },
         Verdict::AmountMismatch { code, paid_amount, reason } => {
             q::Outcome { status: "amount_mismatch".into(), gateway_code: Some(code), paid_amount, reason: Some(reason), ..Default::default() }
         }
         Verdict::Unpaid { code, reason } | Verdict::NotYet { code, reason } => {
             q::Outcome { status: "failed".into(), gateway_code: Some(code), reason: Some(reason), ..Default::default() }
+        }
+        Verdict::NeedsReview { code, reason } => {
+            q::Outcome { status: "needs_review".into(), gateway_code: Some(code), reason: Some(reason), ..Default::default() }
         }
     }
 }
@@ -292,27 +373,26 @@ pub fn result_of(row: &PaymentRow, duplicate: bool) -> Value {
         "paid_amount": row.paid_amount,
         "gateway_code": row.gateway_code,
         "reason": row.reason,
+        // `failed` when the gateway said paid after an unpaid outcome was recorded.
+        "reversed_from": row.reversed_from,
         // True when this verification found the outcome already recorded.
         "duplicate": duplicate,
     })
 }
 
-/// Publishes the outcome's event to the tenant's webhook endpoints.
-async fn announce(ctx: &JobContext, row: &PaymentRow) -> Result<(), JobError> {
-    let event = if is_paid(&row.status) { "payment.succeeded" } else { "payment.failed" };
-    crate::events::publish(&ctx.clients, row.tenant_id, event, result_of(row, false)).await.map(|_| ())
+/// The event of a settled payment, if any endpoint wants it.
+async fn wanted_event(ctx: &JobContext, row: &PaymentRow) -> Result<Option<&'static str>, JobError> {
+    let event = match row.status.as_str() {
+        status if is_paid(status) => PAYMENT_SUCCEEDED,
+        "needs_review" => PAYMENT_NEEDS_REVIEW,
+        _ => PAYMENT_FAILED,
+    };
+    Ok(crate::events::is_wanted(&ctx.clients, row.tenant_id, event).await?.then_some(event))
 }
 
-async fn announce_unannounced(ctx: &JobContext, row: &PaymentRow) -> Result<(), JobError> {
-    let pool = &ctx.clients.pool;
-    let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
-    if row.announced_at.is_none() && q::claim_announcement(pool, row.id).await.map_err(db)? {
-        if let Err(e) = announce(ctx, row).await {
-            q::release_announcement(pool, row.id).await.map_err(db)?;
-            return Err(e);
-        }
-    }
-    Ok(())
+/// The message that announces a payment's outcome.
+fn announcement(row: &PaymentRow, event: &str) -> peyk_schema::WebhookMessageRow {
+    crate::events::new_message(row.tenant_id, event, result_of(row, false))
 }
 
 /// Asks the account's gateway about a payment.

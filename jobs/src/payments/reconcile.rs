@@ -29,6 +29,15 @@ use crate::{Job, JobContext, JobError, ValidationErrors};
 /// Payments looked at per run; the next run takes the next ones.
 const BATCH: i64 = 100;
 
+/// Whether IDPay's inquiry says the payment was paid (10: paid, not yet
+/// verified; 100, 101, 200: verified) — only then is it worth verifying,
+/// since verifying an unpaid one fails it while the payer may be at the bank.
+async fn idpay_paid(payments: &super::PaymentsClient, account: &peyk_schema::PaymentAccountRow, payment: &peyk_schema::PaymentRow) -> Result<bool, JobError> {
+    let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { return Ok(false) };
+    let status = idpay_for(payments, account)?.inquiry(&job.expected(None)).await?;
+    Ok(matches!(status, Some(10 | 100 | 101 | 200)))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentReconcileJob {
@@ -64,23 +73,35 @@ impl Job for PaymentReconcileJob {
             Gateway::Zarinpal => zarinpal_for(payments, &account)?.unverified().await?.into_iter().collect(),
             _ => HashSet::new(),
         };
+        // Each payment on its own: one that errors is reported and looked
+        // at again next round, and does not stop the others. Inquiries stop
+        // early enough that the slowest possible one still ends inside the
+        // attempt's timeout; the rest wait for the next run.
+        let started = std::time::Instant::now();
+        let budget = Self::ATTEMPT_TIMEOUT.mul_f64(0.8);
         let mut to_verify = Vec::new();
+        let mut looked_at = Vec::new();
+        let mut errors = Vec::new();
         for payment in &pending {
+            if self.gateway == Gateway::Idpay && started.elapsed() + payments.timeout > budget {
+                break;
+            }
+            looked_at.push(payment.id);
             let expired = payment.created_at < expired_before;
+            let can_verify = self.gateway != Gateway::Bitpay || !payment.trans_id_candidates.is_empty();
             let worth_verifying = match self.gateway {
                 Gateway::Zarinpal => paid_unverified.contains(&payment.reference),
-                Gateway::Idpay => {
-                    let job = PaymentVerificationJob::for_payment(payment);
-                    let status = match &job {
-                        Some(job) => idpay_for(payments, &account)?.inquiry(&job.expected(None)).await?,
-                        None => None,
-                    };
-                    matches!(status, Some(10 | 100 | 101 | 200))
-                }
-                Gateway::Bitpay => payment.trans_id.is_some(),
+                Gateway::Idpay => match idpay_paid(payments, &account, payment).await {
+                    Ok(paid) => paid,
+                    Err(e) => {
+                        tracing::warn!(payment_id = %payment.id, code = %e.code, "IDPay inquiry failed; looked at again next round");
+                        errors.push(json!({ "payment_id": payment.id, "code": e.code, "message": e.message }));
+                        false
+                    }
+                },
+                Gateway::Bitpay => can_verify,
                 Gateway::Stripe => true,
             };
-            let can_verify = self.gateway != Gateway::Bitpay || payment.trans_id.is_some();
             if worth_verifying || (expired && can_verify) {
                 to_verify.push(payment);
             }
@@ -88,13 +109,12 @@ impl Job for PaymentReconcileJob {
 
         let mut queued = Vec::new();
         for payment in &to_verify {
-            let Some(job) = PaymentVerificationJob::for_payment(payment) else { continue };
+            let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { continue };
             let payload = serde_json::to_value(&job).map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
             queued.push(ctx.enqueue_follow_up(PaymentVerificationJob::TYPE, payload, Utc::now()).await?);
         }
         // Looked at: the next run waits `reconcile_after` before asking again.
-        let ids: Vec<_> = pending.iter().map(|p| p.id).collect();
-        q::touch_checked(pool, &ids).await.map_err(db)?;
-        Ok(json!({ "looked_at": pending.len(), "queued": queued.len(), "verification_jobs": queued }))
+        q::touch_checked(pool, &looked_at).await.map_err(db)?;
+        Ok(json!({ "looked_at": looked_at.len(), "queued": queued.len(), "verification_jobs": queued, "errors": errors }))
     }
 }

@@ -92,7 +92,7 @@ fn error_message(json: &Value) -> String {
 pub enum SignatureError {
     #[error("the Stripe-Signature header has no timestamp or no v1 signature")]
     Malformed,
-    #[error("the signature's timestamp is more than 300 s old")]
+    #[error("the signature's timestamp is more than 300 s from now (in the past or the future)")]
     Stale,
     #[error("no v1 signature matches")]
     Mismatch,
@@ -113,7 +113,9 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> Re
         }
     }
     let (Some(timestamp), false) = (timestamp, candidates.is_empty()) else { return Err(SignatureError::Malformed) };
-    if timestamp < now - SIGNATURE_TOLERANCE.as_secs() as i64 {
+    // Both ways: a timestamp far ahead would keep a captured event valid for
+    // as long as it is ahead.
+    if (now - timestamp).abs() > SIGNATURE_TOLERANCE.as_secs() as i64 {
         return Err(SignatureError::Stale);
     }
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
@@ -155,6 +157,10 @@ mod tests {
         assert_eq!(verify_signature(secret, &format!("t={},v1={},v1={good},v0=zzz", now - 10, "ab".repeat(32)), body, now), Ok(()));
         let stale = sign(secret, now - 301, body);
         assert_eq!(verify_signature(secret, &format!("t={},v1={stale}", now - 301), body, now), Err(SignatureError::Stale));
+        let ahead = sign(secret, now + 301, body);
+        assert_eq!(verify_signature(secret, &format!("t={},v1={ahead}", now + 301), body, now), Err(SignatureError::Stale));
+        let slightly_ahead = sign(secret, now + 30, body);
+        assert_eq!(verify_signature(secret, &format!("t={},v1={slightly_ahead}", now + 30), body, now), Ok(()), "clock skew is tolerated");
         let tampered = br#"{"id":"evt_1","type":"payment_intent.canceled"}"#;
         assert_eq!(verify_signature(secret, &format!("t={},v1={good}", now - 10), tampered, now), Err(SignatureError::Mismatch));
         assert_eq!(verify_signature("whsec_other", &format!("t={},v1={good}", now - 10), body, now), Err(SignatureError::Mismatch));

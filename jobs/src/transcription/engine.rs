@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -164,11 +165,16 @@ impl SpeechModels {
 
     /// Runs whisper on 16 kHz mono samples. Blocking and CPU-heavy: call it
     /// from `spawn_blocking`. `progress` gets whisper's percentage.
+    ///
+    /// Stops within one model step (well under a second) once `abort` is
+    /// set, answering `aborted`: a cancelled or timed-out job must not keep
+    /// its cores busy.
     pub fn transcribe(
         &self,
         samples: &[f32],
         options: &TranscribeOptions,
         progress: impl FnMut(i32) + 'static,
+        abort: Arc<AtomicBool>,
     ) -> Result<Transcript, JobError> {
         let started = Instant::now();
         let model_name = options.model.clone().unwrap_or_else(|| self.default_model.clone());
@@ -197,7 +203,24 @@ impl SpeechModels {
             params.set_temperature(temperature);
         }
         params.set_progress_callback_safe(progress);
-        state.full(params, samples).map_err(whisper_failed)?;
+        // whisper-rs 0.16's `set_abort_callback_safe` casts its user data to
+        // the wrong type (it reads the box of a boxed closure as the closure),
+        // so the callback answers garbage — "abort" — at once. The C callback
+        // reads the flag itself; `abort` outlives `full`, so the pointer stays valid.
+        unsafe extern "C" fn should_abort(flag: *mut std::ffi::c_void) -> bool {
+            // SAFETY: the pointer is `Arc::as_ptr` of the `abort` held below for the whole call.
+            unsafe { (*(flag as *const AtomicBool)).load(Ordering::Relaxed) }
+        }
+        // SAFETY: `should_abort` only reads the AtomicBool behind the pointer.
+        unsafe {
+            params.set_abort_callback(Some(should_abort));
+            params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut std::ffi::c_void);
+        }
+        let finished = state.full(params, samples);
+        if abort.load(Ordering::Relaxed) {
+            return Err(JobError::permanent("aborted", "the transcription was stopped"));
+        }
+        finished.map_err(whisper_failed)?;
 
         let eot = model.context.token_eot();
         let mut segments = Vec::new();

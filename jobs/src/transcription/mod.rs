@@ -21,6 +21,16 @@ use engine::TranscribeOptions;
 
 const MAX_PROMPT_CHARS: usize = 2000;
 
+/// Sets its flag when dropped: the running transcription sees it and stops.
+#[derive(Default)]
+struct AbortOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Timestamps {
@@ -125,18 +135,27 @@ impl Job for TranscriptionJob {
         let options = self.options();
         let report = ctx.progress_reporter();
         let cores = speech.reserve_cores().await;
+        // Dropping this future (cancel, attempt timeout) stops whisper.cpp,
+        // which runs on a blocking thread that dropping alone would not stop.
+        let abort = AbortOnDrop::default();
+        let abort_flag = abort.0.clone();
         let transcript = tokio::task::spawn_blocking(move || {
             let _cores = cores;
             let audio = audio::decode(data, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
             // Decoding is a few percent of the work; whisper reports the rest.
             report(5);
-            let mut transcript =
-                speech.transcribe(&audio.samples, &options, move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100))?;
+            let mut transcript = speech.transcribe(
+                &audio.samples,
+                &options,
+                move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100),
+                abort_flag,
+            )?;
             transcript.truncated = audio.truncated;
             Ok::<_, JobError>(transcript)
         })
         .await
         .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
+        drop(abort);
         serde_json::to_value(transcript).map_err(|e| JobError::permanent("result_encoding", e.to_string()))
     }
 }

@@ -5,6 +5,7 @@ pub mod attempts;
 pub mod email_templates;
 pub mod files;
 pub mod jobs;
+pub mod outbox;
 pub mod payments;
 pub mod pipelines;
 pub mod sms;

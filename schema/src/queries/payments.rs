@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
-use crate::models::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId};
+use crate::models::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId, WebhookMessageRow};
 use crate::schema::{inbound_events as ev, inbound_sources as src, payment_accounts as acc, payments as pay};
 
 // ---- accounts ----
@@ -144,69 +144,109 @@ pub struct Outcome {
     pub fee: Option<i64>,
     pub paid_amount: Option<i64>,
     pub reason: Option<String>,
+    /// BitPay: the candidate trans_id that verified.
+    pub trans_id: Option<String>,
 }
 
-/// Writes the outcome if the payment is still pending, and returns the row
-/// then. `None`: another verification recorded an outcome first — the one
-/// that stands; this one must not credit anything.
-pub async fn record_outcome(pool: &DbPool, id: Uuid, outcome: &Outcome) -> Result<Option<PaymentRow>, DbError> {
-    let mut conn = pool.get().await?;
-    let now = Utc::now();
-    Ok(diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.eq("pending")))
-        .set((
-            pay::status.eq(&outcome.status),
-            pay::gateway_code.eq(&outcome.gateway_code),
-            pay::ref_id.eq(&outcome.ref_id),
-            pay::card_mask.eq(&outcome.card_mask),
-            pay::fee.eq(outcome.fee),
-            pay::paid_amount.eq(outcome.paid_amount),
-            pay::reason.eq(&outcome.reason),
-            pay::checked_at.eq(now),
-            pay::finished_at.eq(now),
-            // The recorder announces the outcome (see `claim_announcement`).
-            pay::announced_at.eq(now),
-            pay::updated_at.eq(now),
-        ))
-        .returning(PaymentRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()?)
+impl Outcome {
+    pub fn is_paid(&self) -> bool {
+        matches!(self.status.as_str(), "verified" | "already_verified")
+    }
 }
 
-/// Takes the duty of announcing a recorded outcome whose announcement
-/// failed (`announced_at` was given back): true for exactly one caller.
-pub async fn claim_announcement(pool: &DbPool, id: Uuid) -> Result<bool, DbError> {
+/// Writes the outcome of a verification that read `seen`, if the payment
+/// is still as it was then (`status` unchanged), and only over `pending` —
+/// or over `failed` when the gateway now says paid: a paid answer wins over
+/// an earlier unpaid one, and `reversed_from` keeps what it replaced.
+///
+/// The event the outcome causes (`announce` builds it from the new row, or
+/// says there is none) is stored in the same transaction: an outcome is
+/// never recorded without its announcement, whatever crashes after.
+/// Answers the new row, or `None` when another verification wrote first.
+pub async fn record_outcome(
+    pool: &DbPool,
+    seen: &PaymentRow,
+    outcome: &Outcome,
+    announce: impl FnOnce(&PaymentRow) -> Option<WebhookMessageRow> + Send,
+) -> Result<Option<PaymentRow>, DbError> {
+    let may_replace = seen.status == "pending" || (seen.status == "failed" && outcome.is_paid());
+    if !may_replace {
+        return Ok(None);
+    }
+    let reversed_from = if seen.status == "failed" { Some("failed".to_string()) } else { seen.reversed_from.clone() };
+    let trans_id = outcome.trans_id.clone().or_else(|| seen.trans_id.clone());
     let mut conn = pool.get().await?;
-    let claimed = diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.ne("pending")).filter(pay::announced_at.is_null()))
-        .set(pay::announced_at.eq(Utc::now()))
+    conn.transaction(async move |conn| -> Result<Option<PaymentRow>, DbError> {
+        let now = Utc::now();
+        let recorded = diesel::update(pay::table.filter(pay::id.eq(seen.id)).filter(pay::status.eq(&seen.status)))
+            .set((
+                pay::status.eq(&outcome.status),
+                pay::gateway_code.eq(&outcome.gateway_code),
+                pay::ref_id.eq(&outcome.ref_id),
+                pay::card_mask.eq(&outcome.card_mask),
+                pay::fee.eq(outcome.fee),
+                pay::paid_amount.eq(outcome.paid_amount),
+                pay::reason.eq(&outcome.reason),
+                pay::trans_id.eq(trans_id),
+                pay::reversed_from.eq(reversed_from),
+                pay::checked_at.eq(now),
+                pay::finished_at.eq(now),
+                pay::announced_at.eq(now),
+                pay::updated_at.eq(now),
+            ))
+            .returning(PaymentRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if let Some(message) = recorded.as_ref().and_then(announce) {
+            super::outbox::store_message(conn, &message).await?;
+        }
+        Ok(recorded)
+    })
+    .await
+}
+
+/// Announces a settled payment that has no announcement yet (recorded by a
+/// version of Peyk that announced after the commit), once: the claim and
+/// the event are one transaction. Answers the id of the message stored, if
+/// this call announced it and an endpoint wanted it.
+pub async fn announce_once(
+    pool: &DbPool,
+    id: Uuid,
+    announce: impl FnOnce(&PaymentRow) -> Option<WebhookMessageRow> + Send,
+) -> Result<Option<String>, DbError> {
+    let mut conn = pool.get().await?;
+    conn.transaction(async move |conn| -> Result<Option<String>, DbError> {
+        let claimed = diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.ne("pending")).filter(pay::announced_at.is_null()))
+            .set(pay::announced_at.eq(Utc::now()))
+            .returning(PaymentRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        let Some(message) = claimed.as_ref().and_then(announce) else { return Ok(None) };
+        super::outbox::store_message(conn, &message).await?;
+        Ok(Some(message.id))
+    })
+    .await
+}
+
+/// Takes a recheck a callback asked for while a verification ran (see
+/// `record_event`): true once per request.
+pub async fn take_recheck(pool: &DbPool, id: Uuid) -> Result<bool, DbError> {
+    let mut conn = pool.get().await?;
+    let taken = diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::recheck_requested.eq(true)))
+        .set(pay::recheck_requested.eq(false))
         .execute(&mut conn)
         .await?;
-    Ok(claimed > 0)
-}
-
-/// Gives the duty back after publishing failed, so that a retry takes it.
-pub async fn release_announcement(pool: &DbPool, id: Uuid) -> Result<(), DbError> {
-    let mut conn = pool.get().await?;
-    diesel::update(pay::table.filter(pay::id.eq(id))).set(pay::announced_at.eq(None::<DateTime<Utc>>)).execute(&mut conn).await?;
-    Ok(())
+    Ok(taken > 0)
 }
 
 /// Notes that a verification asked the gateway and the payment is still
-/// pending (reconcile asks again later), with why.
-pub async fn mark_checked(pool: &DbPool, id: Uuid, reason: &str) -> Result<(), DbError> {
+/// pending (reconcile asks again later), with the gateway's code and why.
+pub async fn mark_checked(pool: &DbPool, id: Uuid, code: &str, reason: &str) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
     diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.eq("pending")))
-        .set((pay::checked_at.eq(Utc::now()), pay::reason.eq(reason), pay::updated_at.eq(Utc::now())))
-        .execute(&mut conn)
-        .await?;
-    Ok(())
-}
-
-/// Stores BitPay's `trans_id` from its callback (only while pending).
-pub async fn set_trans_id(pool: &DbPool, id: Uuid, trans_id: &str) -> Result<(), DbError> {
-    let mut conn = pool.get().await?;
-    diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.eq("pending")))
-        .set(pay::trans_id.eq(trans_id))
+        .set((pay::checked_at.eq(Utc::now()), pay::gateway_code.eq(code), pay::reason.eq(reason), pay::updated_at.eq(Utc::now())))
         .execute(&mut conn)
         .await?;
     Ok(())
@@ -265,23 +305,94 @@ struct Recorded {
     queued: bool,
 }
 
-/// Records an inbound event once, and with it the job it queues (if any),
-/// in one statement: a replay finds its event recorded and queues nothing,
-/// and an event is never recorded without its job. One statement (rather
-/// than a transaction of three) because callbacks are answered while the
-/// payer waits. Answers (new event, job stored).
-pub async fn record_event(pool: &DbPool, event: &InboundEventRow, job: Option<&NewJob>) -> Result<(bool, bool), DbError> {
-    use diesel::sql_types::{Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+/// Limits on what unauthenticated callbacks may make Peyk store and do.
+#[derive(Debug, Clone, Copy)]
+pub struct CallbackLimits {
+    /// Verifications callbacks may queue per payment per minute.
+    pub verifications_per_minute: i32,
+    /// Callbacks stored per payment; more are answered and counted only.
+    pub events_per_payment: i32,
+    /// Callbacks for unknown payments stored per tenant and gateway per
+    /// minute; 0: no bound (signed events, whose senders are known).
+    pub unknown_per_minute: i64,
+}
+
+/// What [`record_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recording {
+    /// The event was stored (new dedupe key, within the bounds).
+    pub recorded: bool,
+    /// Its verification job was stored.
+    pub queued: bool,
+}
+
+/// Records an inbound event and, for a payment that may still change, the
+/// verification it asks for — in one statement (the payer waits for the
+/// answer; one round trip instead of a transaction of several).
+///
+/// Deduplication decides what is *stored*: an event is stored once per
+/// dedupe key, at most `events_per_payment` per payment, and for unknown
+/// payments at most `unknown_per_minute` per tenant and gateway. Whether a
+/// verification is queued is decided apart from that, on the payment: not
+/// while another is waiting or running, and at most
+/// `verifications_per_minute`. So a forged callback cannot spend the real
+/// one's dedupe key, and a thousand forged callbacks queue a few
+/// verifications. A BitPay `trans_id` is kept among the payment's
+/// candidates (newest five) whether or not a verification is queued.
+pub async fn record_event(
+    pool: &DbPool,
+    event: &InboundEventRow,
+    job: Option<&NewJob>,
+    trans_id_candidate: Option<&str>,
+    limits: &CallbackLimits,
+) -> Result<Recording, DbError> {
+    use diesel::sql_types::{BigInt, Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     let mut conn = pool.get().await?;
     let row: Recorded = diesel::sql_query(
-        "WITH event AS (
-             INSERT INTO inbound_events (id, tenant_id, source, dedupe_key, event_type, method, query, content_type, body, payment_id, job_id, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (tenant_id, source, dedupe_key) DO NOTHING
-             RETURNING id
+        "WITH current AS (
+             -- Locked: callbacks of one payment are decided one after another,
+             -- each seeing the row as the previous one left it.
+             SELECT p.id, p.status IN ('pending', 'failed') AS may_change,
+                    p.verification_job_id IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM jobs j WHERE j.id = p.verification_job_id AND j.status IN ('queued', 'scheduled', 'running')) AS in_flight,
+                    (p.verifications_window_start IS NULL OR p.verifications_window_start < now() - interval '1 minute') AS new_window,
+                    p.verifications_in_window AS used,
+                    p.callbacks_stored < $21 AS store
+               FROM payments p
+              WHERE p.id = $10
+              FOR UPDATE
+         ), decided AS (
+             SELECT id, may_change, in_flight, new_window, store,
+                    ($11::uuid IS NOT NULL AND may_change AND NOT in_flight AND (new_window OR used < $20)) AS allowed
+               FROM current
+         ), gate AS (
+             UPDATE payments p SET
+                    callbacks_stored = p.callbacks_stored + CASE WHEN c.store THEN 1 ELSE 0 END,
+                    recheck_requested = p.recheck_requested OR ($11::uuid IS NOT NULL AND c.may_change AND c.in_flight),
+                    verification_job_id = CASE WHEN c.allowed THEN $11 ELSE p.verification_job_id END,
+                    verifications_window_start = CASE WHEN c.allowed AND c.new_window THEN now() ELSE p.verifications_window_start END,
+                    verifications_in_window = CASE WHEN NOT c.allowed THEN p.verifications_in_window
+                                                   WHEN c.new_window THEN 1 ELSE p.verifications_in_window + 1 END,
+                    trans_id_candidates = CASE WHEN $23::text IS NULL OR $23::text = ANY (p.trans_id_candidates) OR NOT c.may_change
+                                               THEN p.trans_id_candidates
+                                               ELSE (ARRAY[$23::text] || p.trans_id_candidates)[1:5] END
+               FROM decided c
+              WHERE p.id = c.id
+             RETURNING c.allowed, c.store
          ), job AS (
              INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, run_at, queue_task_id)
-             SELECT $11, $2, $13, $14, $15, $16, $17, $18, $19 FROM event WHERE $11 IS NOT NULL
+             SELECT $11, $2, $13, $14, $15, $16, $17, $18, $19 FROM gate WHERE gate.allowed
+             RETURNING id
+         ), event AS (
+             INSERT INTO inbound_events (id, tenant_id, source, dedupe_key, event_type, method, query, content_type, body, payment_id, job_id, received_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT id FROM job), $12
+              WHERE CASE WHEN $10::uuid IS NOT NULL
+                         THEN EXISTS (SELECT 1 FROM gate WHERE gate.store)
+                         WHEN $22 = 0 THEN true
+                         ELSE (SELECT count(*) FROM (SELECT 1 FROM inbound_events e
+                                WHERE e.payment_id IS NULL AND e.tenant_id = $2 AND e.source = $3
+                                  AND e.received_at > now() - interval '1 minute' LIMIT $22) bounded) < $22 END
+             ON CONFLICT (tenant_id, source, dedupe_key) DO NOTHING
              RETURNING id
          )
          SELECT EXISTS (SELECT 1 FROM event) AS recorded, EXISTS (SELECT 1 FROM job) AS queued",
@@ -305,9 +416,26 @@ pub async fn record_event(pool: &DbPool, event: &InboundEventRow, job: Option<&N
     .bind::<Int2, _>(job.map(|j| j.priority).unwrap_or(0))
     .bind::<Timestamptz, _>(job.map(|j| j.run_at).unwrap_or(event.received_at))
     .bind::<Nullable<Text>, _>(job.and_then(|j| j.queue_task_id.as_deref()))
+    .bind::<Int4, _>(limits.verifications_per_minute)
+    .bind::<Int4, _>(limits.events_per_payment)
+    .bind::<BigInt, _>(limits.unknown_per_minute)
+    .bind::<Nullable<Text>, _>(trans_id_candidate)
     .get_result(&mut conn)
     .await?;
-    Ok((row.recorded, row.queued))
+    Ok(Recording { recorded: row.recorded, queued: row.queued })
+}
+
+/// Deletes inbound events received before `before`, at most `limit` of
+/// them; answers how many went. The sweeper calls it until it answers less.
+pub async fn prune_events(pool: &DbPool, before: DateTime<Utc>, limit: i64) -> Result<usize, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(
+        "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events WHERE received_at < $1 LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(before)
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(&mut conn)
+    .await?)
 }
 
 /// The tenant's inbound events, newest first.

@@ -22,6 +22,8 @@ struct ClaimRow {
     job: JobRow,
     #[diesel(sql_type = BigInt)]
     attempt_id: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exhausted: bool,
 }
 
 // Batches lock their job rows in id order first (`locked`), so that two
@@ -43,24 +45,36 @@ pub async fn claim_batch(
         "WITH input AS (
             SELECT * FROM unnest($1::uuid[], $2::text[]) AS t(id, task_id)
          ), locked AS (
-            SELECT jobs.id FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
+            -- An attempt counts when it is claimed. A job whose every allowed
+            -- attempt was claimed before, the last one lost with its worker
+            -- (not handed back at a shutdown), is exhausted.
+            SELECT jobs.id,
+                   jobs.attempts >= jobs.max_attempts
+                   AND coalesce((SELECT a.outcome IS NULL OR a.outcome = 'interrupted' FROM job_attempts a
+                                  WHERE a.job_id = jobs.id ORDER BY a.id DESC LIMIT 1), false) AS exhausted
+              FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
          ), claimed AS (
-            UPDATE jobs SET status = 'running', attempts = jobs.attempts + 1,
+            UPDATE jobs SET status = 'running', attempts = CASE WHEN locked.exhausted THEN jobs.attempts ELSE jobs.attempts + 1 END,
                    started_at = coalesce(jobs.started_at, now()), locked_by = $3,
                    lease_until = now() + make_interval(secs => $4), updated_at = now()
-              FROM input
-             WHERE jobs.id = input.id AND jobs.id IN (SELECT id FROM locked) AND jobs.queue_task_id = input.task_id
+              FROM input, locked
+             WHERE jobs.id = input.id AND locked.id = jobs.id AND jobs.queue_task_id = input.task_id
                AND (jobs.status IN ('queued', 'scheduled') OR (jobs.status = 'running' AND jobs.lease_until < now()))
-            RETURNING jobs.*
+            RETURNING jobs.*, locked.exhausted
          ), interrupted AS (
             UPDATE job_attempts SET finished_at = now(), outcome = 'interrupted',
                    error_code = 'worker_lost', error_message = 'the worker running this attempt stopped answering'
              WHERE job_id IN (SELECT id FROM claimed) AND outcome IS NULL
          ), attempt AS (
             INSERT INTO job_attempts (job_id, attempt, worker)
-            SELECT id, attempts, $3 FROM claimed RETURNING id, job_id
+            SELECT id, attempts, $3 FROM claimed WHERE NOT exhausted RETURNING id, job_id
+         ), last_attempt AS (
+            SELECT DISTINCT ON (a.job_id) a.job_id, a.id FROM job_attempts a
+             WHERE a.job_id IN (SELECT id FROM claimed WHERE exhausted) ORDER BY a.job_id, a.id DESC
          )
-         SELECT claimed.*, attempt.id AS attempt_id FROM claimed JOIN attempt ON attempt.job_id = claimed.id",
+         SELECT claimed.*, coalesce(attempt.id, last_attempt.id) AS attempt_id
+           FROM claimed LEFT JOIN attempt ON attempt.job_id = claimed.id LEFT JOIN last_attempt ON last_attempt.job_id = claimed.id
+          WHERE coalesce(attempt.id, last_attempt.id) IS NOT NULL",
     )
     .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
     .bind::<diesel::sql_types::Array<Text>, _>(&task_ids)
@@ -69,7 +83,7 @@ pub async fn claim_batch(
     .load(&mut conn)
     .await?;
     let mut by_id: std::collections::HashMap<Uuid, ClaimedJob> =
-        rows.into_iter().map(|r| (r.job.id, ClaimedJob { job: r.job, attempt_id: r.attempt_id })).collect();
+        rows.into_iter().map(|r| (r.job.id, ClaimedJob { job: r.job, attempt_id: r.attempt_id, exhausted: r.exhausted })).collect();
     Ok(ids.iter().map(|id| by_id.remove(id)).collect())
 }
 
@@ -83,12 +97,14 @@ pub enum Outcome {
     Retry { code: String, message: String, run_at: DateTime<Utc>, next_task_id: String, result: Option<serde_json::Value> },
 }
 
-/// One outcome to record: the job, its open attempt, how it ended.
+/// One outcome to record: the job, its open attempt, how it ended, and the
+/// events (`job.*` messages) it causes — stored with it, or not at all.
 #[derive(Debug, Clone)]
 pub struct Finish {
     pub job_id: Uuid,
     pub attempt_id: i64,
     pub outcome: Outcome,
+    pub events: Vec<crate::models::WebhookMessageRow>,
 }
 
 #[derive(QueryableByName)]
@@ -107,7 +123,14 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut run_ats, mut next_tasks, mut attempt_outcomes, mut attempt_ids) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut event_jobs, mut event_ids, mut event_types, mut event_payloads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for finish in finishes {
+        for event in &finish.events {
+            event_jobs.push(finish.job_id);
+            event_ids.push(event.id.as_str());
+            event_types.push(event.event_type.as_str());
+            event_payloads.push(&event.payload);
+        }
         let (status, attempt_outcome, result, code, message, run_at, next_task) = match &finish.outcome {
             Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
             Outcome::Failed { dead, code, message, result } => {
@@ -152,7 +175,14 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
               FROM input
              WHERE jobs.id = input.id AND jobs.id IN (SELECT id FROM locked)
                AND jobs.status = 'running' AND jobs.locked_by = $10
-            RETURNING jobs.id
+            RETURNING jobs.id, jobs.tenant_id
+         ), events AS (
+            -- The outbox: a finished job's events, only if it did finish here.
+            INSERT INTO webhook_messages (id, tenant_id, event_type, payload, created_at)
+            SELECT e.id, done.tenant_id, e.event_type, e.payload, now()
+              FROM unnest($11::uuid[], $12::text[], $13::text[], $14::jsonb[]) AS e(job_id, id, event_type, payload)
+              JOIN done ON done.id = e.job_id
+            ON CONFLICT (id) DO NOTHING
          ), attempt AS (
             UPDATE job_attempts SET finished_at = now(), error_code = input.code, error_message = input.message,
                    outcome = CASE WHEN input.id IN (SELECT id FROM done) THEN input.attempt_outcome
@@ -173,6 +203,10 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
     .bind::<diesel::sql_types::Array<Text>, _>(&attempt_outcomes)
     .bind::<diesel::sql_types::Array<BigInt>, _>(&attempt_ids)
     .bind::<Text, _>(worker)
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_jobs)
+    .bind::<diesel::sql_types::Array<Text>, _>(&event_ids)
+    .bind::<diesel::sql_types::Array<Text>, _>(&event_types)
+    .bind::<diesel::sql_types::Array<Jsonb>, _>(&event_payloads)
     .load(&mut conn)
     .await?;
     let done: std::collections::HashSet<Uuid> = done.into_iter().map(|row| row.id).collect();
@@ -244,6 +278,18 @@ pub async fn release_running(pool: &DbPool, worker: &str) -> Result<Vec<WaitingJ
         .await?;
     drop(conn);
     requeue(pool, &ids, "released", "the worker shut down before the attempt finished").await
+}
+
+/// Of `job_ids`, those `worker` no longer holds: cancelled, finished, or
+/// claimed by another worker after this one's claim lapsed.
+pub async fn not_held_by(pool: &DbPool, worker: &str, job_ids: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(jobs::table
+        .filter(jobs::id.eq_any(job_ids))
+        .filter(jobs::status.ne("running").or(jobs::locked_by.is_distinct_from(worker)))
+        .select(jobs::id)
+        .load(&mut conn)
+        .await?)
 }
 
 /// Jobs whose worker stopped renewing its claim more than `grace_seconds`
