@@ -7,7 +7,9 @@
 # JOB picks the job type: `webhook` (default; delivered to the sink) or `sms`
 # (`send` to one number, through the sink answering as Kavenegar does; each
 # job also stores and queues its delivery-status check, scheduled past the
-# end of the run).
+# end of the run). EVENTS=1 registers a webhook endpoint (the sink) for
+# `job.succeeded`, so every job also stores an event and delivers it: the
+# drain then counts until the events are delivered too.
 # API, worker, PostgreSQL (fsync on) and Redis (AOF on) all run on this machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,10 @@ export PEYK_BENCH_KEY=$key PEYK_BENCH_SINK="http://127.0.0.1:$SINK_PORT" PEYK_BE
 
 "$bin/peyk-bench-sink" "127.0.0.1:$SINK_PORT" >/dev/null & pids+=($!)
 bench_start_api "$API_PORT"
+if [ "${EVENTS:-0}" = 1 ]; then
+  curl -fs "http://127.0.0.1:$API_PORT/v1/webhook-endpoints" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
+    -d "{\"url\": \"$PEYK_BENCH_SINK/events\", \"event_types\": [\"job.succeeded\"]}" >/dev/null
+fi
 
 echo "==> 1. submission: $CONNECTIONS connections, ${DURATION}s"
 wrk -t2 -c"$CONNECTIONS" -d3s -s bench/submit.lua "http://127.0.0.1:$API_PORT/v1/jobs" >/dev/null
@@ -45,6 +51,9 @@ PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.
   PEYK_KAVENEGAR_API_KEY=bench PEYK_KAVENEGAR_BASE_URL="$PEYK_BENCH_SINK" PEYK_SMS_STATUS_CHECK_SECONDS=3600 \
   PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=($worker)
 while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
+if [ "${EVENTS:-0}" = 1 ]; then
+  while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = 'webhook_delivery' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
+fi
 finished=$(date +%s.%N)
 worker_rss=$(peak_rss_mb "$worker")
 failed=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status <> 'succeeded'")
@@ -55,7 +64,7 @@ p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 drain=$(echo "$jobs $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
 cat <<SUMMARY
 
-== Peyk platform-core benchmark: $JOB jobs ($(nproc) cores) ==
+== Peyk platform-core benchmark: $JOB jobs ($(nproc) cores)$([ "${EVENTS:-0}" = 1 ] && echo ", each with a job.succeeded event delivered") ==
 submissions over HTTP : $rps jobs/s at $CONNECTIONS connections, p50 $p50, p99 $p99
 deliveries to sink    : $drain jobs/s ($jobs jobs; $failed not succeeded)
 peak memory           : API ${api_rss} MiB, worker ${worker_rss} MiB

@@ -30,6 +30,8 @@ pub struct SharedClients {
     /// many), as the API's submissions are.
     pub inserter: Inserter,
     pub pusher: Pusher,
+    /// Stored event messages are dispatched in batches too.
+    pub dispatcher: crate::events::Dispatcher,
     pub webhook: WebhookClient,
     pub files: FileStore,
     pub sms: SmsClient,

@@ -439,9 +439,15 @@ async fn lost_callbacks_are_recovered_by_reconcile() {
     let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 20_000, "currency": "IRR", "order_id": "o-bitpay" })).await;
     zarinpal.pay(&paid);
     idpay.set_status(&idpay_paid, 10);
+    // One inquiry is refused: that payment is reported and looked at next
+    // round; the reconcile job does not fail, and the others go on.
+    idpay.fail_next("inquiry", Failure::Status { http: 403, body: r#"{"error_code":11,"error_message":"blocked"}"#.into() });
 
     assert_eq!(shop.wait_payment(&paid_id, "verified").await["paid"], true);
     assert_eq!(shop.wait_payment(&idpay_paid_id, "verified").await["paid"], true);
+    let with_errors = "SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND jsonb_array_length(result->'errors') > 0";
+    assert_eq!(env.sql_count(with_errors).await, 1);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND status IN ('failed', 'dead')").await, 0);
     assert!(zarinpal.calls("unverified") >= 1 && idpay.calls("inquiry") >= 2);
     // A Stripe intent still processing stays pending; once it succeeds, the next round verifies it.
     while stripe.calls("retrieve") < 1 {
@@ -826,4 +832,27 @@ async fn workers_killed_mid_verification_and_mid_delivery_announce_the_payment_o
     assert_eq!(received[0].headers["webhook-id"], received[1].headers["webhook-id"], "a redelivery is the same message");
     assert_eq!(serde_json::from_slice::<Value>(&received[1].body).unwrap()["type"], "payment.succeeded");
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM webhook_messages WHERE event_type = 'payment.succeeded'").await, 1);
+}
+
+/// Inbound events are deleted after their retention, by the fleet's
+/// reconcile leader, in batches; newer ones stay.
+#[tokio::test]
+async fn inbound_events_past_their_retention_are_pruned() {
+    let env = TestEnv::new("pay-prune").await;
+    let mut shop = Shop::open(&env, "prune").await;
+    let zarinpal = Zarinpal::start().await;
+    shop.account("zarinpal", zarinpal_account()).await;
+    for n in 0..3 {
+        shop.zarinpal_callback(&format!("A{:035}", 900 + n), "NOK").await;
+    }
+    env.sql_exec("UPDATE inbound_events SET received_at = now() - interval '2 days' WHERE dedupe_key LIKE '%901:NOK'").await;
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM inbound_events").await, 3);
+    let settings = [("PEYK_PAYMENT_RECONCILE_SECONDS", "0.3"), ("PEYK_INBOUND_RETENTION_DAYS", "1")];
+    let _worker = worker(&env, &[zarinpal.env()], &settings).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.sql_count("SELECT count(*) AS n FROM inbound_events").await != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the old callback was not pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM inbound_events WHERE dedupe_key LIKE '%901:NOK'").await, 0);
 }

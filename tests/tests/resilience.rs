@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use peyk_tests::gateways::{self, Zarinpal};
 use peyk_tests::{webhook, OwnRedis, Reply, Sink, TestEnv};
 use serde_json::json;
 
@@ -255,8 +256,19 @@ async fn a_job_that_kills_every_worker_ends_dead_with_worker_lost() {
         worker.kill9();
         let _ = worker.wait_exit(Duration::from_secs(5)).await;
     }
-    // The survivor does not run it a third time: dead, worker_lost, two attempts.
-    let _survivor = env.start_worker_with(&lease).await;
+    // The survivor does not run it a third time: dead, worker_lost, two
+    // attempts; and it serves the other queues meanwhile, payments included.
+    let zarinpal = Zarinpal::start().await;
+    let mut survivor_env: Vec<(&str, &str)> = lease.to_vec();
+    let zarinpal_env = zarinpal.env();
+    survivor_env.extend(peyk_tests::env_pairs(&zarinpal_env));
+    let _survivor = env.start_worker_with(&survivor_env).await;
+    let account = json!({ "credentials": { "merchant_id": gateways::ZARINPAL_MERCHANT }, "sandbox": true });
+    assert_eq!(api.request(reqwest::Method::PUT, "/v1/payment-accounts/zarinpal", Some(&key), Some(&account)).await.0, 200);
+    let authority = zarinpal.create_payment(10_000);
+    zarinpal.pay(&authority);
+    let payment = json!({ "gateway": "zarinpal", "reference": authority, "amount": 10_000, "currency": "IRR", "order_id": "o-1" });
+    let verification = api.submit(&key, &json!({ "type": "payment_verification", "payload": payment })).await;
     let other = api.submit(&key, &webhook(&format!("{}/other", fast.url), json!({}))).await;
     let job = api.wait_for_status(&key, &id, "dead", Duration::from_secs(30)).await;
     assert_eq!((job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("worker_lost"), Some(2)), "{job}");
@@ -265,6 +277,8 @@ async fn a_job_that_kills_every_worker_ends_dead_with_worker_lost() {
     assert_eq!(outcomes, ["interrupted", "dead"], "{attempts}");
     assert_eq!(holds.count(), 2, "never sent a third time");
     api.wait_for_status(&key, &other, "succeeded", Duration::from_secs(10)).await;
+    let verified = api.wait_for_status(&key, &verification, "succeeded", Duration::from_secs(10)).await;
+    assert_eq!(verified["result"]["status"], "verified", "{verified}");
 
     // 30 MiB attached (limit 20): failed at once, from the file's record.
     let big = api.upload(&key, "scan.pdf", vec![b'%'; 30 * 1024 * 1024]).await;

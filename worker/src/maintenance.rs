@@ -51,14 +51,23 @@ async fn keep_leases(runner: Arc<Runner>, stop: CancellationToken) {
     }
 }
 
-/// Five times a second, while jobs run: stops those that are no longer
-/// this worker's — cancelled through the API, or taken over after its claim
-/// lapsed — so that their work (a transcription's CPU) ends within a second
-/// instead of running on to a result that would be discarded. (One indexed
-/// query per check, and none while nothing runs.)
+/// Five times a second: stops the jobs that are no longer this worker's —
+/// cancelled through the API, or taken over after its claim lapsed — so
+/// that their work (a transcription's CPU) ends within a second instead of
+/// running on to a result that would be discarded. Only jobs running for
+/// more than half a second are looked at (one indexed query; none while
+/// only short jobs run, such as webhook deliveries by the thousand).
 async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
+    const LONG_RUNNING: Duration = Duration::from_millis(500);
     while every(Duration::from_millis(200), &stop).await {
-        let ids: Vec<Uuid> = runner.in_flight.lock().unwrap().keys().copied().collect();
+        let ids: Vec<Uuid> = runner
+            .in_flight
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, job)| job.started.elapsed() > LONG_RUNNING)
+            .map(|(id, _)| *id)
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -66,9 +75,9 @@ async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
             Ok(gone) => {
                 let in_flight = runner.in_flight.lock().unwrap();
                 for id in gone {
-                    if let Some(token) = in_flight.get(&id) {
+                    if let Some(job) = in_flight.get(&id) {
                         tracing::info!(job_id = %id, "job cancelled or taken over while running; stopping it");
-                        token.cancel();
+                        job.stop.cancel();
                     }
                 }
             }

@@ -68,6 +68,13 @@ pub fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claim
 }
 
 /// Shared by every job this process runs.
+/// A job this process is running.
+pub struct InFlight {
+    /// Cancelled to stop the job's handler.
+    pub stop: CancellationToken,
+    pub started: Instant,
+}
+
 pub struct Runner {
     pub pool: DbPool,
     pub claims: Claims,
@@ -84,7 +91,7 @@ pub struct Runner {
     /// Jobs this process holds a claim on, each with the token that stops
     /// it: the lease keeper renews them, the cancel watcher stops those that
     /// are no longer this worker's (cancelled, or taken over).
-    pub in_flight: Mutex<HashMap<Uuid, CancellationToken>>,
+    pub in_flight: Mutex<HashMap<Uuid, InFlight>>,
     /// Set on SIGTERM/SIGINT: entries received from now on are handed back
     /// unstarted.
     pub shutting_down: AtomicBool,
@@ -141,7 +148,7 @@ impl Runner {
         let job = &claimed.job;
         let job_type = job.job_type.as_str();
         let stop = CancellationToken::new();
-        self.in_flight.lock().unwrap().insert(job.id, stop.clone());
+        self.in_flight.lock().unwrap().insert(job.id, InFlight { stop: stop.clone(), started: Instant::now() });
         if job.attempts == 1 {
             let waited = (Utc::now() - job.run_at.max(job.created_at)).to_std().unwrap_or_default();
             metrics::JOB_QUEUE_WAIT.with_label_values(&[job_type]).observe(waited.as_secs_f64());

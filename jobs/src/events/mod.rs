@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::context::SharedClients;
 use crate::queue::Enqueue;
 use crate::submit::{system_job, Inserter, Pusher};
+use peyk_schema::Batcher;
 use crate::{Job, JobError};
 use delivery::WebhookDeliveryJob;
 
@@ -85,14 +86,30 @@ pub async fn publish(clients: &SharedClients, tenant_id: Uuid, event_type: &str,
     Ok(Some(message.id))
 }
 
+/// Dispatches stored messages, many per statement: what the writers of
+/// outcomes hand their messages to.
+pub type Dispatcher = Batcher<String, (), JobError>;
+
+pub fn start_dispatcher(pool: peyk_schema::DbPool, pusher: Pusher) -> Dispatcher {
+    Batcher::start(256, 2, move |message_ids: Vec<String>| {
+        let (pool, pusher) = (pool.clone(), pusher.clone());
+        async move {
+            dispatch(&pool, &pusher, &message_ids).await?;
+            Ok(vec![(); message_ids.len()])
+        }
+    })
+}
+
 /// Dispatches stored messages in the background: the caller's outcome is
 /// committed with them, so if this fails (or the process dies first) the
 /// relay ([`dispatch_stranded`]) dispatches them later.
 pub fn dispatch_soon(clients: &SharedClients, message_ids: Vec<String>) {
-    let (pool, pusher) = (clients.pool.clone(), clients.pusher.clone());
+    let dispatcher = clients.dispatcher.clone();
     tokio::spawn(async move {
-        if let Err(e) = dispatch(&pool, &pusher, &message_ids).await {
-            tracing::warn!(error = %e, "could not dispatch events now; the relay will");
+        for id in message_ids {
+            if let Err(e) = dispatcher.call(id).await {
+                tracing::warn!(error = %e, "could not dispatch an event now; the relay will");
+            }
         }
     });
 }

@@ -353,8 +353,12 @@ pub async fn record_event(
              -- Locked: callbacks of one payment are decided one after another,
              -- each seeing the row as the previous one left it.
              SELECT p.id, p.status IN ('pending', 'failed') AS may_change,
-                    p.verification_job_id IS NOT NULL AND EXISTS (
-                        SELECT 1 FROM jobs j WHERE j.id = p.verification_job_id AND j.status IN ('queued', 'scheduled', 'running')) AS in_flight,
+                    -- Asked as not finished rather than waiting or running: a job
+                    -- that a concurrent callback has just stored is not visible to
+                    -- this statement's snapshot, though the lock shows its id.
+                    p.verification_job_id IS NOT NULL AND NOT EXISTS (
+                        SELECT 1 FROM jobs j WHERE j.id = p.verification_job_id
+                           AND j.status IN ('succeeded', 'failed', 'dead', 'cancelled')) AS in_flight,
                     (p.verifications_window_start IS NULL OR p.verifications_window_start < now() - interval '1 minute') AS new_window,
                     p.verifications_in_window AS used,
                     p.callbacks_stored < $21 AS store

@@ -49,9 +49,11 @@ pub async fn claim_batch(
             -- attempt was claimed before, the last one lost with its worker
             -- (not handed back at a shutdown), is exhausted.
             SELECT jobs.id,
-                   jobs.attempts >= jobs.max_attempts
-                   AND coalesce((SELECT a.outcome IS NULL OR a.outcome = 'interrupted' FROM job_attempts a
-                                  WHERE a.job_id = jobs.id ORDER BY a.id DESC LIMIT 1), false) AS exhausted
+                   -- CASE, so that the attempt lookup runs only for the rare job at its limit.
+                   CASE WHEN jobs.attempts >= jobs.max_attempts
+                        THEN coalesce((SELECT a.outcome IS NULL OR a.outcome = 'interrupted' FROM job_attempts a
+                                        WHERE a.job_id = jobs.id ORDER BY a.id DESC LIMIT 1), false)
+                        ELSE false END AS exhausted
               FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
          ), claimed AS (
             UPDATE jobs SET status = 'running', attempts = CASE WHEN locked.exhausted THEN jobs.attempts ELSE jobs.attempts + 1 END,
