@@ -8,6 +8,7 @@ ALTER TABLE payments DROP COLUMN verifications_in_window;
 ALTER TABLE payments DROP COLUMN recheck_requested;
 ALTER TABLE payments DROP COLUMN verifications_window_start;
 ALTER TABLE payments DROP COLUMN verification_job_id;
+ALTER TABLE payments DROP COLUMN verification_queued_at;
 ALTER TABLE payments DROP COLUMN trans_id_candidates;
 UPDATE payments SET status = 'failed' WHERE status = 'needs_review';
 ALTER TABLE payments DROP CONSTRAINT payments_status_check;

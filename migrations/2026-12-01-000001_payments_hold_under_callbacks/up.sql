@@ -13,9 +13,11 @@ ALTER TABLE payments ADD COLUMN trans_id_candidates text[] NOT NULL DEFAULT '{}'
 UPDATE payments SET trans_id_candidates = ARRAY[trans_id], trans_id = NULL
  WHERE trans_id IS NOT NULL AND status = 'pending';
 
--- The verification a callback queued last: while it is waiting or running, a
+-- The verification a callback queued last, and when: until it ends (it
+-- clears the id) — or 5 minutes have passed, should it have died — a
 -- callback queues no other (one in flight per payment).
 ALTER TABLE payments ADD COLUMN verification_job_id uuid;
+ALTER TABLE payments ADD COLUMN verification_queued_at timestamptz;
 -- A callback came while a verification was in flight: that verification
 -- asks the gateway once more before it concludes "not paid yet" (the real
 -- callback may have come while a forged one's verification ran).

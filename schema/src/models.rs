@@ -223,6 +223,8 @@ pub struct PaymentRow {
     /// Callbacks stored for it (bounded).
     #[serde(skip)]
     pub callbacks_stored: i32,
+    #[serde(skip)]
+    pub verification_queued_at: Option<DateTime<Utc>>,
 }
 
 /// A tenant's webhook endpoint (outbound events).

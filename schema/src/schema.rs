@@ -146,6 +146,7 @@ diesel::table! {
         reversed_from -> Nullable<Text>,
         recheck_requested -> Bool,
         callbacks_stored -> Int4,
+        verification_queued_at -> Nullable<Timestamptz>,
     }
 }
 

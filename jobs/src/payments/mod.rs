@@ -102,6 +102,7 @@ impl PaymentVerificationJob {
             reversed_from: None,
             recheck_requested: false,
             callbacks_stored: 0,
+            verification_queued_at: None,
         }
     }
 
@@ -248,7 +249,7 @@ impl Job for PaymentVerificationJob {
             // reference can send its callback before the payer has paid.
             // Only a payment past its expiry is settled as failed.
             Verdict::NotYet { code, reason } | Verdict::Unpaid { code, reason } if !expired || row.status == "failed" => {
-                q::mark_checked(pool, row.id, &code, &reason).await.map_err(db)?;
+                q::mark_checked(pool, row.id, &code, &reason, ctx.job_id).await.map_err(db)?;
                 let mut result = result_of(&row, false);
                 result["reason"] = json!(reason);
                 result["gateway_code"] = json!(code);
@@ -267,13 +268,12 @@ impl Job for PaymentVerificationJob {
         };
         let wanted = crate::events::is_wanted(&ctx.clients, ctx.tenant_id, event).await?;
         let mut message_id = None;
-        let recorded = q::record_outcome(pool, &row, &outcome, |recorded| {
-            let message = wanted.then(|| announcement(recorded, event));
-            message_id = message.as_ref().map(|m| m.id.clone());
+        let announce = wanted.then_some(|recorded: &PaymentRow| {
+            let message = announcement(recorded, event);
+            message_id = Some(message.id.clone());
             message
-        })
-        .await
-        .map_err(db)?;
+        });
+        let recorded = q::record_outcome(pool, &row, &outcome, announce).await.map_err(db)?;
         match recorded {
             Some(recorded) => {
                 crate::metrics::PAYMENTS.with_label_values(&[&recorded.gateway, &recorded.status]).inc();

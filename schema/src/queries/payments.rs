@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
 use crate::models::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId, WebhookMessageRow};
+use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 use crate::schema::{inbound_events as ev, inbound_sources as src, payment_accounts as acc, payments as pay};
 
 // ---- accounts ----
@@ -167,7 +168,7 @@ pub async fn record_outcome(
     pool: &DbPool,
     seen: &PaymentRow,
     outcome: &Outcome,
-    announce: impl FnOnce(&PaymentRow) -> Option<WebhookMessageRow> + Send,
+    announce: Option<impl FnOnce(&PaymentRow) -> WebhookMessageRow + Send>,
 ) -> Result<Option<PaymentRow>, DbError> {
     let may_replace = seen.status == "pending" || (seen.status == "failed" && outcome.is_paid());
     if !may_replace {
@@ -175,31 +176,34 @@ pub async fn record_outcome(
     }
     let reversed_from = if seen.status == "failed" { Some("failed".to_string()) } else { seen.reversed_from.clone() };
     let trans_id = outcome.trans_id.clone().or_else(|| seen.trans_id.clone());
+    let now = Utc::now();
+    let update = diesel::update(pay::table.filter(pay::id.eq(seen.id)).filter(pay::status.eq(&seen.status)))
+        .set((
+            pay::status.eq(&outcome.status),
+            pay::gateway_code.eq(&outcome.gateway_code),
+            pay::ref_id.eq(&outcome.ref_id),
+            pay::card_mask.eq(&outcome.card_mask),
+            pay::fee.eq(outcome.fee),
+            pay::paid_amount.eq(outcome.paid_amount),
+            pay::reason.eq(&outcome.reason),
+            pay::trans_id.eq(trans_id),
+            pay::reversed_from.eq(reversed_from),
+            pay::verification_job_id.eq(None::<Uuid>),
+            pay::checked_at.eq(now),
+            pay::finished_at.eq(now),
+            pay::announced_at.eq(now),
+            pay::updated_at.eq(now),
+        ))
+        .returning(PaymentRow::as_returning());
     let mut conn = pool.get().await?;
+    let Some(announce) = announce else {
+        // No endpoint wants the event: one statement, no transaction.
+        return Ok(update.get_result(&mut conn).await.optional()?);
+    };
     conn.transaction(async move |conn| -> Result<Option<PaymentRow>, DbError> {
-        let now = Utc::now();
-        let recorded = diesel::update(pay::table.filter(pay::id.eq(seen.id)).filter(pay::status.eq(&seen.status)))
-            .set((
-                pay::status.eq(&outcome.status),
-                pay::gateway_code.eq(&outcome.gateway_code),
-                pay::ref_id.eq(&outcome.ref_id),
-                pay::card_mask.eq(&outcome.card_mask),
-                pay::fee.eq(outcome.fee),
-                pay::paid_amount.eq(outcome.paid_amount),
-                pay::reason.eq(&outcome.reason),
-                pay::trans_id.eq(trans_id),
-                pay::reversed_from.eq(reversed_from),
-                pay::checked_at.eq(now),
-                pay::finished_at.eq(now),
-                pay::announced_at.eq(now),
-                pay::updated_at.eq(now),
-            ))
-            .returning(PaymentRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
-        if let Some(message) = recorded.as_ref().and_then(announce) {
-            super::outbox::store_message(conn, &message).await?;
+        let recorded = update.get_result(conn).await.optional()?;
+        if let Some(row) = &recorded {
+            super::outbox::store_message(conn, &announce(row)).await?;
         }
         Ok(recorded)
     })
@@ -243,10 +247,17 @@ pub async fn take_recheck(pool: &DbPool, id: Uuid) -> Result<bool, DbError> {
 
 /// Notes that a verification asked the gateway and the payment is still
 /// pending (reconcile asks again later), with the gateway's code and why.
-pub async fn mark_checked(pool: &DbPool, id: Uuid, code: &str, reason: &str) -> Result<(), DbError> {
+pub async fn mark_checked(pool: &DbPool, id: Uuid, code: &str, reason: &str, job: Uuid) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
-    diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.eq("pending")))
-        .set((pay::checked_at.eq(Utc::now()), pay::gateway_code.eq(code), pay::reason.eq(reason), pay::updated_at.eq(Utc::now())))
+    diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.eq_any(["pending", "failed"])))
+        .set((
+            pay::checked_at.eq(Utc::now()),
+            pay::gateway_code.eq(code),
+            pay::reason.eq(reason),
+            pay::updated_at.eq(Utc::now()),
+            // The callback gate's "in flight" ends when this verification does.
+            pay::verification_job_id.eq(diesel::dsl::sql::<Nullable<SqlUuid>>("nullif(verification_job_id, ").bind::<SqlUuid, _>(job).sql(")")),
+        ))
         .execute(&mut conn)
         .await?;
     Ok(())
@@ -351,14 +362,10 @@ pub async fn record_event(
     let row: Recorded = diesel::sql_query(
         "WITH current AS (
              -- Locked: callbacks of one payment are decided one after another,
-             -- each seeing the row as the previous one left it.
+             -- each on the row as the previous one left it (a locking read
+             -- returns the row's latest version).
              SELECT p.id, p.status IN ('pending', 'failed') AS may_change,
-                    -- Asked as not finished rather than waiting or running: a job
-                    -- that a concurrent callback has just stored is not visible to
-                    -- this statement's snapshot, though the lock shows its id.
-                    p.verification_job_id IS NOT NULL AND NOT EXISTS (
-                        SELECT 1 FROM jobs j WHERE j.id = p.verification_job_id
-                           AND j.status IN ('succeeded', 'failed', 'dead', 'cancelled')) AS in_flight,
+                    p.verification_job_id IS NOT NULL AND p.verification_queued_at > now() - interval '5 minutes' AS in_flight,
                     (p.verifications_window_start IS NULL OR p.verifications_window_start < now() - interval '1 minute') AS new_window,
                     p.verifications_in_window AS used,
                     p.callbacks_stored < $21 AS store
@@ -374,6 +381,7 @@ pub async fn record_event(
                     callbacks_stored = p.callbacks_stored + CASE WHEN c.store THEN 1 ELSE 0 END,
                     recheck_requested = p.recheck_requested OR ($11::uuid IS NOT NULL AND c.may_change AND c.in_flight),
                     verification_job_id = CASE WHEN c.allowed THEN $11 ELSE p.verification_job_id END,
+                    verification_queued_at = CASE WHEN c.allowed THEN now() ELSE p.verification_queued_at END,
                     verifications_window_start = CASE WHEN c.allowed AND c.new_window THEN now() ELSE p.verifications_window_start END,
                     verifications_in_window = CASE WHEN NOT c.allowed THEN p.verifications_in_window
                                                    WHEN c.new_window THEN 1 ELSE p.verifications_in_window + 1 END,

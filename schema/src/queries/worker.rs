@@ -71,8 +71,10 @@ pub async fn claim_batch(
             INSERT INTO job_attempts (job_id, attempt, worker)
             SELECT id, attempts, $3 FROM claimed WHERE NOT exhausted RETURNING id, job_id
          ), last_attempt AS (
-            SELECT DISTINCT ON (a.job_id) a.job_id, a.id FROM job_attempts a
-             WHERE a.job_id IN (SELECT id FROM claimed WHERE exhausted) ORDER BY a.job_id, a.id DESC
+            -- Per exhausted job, an index lookup (never a scan of all attempts).
+            SELECT c.id AS job_id,
+                   (SELECT a.id FROM job_attempts a WHERE a.job_id = c.id ORDER BY a.id DESC LIMIT 1) AS id
+              FROM claimed c WHERE c.exhausted
          )
          SELECT claimed.*, coalesce(attempt.id, last_attempt.id) AS attempt_id
            FROM claimed LEFT JOIN attempt ON attempt.job_id = claimed.id LEFT JOIN last_attempt ON last_attempt.job_id = claimed.id
