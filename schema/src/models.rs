@@ -254,6 +254,11 @@ impl PaymentRow {
         self.status != "pending"
     }
 
+    /// Whether a payment status counts as paid.
+    pub fn is_paid_status(status: &str) -> bool {
+        matches!(status, "verified" | "already_verified")
+    }
+
     /// Whether a verification may still change the outcome: pending, or
     /// recorded unpaid (a gateway that later says paid wins).
     pub fn may_change(&self) -> bool {

@@ -77,13 +77,12 @@ async fn run() -> anyhow::Result<()> {
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
-    let pusher = peyk_jobs::submit::start_pusher(queue.clone());
     let clients = Arc::new(SharedClients {
         pool: pool.clone(),
         queue: queue.clone(),
         inserter: peyk_jobs::submit::start_inserter(pool.clone()),
-        dispatcher: peyk_jobs::events::start_dispatcher(pool.clone(), pusher.clone()),
-        pusher,
+        pusher: peyk_jobs::submit::start_pusher(queue.clone()),
+        dispatcher: peyk_jobs::events::start_dispatcher(pool.clone(), queue.clone()),
         webhook: WebhookClient::new(config.webhook_policy.clone())?,
         files: FileStore::from_env()?,
         sms: SmsClient::from_env(&config.redis_prefix)?,

@@ -91,7 +91,7 @@ async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
 /// of grace leave the writer's own dispatch to run first.
 async fn relay_events(runner: Arc<Runner>, stop: CancellationToken) {
     while every(Duration::from_secs(1), &stop).await {
-        if let Err(e) = peyk_jobs::events::dispatch_stranded(&runner.pool, &runner.clients.pusher, Duration::from_secs(5)).await {
+        if let Err(e) = peyk_jobs::events::dispatch_stranded(&runner.pool, &runner.queue, Duration::from_secs(5)).await {
             tracing::warn!(error = %e, "could not relay stranded events; will try again");
         }
     }

@@ -67,7 +67,6 @@ pub fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claim
     (claims, finishes)
 }
 
-/// Shared by every job this process runs.
 /// A job this process is running.
 pub struct InFlight {
     /// Cancelled to stop the job's handler.
@@ -75,6 +74,7 @@ pub struct InFlight {
     pub started: Instant,
 }
 
+/// Shared by every job this process runs.
 pub struct Runner {
     pub pool: DbPool,
     pub claims: Claims,
@@ -163,36 +163,36 @@ impl Runner {
         // its worker gone (killed, out of memory, a native crash). Such a job
         // is not run again: it would take down the next worker too.
         let result = if claimed.exhausted {
-            Err(JobError::permanent(
-                "worker_lost",
-                format!("gave up after {} attempts: each ended with its worker lost (killed, out of memory or crashed)", job.attempts),
-            ))
+            None
         } else {
             // Dropping the handler's future when the job is cancelled stops
             // its work (a transcription's whisper.cpp aborts at its next step).
-            tokio::select! {
+            Some(tokio::select! {
                 result = run_guarded(job_type, job.payload.clone(), &ctx) => result,
                 () = stop.cancelled() => Err(JobError::permanent("stopped", "the job was cancelled or taken over while it ran")),
-            }
+            })
         };
         let elapsed = started.elapsed();
         drop(ctx);
         progress_writer.abort();
         metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
 
-        let outcome = self.outcome_of(&claimed, result);
-        // Its events are stored with the outcome (the outbox), then dispatched.
-        let final_status = match &outcome {
-            Outcome::Succeeded { .. } => Some("succeeded"),
-            Outcome::Failed { dead: true, .. } => Some("dead"),
-            Outcome::Failed { .. } => Some("failed"),
-            Outcome::Retry { .. } => None,
+        let outcome = match result {
+            Some(result) => self.outcome_of(&claimed, result),
+            None => Outcome::Failed {
+                dead: true,
+                code: "worker_lost".into(),
+                message: format!("gave up after {} attempts: each ended with its worker lost (killed, out of memory or crashed)", job.attempts),
+                result: None,
+            },
         };
-        let events = match final_status {
+        // Its events are stored with the outcome (the outbox), then dispatched.
+        let events = match outcome.final_status() {
             Some(status) => self.events.messages_for(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome }).await,
             None => Vec::new(),
         };
-        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone(), events: events.clone() }).await;
+        let event_ids: Vec<String> = events.iter().map(|message| message.id.clone()).collect();
+        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone(), events }).await;
         self.in_flight.lock().unwrap().remove(&job.id);
 
         let status = match (&outcome, recorded) {
@@ -228,7 +228,7 @@ impl Runner {
         }
         metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
         if status != "discarded" {
-            self.events.dispatch(&events);
+            self.events.dispatch(event_ids);
         }
         // A finished step moves its pipeline on (the next step, or the end).
         if let Some(pipeline) = job.pipeline_id.filter(|_| status != "discarded") {
@@ -245,9 +245,6 @@ impl Runner {
             Err(error) => {
                 let details = error.details.clone();
                 match error.hint {
-                    RetryHint::Permanent if error.code == "worker_lost" => {
-                        Outcome::Failed { dead: true, code: error.code, message: error.message, result: details }
-                    }
                     RetryHint::Permanent => Outcome::Failed { dead: false, code: error.code, message: error.message, result: details },
                     RetryHint::Retry { .. } if job.attempts >= job.max_attempts => Outcome::Failed {
                         dead: true,

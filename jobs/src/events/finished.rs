@@ -76,9 +76,9 @@ impl FinishedJobEvents {
     }
 
     /// Dispatches messages the runner stored with an outcome.
-    pub fn dispatch(&self, messages: &[WebhookMessageRow]) {
-        if !messages.is_empty() {
-            super::dispatch_soon(&self.clients, messages.iter().map(|m| m.id.clone()).collect());
+    pub fn dispatch(&self, message_ids: Vec<String>) {
+        if !message_ids.is_empty() {
+            super::dispatch_soon(&self.clients, message_ids);
         }
     }
 

@@ -26,13 +26,12 @@ pub mod settings;
 
 use chrono::{SecondsFormat, Utc};
 use peyk_schema::queries::{outbox, webhook_endpoints as q};
-use peyk_schema::{TenantId, WebhookMessageRow};
+use peyk_schema::{Batcher, DbPool, NewJob, TenantId, WebhookMessageRow};
 use uuid::Uuid;
 
 use crate::context::SharedClients;
-use crate::queue::Enqueue;
+use crate::queue::{Enqueue, Queue};
 use crate::submit::{system_job, Inserter, Pusher};
-use peyk_schema::Batcher;
 use crate::{Job, JobError};
 use delivery::WebhookDeliveryJob;
 
@@ -90,11 +89,11 @@ pub async fn publish(clients: &SharedClients, tenant_id: Uuid, event_type: &str,
 /// outcomes hand their messages to.
 pub type Dispatcher = Batcher<String, (), JobError>;
 
-pub fn start_dispatcher(pool: peyk_schema::DbPool, pusher: Pusher) -> Dispatcher {
+pub fn start_dispatcher(pool: DbPool, queue: Queue) -> Dispatcher {
     Batcher::start(256, 2, move |message_ids: Vec<String>| {
-        let (pool, pusher) = (pool.clone(), pusher.clone());
+        let (pool, queue) = (pool.clone(), queue.clone());
         async move {
-            dispatch(&pool, &pusher, &message_ids).await?;
+            dispatch(&pool, &queue, &message_ids).await?;
             Ok(vec![(); message_ids.len()])
         }
     })
@@ -120,47 +119,52 @@ pub fn dispatch_soon(clients: &SharedClients, message_ids: Vec<String>) {
 /// after a crash) stores nothing more. Every retry of a delivery, and a
 /// replay, sends the same `webhook-id` (the message id). Answers how many
 /// deliveries were stored.
-pub async fn dispatch(pool: &peyk_schema::DbPool, pusher: &Pusher, message_ids: &[String]) -> Result<usize, JobError> {
+pub async fn dispatch(pool: &DbPool, queue: &Queue, message_ids: &[String]) -> Result<usize, JobError> {
     if message_ids.is_empty() {
         return Ok(0);
     }
     let now = Utc::now();
     let mut deliveries = Vec::new();
     for target in outbox::targets(pool, message_ids).await.map_err(database)? {
-        let payload = serde_json::to_value(WebhookDeliveryJob { endpoint_id: target.endpoint_id, message_id: target.message_id.clone() })
-            .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
-        let mut job = system_job(target.tenant_id, WebhookDeliveryJob::TYPE, payload, now);
-        job.max_attempts = settings::get().max_attempts();
+        let mut job = delivery_job(target.tenant_id, &target.message_id, target.endpoint_id, now)?;
         job.idempotency_key = Some(format!("delivery:{}:{}", target.message_id, target.endpoint_id));
         deliveries.push(job);
     }
     let stored = outbox::store_deliveries(pool, &deliveries, message_ids).await.map_err(database)?;
-    for row in &stored {
-        if let Some(entry) = Enqueue::for_row(row) {
-            if let Err(e) = pusher.call(entry).await {
-                tracing::warn!(error = %e, job_id = %row.id, "delivery stored but not pushed; the sweeper will queue it");
-            }
-        }
+    // One round trip for the whole batch (it is one already).
+    let entries: Vec<Enqueue> = stored.iter().filter_map(Enqueue::for_row).collect();
+    if let Err(e) = queue.enqueue_many(&entries).await {
+        tracing::warn!(error = %e, count = entries.len(), "deliveries stored but not pushed; the sweeper will queue them");
     }
     Ok(stored.len())
+}
+
+/// The `webhook_delivery` job of one message to one endpoint, with as many
+/// attempts as the retry schedule has entries.
+fn delivery_job(tenant_id: Uuid, message_id: &str, endpoint_id: Uuid, now: chrono::DateTime<Utc>) -> Result<NewJob, JobError> {
+    let payload = serde_json::to_value(WebhookDeliveryJob { endpoint_id, message_id: message_id.to_string() })
+        .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
+    let mut job = system_job(tenant_id, WebhookDeliveryJob::TYPE, payload, now);
+    job.max_attempts = settings::get().max_attempts();
+    Ok(job)
 }
 
 /// The relay: dispatches messages stored more than `grace` ago and still
 /// undispatched — their writer stopped between its commit and its dispatch.
 /// Every worker runs it; dispatching twice is harmless (see [`dispatch`]).
-pub async fn dispatch_stranded(pool: &peyk_schema::DbPool, pusher: &Pusher, grace: std::time::Duration) -> Result<usize, JobError> {
+pub async fn dispatch_stranded(pool: &DbPool, queue: &Queue, grace: std::time::Duration) -> Result<usize, JobError> {
     let before = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
     let stranded = outbox::undispatched(pool, before, 500).await.map_err(database)?;
     if stranded.is_empty() {
         return Ok(0);
     }
     tracing::info!(count = stranded.len(), "dispatching events whose writer stopped before dispatching them");
-    dispatch(pool, pusher, &stranded).await
+    dispatch(pool, queue, &stranded).await
 }
 
-/// Stores and queues one `webhook_delivery` job per endpoint, with as many
-/// attempts as the retry schedule has entries; returns the job ids. Shared
-/// by [`publish`] and the API's replay.
+/// Stores and queues a new `webhook_delivery` job per endpoint for a stored
+/// message (the API's replay: deliberately a delivery again, under the same
+/// `webhook-id`); returns the job ids.
 pub async fn queue_deliveries(
     inserter: &Inserter,
     pusher: &Pusher,
@@ -171,10 +175,7 @@ pub async fn queue_deliveries(
     let now = Utc::now();
     let mut ids = Vec::with_capacity(endpoints.len());
     for endpoint_id in endpoints {
-        let payload = serde_json::to_value(WebhookDeliveryJob { endpoint_id: *endpoint_id, message_id: message_id.to_string() })
-            .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
-        let mut job = system_job(tenant_id, WebhookDeliveryJob::TYPE, payload, now);
-        job.max_attempts = settings::get().max_attempts();
+        let job = delivery_job(tenant_id, message_id, *endpoint_id, now)?;
         let row = inserter.call(job).await.map_err(database)?.ok_or_else(|| database("no row inserted"))?;
         if let Some(entry) = Enqueue::for_row(&row) {
             if let Err(e) = pusher.call(entry).await {

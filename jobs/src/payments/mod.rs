@@ -353,7 +353,7 @@ fn outcome_of(verdict: Verdict) -> q::Outcome {
 }
 
 pub fn is_paid(status: &str) -> bool {
-    matches!(status, "verified" | "already_verified")
+    PaymentRow::is_paid_status(status)
 }
 
 /// What the job returns and the API shows for a payment.

@@ -6,13 +6,13 @@
 //! than `PEYK_PAYMENT_RECONCILE_AFTER_SECONDS`, once per
 //! `PEYK_PAYMENT_RECONCILE_SECONDS` across the fleet. What it verifies:
 //! - Zarinpal: the authorities its `unVerified` list says were paid.
-//! - IDPay: payments its inquiry reports paid (10, 100, 101, 200) — only
-//!   those, since verifying an unpaid one fails it while the payer may still
-//!   be at the bank.
+//! - IDPay: payments its inquiry reports paid (10, 100, 101, 200).
 //! - Stripe: every pending PaymentIntent (retrieval changes nothing).
-//! - All: payments older than `PEYK_PAYMENT_EXPIRE_SECONDS`, to settle them
-//!   as failed. BitPay can be verified only with the `trans_id` of its
-//!   callback, so a BitPay payment without one stays pending.
+//! - BitPay: payments with a candidate `trans_id` from a callback.
+//! - All: payments older than `PEYK_PAYMENT_EXPIRE_SECONDS`, whose
+//!   verification settles them as failed if still unpaid. BitPay can be
+//!   verified only with a callback's `trans_id`, so a BitPay payment without
+//!   one stays pending.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -30,8 +30,8 @@ use crate::{Job, JobContext, JobError, ValidationErrors};
 const BATCH: i64 = 100;
 
 /// Whether IDPay's inquiry says the payment was paid (10: paid, not yet
-/// verified; 100, 101, 200: verified) — only then is it worth verifying,
-/// since verifying an unpaid one fails it while the payer may be at the bank.
+/// verified; 100, 101, 200: verified) — only then is it worth a
+/// verification job (an unpaid one's would only find "not yet").
 async fn idpay_paid(payments: &super::PaymentsClient, account: &peyk_schema::PaymentAccountRow, payment: &peyk_schema::PaymentRow) -> Result<bool, JobError> {
     let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { return Ok(false) };
     let status = idpay_for(payments, account)?.inquiry(&job.expected(None)).await?;

@@ -151,7 +151,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn is_paid(&self) -> bool {
-        matches!(self.status.as_str(), "verified" | "already_verified")
+        PaymentRow::is_paid_status(&self.status)
     }
 }
 

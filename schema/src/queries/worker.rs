@@ -101,6 +101,18 @@ pub enum Outcome {
     Retry { code: String, message: String, run_at: DateTime<Utc>, next_task_id: String, result: Option<serde_json::Value> },
 }
 
+impl Outcome {
+    /// The job's status once this outcome is recorded, if it is a final one.
+    pub fn final_status(&self) -> Option<&'static str> {
+        match self {
+            Outcome::Succeeded { .. } => Some("succeeded"),
+            Outcome::Failed { dead: true, .. } => Some("dead"),
+            Outcome::Failed { .. } => Some("failed"),
+            Outcome::Retry { .. } => None,
+        }
+    }
+}
+
 /// One outcome to record: the job, its open attempt, how it ended, and the
 /// events (`job.*` messages) it causes — stored with it, or not at all.
 #[derive(Debug, Clone)]
