@@ -21,6 +21,7 @@ pub mod queue;
 pub mod registry;
 pub mod retry;
 pub mod sms;
+pub mod spool;
 pub mod storage;
 pub mod submit;
 pub mod telemetry;

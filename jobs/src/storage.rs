@@ -9,18 +9,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::env::env_or;
+use crate::spool::{Spool, SpoolWriter};
+
+/// Bytes of a spooled upload held in memory at once while it is stored: one
+/// part of a multipart upload (S3's smallest) and the next one filling.
+const UPLOAD_PART_BYTES: usize = 5 * 1024 * 1024;
+const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("file {0} is not in storage")]
     NotFound(Uuid),
+    #[error("file {0} is larger than its record says")]
+    TooLarge(Uuid),
     #[error("file storage: {0}")]
     Backend(String),
     #[error("file storage configuration: {0}")]
@@ -76,20 +87,67 @@ impl FileStore {
         Path::from(format!("files/{tenant_id}/{file_id}"))
     }
 
-    pub async fn put(&self, tenant_id: Uuid, file_id: Uuid, data: Bytes) -> Result<(), StorageError> {
-        self.store
-            .put(&Self::key(tenant_id, file_id), PutPayload::from_bytes(data))
-            .await
-            .map(|_| ())
-            .map_err(|e| StorageError::Backend(e.to_string()))
+    /// Stores spooled bytes without copying them whole into memory: small
+    /// files in one request, larger ones as a multipart upload, part by part.
+    pub async fn put_spool(&self, tenant_id: Uuid, file_id: Uuid, spool: &Spool) -> Result<(), StorageError> {
+        let mut writer = BufWriter::with_capacity(self.store.clone(), Self::key(tenant_id, file_id), UPLOAD_PART_BYTES)
+            .with_max_concurrency(UPLOAD_PARTS_IN_FLIGHT);
+        let written = async {
+            for chunk in spool.chunks(UPLOAD_PART_BYTES) {
+                writer.write_all(chunk).await?;
+            }
+            writer.shutdown().await
+        }
+        .await;
+        if let Err(error) = written {
+            // A half-done multipart upload would otherwise linger in S3.
+            let _ = writer.abort().await;
+            return Err(StorageError::Backend(error.to_string()));
+        }
+        Ok(())
     }
 
-    pub async fn get(&self, tenant_id: Uuid, file_id: Uuid) -> Result<Bytes, StorageError> {
-        let result = self.store.get(&Self::key(tenant_id, file_id)).await.map_err(|e| match e {
+    /// Fetches a file into a spool, chunk by chunk, for readers that need
+    /// it whole (the audio decoder) but must not hold it on the heap.
+    pub async fn fetch(&self, tenant_id: Uuid, file_id: Uuid) -> Result<Spool, StorageError> {
+        let result = self.store.get(&Self::key(tenant_id, file_id)).await.map_err(|e| Self::read_error(e, file_id))?;
+        let mut stream = result.into_stream();
+        let mut spool = SpoolWriter::new().map_err(Self::spool_error)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Self::read_error(e, file_id))?;
+            spool.write(&chunk).await.map_err(Self::spool_error)?;
+        }
+        spool.finish().await.map_err(Self::spool_error)
+    }
+
+    fn read_error(error: object_store::Error, file_id: Uuid) -> StorageError {
+        match error {
             object_store::Error::NotFound { .. } => StorageError::NotFound(file_id),
             other => StorageError::Backend(other.to_string()),
-        })?;
-        result.bytes().await.map_err(|e| StorageError::Backend(e.to_string()))
+        }
+    }
+
+    fn spool_error(error: std::io::Error) -> StorageError {
+        StorageError::Backend(format!("temporary file: {error}"))
+    }
+
+    /// Reads a file whole, but never more than `max_bytes` of it: a stored
+    /// object larger than its record says ends the read at the limit.
+    pub async fn get_at_most(&self, tenant_id: Uuid, file_id: Uuid, max_bytes: u64) -> Result<Bytes, StorageError> {
+        let result = self.store.get(&Self::key(tenant_id, file_id)).await.map_err(|e| Self::read_error(e, file_id))?;
+        if result.meta.size > max_bytes {
+            return Err(StorageError::TooLarge(file_id));
+        }
+        let mut stream = result.into_stream();
+        let mut bytes = bytes::BytesMut::with_capacity(max_bytes.min(1 << 20) as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| Self::read_error(e, file_id))?;
+            if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                return Err(StorageError::TooLarge(file_id));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes.freeze())
     }
 
     pub async fn delete(&self, tenant_id: Uuid, file_id: Uuid) -> Result<(), StorageError> {

@@ -357,10 +357,66 @@ async fn files_in_s3_compatible_storage() {
     let job = transcribe(&api, &key, "jfk.flac", json!({ "model": "tiny.en" })).await;
     assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
 
+    // 12 MiB: more than one 5 MiB part, so it goes up as a multipart upload.
+    let large: Vec<u8> = (0..12 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let large_id = api.upload(&key, "scan.bin", large).await;
+
     let listing = http.get(format!("{endpoint}/peyk-files?list-type=2")).send().await.unwrap().text().await.unwrap();
     let file_id = job["payload"]["file_id"].as_str().unwrap();
     assert!(listing.contains(&format!("/{file_id}</Key>")), "{listing}");
+    let after_large = listing.split(&format!("/{large_id}</Key>")).nth(1).unwrap_or_else(|| panic!("{listing}"));
+    assert!(after_large.contains(&format!("<Size>{}</Size>", 12 * 1024 * 1024)), "{listing}");
     assert!(!env.files_dir().join("files").exists(), "nothing may be written to the local store");
+}
+
+/// An upload is spooled to a temporary file as it arrives, not collected on
+/// the heap: a 96 MiB upload grows the API's anonymous memory by far less
+/// than 96 MiB, and what is stored is exactly what was sent.
+#[tokio::test]
+async fn large_uploads_are_spooled_not_held_in_memory() {
+    let env = TestEnv::new("spool").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let pid = api.child.id().unwrap();
+    let anonymous_kib = move || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap().to_string();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap()
+    };
+    // Warm up (first-request allocations), then measure from here.
+    api.upload(&key, "small.bin", vec![7; 1024]).await;
+    let before = anonymous_kib();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampling = tokio::spawn({
+        let peak = peak.clone();
+        async move {
+            loop {
+                peak.fetch_max(anonymous_kib(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
+    // A megabyte of noise, 96 times: cheap to make, nothing to compress.
+    let noise: Vec<u8> = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let data = noise.repeat(96);
+    let size = data.len();
+    let expected_sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&data).to_vec()
+    };
+    let file_id = api.upload(&key, "scan.bin", data.clone()).await;
+    sampling.abort();
+    let grown_mib = (peak.load(std::sync::atomic::Ordering::Relaxed) - before) / 1024;
+    eprintln!("a 96 MiB upload grew the API's anonymous memory by {grown_mib} MiB at most");
+    assert!(grown_mib < 40, "a 96 MiB upload grew the API's heap by {grown_mib} MiB");
+
+    let (_, file) = api.get(&format!("/v1/files/{file_id}"), &key).await;
+    assert_eq!(file["size_bytes"], size);
+    // Stored under files/{tenant}/{file}: the bytes on disk are the bytes sent.
+    let tenant_dir = std::fs::read_dir(env.files_dir().join("files")).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read(tenant_dir.join(&file_id)).unwrap() == data, "the stored file differs from the upload");
+    let hex: String = expected_sha256.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(file["sha256"], hex);
 }
 
 /// A speech worker never asks for more whisper threads than it has cores,
@@ -408,15 +464,25 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
     let long: Vec<i16> = jfk.iter().copied().cycle().take(jfk.len() * 22).collect();
     let file_id = api.upload(&key, "long.wav", wav_bytes(&long, 16_000)).await;
     let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } })).await;
+    // Whisper works in 30 s windows: an encoder pass, then the decoder's
+    // steps; the job's progress moves once per window. The time between two
+    // moves is one window's work on this machine, the bound on how long a
+    // stop may take (whisper.cpp looks at the abort flag after each encoder
+    // pass and each decoder step, never inside a pass).
     let deadline = std::time::Instant::now() + LONG;
-    loop {
+    let mut moves: Vec<std::time::Instant> = Vec::new();
+    let mut last_progress = 0;
+    while moves.len() < 3 {
         let job = api.job(&key, &id).await;
-        if job["status"] == "running" && job["progress"].as_i64().unwrap_or(0) > 5 {
-            break;
+        let progress = job["progress"].as_i64().unwrap_or(0);
+        if job["status"] == "running" && progress > 5 && progress != last_progress {
+            moves.push(std::time::Instant::now());
+            last_progress = progress;
         }
         assert!(job["status"] != "succeeded" && std::time::Instant::now() < deadline, "{job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let window = moves[2] - moves[1];
     let (busy_before, at) = (cpu_seconds(pid), std::time::Instant::now());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let busy = (cpu_seconds(pid) - busy_before) / at.elapsed().as_secs_f64();
@@ -434,18 +500,18 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
         if cores < 0.2 {
             break cancelled_at.elapsed();
         }
-        assert!(cancelled_at.elapsed() < Duration::from_secs(5), "still {cores:.2} cores busy 5 s after the cancel");
+        assert!(cancelled_at.elapsed() < Duration::from_secs(10), "still {cores:.2} cores busy 10 s after the cancel");
     };
-    // 0.3 s on two idle cores. whisper.cpp 1.8.3 checks its abort callback
-    // between encoder passes and decoder steps, so a stop lands within one
-    // encoder pass; on one core shared with seven other tests that pass
-    // takes about a second, hence the bound of 2 s (README, "Nothing is lost").
-    assert!(stopped_after < Duration::from_secs(2), "the worker's CPU dropped only {stopped_after:?} after the cancel");
+    // 0.3 s on two idle cores of a fast machine; never more than the rest of
+    // one window (README, "Nothing is lost"). Progress is written at most once
+    // a second, so `window` is at least that.
+    let bound = window + Duration::from_millis(500);
+    assert!(stopped_after < bound, "the worker's CPU dropped only {stopped_after:?} after the cancel (one window: {window:?})");
     let (before, at) = (cpu_seconds(pid), std::time::Instant::now());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = (cpu_seconds(pid) - before) / at.elapsed().as_secs_f64();
     assert!(idle < 0.15, "the worker went on using {idle:.2} cores");
-    eprintln!("CPU dropped {stopped_after:?} after the cancel");
+    eprintln!("CPU dropped {stopped_after:?} after the cancel (one window: {window:?})");
     // Its cores are free: the next transcription runs at once.
     let next = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
     assert_wer(JFK, next["result"]["text"].as_str().unwrap(), 0.10);

@@ -4,14 +4,18 @@
 //! `PEYK_MAX_UPLOAD_BYTES` or, when it is audio, longer than
 //! `PEYK_MAX_AUDIO_SECONDS`. Anything else is stored as it came: whether a
 //! file is usable audio is the transcription job's to say, with a reason.
+//!
+//! Uploads are never held whole in memory: the form's file field is spooled
+//! to a temporary file as it arrives, probed and hashed through a memory map,
+//! and sent to the file store part by part.
 
-use axum::body::Bytes;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
+use peyk_jobs::spool::{Spool, SpoolWriter};
 use peyk_jobs::transcription::audio;
 use peyk_schema::queries::files;
 use peyk_schema::FileRow;
@@ -28,7 +32,7 @@ use crate::views::{ErrorBody, FileView};
 pub struct Upload {
     pub filename: String,
     pub content_type: Option<String>,
-    pub data: Bytes,
+    pub data: Spool,
 }
 
 /// Upload a file (multipart/form-data, field `file`).
@@ -85,11 +89,12 @@ pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<
     if upload.data.is_empty() {
         return Err(ApiError::invalid_field("file", "is empty (0 bytes)"));
     }
-    let data = upload.data.clone();
-    let filename = upload.filename.clone();
-    let (duration, sha256) = tokio::task::spawn_blocking(move || {
-        let extension = std::path::Path::new(&filename).extension().and_then(|e| e.to_str()).map(str::to_lowercase);
-        (audio::probe_duration(&data, extension.as_deref()), Sha256::digest(&data).to_vec())
+    let Upload { filename, content_type, data } = upload;
+    let extension = std::path::Path::new(&filename).extension().and_then(|e| e.to_str()).map(str::to_lowercase);
+    let (data, duration, sha256) = tokio::task::spawn_blocking(move || {
+        let duration = audio::probe_duration(&data, extension.as_deref());
+        let sha256 = Sha256::digest(&*data).to_vec();
+        (data, duration, sha256)
     })
     .await
     .map_err(ApiError::internal)?;
@@ -102,26 +107,38 @@ pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<
     let row = FileRow {
         id: Uuid::now_v7(),
         tenant_id: tenant.0 .0,
-        filename: upload.filename,
-        content_type: upload.content_type,
-        size_bytes: upload.data.len() as i64,
+        filename,
+        content_type,
+        size_bytes: data.len() as i64,
         sha256,
         duration_seconds: duration,
         created_at: Utc::now(),
     };
-    state.files.put(row.tenant_id, row.id, upload.data).await.map_err(|e| {
+    state.files.put_spool(row.tenant_id, row.id, &data).await.map_err(|e| {
         tracing::error!(error = %e, "file store unavailable");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
     })?;
     Ok(files::insert(&state.pool, &row).await?)
 }
 
-/// Reads a file field whole; the router's body limit bounds it.
-pub async fn read_file_field(field: Field<'_>) -> Result<Upload, ApiError> {
+/// Spools a file field to a temporary file as its chunks arrive; the
+/// router's body limit (`PEYK_MAX_UPLOAD_BYTES`) ends an oversized one early.
+pub async fn read_file_field(mut field: Field<'_>) -> Result<Upload, ApiError> {
     let filename = field.file_name().map(sanitize_filename).unwrap_or_else(|| "upload".into());
     let content_type = field.content_type().map(str::to_string);
-    let data = field.bytes().await.map_err(unreadable_form)?;
+    let mut spool = SpoolWriter::new().map_err(spool_unavailable)?;
+    while let Some(chunk) = field.chunk().await.map_err(unreadable_form)? {
+        spool.write(&chunk).await.map_err(spool_unavailable)?;
+    }
+    let data = spool.finish().await.map_err(spool_unavailable)?;
     Ok(Upload { filename, content_type, data })
+}
+
+/// The temporary folder is full or unwritable: the API's disk, not the
+/// client's upload, is at fault, and another try (or instance) may succeed.
+fn spool_unavailable(error: std::io::Error) -> ApiError {
+    tracing::error!(error = %error, "could not spool an upload to a temporary file");
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the upload could not be buffered on this server; try again shortly")
 }
 
 /// Keeps the last path component, printable characters, at most 255 bytes.

@@ -305,17 +305,20 @@ impl EmailJob {
         let mut out = Vec::with_capacity(records.len());
         for (attachment, record) in self.attachments.iter().zip(records) {
             let id = attachment.file_id;
-            let bytes = ctx.clients.files.get(ctx.tenant_id, id).await.map_err(|e| match e {
+            // The stored object must be what its record says; one that grew
+            // is not read past the record's size.
+            let changed = || JobError::permanent("attachment_changed", format!("attachment {id} is not the size its record says"));
+            let bytes = ctx.clients.files.get_at_most(ctx.tenant_id, id, record.size_bytes as u64).await.map_err(|e| match e {
                 StorageError::NotFound(_) => attachment_gone(id),
+                StorageError::TooLarge(_) => changed(),
                 other => JobError::retry("storage_unavailable", other.to_string()),
             })?;
-            // The stored object must be what its record says.
             if bytes.len() as i64 != record.size_bytes {
-                return Err(JobError::permanent("attachment_changed", format!("attachment {id} is not the size its record says")));
+                return Err(changed());
             }
             let filename = attachment.filename.clone().unwrap_or(record.filename);
             let content_type = message::guess_content_type(&filename, record.content_type.as_deref());
-            out.push(AttachmentData { filename, content_type, bytes: bytes.to_vec() });
+            out.push(AttachmentData { filename, content_type, bytes: Vec::from(bytes) });
         }
         Ok(out)
     }

@@ -128,7 +128,9 @@ impl Job for TranscriptionJob {
             // A worker without models should not serve this queue; another may.
             JobError::retry("no_models", "this worker has no Whisper model loaded")
         })?;
-        let data = ctx.clients.files.get(ctx.tenant_id, self.file_id).await.map_err(|e| match e {
+        // Fetched into a mapped temporary file, not onto the heap: the decoded
+        // samples are the only large thing this job holds in memory.
+        let data = ctx.clients.files.fetch(ctx.tenant_id, self.file_id).await.map_err(|e| match e {
             StorageError::NotFound(_) => JobError::permanent("file_not_found", format!("file {} does not exist (deleted?)", self.file_id)),
             other => JobError::retry("storage_unavailable", other.to_string()),
         })?;
