@@ -48,7 +48,7 @@ echo "==> 2. delivery: one worker sends $jobs emails to smtp-sink on :$SMTP_PORT
 started=$(date +%s.%N)
 PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=email PEYK_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
   PEYK_EMAIL_FROM="Peyk Bench <bench@peyk.test>" PEYK_SMTP_POOL_SIZE=${SMTP_POOL_SIZE:-64} \
-  PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-128} "$bin/peyk-worker" & worker=$!; pids+=($worker)
+  PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-128} "$bin/peyk-worker" & worker=$!; pids+=("$worker")
 while [ "$(sql "SELECT count(*) FROM jobs WHERE status IN ('succeeded', 'failed', 'dead')")" -lt "$jobs" ]; do
   kill -0 "$worker" 2>/dev/null || { echo "!! the worker exited" >&2; exit 1; }
   sleep 0.2

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The set-up every benchmark script shares; sourced from the repository root.
 #
 #   bench_services STATE PG_PORT REDIS_PORT  start PostgreSQL (fsync on) and
@@ -50,6 +51,7 @@ bench_database() {
   redis-cli -p "$bench_redis_port" flushall >/dev/null
   export DATABASE_URL="postgres://postgres@127.0.0.1:$bench_pg_port/$bench_db" REDIS_URL PEYK_LOG_FORMAT=json RUST_LOG=warn
   "$bin/peyk-api" migrate 2>/dev/null
+  # shellcheck disable=SC2034 # read by the scripts that source this file
   key=$("$bin/peyk-api" create-key --tenant bench)
 }
 
@@ -60,7 +62,7 @@ wait_healthy() {
 }
 
 bench_start_api() {
-  PEYK_API_ADDR="127.0.0.1:$1" "$bin/peyk-api" & api=$!; pids+=($api)
+  PEYK_API_ADDR="127.0.0.1:$1" "$bin/peyk-api" & api=$!; pids+=("$api")
   wait_healthy "http://127.0.0.1:$1"
 }
 

@@ -39,7 +39,7 @@ bench_start_api "$API_PORT"
 export PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=medical_analysis PEYK_CONCURRENCY="medical_analysis=$CONCURRENCY" \
   PEYK_LLM_BASE_URL="http://127.0.0.1:$LLM_PORT/v1" PEYK_LLM_MODEL=bench-model PEYK_LLM_API_KEY=bench PEYK_LLM_REDACT=true
 start_worker() {
-  "$bin/peyk-worker" & worker=$!; pids+=($worker)
+  "$bin/peyk-worker" & worker=$!; pids+=("$worker")
   wait_healthy "http://127.0.0.1:$WORKER_PORT"
 }
 
@@ -75,6 +75,7 @@ outside=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (
 provider=$(sql "SELECT concat_ws(' / ', round(percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 2), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 2))
   FROM (SELECT (result->'timing_ms'->>'provider')::float8 AS x FROM jobs WHERE job_type = 'medical_analysis' AND status = 'succeeded') t")
 rate=$(echo "$submitted $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
+# shellcheck disable=SC2001 # a capture group: no parameter expansion does that
 max_in_flight=$(echo "$stats" | sed 's/.*"max_in_flight":\([0-9]*\).*/\1/')
 cat <<SUMMARY
 

@@ -72,7 +72,7 @@ overhead() {
 }
 start_worker() {
   PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_ZARINPAL_URL="http://127.0.0.1:$((SINK_PORT + 1))" PEYK_QUEUES=payment_verification \
-    PEYK_CONCURRENCY=$1 "$bin/peyk-worker" & worker=$!; pids+=($worker)
+    PEYK_CONCURRENCY=$1 "$bin/peyk-worker" & worker=$!; pids+=("$worker")
 }
 # a. One verification at a time for 10 s: the overhead itself.
 start_worker 1

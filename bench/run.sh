@@ -49,7 +49,7 @@ echo "==> 2. delivery: draining $jobs jobs"
 started=$(date +%s.%N)
 PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
   PEYK_KAVENEGAR_API_KEY=bench PEYK_KAVENEGAR_BASE_URL="$PEYK_BENCH_SINK" PEYK_SMS_STATUS_CHECK_SECONDS=3600 \
-  PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=($worker)
+  PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=("$worker")
 while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
 if [ "${EVENTS:-0}" = 1 ]; then
   while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = 'webhook_delivery' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done

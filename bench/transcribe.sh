@@ -51,7 +51,7 @@ for model in $MODELS; do
 
   echo "==> $model: Peyk, submission to result ($RUNS runs)"
   PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_QUEUES=transcription PEYK_WHISPER_THREADS="$THREADS" \
-    PEYK_WHISPER_MODELS="$model=$models_dir/ggml-$model.bin" "$bin/peyk-worker" & worker=$!; pids+=($worker)
+    PEYK_WHISPER_MODELS="$model=$models_dir/ggml-$model.bin" "$bin/peyk-worker" & worker=$!; pids+=("$worker")
   wait_healthy "http://127.0.0.1:$WORKER_PORT"
   transcribe() {
     curl -fs -o "$state/last.json" -w '%{time_total}\n' "http://127.0.0.1:$API_PORT/v1/audio/transcriptions" \

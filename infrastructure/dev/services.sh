@@ -17,7 +17,7 @@ as_root() {
 
 pg_bindir() {
   local dir
-  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; return; fi
   dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)"
 }
@@ -68,7 +68,8 @@ start_postgres() {
     mkdir -p "$data"
     # The postgres user must reach the folder; under a private home it cannot.
     if ! runuser -u postgres -- test -x "$dir"; then
-      local fallback="/var/lib/peyk/$(echo -n "$dir" | sha256sum | cut -c1-12)"
+      local fallback
+      fallback="/var/lib/peyk/$(echo -n "$dir" | sha256sum | cut -c1-12)"
       echo "==> $dir is not reachable by the postgres user; keeping PostgreSQL data in $fallback" >&2
       data="$fallback/postgres"
       mkdir -p "$data"

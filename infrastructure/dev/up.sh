@@ -26,6 +26,7 @@ ensure_packages build-tools
 # A Whisper model to transcribe with at once: base (multilingual: Persian
 # and English). PEYK_DEV_MODELS="tiny.en base" fetches more.
 models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
+# shellcheck disable=SC2086 # one argument per model named
 PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base}
 # The local SMTP sink (aiosmtpd) runs from the project's Python venv.
 venv=${PEYK_VENV:-$root/.peyk/venv}
