@@ -359,55 +359,13 @@ pub async fn record_event(
 ) -> Result<Recording, DbError> {
     use diesel::sql_types::{BigInt, Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     let mut conn = pool.get().await?;
+    // The statement is a PL/pgSQL function (migration
+    // 2026-12-01-000004) so that PostgreSQL keeps its plan: raw SQL from
+    // here would be parsed and planned on every callback.
     let row: Recorded = diesel::sql_query(
-        "WITH current AS (
-             -- Locked: callbacks of one payment are decided one after another,
-             -- each on the row as the previous one left it (a locking read
-             -- returns the row's latest version).
-             SELECT p.id, p.status IN ('pending', 'failed') AS may_change,
-                    p.verification_job_id IS NOT NULL AND p.verification_queued_at > now() - interval '5 minutes' AS in_flight,
-                    (p.verifications_window_start IS NULL OR p.verifications_window_start < now() - interval '1 minute') AS new_window,
-                    p.verifications_in_window AS used,
-                    p.callbacks_stored < $21 AS store
-               FROM payments p
-              WHERE p.id = $10
-              FOR UPDATE
-         ), decided AS (
-             SELECT id, may_change, in_flight, new_window, store,
-                    ($11::uuid IS NOT NULL AND may_change AND NOT in_flight AND (new_window OR used < $20)) AS allowed
-               FROM current
-         ), gate AS (
-             UPDATE payments p SET
-                    callbacks_stored = p.callbacks_stored + CASE WHEN c.store THEN 1 ELSE 0 END,
-                    recheck_requested = p.recheck_requested OR ($11::uuid IS NOT NULL AND c.may_change AND c.in_flight),
-                    verification_job_id = CASE WHEN c.allowed THEN $11 ELSE p.verification_job_id END,
-                    verification_queued_at = CASE WHEN c.allowed THEN now() ELSE p.verification_queued_at END,
-                    verifications_window_start = CASE WHEN c.allowed AND c.new_window THEN now() ELSE p.verifications_window_start END,
-                    verifications_in_window = CASE WHEN NOT c.allowed THEN p.verifications_in_window
-                                                   WHEN c.new_window THEN 1 ELSE p.verifications_in_window + 1 END,
-                    trans_id_candidates = CASE WHEN $23::text IS NULL OR $23::text = ANY (p.trans_id_candidates) OR NOT c.may_change
-                                               THEN p.trans_id_candidates
-                                               ELSE (ARRAY[$23::text] || p.trans_id_candidates)[1:5] END
-               FROM decided c
-              WHERE p.id = c.id
-             RETURNING c.allowed, c.store
-         ), job AS (
-             INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, run_at, queue_task_id)
-             SELECT $11, $2, $13, $14, $15, $16, $17, $18, $19 FROM gate WHERE gate.allowed
-             RETURNING id
-         ), event AS (
-             INSERT INTO inbound_events (id, tenant_id, source, dedupe_key, event_type, method, query, content_type, body, payment_id, job_id, received_at)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT id FROM job), $12
-              WHERE CASE WHEN $10::uuid IS NOT NULL
-                         THEN EXISTS (SELECT 1 FROM gate WHERE gate.store)
-                         WHEN $22 = 0 THEN true
-                         ELSE (SELECT count(*) FROM (SELECT 1 FROM inbound_events e
-                                WHERE e.payment_id IS NULL AND e.tenant_id = $2 AND e.source = $3
-                                  AND e.received_at > now() - interval '1 minute' LIMIT $22) bounded) < $22 END
-             ON CONFLICT (tenant_id, source, dedupe_key) DO NOTHING
-             RETURNING id
-         )
-         SELECT EXISTS (SELECT 1 FROM event) AS recorded, EXISTS (SELECT 1 FROM job) AS queued",
+        "SELECT was_recorded AS recorded, was_queued AS queued
+           FROM peyk_record_callback($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                     $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
     .bind::<SqlUuid, _>(event.id)
     .bind::<SqlUuid, _>(event.tenant_id)

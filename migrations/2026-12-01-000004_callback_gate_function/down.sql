@@ -1,0 +1,1 @@
+DROP FUNCTION peyk_record_callback;
