@@ -2,7 +2,6 @@
 //! SHA-256 of a key is stored; a verified key is cached for a short time so
 //! that the hot path does not ask PostgreSQL on every request.
 
-
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;

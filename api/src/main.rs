@@ -101,4 +101,3 @@ async fn serve() -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(peyk_jobs::env::shutdown_signal()).await?;
     Ok(())
 }
-

@@ -36,7 +36,11 @@ pub struct AppState {
 
 impl AppState {
     /// The tenant's account at a gateway, from the cache when fresh.
-    pub async fn payment_account(&self, tenant: uuid::Uuid, gateway: &'static str) -> Result<Option<peyk_schema::PaymentAccountRow>, peyk_schema::DbError> {
+    pub async fn payment_account(
+        &self,
+        tenant: uuid::Uuid,
+        gateway: &'static str,
+    ) -> Result<Option<peyk_schema::PaymentAccountRow>, peyk_schema::DbError> {
         if let Some(account) = self.accounts.get(&(tenant, gateway)) {
             return Ok(Some(account));
         }

@@ -126,7 +126,14 @@ pub struct AttemptView {
 impl From<AttemptRow> for AttemptView {
     fn from(row: AttemptRow) -> Self {
         let error = row.error_code.map(|code| JobErrorView { code, message: row.error_message.unwrap_or_default() });
-        Self { attempt: row.attempt, worker: row.worker, started_at: row.started_at, finished_at: row.finished_at, outcome: row.outcome, error }
+        Self {
+            attempt: row.attempt,
+            worker: row.worker,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            outcome: row.outcome,
+            error,
+        }
     }
 }
 

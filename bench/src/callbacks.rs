@@ -43,7 +43,14 @@ async fn main() -> anyhow::Result<()> {
     for (name, mut latencies) in [("from sent", from_sent), ("from due ", from_due)] {
         latencies.sort();
         let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64() * 1000.0;
-        println!("latency {name}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms", at(0.5), at(0.9), at(0.99), at(0.999), at(1.0));
+        println!(
+            "latency {name}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            at(0.999),
+            at(1.0)
+        );
     }
     Ok(())
 }

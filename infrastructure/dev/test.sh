@@ -36,6 +36,10 @@ export PEYK_TEST_MOTO="$venv/bin/moto_server"
 # aiosmtpd: the real SMTP server the email tests send to (tests/smtp_sink.py).
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('aiosmtpd') == '$AIOSMTPD_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+# openapi-spec-validator: checks the served OpenAPI document (tests/tests/api.rs).
+OPENAPI_VALIDATOR_VERSION=0.9.0
+"$venv/bin/python" -c "import importlib.metadata as m; assert m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION'" 2>/dev/null \
+  || "$venv/bin/pip" install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 export PEYK_TEST_PYTHON="$venv/bin/python"
 phase_done "models, audio fixtures and Python test servers"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"

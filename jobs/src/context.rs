@@ -12,9 +12,9 @@ use crate::email::transport::EmailClient;
 use crate::medical::llm::LlmClient;
 use crate::payments::PaymentsClient;
 use crate::queue::{Enqueue, Queue};
-use crate::submit::{Inserter, Pusher};
 use crate::sms::SmsClient;
 use crate::storage::FileStore;
+use crate::submit::{Inserter, Pusher};
 use crate::transcription::engine::SpeechModels;
 use crate::webhook::client::WebhookClient;
 

@@ -36,6 +36,15 @@ pub fn env_seconds(name: &str, default: f64) -> Result<Duration, EnvError> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A non-negative number of days (fractions allowed), as a duration.
+pub fn env_days(name: &str, default: f64) -> Result<Duration, EnvError> {
+    let days: f64 = env_parse(name, default)?;
+    if !(days.is_finite() && days >= 0.0) {
+        return Err(EnvError(format!("{name} must be a non-negative number of days")));
+    }
+    Ok(Duration::from_secs_f64(days * 86_400.0))
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");

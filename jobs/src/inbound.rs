@@ -24,7 +24,14 @@ pub enum InboundSignatureError {
     Mismatch,
 }
 
-pub fn verify(secret: &SigningSecret, id: &str, timestamp: &str, signatures: &str, body: &[u8], now: i64) -> Result<(), InboundSignatureError> {
+pub fn verify(
+    secret: &SigningSecret,
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), InboundSignatureError> {
     if id.is_empty() || signatures.trim().is_empty() {
         return Err(InboundSignatureError::Missing);
     }

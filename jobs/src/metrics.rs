@@ -6,8 +6,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::queue::Queue;
@@ -17,9 +16,7 @@ use crate::registry::JOB_TYPES;
 /// resident memory, open file descriptors) of this process included.
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let registry = Registry::new();
-    registry
-        .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-        .expect("process collector registers once");
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("process collector registers once");
     registry
 });
 
@@ -28,9 +25,8 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) 
     collector
 }
 
-pub static JOBS_ENQUEUED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(IntCounterVec::new(Opts::new("peyk_jobs_enqueued_total", "Jobs accepted by the API"), &["type"]).unwrap())
-});
+pub static JOBS_ENQUEUED: LazyLock<IntCounterVec> =
+    LazyLock::new(|| register(IntCounterVec::new(Opts::new("peyk_jobs_enqueued_total", "Jobs accepted by the API"), &["type"]).unwrap()));
 
 pub static JOBS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
@@ -78,14 +74,11 @@ pub static PROVIDER_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 pub static DB_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(
-        IntGaugeVec::new(Opts::new("peyk_db_pool_connections", "PostgreSQL pool connections by state"), &["state"]).unwrap(),
-    )
+    register(IntGaugeVec::new(Opts::new("peyk_db_pool_connections", "PostgreSQL pool connections by state"), &["state"]).unwrap())
 });
 
-pub static REDIS_UP: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(IntGauge::new("peyk_redis_up", "1 when this process reaches Redis").unwrap())
-});
+pub static REDIS_UP: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("peyk_redis_up", "1 when this process reaches Redis").unwrap()));
 
 /// Outcome of one call to a provider: `success`, `client_error`,
 /// `server_error`, `timeout`, `connection_error`, `refused` (e.g. a blocked
@@ -132,9 +125,7 @@ pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(
-        IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap(),
-    )
+    register(IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap())
 });
 
 pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
@@ -147,15 +138,11 @@ pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
     )
 });
 
-pub static WORKERS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap())
-});
+pub static WORKERS: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap()));
 
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(Opts::new("peyk_http_requests_total", "HTTP requests served"), &["route", "method", "status"])
-            .unwrap(),
-    )
+    register(IntCounterVec::new(Opts::new("peyk_http_requests_total", "HTTP requests served"), &["route", "method", "status"]).unwrap())
 });
 
 pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
@@ -194,7 +181,9 @@ pub static TRANSCRIPTION_RTF: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 pub static SPEECH_MODELS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(IntGaugeVec::new(Opts::new("peyk_speech_models_loaded", "Whisper models this worker has loaded"), &["model", "device"]).unwrap())
+    register(
+        IntGaugeVec::new(Opts::new("peyk_speech_models_loaded", "Whisper models this worker has loaded"), &["model", "device"]).unwrap(),
+    )
 });
 
 /// Creates every series that should exist from the start at zero, so that
@@ -202,7 +191,8 @@ pub static SPEECH_MODELS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
 /// Payment outcomes as recorded (once per payment), by gateway and status.
 pub static PAYMENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
-        IntCounterVec::new(Opts::new("peyk_payments_total", "Payment outcomes recorded, once per payment"), &["gateway", "status"]).unwrap(),
+        IntCounterVec::new(Opts::new("peyk_payments_total", "Payment outcomes recorded, once per payment"), &["gateway", "status"])
+            .unwrap(),
     )
 });
 
@@ -210,7 +200,10 @@ pub static PAYMENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static PAYMENT_CALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("peyk_payment_callbacks_total", "Gateway callbacks received: verifying, received, duplicate, unknown_payment, rejected, rate_limited"),
+            Opts::new(
+                "peyk_payment_callbacks_total",
+                "Gateway callbacks received: verifying, received, duplicate, unknown_payment, rejected, rate_limited",
+            ),
             &["gateway", "result"],
         )
         .unwrap(),
@@ -225,7 +218,10 @@ pub const CALLBACK_RESULTS: [&str; 6] = ["verifying", "received", "duplicate", "
 pub static PAYMENT_REVERSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("peyk_payment_reversals_total", "Payments recorded as failed (unpaid) that the gateway later said were paid; now paid"),
+            Opts::new(
+                "peyk_payment_reversals_total",
+                "Payments recorded as failed (unpaid) that the gateway later said were paid; now paid",
+            ),
             &["gateway"],
         )
         .unwrap(),

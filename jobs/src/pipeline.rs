@@ -16,7 +16,7 @@
 
 use chrono::Utc;
 use peyk_schema::queries::pipelines::{self as q, Advance};
-use peyk_schema::{DbError, DbPool, JobRow, NewJob, PipelineRow};
+use peyk_schema::{DbError, DbPool, JobRow, JobStatus, NewJob, PipelineRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -114,7 +114,10 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
     for (i, step) in steps.iter().enumerate() {
         let field = format!("steps[{i}]");
         if !registry::is_known(&step.job_type) {
-            errors.add(format!("{field}.type"), format!("unknown job type `{}`; valid types: {}", step.job_type, registry::submittable_types().join(", ")));
+            errors.add(
+                format!("{field}.type"),
+                format!("unknown job type `{}`; valid types: {}", step.job_type, registry::submittable_types().join(", ")),
+            );
             continue;
         }
         if registry::is_internal(&step.job_type) {
@@ -136,7 +139,9 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
         for (at, reference) in found {
             match reference {
                 Err(problem) => errors.add(at, problem),
-                Ok(Reference { step: source, .. }) if source >= i => errors.add(at, format!("refers to step {source}, which does not run before step {i}")),
+                Ok(Reference { step: source, .. }) if source >= i => {
+                    errors.add(at, format!("refers to step {source}, which does not run before step {i}"))
+                }
                 Ok(Reference { step: source, target: Target::Result(path) }) => {
                     let source_type = &steps[source].job_type;
                     let fields = registry::result_fields(source_type);
@@ -157,7 +162,10 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
 pub fn resolve(payload: &Value, jobs: &[JobRow]) -> Result<Value, String> {
     if let Some(reference) = as_reference(payload) {
         let reference = reference?;
-        let job = jobs.iter().find(|j| j.pipeline_step == Some(reference.step as i32)).ok_or_else(|| format!("step {} has no job", reference.step))?;
+        let job = jobs
+            .iter()
+            .find(|j| j.pipeline_step == Some(reference.step as i32))
+            .ok_or_else(|| format!("step {} has no job", reference.step))?;
         return match &reference.target {
             Target::JobId => Ok(Value::String(job.id.to_string())),
             Target::Result(path) => {
@@ -182,13 +190,18 @@ pub fn resolve(payload: &Value, jobs: &[JobRow]) -> Result<Value, String> {
 
 /// The job of step `index`, its payload resolved and validated.
 pub fn step_job(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Result<NewJob, (String, String)> {
-    let steps: Vec<StepSpec> = serde_json::from_value(pipeline.steps.clone()).map_err(|e| ("invalid_pipeline".to_string(), e.to_string()))?;
+    let steps: Vec<StepSpec> =
+        serde_json::from_value(pipeline.steps.clone()).map_err(|e| ("invalid_pipeline".to_string(), e.to_string()))?;
     let spec = steps.get(index).ok_or_else(|| ("invalid_pipeline".to_string(), format!("no step {index}")))?;
     let payload = resolve(&spec.payload, jobs).map_err(|e| ("missing_reference".to_string(), format!("step {index}: {e}")))?;
     let validated = match registry::validate(&spec.job_type, payload) {
         Ok(validated) => validated,
-        Err(PayloadError::Invalid(errors)) => return Err(("invalid_step_payload".into(), format!("step {index} ({}): {errors}", spec.job_type))),
-        Err(PayloadError::UnknownType) => return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type))),
+        Err(PayloadError::Invalid(errors)) => {
+            return Err(("invalid_step_payload".into(), format!("step {index} ({}): {errors}", spec.job_type)))
+        }
+        Err(PayloadError::UnknownType) => {
+            return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type)))
+        }
     };
     let job = crate::submit::system_job(pipeline.tenant_id, &spec.job_type, validated.payload, Utc::now());
     Ok(NewJob {
@@ -207,10 +220,10 @@ pub fn decide(pipeline: &PipelineRow, jobs: &[JobRow]) -> Advance {
         // Created without its job (cannot happen through the API): start it.
         return start(pipeline, current as usize, jobs);
     };
-    match job.status.as_str() {
-        "succeeded" if current as usize + 1 >= step_count => Advance::Finish { status: "succeeded", error: None },
-        "succeeded" => start(pipeline, current as usize + 1, jobs),
-        "failed" | "dead" => Advance::Finish {
+    match job.status() {
+        JobStatus::Succeeded if current as usize + 1 >= step_count => Advance::Finish { status: "succeeded", error: None },
+        JobStatus::Succeeded => start(pipeline, current as usize + 1, jobs),
+        JobStatus::Failed | JobStatus::Dead => Advance::Finish {
             status: "failed",
             error: Some((
                 "step_failed".into(),
@@ -223,8 +236,11 @@ pub fn decide(pipeline: &PipelineRow, jobs: &[JobRow]) -> Advance {
                 ),
             )),
         },
-        "cancelled" => Advance::Finish { status: "cancelled", error: Some(("step_cancelled".into(), format!("step {current} ({}) was cancelled", job.job_type))) },
-        _ => Advance::Wait,
+        JobStatus::Cancelled => Advance::Finish {
+            status: "cancelled",
+            error: Some(("step_cancelled".into(), format!("step {current} ({}) was cancelled", job.job_type))),
+        },
+        JobStatus::Queued | JobStatus::Scheduled | JobStatus::Running => Advance::Wait,
     }
 }
 
@@ -268,7 +284,10 @@ mod tests {
     #[test]
     fn submission_checks_references() {
         let webhook = |body: Value| json!({ "type": "webhook", "payload": { "url": "https://example.com/h", "body": body } });
-        let ok = steps(json!([webhook(json!({})), webhook(json!({ "code": { "from": "steps.0.result.status_code" }, "id": { "from": "steps.0.job_id" } }))]));
+        let ok = steps(json!([
+            webhook(json!({})),
+            webhook(json!({ "code": { "from": "steps.0.result.status_code" }, "id": { "from": "steps.0.job_id" } }))
+        ]));
         assert!(validate_steps(&ok).is_ok());
 
         let missing = steps(json!([webhook(json!({})), webhook(json!({ "code": { "from": "steps.0.result.statuscode" } }))]));

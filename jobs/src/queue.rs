@@ -33,6 +33,9 @@ use uuid::Uuid;
 
 use crate::registry::JOB_TYPES;
 
+/// A task ready to push: its id and its encoded bytes.
+type EncodedTask<'a> = (&'a str, Vec<u8>);
+
 /// What a queue entry carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueuedJob {
@@ -182,9 +185,7 @@ impl Queue {
     pub fn new(conn: ConnectionManager, prefix: &str, timings: &QueueTimings) -> Self {
         let storages = JOB_TYPES
             .iter()
-            .map(|job_type| {
-                (*job_type, JobStorage::new_with_config(conn.clone(), apalis_config(prefix, job_type, timings)))
-            })
+            .map(|job_type| (*job_type, JobStorage::new_with_config(conn.clone(), apalis_config(prefix, job_type, timings))))
             .collect();
         Self {
             conn,
@@ -226,7 +227,7 @@ impl Queue {
     pub async fn enqueue_many(&self, entries: &[Enqueue]) -> Result<(), QueueError> {
         let now = Utc::now();
         // (job type, at the head?) → (task id, encoded task)
-        let mut immediate: HashMap<(&str, bool), Vec<(&str, Vec<u8>)>> = HashMap::new();
+        let mut immediate: HashMap<(&str, bool), Vec<EncodedTask<'_>>> = HashMap::new();
         for entry in entries {
             let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.clone()))?;
             let delayed = entry.run_at > now;
@@ -368,11 +369,7 @@ impl Queue {
         let mut conn = self.conn.clone();
         let key = self.workers_key(job_type);
         let now = Utc::now().timestamp();
-        let _: () = redis::pipe()
-            .zadd(&key, worker, now)
-            .zrembyscore(&key, 0, now - 300)
-            .query_async(&mut conn)
-            .await?;
+        let _: () = redis::pipe().zadd(&key, worker, now).zrembyscore(&key, 0, now - 300).query_async(&mut conn).await?;
         Ok(())
     }
 

@@ -43,8 +43,7 @@ pub fn start_inserter(pool: DbPool) -> Inserter {
     Batcher::start(256, 4, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();
         async move {
-            let mut inserted: HashMap<Uuid, JobRow> =
-                insert_batch(&pool, &jobs).await?.into_iter().map(|row| (row.id, row)).collect();
+            let mut inserted: HashMap<Uuid, JobRow> = insert_batch(&pool, &jobs).await?.into_iter().map(|row| (row.id, row)).collect();
             Ok(jobs.iter().map(|job| inserted.remove(&job.id)).collect())
         }
     })

@@ -52,9 +52,7 @@ pub async fn run_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
     // The harness drives diesel's sync migration code through
     // `block_in_place`, which needs the multi-threaded runtime (our binaries use it).
     let mut harness = AsyncMigrationHarness::new(conn);
-    let applied = harness
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| DbError::Migration(e.to_string()))?;
+    let applied = harness.run_pending_migrations(MIGRATIONS).map_err(|e| DbError::Migration(e.to_string()))?;
     Ok(applied.iter().map(|v| v.to_string()).collect())
 }
 

@@ -45,10 +45,7 @@ impl JobStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled
-        )
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled)
     }
 }
 
@@ -61,9 +58,6 @@ impl fmt::Display for JobStatus {
 impl FromStr for JobStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown job status `{s}`"))
+        JobStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| format!("unknown job status `{s}`"))
     }
 }

@@ -177,7 +177,13 @@ fn valid_receptor(r: &str) -> bool {
 
 fn answer(server: &Kavenegar, method: &str, form: &HashMap<String, String>) -> Response {
     let mut inner = server.inner.lock().unwrap();
-    let record = |inner: &mut Inner, receptor: &str, localid: Option<String>, text: String, tokens: Vec<(String, String)>, kind: &str, sender: String| {
+    let record = |inner: &mut Inner,
+                  receptor: &str,
+                  localid: Option<String>,
+                  text: String,
+                  tokens: Vec<(String, String)>,
+                  kind: &str,
+                  sender: String| {
         if let Some(existing) = localid.as_ref().and_then(|l| inner.sent.iter().find(|s| s.localid.as_ref() == Some(l))) {
             return entry(existing);
         }
@@ -251,8 +257,10 @@ fn answer(server: &Kavenegar, method: &str, form: &HashMap<String, String>) -> R
             if kind == "call" && !token.chars().all(|c| c.is_ascii_digit()) {
                 return api_error(428, 428);
             }
-            let tokens: Vec<(String, String)> =
-                ["token", "token2", "token3", "token10", "token20"].iter().filter_map(|t| form.get(*t).map(|v| (t.to_string(), v.clone()))).collect();
+            let tokens: Vec<(String, String)> = ["token", "token2", "token3", "token10", "token20"]
+                .iter()
+                .filter_map(|t| form.get(*t).map(|v| (t.to_string(), v.clone())))
+                .collect();
             let value = record(&mut inner, &receptor, None, template, tokens, &kind, "2000500666".into());
             Json(envelope(200, "تایید شد", json!([value]))).into_response()
         }
@@ -266,7 +274,11 @@ fn answer(server: &Kavenegar, method: &str, form: &HashMap<String, String>) -> R
                         // Sent to the carrier at the first check, delivered after.
                         Some(sent) => {
                             sent.status_checks += 1;
-                            let (status, text) = if sent.status_checks == 1 { (4, "ارسال به مخابرات") } else { (10, "رسیده به گیرنده") };
+                            let (status, text) = if sent.status_checks == 1 {
+                                (4, "ارسال به مخابرات")
+                            } else {
+                                (10, "رسیده به گیرنده")
+                            };
                             json!({ "messageid": id, "status": status, "statustext": text })
                         }
                         None => json!({ "messageid": id, "status": 100, "statustext": "شناسه پیامک نامعتبر است" }),

@@ -207,7 +207,8 @@ impl TestEnv {
         let slot = SPEECH_SLOT.clone().acquire_owned().await.expect("never closed");
         let models = speech::models_dir();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
-        let mut all = vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", threads.as_str())];
+        let mut all =
+            vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", threads.as_str())];
         all.extend_from_slice(extra);
         let mut worker = self.start_worker_with(&all).await;
         worker.cpu_slot = Some(slot);

@@ -123,7 +123,12 @@ async fn handle(State(server): State<OpenAi>, headers: HeaderMap, body: String) 
         inner.script.pop_front()
     };
     if auth != format!("Bearer {TEST_API_KEY}") {
-        return error_body(401, "Incorrect API key provided: sk-wro***. You can find your API key at https://platform.openai.com/account/api-keys.", "invalid_request_error", Some("invalid_api_key"));
+        return error_body(
+            401,
+            "Incorrect API key provided: sk-wro***. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        );
     }
     if request["model"] != TEST_MODEL {
         let message = format!("The model `{}` does not exist or you do not have access to it.", request["model"].as_str().unwrap_or(""));
@@ -133,7 +138,12 @@ async fn handle(State(server): State<OpenAi>, headers: HeaderMap, body: String) 
         return error_body(400, "'messages' must be a non-empty array", "invalid_request_error", None);
     }
     if server.refuse_json_schema.load(Ordering::SeqCst) && request["response_format"]["type"] == "json_schema" {
-        return error_body(400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "invalid_request_error", None);
+        return error_body(
+            400,
+            "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+            "invalid_request_error",
+            None,
+        );
     }
     let content = match scripted {
         Some(Reply::Content(content)) => content,
@@ -193,7 +203,9 @@ pub fn valid_output(schema: &str) -> Option<Value> {
             "assessment": "The doctor considers an asthma exacerbation.",
             "plan": "Salbutamol inhaler, review in one week."
         }),
-        "medical_triage" => json!({ "urgency": "urgent", "reasons": ["chest pain with shortness of breath"], "red_flags": ["chest pain on exertion"], "recommended_action": "See a doctor within hours." }),
+        "medical_triage" => {
+            json!({ "urgency": "urgent", "reasons": ["chest pain with shortness of breath"], "red_flags": ["chest pain on exertion"], "recommended_action": "See a doctor within hours." })
+        }
         "medical_medications" => json!({
             "medications": [
                 { "name": "warfarin", "dose": "5 mg", "frequency": "daily", "route": "oral", "indication": null },

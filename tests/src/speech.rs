@@ -26,11 +26,7 @@ pub const JFK: &str = "And so my fellow Americans, ask not what your country can
 pub const MEDICAL: &str = "The patient reports chest pain and shortness of breath since yesterday morning.";
 
 fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect()
+    text.to_lowercase().split(|c: char| !c.is_alphanumeric() && c != '\'').filter(|w| !w.is_empty()).map(str::to_string).collect()
 }
 
 /// Word error rate of `hypothesis` against `reference`: word-level edit

@@ -27,7 +27,11 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
 
     // Invalid payload: each field named with its path.
     let (status, body) = api
-        .post("/v1/jobs", &key, &json!({"type": "webhook", "payload": {"url": "ftp://x", "body": {}, "timeout_seconds": 500, "secret": "abc"}}))
+        .post(
+            "/v1/jobs",
+            &key,
+            &json!({"type": "webhook", "payload": {"url": "ftp://x", "body": {}, "timeout_seconds": 500, "secret": "abc"}}),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(error_code(&body), "validation_failed");
@@ -61,7 +65,8 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
     assert_eq!(status, 422, "unknown fields are refused: {body}");
 
     // Malformed JSON, wrong content type, too large.
-    let response = api.http.post(&url).bearer_auth(&key).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
+    let response =
+        api.http.post(&url).bearer_auth(&key).header("content-type", "application/json").body("{\"type\": ").send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(error_code(&response.json().await.unwrap()), "malformed_json");
     let response = api.http.post(&url).bearer_auth(&key).header("content-type", "text/plain").body("{}").send().await.unwrap();
@@ -72,7 +77,9 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
     assert_eq!((status, error_code(&body)), (413, "payload_too_large"));
 
     // Query parameters.
-    for (query, field) in [("cursor=zzz", "cursor"), ("limit=0", "limit"), ("status=done", "status"), ("type=fax", "type"), ("colour=red", "colour")] {
+    for (query, field) in
+        [("cursor=zzz", "cursor"), ("limit=0", "limit"), ("status=done", "status"), ("type=fax", "type"), ("colour=red", "colour")]
+    {
         let (status, body) = api.get(&format!("/v1/jobs?{query}"), &key).await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(error_fields(&body), [field], "{query}");
@@ -116,7 +123,8 @@ async fn keys_are_required_and_tenants_are_isolated() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
     // Keys are stored hashed: the plain key appears nowhere in the database.
-    let plain = env.sql_count(&format!("SELECT count(*) AS n FROM api_keys WHERE encode(key_hash, 'escape') LIKE '%{}%'", &acme[5..])).await;
+    let plain =
+        env.sql_count(&format!("SELECT count(*) AS n FROM api_keys WHERE encode(key_hash, 'escape') LIKE '%{}%'", &acme[5..])).await;
     assert_eq!(plain, 0);
 }
 
@@ -214,7 +222,21 @@ async fn job_records_have_every_field_and_hide_secrets() {
     job["payload"]["secret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
     let (status, record) = api.post("/v1/jobs", &key, &job).await;
     assert_eq!(status, 202);
-    for field in ["id", "type", "status", "attempts", "max_attempts", "payload", "result", "error", "progress", "created_at", "started_at", "finished_at", "run_at"] {
+    for field in [
+        "id",
+        "type",
+        "status",
+        "attempts",
+        "max_attempts",
+        "payload",
+        "result",
+        "error",
+        "progress",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "run_at",
+    ] {
         assert!(record.get(field).is_some(), "missing {field}: {record}");
     }
     assert_eq!(record["status"], "queued");
@@ -235,18 +257,41 @@ async fn health_readiness_metrics_and_documents() {
     assert_eq!(body["checks"], json!({"redis": "ok", "postgres": "ok"}));
 
     let metrics = api.metrics().await;
-    for name in ["peyk_jobs_enqueued_total", "peyk_queue_depth{queue=\"webhook\",state=\"waiting\"}", "peyk_workers{queue=\"webhook\"}", "peyk_http_requests_total", "peyk_http_request_duration_seconds_bucket"] {
+    for name in [
+        "peyk_jobs_enqueued_total",
+        "peyk_queue_depth{queue=\"webhook\",state=\"waiting\"}",
+        "peyk_workers{queue=\"webhook\"}",
+        "peyk_http_requests_total",
+        "peyk_http_request_duration_seconds_bucket",
+    ] {
         assert!(metrics.contains(name), "missing {name} in\n{metrics}");
     }
 
     let (status, doc) = api.request(reqwest::Method::GET, "/openapi.json", None, None).await;
     assert_eq!(status, 200);
-    for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/v1/jobs/{id}/retry", "/v1/jobs/{id}/attempts", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+    for path in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/jobs/{id}/cancel",
+        "/v1/jobs/{id}/retry",
+        "/v1/jobs/{id}/attempts",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["WebhookJob"]["properties"]["url"].is_object(), "webhook payload schema missing");
-    assert!(schemas["SubmitJob"]["properties"]["payload"]["oneOf"].is_array());
+    // One variant per submittable type, chosen by `type`; internal types absent.
+    assert!(schemas["SubmitJob"]["oneOf"].is_array(), "{}", schemas["SubmitJob"]);
+    let mapping = &schemas["SubmitJob"]["discriminator"]["mapping"];
+    assert_eq!(mapping["webhook"], "#/components/schemas/SubmitWebhookJob");
+    for internal in ["webhook_delivery", "sms_status", "payment_reconcile"] {
+        assert!(mapping.get(internal).is_none(), "{internal} must not be submittable: {mapping}");
+    }
     let docs = api.http.get(format!("{}/docs", api.url)).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("<html"));
@@ -257,4 +302,77 @@ async fn health_readiness_metrics_and_documents() {
     let (status, body) = api.request(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(status, 503);
     assert_eq!(body["checks"], json!({"redis": "ok", "postgres": "unreachable"}));
+}
+
+/// The document is valid OpenAPI (checked by openapi-spec-validator), names
+/// every route the router serves and no other, and every answer an operation
+/// gives (no key, ids that do not exist, an empty or malformed body, a wrong
+/// method) is among the statuses it documents.
+#[tokio::test]
+async fn the_openapi_document_is_valid_and_lists_every_route_and_answer() {
+    let env = TestEnv::new("openapi").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let (status, doc) = api.request(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+
+    let python = std::env::var("PEYK_TEST_PYTHON").expect("PEYK_TEST_PYTHON is set by infrastructure/dev/test.sh");
+    let file = std::env::temp_dir().join(format!("peyk-openapi-{}.json", std::process::id()));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let checked = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator", file.to_str().unwrap()])
+        .output()
+        .expect("run openapi-spec-validator");
+    let _ = std::fs::remove_file(&file);
+    assert!(checked.status.success(), "{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+
+    let methods = ["get", "put", "post", "delete", "patch"];
+    let mut checked_answers = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/docs" {
+            continue;
+        }
+        let concrete = path
+            .replace("{gateway}", "zarinpal")
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{tenant}", &uuid::Uuid::now_v7().to_string())
+            .replace("{name}", "no-such-name")
+            .replace("{source}", "no-such-source");
+        for method in methods {
+            let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let Some(operation) = item.get(method) else {
+                // The router serves no method the document does not list.
+                let (status, body) = api.request(verb, &concrete, Some(&key), None).await;
+                assert_eq!(status, 405, "{method} {path} is not documented but answered {status}: {body}");
+                continue;
+            };
+            let documented: Vec<String> = operation["responses"].as_object().unwrap().keys().cloned().collect();
+            let has_body = operation.get("requestBody").is_some();
+            // No key; a key and no body; an empty JSON object; malformed JSON.
+            let mut tries: Vec<(bool, Option<&str>)> = vec![(false, None), (true, None)];
+            if has_body {
+                tries.extend([(true, Some("{}")), (true, Some("{"))]);
+            }
+            for (with_key, body) in tries {
+                let mut request = api.http.request(verb.clone(), format!("{}{concrete}", api.url));
+                if with_key {
+                    request = request.bearer_auth(&key);
+                }
+                if let Some(body) = body {
+                    request = request.header("content-type", "application/json").body(body);
+                }
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let answer: Value = response.json().await.unwrap_or(Value::Null);
+                let route_exists = !(status == 404 && answer["error"]["message"] == "no such route") && status != 405;
+                assert!(route_exists, "{method} {path} is documented but not routed: {status} {answer}");
+                assert!(
+                    documented.contains(&status.to_string()),
+                    "{method} {path} (key: {with_key}, body: {body:?}) answered {status}, documented: {documented:?}: {answer}"
+                );
+                checked_answers += 1;
+            }
+        }
+    }
+    assert!(checked_answers > 100, "only {checked_answers} answers checked");
 }

@@ -98,9 +98,8 @@ fn kubernetes_manifests_are_consistent() {
         }
         pod_labels.insert(name, template);
     }
-    let matches_some_pod = |selector: &BTreeMap<String, String>| {
-        pod_labels.values().any(|pod| selector.iter().all(|(k, v)| pod.get(k) == Some(v)))
-    };
+    let matches_some_pod =
+        |selector: &BTreeMap<String, String>| pod_labels.values().any(|pod| selector.iter().all(|(k, v)| pod.get(k) == Some(v)));
     for pdb in of_kind("PodDisruptionBudget") {
         assert!(matches_some_pod(&labels(get(pdb, "spec.selector.matchLabels"))), "PDB {:?} selects no pods", pdb["metadata"]["name"]);
     }
@@ -136,7 +135,8 @@ fn compose_file_is_consistent() {
     compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().unwrap();
     let names: BTreeSet<String> = services.keys().map(|k| k.as_str().unwrap().to_string()).collect();
-    for required in ["redis", "postgres", "migrate", "api", "worker", "prometheus", "alertmanager", "grafana", "node-exporter", "mail-sink"] {
+    for required in ["redis", "postgres", "migrate", "api", "worker", "prometheus", "alertmanager", "grafana", "node-exporter", "mail-sink"]
+    {
         assert!(names.contains(required), "service {required} missing");
     }
     let volumes: BTreeSet<String> = compose["volumes"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_string()).collect();

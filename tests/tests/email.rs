@@ -103,9 +103,9 @@ async fn a_templated_persian_email_arrives_right_to_left_with_its_attachment() {
     assert_eq!(attachments[0].contents(), PDF);
 
     let metrics = w.env.http.get(format!("{}/metrics", w.worker.metrics_url)).send().await.unwrap().text().await.unwrap();
-    let smtp_success = metrics.lines().find(|l| {
-        l.starts_with("peyk_provider_requests_total{") && l.contains("provider=\"smtp\"") && l.contains("outcome=\"success\"")
-    });
+    let smtp_success = metrics
+        .lines()
+        .find(|l| l.starts_with("peyk_provider_requests_total{") && l.contains("provider=\"smtp\"") && l.contains("outcome=\"success\""));
     assert_eq!(smtp_success.and_then(|l| l.rsplit(' ').next()), Some("1"), "{metrics}");
     assert!(!metrics.contains("maryam"), "no addresses in metrics");
 }
@@ -263,13 +263,17 @@ async fn invalid_payloads_are_refused_naming_the_field() {
         (json!({"to": ["a@example.com"], "template": "verify", "subject": "s"}), "payload.subject"),
         (json!({"to": ["a@example.com"], "subject": "s"}), "payload.html"),
         (json!({"to": ["a@example.com"], "template": "verify", "language": "persian"}), "payload.language"),
-        (json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachments": [{"file_id": uuid::Uuid::now_v7()}]}), "payload.attachments.0.file_id"),
+        (
+            json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachments": [{"file_id": uuid::Uuid::now_v7()}]}),
+            "payload.attachments.0.file_id",
+        ),
         (json!({"to": ["a@example.com"], "subject": "s", "text": "t", "priority_mail": true}), "payload"),
     ];
     for (payload, field) in cases {
         let (status, answer) = w.api.post("/v1/jobs", &w.key, &email(payload.clone())).await;
         assert_eq!(status, 422, "{payload}: {answer}");
-        let fields: Vec<&str> = answer["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            answer["error"]["details"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
         assert!(fields.iter().any(|f| f.starts_with(field)), "{payload}: expected {field}, got {fields:?}");
     }
     // Another tenant's file is as unknown as a missing one.
@@ -277,7 +281,11 @@ async fn invalid_payloads_are_refused_naming_the_field() {
     let other_file = w.api.upload(&other_key, "x.pdf", PDF.to_vec()).await;
     let (status, answer) = w
         .api
-        .post("/v1/jobs", &w.key, &email(json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachments": [{"file_id": other_file}]})))
+        .post(
+            "/v1/jobs",
+            &w.key,
+            &email(json!({"to": ["a@example.com"], "subject": "s", "text": "t", "attachments": [{"file_id": other_file}]})),
+        )
         .await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["details"]["errors"][0]["field"], "payload.attachments.0.file_id");
@@ -306,7 +314,9 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
         (&starttls, format!("smtp://127.0.0.1:{}?tls=required", starttls.port)),
         (&implicit, format!("smtps://127.0.0.1:{}", implicit.port)),
     ] {
-        let worker = env.start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &url), ("PEYK_SMTP_CA_FILE", ca), ("PEYK_EMAIL_FROM", FROM)]).await;
+        let worker = env
+            .start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &url), ("PEYK_SMTP_CA_FILE", ca), ("PEYK_EMAIL_FROM", FROM)])
+            .await;
         let id = api.submit(&key, &email(json!({"to": ["a@example.com"], "subject": "over TLS", "text": "t"}))).await;
         api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(20)).await;
         let received = sink.wait_for(1, Duration::from_secs(5)).await;
@@ -316,7 +326,11 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
 
     // Without the CA the certificate is not trusted: the job does not succeed.
     let _untrusting = env
-        .start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &format!("smtps://127.0.0.1:{}", implicit.port)), ("PEYK_EMAIL_FROM", FROM)])
+        .start_worker_with(&[
+            ("PEYK_QUEUES", "email"),
+            ("PEYK_SMTP_URL", &format!("smtps://127.0.0.1:{}", implicit.port)),
+            ("PEYK_EMAIL_FROM", FROM),
+        ])
         .await;
     let mut job = email(json!({"to": ["b@example.com"], "subject": "untrusted", "text": "t"}));
     job["max_attempts"] = json!(1);

@@ -62,7 +62,8 @@ async fn client_errors_fail_at_once_and_server_errors_retry_until_dead_then_manu
     let (_, attempts) = api.get(&format!("/v1/jobs/{dead}/attempts"), &key).await;
     assert_eq!(outcomes(&attempts), ["retrying", "retrying", "dead"]);
     // Backoff: attempts are spread out, not back to back.
-    let starts: Vec<DateTime<Utc>> = attempts["data"].as_array().unwrap().iter().map(|a| a["started_at"].as_str().unwrap().parse().unwrap()).collect();
+    let starts: Vec<DateTime<Utc>> =
+        attempts["data"].as_array().unwrap().iter().map(|a| a["started_at"].as_str().unwrap().parse().unwrap()).collect();
     assert!((starts[1] - starts[0]).num_milliseconds() >= 100, "{starts:?}");
     assert_eq!(sink.count(), 4);
     let metrics = api.metrics().await;

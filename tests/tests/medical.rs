@@ -55,7 +55,10 @@ async fn every_analysis_type_answers_schema_checked_json_with_a_disclaimer() {
     ];
     let mut ids = Vec::new();
     for (kind, text, _) in &cases {
-        ids.push(api.submit(&key, &analysis(json!({ "text": text, "analysis_type": kind, "patient_context": { "age": 54, "sex": "male" } }))).await);
+        ids.push(
+            api.submit(&key, &analysis(json!({ "text": text, "analysis_type": kind, "patient_context": { "age": 54, "sex": "male" } })))
+                .await,
+        );
     }
     let generate = api
         .submit(&key, &analysis(json!({ "text": "Write a one-line hydration tip.", "analysis_type": "generate", "max_tokens": 64, "temperature": 0.1, "language": "en" })))
@@ -73,7 +76,10 @@ async fn every_analysis_type_answers_schema_checked_json_with_a_disclaimer() {
         assert_eq!(result["model"], TEST_MODEL);
         let usage = &result["usage"];
         assert!(usage["prompt_tokens"].as_u64().unwrap() > 0 && usage["completion_tokens"].as_u64().unwrap() > 0, "{usage}");
-        assert_eq!(usage["total_tokens"].as_u64(), Some(usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()));
+        assert_eq!(
+            usage["total_tokens"].as_u64(),
+            Some(usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap())
+        );
         // A provider on loopback: nothing leaves the machine, no redaction by default.
         assert_eq!(result["redaction"]["applied"], false);
     }
@@ -204,7 +210,12 @@ async fn client_errors_fail_at_once_with_the_providers_message() {
     assert_eq!((job["attempts"].as_i64(), job["error"]["code"].as_str()), (Some(1), Some("provider_rejected")), "{job}");
     assert!(job["error"]["message"].as_str().unwrap().contains("Invalid value for 'temperature'"), "{job}");
 
-    openai.push(Reply::error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", Some("insufficient_quota")));
+    openai.push(Reply::error(
+        429,
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota",
+        Some("insufficient_quota"),
+    ));
     let quota = api.submit(&key, &analysis(json!({ "text": "x y z", "analysis_type": "summary" }))).await;
     let job = wait_for(&api, &key, &quota, "failed").await;
     assert_eq!((job["attempts"].as_i64(), job["error"]["code"].as_str()), (Some(1), Some("insufficient_quota")), "{job}");
@@ -273,7 +284,8 @@ async fn providers_without_structured_outputs_get_json_mode() {
     openai.refuse_json_schema();
     let _worker = worker_for(&env, &openai, &[("PEYK_CONCURRENCY", "1")]).await;
 
-    let first = api.submit(&key, &analysis(json!({ "text": "Warfarin 5 mg and aspirin 80 mg daily.", "analysis_type": "medications" }))).await;
+    let first =
+        api.submit(&key, &analysis(json!({ "text": "Warfarin 5 mg and aspirin 80 mg daily.", "analysis_type": "medications" }))).await;
     let job = wait_for(&api, &key, &first, "succeeded").await;
     assert_eq!((job["result"]["response_format"].as_str(), job["result"]["model_calls"].as_i64()), (Some("json_object"), Some(2)), "{job}");
     assert_eq!(job["result"]["output"]["interactions_to_check"][0]["drugs"], json!(["warfarin", "aspirin"]));
@@ -295,8 +307,16 @@ async fn invalid_payloads_are_refused_naming_the_field() {
         (json!({ "analysis_type": "symptoms" }), "payload.text", "required"),
         (json!({ "text": "x" }), "payload.analysis_type", "required"),
         (json!({ "text": "x", "analysis_type": "diagnosis" }), "payload.analysis_type", "unknown variant"),
-        (json!({ "text": "x", "analysis_type": "triage", "patient_context": { "age": 150 } }), "payload.patient_context.age", "between 0 and 130"),
-        (json!({ "text": "x", "analysis_type": "triage", "patient_context": { "sex": "robot" } }), "payload.patient_context.sex", "unknown variant"),
+        (
+            json!({ "text": "x", "analysis_type": "triage", "patient_context": { "age": 150 } }),
+            "payload.patient_context.age",
+            "between 0 and 130",
+        ),
+        (
+            json!({ "text": "x", "analysis_type": "triage", "patient_context": { "sex": "robot" } }),
+            "payload.patient_context.sex",
+            "unknown variant",
+        ),
         (json!({ "text": "x", "analysis_type": "triage", "language": "de" }), "payload.language", "unknown variant"),
         (json!({ "text": "x", "analysis_type": "summary", "max_tokens": 100 }), "payload.max_tokens", "only applies"),
         (json!({ "text": "x", "analysis_type": "generate", "temperature": 5 }), "payload.temperature", "between 0 and 2"),
@@ -334,7 +354,14 @@ async fn against_a_real_local_llm_server() {
             ("PEYK_CONCURRENCY", "1"),
         ])
         .await;
-    let generate = api.submit(&key, &analysis(json!({ "text": "Give one tip for staying hydrated.", "analysis_type": "generate", "max_tokens": 48, "language": "en" }))).await;
+    let generate = api
+        .submit(
+            &key,
+            &analysis(
+                json!({ "text": "Give one tip for staying hydrated.", "analysis_type": "generate", "max_tokens": 48, "language": "en" }),
+            ),
+        )
+        .await;
     let job = wait_for_end(&api, &key, &generate).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(!job["result"]["output"]["text"].as_str().unwrap().trim().is_empty());

@@ -98,7 +98,12 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     let mut llm_extra = peyk_tests::env_pairs(&llm_env);
     llm_extra.push(("PEYK_QUEUES", "medical_analysis"));
     let llm = env.start_worker_with(&llm_extra).await;
-    let id = api.submit(&key, &json!({ "type": "medical_analysis", "payload": { "text": "Dry cough for three days.", "analysis_type": "summary" } })).await;
+    let id = api
+        .submit(
+            &key,
+            &json!({ "type": "medical_analysis", "payload": { "text": "Dry cough for three days.", "analysis_type": "summary" } }),
+        )
+        .await;
     api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(30)).await;
 
     let scrape = |url: String| async move { reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap() };

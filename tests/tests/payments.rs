@@ -32,7 +32,8 @@ impl Shop {
 
     /// Creates the gateway account; learns the tenant id from its callback path.
     async fn account(&mut self, gateway: &str, body: Value) -> Value {
-        let (status, account) = self.api.request(reqwest::Method::PUT, &format!("/v1/payment-accounts/{gateway}"), Some(&self.key), Some(&body)).await;
+        let (status, account) =
+            self.api.request(reqwest::Method::PUT, &format!("/v1/payment-accounts/{gateway}"), Some(&self.key), Some(&body)).await;
         assert_eq!(status, 200, "{account}");
         self.tenant = account["callback_path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
         account
@@ -64,7 +65,12 @@ impl Shop {
     }
 
     /// A callback as the gateway sends it: no API key.
-    async fn callback(&self, gateway: &str, request: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder, method: reqwest::Method) -> (u16, Value) {
+    async fn callback(
+        &self,
+        gateway: &str,
+        request: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        method: reqwest::Method,
+    ) -> (u16, Value) {
         let url = format!("{}/v1/callbacks/{gateway}/{}", self.api.url, self.tenant);
         let response = request(self.api.http.request(method, url)).send().await.unwrap();
         let status = response.status().as_u16();
@@ -174,7 +180,15 @@ async fn zarinpal_outcomes_are_classified() {
     let earlier = zarinpal.create_payment(30_000);
     zarinpal.pay(&earlier);
     let body = json!({ "merchant_id": gateways::ZARINPAL_MERCHANT, "amount": 30_000, "authority": earlier });
-    let first: Value = reqwest::Client::new().post(format!("{}/pg/v4/payment/verify.json", zarinpal.url)).json(&body).send().await.unwrap().json().await.unwrap();
+    let first: Value = reqwest::Client::new()
+        .post(format!("{}/pg/v4/payment/verify.json", zarinpal.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["data"]["code"], 100);
     let job = shop.verification(zarinpal_payment(&earlier, 30_000, "o-earlier")).await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool()), (Some("already_verified"), Some(true)), "{job}");
@@ -185,7 +199,10 @@ async fn zarinpal_outcomes_are_classified() {
     zarinpal.pay(&flaky);
     zarinpal.fail_next("verify", Failure::Status { http: 502, body: "<html>Bad Gateway</html>".into() });
     zarinpal.fail_next("verify", Failure::Close);
-    zarinpal.fail_next("verify", Failure::Status { http: 200, body: r#"{"data":[],"errors":{"code":-12,"message":"Too many attempts","validations":[]}}"#.into() });
+    zarinpal.fail_next(
+        "verify",
+        Failure::Status { http: 200, body: r#"{"data":[],"errors":{"code":-12,"message":"Too many attempts","validations":[]}}"#.into() },
+    );
     let job = shop.verification(zarinpal_payment(&flaky, 40_000, "o-flaky")).await;
     assert_eq!((job["result"]["status"].as_str(), job["attempts"].as_i64()), (Some("verified"), Some(4)), "{job}");
     assert_eq!(zarinpal.verifications(&flaky), 1);
@@ -195,7 +212,10 @@ async fn zarinpal_outcomes_are_classified() {
     shop.account("zarinpal", json!({ "credentials": { "merchant_id": "00000000-0000-0000-0000-000000000000" }, "sandbox": true })).await;
     let other = zarinpal.create_payment(70_000);
     zarinpal.pay(&other);
-    let id = shop.api.submit(&shop.key, &json!({ "type": "payment_verification", "payload": zarinpal_payment(&other, 70_000, "o-merchant") })).await;
+    let id = shop
+        .api
+        .submit(&shop.key, &json!({ "type": "payment_verification", "payload": zarinpal_payment(&other, 70_000, "o-merchant") }))
+        .await;
     let job = shop.api.wait_for_status(&shop.key, &id, "failed", WAIT).await;
     assert_eq!((job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("gateway_account_refused"), Some(1)), "{job}");
     let (_, list) = shop.api.get("/v1/payments?order_id=o-merchant", &shop.key).await;
@@ -210,7 +230,10 @@ async fn two_racing_verifications_record_one_outcome() {
     let _worker = worker(&env, &[zarinpal.env()], &[]).await;
     shop.account("zarinpal", zarinpal_account()).await;
     let sink = Sink::start().await;
-    let (status, endpoint) = shop.api.post("/v1/webhook-endpoints", &shop.key, &json!({ "url": sink.url, "event_types": ["payment.succeeded", "payment.failed"] })).await;
+    let (status, endpoint) = shop
+        .api
+        .post("/v1/webhook-endpoints", &shop.key, &json!({ "url": sink.url, "event_types": ["payment.succeeded", "payment.failed"] }))
+        .await;
     assert_eq!(status, 201, "{endpoint}");
     let authority = zarinpal.create_payment(90_000);
     zarinpal.pay(&authority);
@@ -242,7 +265,11 @@ async fn two_racing_verifications_record_one_outcome() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.count(), 1, "{deliveries:?}");
     let event: Value = serde_json::from_slice(&deliveries[0].body).unwrap();
-    assert_eq!((event["type"].as_str(), event["data"]["order_id"].as_str(), event["data"]["paid"].as_bool()), (Some("payment.succeeded"), Some("o-race"), Some(true)), "{event}");
+    assert_eq!(
+        (event["type"].as_str(), event["data"]["order_id"].as_str(), event["data"]["paid"].as_bool()),
+        (Some("payment.succeeded"), Some("o-race"), Some(true)),
+        "{event}"
+    );
 }
 
 #[tokio::test]
@@ -252,11 +279,16 @@ async fn idpay_callbacks_with_numbers_as_strings_and_toman() {
     let idpay = IdPay::start().await;
     idpay.numbers_as_strings(true);
     let _worker = worker(&env, &[idpay.env()], &[]).await;
-    shop.account("idpay", json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY }, "sandbox": true, "return_url": "https://shop.example/paid" })).await;
+    shop.account(
+        "idpay",
+        json!({ "credentials": { "api_key": gateways::IDPAY_API_KEY }, "sandbox": true, "return_url": "https://shop.example/paid" }),
+    )
+    .await;
 
     // The order is 25,000 Toman; IDPay counts 250,000 Rial.
     let id = idpay.create_payment("order-7", 250_000);
-    let payment_id = shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 25_000, "currency": "IRT", "order_id": "order-7" })).await;
+    let payment_id =
+        shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 25_000, "currency": "IRT", "order_id": "order-7" })).await;
     idpay.set_status(&id, 10);
     // IDPay posts a form through the payer's browser; Peyk sends the browser on.
     let form = format!("status=10&track_id=10012&id={id}&order_id=order-7&amount=250000&card_no=603799******7999");
@@ -265,7 +297,10 @@ async fn idpay_callbacks_with_numbers_as_strings_and_toman() {
     let response = no_redirects.post(url).header("content-type", "application/x-www-form-urlencoded").body(form).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.starts_with("https://shop.example/paid?payment_id=") && location.contains("order_id=order-7&status=verifying"), "{location}");
+    assert!(
+        location.starts_with("https://shop.example/paid?payment_id=") && location.contains("order_id=order-7&status=verifying"),
+        "{location}"
+    );
 
     let payment = shop.wait_payment(&payment_id, "verified").await;
     assert_eq!((payment["paid_amount"].as_i64(), payment["card_mask"].as_str()), (Some(250_000), Some("603799******7999")), "{payment}");
@@ -274,11 +309,15 @@ async fn idpay_callbacks_with_numbers_as_strings_and_toman() {
     // An amount IDPay reports differently from the order: flagged, never paid.
     let short = idpay.create_payment("order-8", 100_000);
     idpay.set_status(&short, 10);
-    let job = shop.verification(json!({ "gateway": "idpay", "reference": short, "amount": 200_000, "currency": "IRR", "order_id": "order-8" })).await;
+    let job = shop
+        .verification(json!({ "gateway": "idpay", "reference": short, "amount": 200_000, "currency": "IRR", "order_id": "order-8" }))
+        .await;
     assert_eq!(job["result"]["status"], "amount_mismatch", "{job}");
     // Not paid (405, error 53): pending, with IDPay's reason.
     let unpaid = idpay.create_payment("order-9", 100_000);
-    let job = shop.verification(json!({ "gateway": "idpay", "reference": unpaid, "amount": 100_000, "currency": "IRR", "order_id": "order-9" })).await;
+    let job = shop
+        .verification(json!({ "gateway": "idpay", "reference": unpaid, "amount": 100_000, "currency": "IRR", "order_id": "order-9" }))
+        .await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("53")), "{job}");
     assert!(job["result"]["reason"].as_str().unwrap().contains("IDPay 53"));
 }
@@ -292,7 +331,9 @@ async fn bitpay_verifies_with_the_callbacks_trans_id() {
     shop.account("bitpay", json!({ "credentials": { "api_key": gateways::BITPAY_API_KEY }, "sandbox": true })).await;
 
     let id_get = bitpay.create_payment(150_000, "1001");
-    let payment_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 150_000, "currency": "IRR", "order_id": "1001" })).await;
+    let payment_id = shop
+        .register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 150_000, "currency": "IRR", "order_id": "1001" }))
+        .await;
     let trans_id = bitpay.pay(id_get);
     let (status, answer) = shop.callback_query("bitpay", &format!("trans_id={trans_id}&id_get={id_get}")).await;
     assert_eq!((status, answer["status"].as_str()), (200, Some("verifying")), "{answer}");
@@ -301,7 +342,11 @@ async fn bitpay_verifies_with_the_callbacks_trans_id() {
     assert_eq!(bitpay.endpoints(), ["/payment-test/"], "the sandbox account uses the test endpoint");
 
     // An unknown transaction (-4, a bare number) leaves the payment pending.
-    let job = shop.verification(json!({ "gateway": "bitpay", "reference": "999", "trans_id": "12345", "amount": 1000, "currency": "IRR", "order_id": "x" })).await;
+    let job = shop
+        .verification(
+            json!({ "gateway": "bitpay", "reference": "999", "trans_id": "12345", "amount": 1000, "currency": "IRR", "order_id": "x" }),
+        )
+        .await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("-4")), "{job}");
 }
 
@@ -315,12 +360,22 @@ async fn stripe_events_are_authenticated_and_deduplicated() {
     shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY, "webhook_secret": secret } })).await;
 
     let intent = stripe.create_intent(1999, "usd", "succeeded");
-    let payment_id = shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1999, "currency": "USD", "order_id": "inv-1" })).await;
-    let event = json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": intent, "object": "payment_intent" } } }).to_string();
+    let payment_id =
+        shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1999, "currency": "USD", "order_id": "inv-1" })).await;
+    let event =
+        json!({ "id": "evt_1", "type": "payment_intent.succeeded", "data": { "object": { "id": intent, "object": "payment_intent" } } })
+            .to_string();
     let now = chrono::Utc::now().timestamp();
     let post = |signature: String, body: String| {
         let shop = &shop;
-        async move { shop.callback("stripe", |r| r.header("Stripe-Signature", signature).header("content-type", "application/json").body(body), reqwest::Method::POST).await }
+        async move {
+            shop.callback(
+                "stripe",
+                |r| r.header("Stripe-Signature", signature).header("content-type", "application/json").body(body),
+                reqwest::Method::POST,
+            )
+            .await
+        }
     };
 
     // Stale, tampered and unsigned events are refused before anything is recorded.
@@ -343,11 +398,18 @@ async fn stripe_events_are_authenticated_and_deduplicated() {
 
     // Paid in another currency: a mismatch. Still processing: stays pending.
     let euros = stripe.create_intent(1999, "eur", "succeeded");
-    let job = shop.verification(json!({ "gateway": "stripe", "reference": euros, "amount": 1999, "currency": "usd", "order_id": "inv-2" })).await;
+    let job =
+        shop.verification(json!({ "gateway": "stripe", "reference": euros, "amount": 1999, "currency": "usd", "order_id": "inv-2" })).await;
     assert_eq!(job["result"]["status"], "amount_mismatch", "{job}");
     let processing = stripe.create_intent(500, "usd", "processing");
-    let job = shop.verification(json!({ "gateway": "stripe", "reference": processing, "amount": 500, "currency": "usd", "order_id": "inv-3" })).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["reason"].as_str()), (Some("pending"), Some("the PaymentIntent is `processing`")), "{job}");
+    let job = shop
+        .verification(json!({ "gateway": "stripe", "reference": processing, "amount": 500, "currency": "usd", "order_id": "inv-3" }))
+        .await;
+    assert_eq!(
+        (job["result"]["status"].as_str(), job["result"]["reason"].as_str()),
+        (Some("pending"), Some("the PaymentIntent is `processing`")),
+        "{job}"
+    );
 }
 
 /// Submits a verification and waits for it to end (succeeded or failed).
@@ -377,7 +439,11 @@ async fn every_error_class_of_each_gateway() {
     zarinpal.pay(&slow);
     zarinpal.fail_next("verify", Failure::Hang(Duration::from_secs(3)));
     let job = verification_outcome(&shop, zarinpal_payment(&slow, 10_000, "o-slow")).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["paid"].as_bool(), job["attempts"].as_i64()), (Some("already_verified"), Some(true), Some(2)), "{job}");
+    assert_eq!(
+        (job["result"]["status"].as_str(), job["result"]["paid"].as_bool(), job["attempts"].as_i64()),
+        (Some("already_verified"), Some(true), Some(2)),
+        "{job}"
+    );
     // An authority Zarinpal does not know (-54): pending, with the reason.
     let job = verification_outcome(&shop, zarinpal_payment(&format!("A{:035}", 1), 10_000, "o-unknown")).await;
     assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("-54")), "{job}");
@@ -397,18 +463,37 @@ async fn every_error_class_of_each_gateway() {
         json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" }),
     ] {
         let job = verification_outcome(&shop, payload.clone()).await;
-        assert_eq!((job["status"].as_str(), job["error"]["code"].as_str(), job["attempts"].as_i64()), (Some("failed"), Some("gateway_account_refused"), Some(1)), "{payload}: {job}");
+        assert_eq!(
+            (job["status"].as_str(), job["error"]["code"].as_str(), job["attempts"].as_i64()),
+            (Some("failed"), Some("gateway_account_refused"), Some(1)),
+            "{payload}: {job}"
+        );
     }
     let (_, pending) = shop.api.get("/v1/payments?status=pending", &shop.key).await;
     assert_eq!(pending["data"].as_array().unwrap().len(), 4, "the three and the unknown authority: {pending}");
 
     // With the right key: a Stripe intent that does not exist (404) is not paid.
     shop.account("stripe", json!({ "credentials": { "secret_key": gateways::STRIPE_SECRET_KEY } })).await;
-    let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": "pi_doesnotexist", "amount": 100, "currency": "usd", "order_id": "o-404" })).await;
-    assert_eq!((job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()), (Some("pending"), Some("resource_missing")), "{job}");
+    let job = verification_outcome(
+        &shop,
+        json!({ "gateway": "stripe", "reference": "pi_doesnotexist", "amount": 100, "currency": "usd", "order_id": "o-404" }),
+    )
+    .await;
+    assert_eq!(
+        (job["result"]["status"].as_str(), job["result"]["gateway_code"].as_str()),
+        (Some("pending"), Some("resource_missing")),
+        "{job}"
+    );
     // …and a 500 from Stripe is retried.
-    stripe.fail_next("retrieve", Failure::Status { http: 500, body: r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#.into() });
-    let job = verification_outcome(&shop, json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" })).await;
+    stripe.fail_next(
+        "retrieve",
+        Failure::Status { http: 500, body: r#"{"error":{"type":"api_error","message":"An unknown error occurred"}}"#.into() },
+    );
+    let job = verification_outcome(
+        &shop,
+        json!({ "gateway": "stripe", "reference": intent, "amount": 100, "currency": "usd", "order_id": "o-s" }),
+    )
+    .await;
     assert_eq!((job["result"]["status"].as_str(), job["attempts"].as_i64()), (Some("verified"), Some(2)), "{job}");
 }
 
@@ -430,13 +515,22 @@ async fn lost_callbacks_are_recovered_by_reconcile() {
     let waiting = zarinpal.create_payment(10_000);
     let waiting_id = shop.register(zarinpal_payment(&waiting, 10_000, "o-waiting")).await;
     let idpay_paid = idpay.create_payment("o-idpay", 50_000);
-    let idpay_paid_id = shop.register(json!({ "gateway": "idpay", "reference": idpay_paid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay" })).await;
+    let idpay_paid_id = shop
+        .register(json!({ "gateway": "idpay", "reference": idpay_paid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay" }))
+        .await;
     let idpay_unpaid = idpay.create_payment("o-idpay-2", 50_000);
-    let idpay_unpaid_id = shop.register(json!({ "gateway": "idpay", "reference": idpay_unpaid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay-2" })).await;
+    let idpay_unpaid_id = shop
+        .register(json!({ "gateway": "idpay", "reference": idpay_unpaid, "amount": 50_000, "currency": "IRR", "order_id": "o-idpay-2" }))
+        .await;
     let intent = stripe.create_intent(1200, "usd", "processing");
-    let intent_id = shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1200, "currency": "usd", "order_id": "o-stripe" })).await;
+    let intent_id =
+        shop.register(json!({ "gateway": "stripe", "reference": intent, "amount": 1200, "currency": "usd", "order_id": "o-stripe" })).await;
     let id_get = bitpay.create_payment(20_000, "o-bitpay");
-    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 20_000, "currency": "IRR", "order_id": "o-bitpay" })).await;
+    let bitpay_id = shop
+        .register(
+            json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 20_000, "currency": "IRR", "order_id": "o-bitpay" }),
+        )
+        .await;
     zarinpal.pay(&paid);
     idpay.set_status(&idpay_paid, 10);
     // One inquiry is refused: that payment is reported and looked at next
@@ -447,7 +541,10 @@ async fn lost_callbacks_are_recovered_by_reconcile() {
     assert_eq!(shop.wait_payment(&idpay_paid_id, "verified").await["paid"], true);
     let with_errors = "SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND jsonb_array_length(result->'errors') > 0";
     assert_eq!(env.sql_count(with_errors).await, 1);
-    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND status IN ('failed', 'dead')").await, 0);
+    assert_eq!(
+        env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND status IN ('failed', 'dead')").await,
+        0
+    );
     assert!(zarinpal.calls("unverified") >= 1 && idpay.calls("inquiry") >= 2);
     // A Stripe intent still processing stays pending; once it succeeds, the next round verifies it.
     while stripe.calls("retrieve") < 1 {
@@ -467,8 +564,13 @@ async fn lost_callbacks_are_recovered_by_reconcile() {
     assert_eq!((idpay.verifications(&idpay_unpaid), idpay.calls("verify")), (0, 1));
     assert_eq!(bitpay.calls("verify"), 0);
     // …so reconcile does not even queue a job for it.
-    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'bitpay'").await, 0);
-    assert!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'idpay'").await >= 1);
+    assert_eq!(
+        env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'bitpay'").await,
+        0
+    );
+    assert!(
+        env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_reconcile' AND payload->>'gateway' = 'idpay'").await >= 1
+    );
 }
 
 #[tokio::test]
@@ -479,10 +581,18 @@ async fn payments_are_validated_and_private_to_their_tenant() {
 
     let (status, body) = shop.api.post("/v1/payments", &shop.key, &zarinpal_payment(&"A".repeat(36), 1000, "o")).await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("gateway")), "no account yet: {body}");
-    let (status, body) =
-        shop.api.request(reqwest::Method::PUT, "/v1/payment-accounts/zarinpal", Some(&shop.key), Some(&json!({ "credentials": { "merchant": "x" } }))).await;
+    let (status, body) = shop
+        .api
+        .request(
+            reqwest::Method::PUT,
+            "/v1/payment-accounts/zarinpal",
+            Some(&shop.key),
+            Some(&json!({ "credentials": { "merchant": "x" } })),
+        )
+        .await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("credentials.merchant")), "{body}");
-    let (status, _) = shop.api.request(reqwest::Method::PUT, "/v1/payment-accounts/paypal", Some(&shop.key), Some(&zarinpal_account())).await;
+    let (status, _) =
+        shop.api.request(reqwest::Method::PUT, "/v1/payment-accounts/paypal", Some(&shop.key), Some(&zarinpal_account())).await;
     assert_eq!(status, 422);
     shop.account("zarinpal", zarinpal_account()).await;
     let (_, accounts) = shop.api.get("/v1/payment-accounts", &shop.key).await;
@@ -511,7 +621,8 @@ async fn payments_are_validated_and_private_to_their_tenant() {
         .await;
     assert_eq!(status, 404);
     // Reconcile jobs are Peyk's own: a client cannot submit one.
-    let (status, body) = shop.api.post("/v1/jobs", &shop.key, &json!({ "type": "payment_reconcile", "payload": { "gateway": "zarinpal" } })).await;
+    let (status, body) =
+        shop.api.post("/v1/jobs", &shop.key, &json!({ "type": "payment_reconcile", "payload": { "gateway": "zarinpal" } })).await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("type")), "{body}");
     let (status, body) = shop.zarinpal_callback("", "OK").await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("Authority")), "{body}");
@@ -533,7 +644,8 @@ fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Str
 async fn standard_webhooks_from_other_providers_are_verified_and_stored_once() {
     let env = TestEnv::new("pay-inbound").await;
     let shop = Shop::open(&env, "inbound").await;
-    let (status, source) = shop.api.request(reqwest::Method::PUT, "/v1/inbound-sources/lab-results", Some(&shop.key), Some(&json!({}))).await;
+    let (status, source) =
+        shop.api.request(reqwest::Method::PUT, "/v1/inbound-sources/lab-results", Some(&shop.key), Some(&json!({}))).await;
     assert_eq!(status, 200, "{source}");
     let secret = source["secret"].as_str().unwrap();
     let url = format!("{}{}", shop.api.url, source["path"].as_str().unwrap());
@@ -558,7 +670,14 @@ async fn standard_webhooks_from_other_providers_are_verified_and_stored_once() {
     assert_eq!(again["duplicate"], true);
     assert_eq!(send("msg_2", now, standard_signature(secret, "msg_1", now, body)).await.unwrap().status().as_u16(), 401);
     assert_eq!(send("msg_3", now - 600, standard_signature(secret, "msg_3", now - 600, body)).await.unwrap().status().as_u16(), 401);
-    assert_eq!(send("msg_4", now, standard_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_4", now, body)).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        send("msg_4", now, standard_signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_4", now, body))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
 
     let (_, events) = shop.api.get("/v1/inbound-events?source=lab-results", &shop.key).await;
     let events = events["data"].as_array().unwrap();
@@ -578,7 +697,13 @@ async fn payment_events(shop: &Shop) -> peyk_tests::Sink {
 /// Waits until no verification job of the shop is waiting or running.
 async fn verifications_settle(env: &TestEnv) {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification' AND status IN ('queued', 'scheduled', 'running')").await > 0 {
+    while env
+        .sql_count(
+            "SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification' AND status IN ('queued', 'scheduled', 'running')",
+        )
+        .await
+        > 0
+    {
         assert!(tokio::time::Instant::now() < deadline, "verifications still running");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -609,12 +734,17 @@ async fn a_forged_callback_before_payment_does_not_fail_the_payment() {
     assert_eq!((payment["status"].as_str(), payment["gateway_code"].as_str()), (Some("pending"), Some("-51")), "{payment}");
     zarinpal.pay(&authority);
     let (_, real) = shop.zarinpal_callback(&authority, "OK").await;
-    assert_eq!((real["status"].as_str(), real["duplicate"].as_bool()), (Some("verifying"), Some(true)), "the same dedupe key, verified again: {real}");
+    assert_eq!(
+        (real["status"].as_str(), real["duplicate"].as_bool()),
+        (Some("verifying"), Some(true)),
+        "the same dedupe key, verified again: {real}"
+    );
     shop.wait_payment(&zarinpal_id, "verified").await;
 
     // IDPay: `status=10` (and a padded one) before the payer paid.
     let id = idpay.create_payment("o-i", 40_000);
-    let idpay_id = shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 40_000, "currency": "IRR", "order_id": "o-i" })).await;
+    let idpay_id =
+        shop.register(json!({ "gateway": "idpay", "reference": id, "amount": 40_000, "currency": "IRR", "order_id": "o-i" })).await;
     let post_idpay = |status: &str| {
         let body = json!({ "status": status, "id": id, "order_id": "o-i", "track_id": "1", "amount": "40000" });
         shop.callback("idpay", move |r| r.json(&body), reqwest::Method::POST)
@@ -632,7 +762,9 @@ async fn a_forged_callback_before_payment_does_not_fail_the_payment() {
     // BitPay: a made-up trans_id first. It fails verification and does not
     // stand in the real one's way; the trans_id stored is the one that verified.
     let id_get = bitpay.create_payment(30_000, "o-b");
-    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 30_000, "currency": "IRR", "order_id": "o-b" })).await;
+    let bitpay_id = shop
+        .register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 30_000, "currency": "IRR", "order_id": "o-b" }))
+        .await;
     shop.callback_query("bitpay", &format!("trans_id=424242&id_get={id_get}")).await;
     verifications_settle(&env).await;
     assert_eq!(shop.payment(&bitpay_id).await["status"], "pending");
@@ -648,7 +780,8 @@ async fn a_forged_callback_before_payment_does_not_fail_the_payment() {
     // One payment.succeeded per payment, and no payment.failed.
     let received = events.wait_for(3, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let types: Vec<String> = events.received().iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> =
+        events.received().iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(types, ["payment.succeeded"; 3], "{received:?}");
 }
 
@@ -695,7 +828,9 @@ async fn a_thousand_forged_callbacks_cost_a_bounded_amount() {
     let authority = zarinpal.create_payment(10_000);
     let zarinpal_id = shop.register(zarinpal_payment(&authority, 10_000, "o-f")).await;
     let id_get = bitpay.create_payment(10_000, "o-fb");
-    let bitpay_id = shop.register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 10_000, "currency": "IRR", "order_id": "o-fb" })).await;
+    let bitpay_id = shop
+        .register(json!({ "gateway": "bitpay", "reference": id_get.to_string(), "amount": 10_000, "currency": "IRR", "order_id": "o-fb" }))
+        .await;
 
     let (shop, authority) = (&shop, &authority);
     let answers: Vec<u16> = futures::future::join_all((0..1000).map(|n| async move {
@@ -713,7 +848,8 @@ async fn a_thousand_forged_callbacks_cost_a_bounded_amount() {
         assert_eq!(jobs, 1, "{name}");
         let rows = env.sql_count(&format!("SELECT count(*) AS n FROM inbound_events WHERE payment_id = '{payment}'")).await;
         assert!(rows <= 20, "{name}: {rows} callbacks stored");
-        let candidates = env.sql_count(&format!("SELECT cardinality(trans_id_candidates)::bigint AS n FROM payments WHERE id = '{payment}'")).await;
+        let candidates =
+            env.sql_count(&format!("SELECT cardinality(trans_id_candidates)::bigint AS n FROM payments WHERE id = '{payment}'")).await;
         assert!(candidates <= 5, "{name}: {candidates} candidates kept");
     }
     // Callbacks for payments that do not exist: answered, counted, a sample stored.
@@ -764,9 +900,12 @@ async fn amounts_are_always_compared_and_paid_wins_over_expired() {
 
     let id = idpay.create_payment("o-noamount", 70_000);
     idpay.set_status(&id, 10);
-    let no_amount = json!({ "status": 100, "track_id": "7", "id": id, "order_id": "o-noamount", "payment": { "card_no": "603799******7999" } });
+    let no_amount =
+        json!({ "status": 100, "track_id": "7", "id": id, "order_id": "o-noamount", "payment": { "card_no": "603799******7999" } });
     idpay.fail_next("verify", Failure::Status { http: 200, body: no_amount.to_string() });
-    let job = shop.verification(json!({ "gateway": "idpay", "reference": id, "amount": 80_000, "currency": "IRR", "order_id": "o-noamount" })).await;
+    let job = shop
+        .verification(json!({ "gateway": "idpay", "reference": id, "amount": 80_000, "currency": "IRR", "order_id": "o-noamount" }))
+        .await;
     assert_eq!(job["result"]["status"], "amount_mismatch", "the inquiry's 70,000 against the order's 80,000: {job}");
     assert!(idpay.calls("inquiry") >= 1);
 
@@ -786,7 +925,8 @@ async fn amounts_are_always_compared_and_paid_wins_over_expired() {
 
     // needs_review, failed (the mismatch), failed (expired), succeeded (reversed): in any order.
     let received = events.wait_for(4, WAIT).await;
-    let mut types: Vec<String> = received.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let mut types: Vec<String> =
+        received.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string()).collect();
     types.sort();
     assert_eq!(types, ["payment.failed", "payment.failed", "payment.needs_review", "payment.succeeded"], "{types:?}");
 }

@@ -150,7 +150,11 @@ async fn cancel_stops_what_has_not_started() {
     sink.default_reply(Reply::status(200).delay(Duration::from_secs(2)));
 
     let (_, submitted) = api
-        .post("/v1/pipelines", &key, &json!({ "steps": [hook(&format!("{}/slow", sink.url), json!({})), hook(&format!("{}/next", sink.url), json!({}))] }))
+        .post(
+            "/v1/pipelines",
+            &key,
+            &json!({ "steps": [hook(&format!("{}/slow", sink.url), json!({})), hook(&format!("{}/next", sink.url), json!({}))] }),
+        )
         .await;
     let id = submitted["id"].as_str().unwrap();
     sink.wait_for(1, Duration::from_secs(10)).await;
@@ -179,9 +183,21 @@ async fn references_are_checked_at_submission() {
     let api = env.start_api().await;
     let url = "https://example.com/hook";
     let cases = [
-        (json!([hook(url, json!({})), hook(url, json!({ "t": { "from": "steps.0.result.transcript" } }))]), "steps[1].payload.body.t", "`webhook` results have no field `transcript`"),
-        (json!([hook(url, json!({ "t": { "from": "steps.1.result" } })), hook(url, json!({}))]), "steps[0].payload.body.t", "does not run before step 0"),
-        (json!([hook(url, json!({})), hook(url, json!({ "t": { "from": "step0.text" } }))]), "steps[1].payload.body.t", "is not a reference"),
+        (
+            json!([hook(url, json!({})), hook(url, json!({ "t": { "from": "steps.0.result.transcript" } }))]),
+            "steps[1].payload.body.t",
+            "`webhook` results have no field `transcript`",
+        ),
+        (
+            json!([hook(url, json!({ "t": { "from": "steps.1.result" } })), hook(url, json!({}))]),
+            "steps[0].payload.body.t",
+            "does not run before step 0",
+        ),
+        (
+            json!([hook(url, json!({})), hook(url, json!({ "t": { "from": "step0.text" } }))]),
+            "steps[1].payload.body.t",
+            "is not a reference",
+        ),
         (json!([{ "type": "fax", "payload": {} }]), "steps[0].type", "unknown job type"),
         (json!([{ "type": "webhook", "payload": { "url": "ftp://x", "body": {} } }]), "steps[0].payload.url", "http"),
         (json!([]), "steps", "1 to 10"),

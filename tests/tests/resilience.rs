@@ -183,11 +183,8 @@ async fn a_backlog_of_50000_jobs_is_processed_once_workers_start() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!("drained {JOBS} in {:?}", started.elapsed());
-    let bodies: HashSet<i64> = sink
-        .received()
-        .iter()
-        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["n"].as_i64().unwrap())
-        .collect();
+    let bodies: HashSet<i64> =
+        sink.received().iter().map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["n"].as_i64().unwrap()).collect();
     assert_eq!(bodies.len(), JOBS, "every job delivered");
     assert_eq!(sink.count(), JOBS, "and none twice");
 }

@@ -83,10 +83,13 @@ async fn send_sendarray_and_voice_calls() {
         .submit(&key, &sms(json!({ "mode": "send", "receptors": ["0912-123-4567", "00989351234567", "٩٣٥١١١٢٢٣٣"], "message": "نوبت شما فردا ساعت ۱۰ است", "sender": "10004346" })))
         .await;
     let array = api
-        .submit(&key, &sms(json!({ "mode": "sendarray", "messages": [
+        .submit(
+            &key,
+            &sms(json!({ "mode": "sendarray", "messages": [
             { "receptor": "09121110000", "message": "گزارش شما آماده است" },
             { "receptor": "09121110001", "message": "Your report is ready" }
-        ] })))
+        ] })),
+        )
         .await;
     let call = api.submit(&key, &sms(json!({ "mode": "call", "receptor": "09121110002", "template": "verify", "token": "9051" }))).await;
     let send = wait_for(&api, &key, &send, "succeeded").await;
@@ -112,8 +115,16 @@ async fn bad_numbers_and_tokens_are_refused_at_submission() {
     let key = env.create_key("clinic").await;
     let api = env.start_api().await;
     let cases = [
-        (json!({ "mode": "send", "receptors": ["09121234567", "021 1234 5678"], "message": "x" }), "payload.receptors[1]", "`021 1234 5678` is not an Iranian mobile number"),
-        (json!({ "mode": "lookup", "receptor": "+4915112345678", "template": "verify", "token": "1" }), "payload.receptor", "+4915112345678"),
+        (
+            json!({ "mode": "send", "receptors": ["09121234567", "021 1234 5678"], "message": "x" }),
+            "payload.receptors[1]",
+            "`021 1234 5678` is not an Iranian mobile number",
+        ),
+        (
+            json!({ "mode": "lookup", "receptor": "+4915112345678", "template": "verify", "token": "1" }),
+            "payload.receptor",
+            "+4915112345678",
+        ),
         (json!({ "mode": "lookup", "receptor": "09121234567", "template": "verify", "token": "12 34" }), "payload.token", "spaces"),
         (json!({ "mode": "call", "receptor": "09121234567", "template": "verify", "token": "abcd" }), "payload.token", "digits"),
         (json!({ "mode": "send", "receptors": [], "message": "x" }), "payload.receptors", "1 to 200"),

@@ -260,9 +260,11 @@ async fn openai_endpoint_answers_in_every_response_format() {
     assert_eq!(body["task"], "translate");
     assert!(body["words"].as_array().is_some_and(|w| !w.is_empty()), "{body}");
 
-    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("response_format", "docx")]).await;
+    let (status, body, _) =
+        api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("response_format", "docx")]).await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("response_format")), "{body}");
-    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.wav", fixture("not_audio.wav"))), &[("model", "tiny.en")]).await;
+    let (status, body, _) =
+        api.upload_form("/v1/audio/transcriptions", &key, Some(("a.wav", fixture("not_audio.wav"))), &[("model", "tiny.en")]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["reason"], "not_audio", "{body}");
     let (status, _, _) = api.upload_form("/v1/audio/transcriptions", "peyk_wrong", Some(("a.mp3", audio)), &[]).await;
@@ -430,11 +432,7 @@ async fn a_speech_worker_sizes_itself_to_its_cores_and_spins_briefly() {
     let environment = worker.environment();
     assert!(environment.iter().any(|v| v == "GOMP_SPINCOUNT=5000"), "{environment:?}");
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert!(
-        worker.log().contains(&format!("PEYK_WHISPER_THREADS is more than this process's cores; using {cores}")),
-        "{}",
-        worker.log()
-    );
+    assert!(worker.log().contains(&format!("PEYK_WHISPER_THREADS is more than this process's cores; using {cores}")), "{}", worker.log());
     // It still transcribes, with the threads it has.
     let job = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
     assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
@@ -463,7 +461,9 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
     let jfk = wav_samples(&fixture("jfk.wav"));
     let long: Vec<i16> = jfk.iter().copied().cycle().take(jfk.len() * 22).collect();
     let file_id = api.upload(&key, "long.wav", wav_bytes(&long, 16_000)).await;
-    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } })).await;
+    let id = api
+        .submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } }))
+        .await;
     // Whisper works in 30 s windows: an encoder pass, then the decoder's
     // steps; the job's progress moves once per window. The time between two
     // moves is one window's work on this machine, the bound on how long a

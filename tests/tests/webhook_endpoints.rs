@@ -87,7 +87,8 @@ async fn one_event_fans_out_signed_to_every_matching_endpoint_and_is_logged() {
     let _worker = env.start_worker().await;
     let (all, wanted, other, target) = (Sink::start().await, Sink::start().await, Sink::start().await, Sink::start().await);
     let a = create_endpoint(&api, &key, json!({"url": format!("{}/all", all.url), "description": "everything"})).await;
-    let b = create_endpoint(&api, &key, json!({"url": format!("{}/jobs", wanted.url), "event_types": ["job.succeeded", "job.failed"]})).await;
+    let b =
+        create_endpoint(&api, &key, json!({"url": format!("{}/jobs", wanted.url), "event_types": ["job.succeeded", "job.failed"]})).await;
     let c = create_endpoint(&api, &key, json!({"url": other.url, "event_types": ["payment.failed"]})).await;
     let secret_a = a["secret"].as_str().unwrap().to_string();
     let secret_b = b["secret"].as_str().unwrap().to_string();
@@ -163,7 +164,11 @@ async fn retries_follow_the_schedule_honour_retry_after_and_a_success_resets_the
     let api = env.start_api().await;
     let _worker = env.start_worker_with(&[("PEYK_WEBHOOK_RETRY_SCHEDULE", "0,1,1,1")]).await;
     let (sink, target) = (Sink::start().await, Sink::start().await);
-    sink.reply([Reply::status(500).body("down"), Reply::status(429).header("retry-after", "3").body("slow down"), Reply::status(200).body("thanks")]);
+    sink.reply([
+        Reply::status(500).body("down"),
+        Reply::status(429).header("retry-after", "3").body("slow down"),
+        Reply::status(200).body("thanks"),
+    ]);
     let endpoint = create_endpoint(&api, &key, json!({"url": sink.url, "event_types": ["job.succeeded"]})).await;
     let endpoint_id = endpoint["id"].as_str().unwrap().to_string();
     assert!(endpoint["failing_since"].is_null());
@@ -175,7 +180,10 @@ async fn retries_follow_the_schedule_honour_retry_after_and_a_success_resets_the
 
     let received = sink.wait_for(3, Duration::from_secs(20)).await;
     let first_gap = received[1].at - received[0].at;
-    assert!(first_gap >= Duration::from_millis(750) && first_gap < Duration::from_millis(2500), "first retry after {first_gap:?}, schedule says 1 s ± 20 %");
+    assert!(
+        first_gap >= Duration::from_millis(750) && first_gap < Duration::from_millis(2500),
+        "first retry after {first_gap:?}, schedule says 1 s ± 20 %"
+    );
     let second_gap = received[2].at - received[1].at;
     assert!(second_gap >= Duration::from_secs(3), "retried after {second_gap:?}, before Retry-After: 3");
     assert!(second_gap < Duration::from_secs(5), "retried after {second_gap:?}");
@@ -188,7 +196,9 @@ async fn retries_follow_the_schedule_honour_retry_after_and_a_success_resets_the
         b["data"].as_array().unwrap().len() == 3
     })
     .await;
-    let log: Vec<(Option<i64>, Option<i64>, Option<&str>, Option<&str>)> = attempts["data"]
+    // (status code, duration, error code, the body's event id) of each attempt.
+    type Logged<'a> = (Option<i64>, Option<i64>, Option<&'a str>, Option<&'a str>);
+    let log: Vec<Logged<'_>> = attempts["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -197,7 +207,11 @@ async fn retries_follow_the_schedule_honour_retry_after_and_a_success_resets_the
         .collect();
     assert_eq!(
         log,
-        [(Some(1), Some(500), Some("http_500"), Some("down")), (Some(2), Some(429), Some("http_429"), Some("slow down")), (Some(3), Some(200), None, Some("thanks"))]
+        [
+            (Some(1), Some(500), Some("http_500"), Some("down")),
+            (Some(2), Some(429), Some("http_429"), Some("slow down")),
+            (Some(3), Some(200), None, Some("thanks"))
+        ]
     );
     // The delivery is a job of its own, with as many attempts as the schedule lists.
     let job = api.job(&key, attempts["data"][0]["job_id"].as_str().unwrap()).await;
@@ -210,9 +224,7 @@ async fn an_endpoint_failing_past_the_threshold_is_disabled_and_others_hear_of_i
     let env = TestEnv::new("whe-disable").await;
     let key = env.create_key("acme").await;
     let api = env.start_api().await;
-    let _worker = env
-        .start_worker_with(&[("PEYK_WEBHOOK_RETRY_SCHEDULE", "0,1,1,1,1,1,1,1"), ("PEYK_WEBHOOK_DISABLE_AFTER", "2")])
-        .await;
+    let _worker = env.start_worker_with(&[("PEYK_WEBHOOK_RETRY_SCHEDULE", "0,1,1,1,1,1,1,1"), ("PEYK_WEBHOOK_DISABLE_AFTER", "2")]).await;
     let (failing, watcher, target) = (Sink::start().await, Sink::start().await, Sink::start().await);
     failing.default_reply(Reply::status(503).body("maintenance"));
     let broken = create_endpoint(&api, &key, json!({"url": failing.url, "event_types": ["job.succeeded"]})).await;
@@ -240,9 +252,13 @@ async fn an_endpoint_failing_past_the_threshold_is_disabled_and_others_hear_of_i
     assert_eq!((job["status"].as_str(), job["error"]["code"].as_str()), (Some("failed"), Some("endpoint_disabled")), "{job}");
 
     // Re-enabled: the clock starts afresh, and a replay reaches it again.
-    let (status, endpoint) = api.request(Method::PATCH, &format!("/v1/webhook-endpoints/{broken_id}"), Some(&key), Some(&json!({"enabled": true}))).await;
+    let (status, endpoint) =
+        api.request(Method::PATCH, &format!("/v1/webhook-endpoints/{broken_id}"), Some(&key), Some(&json!({"enabled": true}))).await;
     assert_eq!(status, 200, "{endpoint}");
-    assert_eq!((endpoint["enabled"].as_bool(), endpoint["failing_since"].is_null(), endpoint["disabled_reason"].is_null()), (Some(true), true, true));
+    assert_eq!(
+        (endpoint["enabled"].as_bool(), endpoint["failing_since"].is_null(), endpoint["disabled_reason"].is_null()),
+        (Some(true), true, true)
+    );
     failing.default_reply(Reply::status(200).body("back"));
     let message_id = attempts["data"][0]["message_id"].as_str().unwrap();
     let (status, replay) = api.post(&format!("/v1/webhook-messages/{message_id}/replay"), &key, &json!({"endpoint_id": broken_id})).await;
@@ -250,7 +266,10 @@ async fn an_endpoint_failing_past_the_threshold_is_disabled_and_others_hear_of_i
     assert_eq!(replay["job_ids"].as_array().unwrap().len(), 1);
     let received = failing.wait_for(attempts_made + 1, Duration::from_secs(10)).await;
     assert_eq!(received.last().unwrap().headers["webhook-id"], message_id);
-    poll(&api, &key, &format!("/v1/webhook-endpoints/{broken_id}/attempts"), Duration::from_secs(5), |b| b["data"][0]["status_code"] == 200).await;
+    poll(&api, &key, &format!("/v1/webhook-endpoints/{broken_id}/attempts"), Duration::from_secs(5), |b| {
+        b["data"][0]["status_code"] == 200
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -307,7 +326,11 @@ async fn bad_input_names_fields_and_tenants_see_only_their_own() {
     let api = env.start_api().await;
 
     let (status, error) = api
-        .post("/v1/webhook-endpoints", &key, &json!({"url": "ftp://example.com", "event_types": ["job.succeeded", "job.exploded"], "secret": "nope"}))
+        .post(
+            "/v1/webhook-endpoints",
+            &key,
+            &json!({"url": "ftp://example.com", "event_types": ["job.succeeded", "job.exploded"], "secret": "nope"}),
+        )
         .await;
     assert_eq!(status, 422, "{error}");
     assert_eq!(field_names(&error), ["url", "event_types[1]", "secret"]);
@@ -318,13 +341,23 @@ async fn bad_input_names_fields_and_tenants_see_only_their_own() {
 
     let endpoint = create_endpoint(&api, &key, json!({"url": "https://example.com/hook", "event_types": ["job.failed"]})).await;
     let id = endpoint["id"].as_str().unwrap().to_string();
-    let (status, error) = api.request(Method::PATCH, &format!("/v1/webhook-endpoints/{id}"), Some(&key), Some(&json!({"event_types": ["nope"], "url": "mailto:x@y"}))).await;
+    let (status, error) = api
+        .request(
+            Method::PATCH,
+            &format!("/v1/webhook-endpoints/{id}"),
+            Some(&key),
+            Some(&json!({"event_types": ["nope"], "url": "mailto:x@y"})),
+        )
+        .await;
     assert_eq!((status, field_names(&error)), (422, vec!["url".to_string(), "event_types[0]".to_string()]));
-    let (status, error) = api.post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), &key, &json!({"grace_seconds": 10_000_000, "secret": "whsec_short"})).await;
+    let (status, error) = api
+        .post(&format!("/v1/webhook-endpoints/{id}/rotate-secret"), &key, &json!({"grace_seconds": 10_000_000, "secret": "whsec_short"}))
+        .await;
     assert_eq!((status, field_names(&error)), (422, vec!["secret".to_string(), "grace_seconds".to_string()]));
 
     // Deliveries are queued by Peyk only.
-    let (status, error) = api.post("/v1/jobs", &key, &json!({"type": "webhook_delivery", "payload": {"endpoint_id": id, "message_id": "msg_x"}})).await;
+    let (status, error) =
+        api.post("/v1/jobs", &key, &json!({"type": "webhook_delivery", "payload": {"endpoint_id": id, "message_id": "msg_x"}})).await;
     assert_eq!((status, field_names(&error)), (422, vec!["type".to_string()]), "{error}");
     assert!(error["error"]["message"].as_str().unwrap().contains("queued by Peyk itself"));
     let (status, error) = api.post("/v1/pipelines", &key, &json!({"steps": [{"type": "webhook_delivery", "payload": {}}]})).await;
@@ -376,7 +409,13 @@ async fn bad_input_names_fields_and_tenants_see_only_their_own() {
     assert_eq!(status, 404);
 
     let (_, doc) = api.request(Method::GET, "/openapi.json", None, None).await;
-    for path in ["/v1/webhook-endpoints", "/v1/webhook-endpoints/{id}", "/v1/webhook-endpoints/{id}/rotate-secret", "/v1/webhook-messages/{id}/replay", "/v1/event-types"] {
+    for path in [
+        "/v1/webhook-endpoints",
+        "/v1/webhook-endpoints/{id}",
+        "/v1/webhook-endpoints/{id}/rotate-secret",
+        "/v1/webhook-messages/{id}/replay",
+        "/v1/event-types",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
 }

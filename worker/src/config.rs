@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use peyk_jobs::env::{env_or, env_parse, env_seconds};
+use peyk_jobs::env::{env_days, env_or, env_parse, env_seconds};
 use peyk_jobs::registry::JOB_TYPES;
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::transcription::engine::SpeechConfig;
@@ -106,11 +106,8 @@ impl Config {
             sweep_interval: env_seconds("PEYK_SWEEP_INTERVAL_SECONDS", 5.0)?.max(Duration::from_millis(100)),
             sweep_min_age: env_seconds("PEYK_SWEEP_MIN_AGE_SECONDS", 30.0)?,
             redis_retention: env_seconds("PEYK_REDIS_RETENTION_SECONDS", 600.0)?,
-            inbound_retention: env_seconds("PEYK_INBOUND_RETENTION_DAYS", 30.0)? * 86_400,
-            backoff: Backoff {
-                base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?,
-                max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)?,
-            },
+            inbound_retention: env_days("PEYK_INBOUND_RETENTION_DAYS", 30.0)?,
+            backoff: Backoff { base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?, max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)? },
             speech,
             webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
                 .map_err(|e| anyhow::anyhow!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}"))?,

@@ -67,7 +67,14 @@ async fn handle(
     Ok(())
 }
 
-pub fn start(runner: Arc<Runner>, conn: redis::aio::ConnectionManager, prefix: &str, queue: &str, concurrency: usize, consumers: usize) -> Vec<Consumer> {
+pub fn start(
+    runner: Arc<Runner>,
+    conn: redis::aio::ConnectionManager,
+    prefix: &str,
+    queue: &str,
+    concurrency: usize,
+    consumers: usize,
+) -> Vec<Consumer> {
     let per_consumer = concurrency.div_ceil(consumers).max(1);
     // Fetch as many as may run, so a consumer's buffer never waits on its own acknowledgements.
     let timings = QueueTimings { buffer_size: per_consumer.max(16), ..QueueTimings::default() };

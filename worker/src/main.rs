@@ -16,9 +16,9 @@ use std::sync::Arc;
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
 use peyk_jobs::email::transport::EmailClient;
-use peyk_jobs::queue::{self, Queue, QueueTimings};
 use peyk_jobs::medical::llm::LlmClient;
 use peyk_jobs::payments::PaymentsClient;
+use peyk_jobs::queue::{self, Queue, QueueTimings};
 use peyk_jobs::sms::SmsClient;
 use peyk_jobs::storage::FileStore;
 use peyk_jobs::transcription::engine::SpeechModels;
@@ -113,7 +113,14 @@ async fn run() -> anyhow::Result<()> {
     let http = tokio::spawn(http::serve(config.http_addr, runner.clone(), stop.clone()));
     let mut consumers = Vec::new();
     for (queue_name, concurrency) in &config.queues {
-        consumers.extend(consumers::start(runner.clone(), conn.clone(), &config.redis_prefix, queue_name, *concurrency, config.consumers_per_queue));
+        consumers.extend(consumers::start(
+            runner.clone(),
+            conn.clone(),
+            &config.redis_prefix,
+            queue_name,
+            *concurrency,
+            config.consumers_per_queue,
+        ));
     }
     tracing::info!(worker = %runner.worker_id, queues = ?config.queues, "worker started");
 

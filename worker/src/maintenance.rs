@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use peyk_jobs::queue::{Enqueue, Queue};
 use peyk_jobs::payments::reconcile::PaymentReconcileJob;
+use peyk_jobs::queue::{Enqueue, Queue};
 use peyk_jobs::registry::JOB_TYPES;
 use peyk_jobs::Job;
 use peyk_schema::queries::worker::{self as q, WaitingJob};
@@ -60,14 +60,8 @@ async fn keep_leases(runner: Arc<Runner>, stop: CancellationToken) {
 async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
     const LONG_RUNNING: Duration = Duration::from_millis(500);
     while every(Duration::from_millis(200), &stop).await {
-        let ids: Vec<Uuid> = runner
-            .in_flight
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, job)| job.started.elapsed() > LONG_RUNNING)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<Uuid> =
+            runner.in_flight.lock().unwrap().iter().filter(|(_, job)| job.started.elapsed() > LONG_RUNNING).map(|(id, _)| *id).collect();
         if ids.is_empty() {
             continue;
         }
@@ -194,13 +188,7 @@ pub async fn push_all(queue: &Queue, jobs: &[WaitingJob]) -> Result<(), peyk_job
     queue.enqueue_many(&entries).await
 }
 
-async fn sweep_once(
-    pool: &DbPool,
-    queue: &Queue,
-    cursor: &mut Option<Uuid>,
-    min_age: Duration,
-    retention: Duration,
-) -> anyhow::Result<()> {
+async fn sweep_once(pool: &DbPool, queue: &Queue, cursor: &mut Option<Uuid>, min_age: Duration, retention: Duration) -> anyhow::Result<()> {
     // 1. Claims that expired: their worker died.
     let expired = q::requeue_expired(pool, 0.0, 1000).await?;
     if !expired.is_empty() {
@@ -216,8 +204,7 @@ async fn sweep_once(
         let of_type: Vec<WaitingJob> = page.iter().filter(|job| job.job_type == *job_type).cloned().collect();
         let task_ids: Vec<String> = of_type.iter().map(|job| job.queue_task_id.clone()).collect();
         let present = queue.contains(job_type, &task_ids).await?;
-        let missing: Vec<WaitingJob> =
-            of_type.into_iter().zip(present).filter(|(_, present)| !present).map(|(job, _)| job).collect();
+        let missing: Vec<WaitingJob> = of_type.into_iter().zip(present).filter(|(_, present)| !present).map(|(job, _)| job).collect();
         if !missing.is_empty() {
             tracing::warn!(queue = job_type, count = missing.len(), "re-pushed waiting jobs missing from redis");
             push_all(queue, &missing).await?;

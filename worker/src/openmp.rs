@@ -29,11 +29,7 @@ pub fn ensure_short_spin() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
-    let error = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env("GOMP_SPINCOUNT", SPIN_COUNT)
-        .env(MARK, "1")
-        .exec();
+    let error = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("GOMP_SPINCOUNT", SPIN_COUNT).env(MARK, "1").exec();
     // Only reached when exec failed: carry on with libgomp's default.
     eprintln!("peyk-worker: could not restart with GOMP_SPINCOUNT={SPIN_COUNT} ({error}); whisper threads spin longer");
 }

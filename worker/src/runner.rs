@@ -16,7 +16,7 @@ use peyk_jobs::queue::{Enqueue, Queue, QueueError, QueuedJob};
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
 use peyk_schema::queries::worker::{self as q, Finish, Outcome};
-use peyk_schema::{Batcher, ClaimedJob, DbPool};
+use peyk_schema::{Batcher, ClaimedJob, DbPool, JobStatus};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
@@ -182,25 +182,28 @@ impl Runner {
             None => Outcome::Failed {
                 dead: true,
                 code: "worker_lost".into(),
-                message: format!("gave up after {} attempts: each ended with its worker lost (killed, out of memory or crashed)", job.attempts),
+                message: format!(
+                    "gave up after {} attempts: each ended with its worker lost (killed, out of memory or crashed)",
+                    job.attempts
+                ),
                 result: None,
             },
         };
         // Its events are stored with the outcome (the outbox), then dispatched.
         let events = match outcome.final_status() {
-            Some(status) => self.events.messages_for(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome }).await,
+            Some(status) => {
+                self.events.messages_for(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome }).await
+            }
             None => Vec::new(),
         };
         let event_ids: Vec<String> = events.iter().map(|message| message.id.clone()).collect();
         let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone(), events }).await;
         self.in_flight.lock().unwrap().remove(&job.id);
 
+        // `None`: discarded (cancelled or taken over while it ran).
         let status = match (&outcome, recorded) {
-            (_, Some(false)) => "discarded",
+            (_, Some(false)) => None,
             (_, None) => return, // the claim expires; the sweeper runs the job again
-            (Outcome::Succeeded { .. }, _) => "succeeded",
-            (Outcome::Failed { dead: true, .. }, _) => "dead",
-            (Outcome::Failed { .. }, _) => "failed",
             (Outcome::Retry { code, run_at, next_task_id, .. }, _) => {
                 metrics::JOB_RETRIES.with_label_values(&[job_type, code]).inc();
                 let entry = Enqueue {
@@ -217,21 +220,23 @@ impl Runner {
                 tracing::info!(code = %code, retry_at = %run_at, "attempt failed; retry scheduled");
                 return;
             }
+            (outcome, _) => outcome.final_status(),
         };
+        let label = status.map_or("discarded", JobStatus::as_str);
         if let Outcome::Failed { code, message, dead, .. } = &outcome {
             if *dead {
                 metrics::JOBS_DEAD.with_label_values(&[job_type, code]).inc();
             }
-            tracing::warn!(status, code = %code, message = %message, "job did not succeed");
+            tracing::warn!(status = label, code = %code, message = %message, "job did not succeed");
         } else {
-            tracing::debug!(status, "job finished");
+            tracing::debug!(status = label, "job finished");
         }
-        metrics::JOBS_FINISHED.with_label_values(&[job_type, status]).inc();
-        if status != "discarded" {
+        metrics::JOBS_FINISHED.with_label_values(&[job_type, label]).inc();
+        if status.is_some() {
             self.events.dispatch(event_ids);
         }
         // A finished step moves its pipeline on (the next step, or the end).
-        if let Some(pipeline) = job.pipeline_id.filter(|_| status != "discarded") {
+        if let Some(pipeline) = job.pipeline_id.filter(|_| status.is_some()) {
             if let Err(e) = peyk_jobs::pipeline::advance(&self.pool, &self.queue, pipeline).await {
                 tracing::warn!(%pipeline, error = %e, "could not advance the pipeline; the sweeper will");
             }
@@ -255,8 +260,8 @@ impl Runner {
                     RetryHint::Retry { after } => {
                         // A type's own schedule (webhook deliveries), else the global backoff.
                         let attempt = job.attempts as u32;
-                        let delay = registry::retry_delay(&job.job_type, attempt, after)
-                            .unwrap_or_else(|| self.backoff.delay(attempt, after));
+                        let delay =
+                            registry::retry_delay(&job.job_type, attempt, after).unwrap_or_else(|| self.backoff.delay(attempt, after));
                         Outcome::Retry {
                             code: error.code,
                             message: error.message,

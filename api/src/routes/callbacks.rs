@@ -20,11 +20,11 @@ use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use peyk_jobs::{inbound, metrics};
 use peyk_jobs::payments::{stripe, Gateway};
 use peyk_jobs::queue::Enqueue;
 use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::ValidationErrors;
+use peyk_jobs::{inbound, metrics};
 use peyk_schema::queries::payments as q;
 use peyk_schema::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId};
 use serde::Deserialize;
@@ -84,7 +84,14 @@ impl Raw<'_> {
         fields
     }
 
-    fn event(&self, tenant: Uuid, source: &str, callback: &Callback, payment: Option<&PaymentRow>, job: Option<&NewJob>) -> InboundEventRow {
+    fn event(
+        &self,
+        tenant: Uuid,
+        source: &str,
+        callback: &Callback,
+        payment: Option<&PaymentRow>,
+        job: Option<&NewJob>,
+    ) -> InboundEventRow {
         InboundEventRow {
             id: Uuid::now_v7(),
             tenant_id: tenant,
@@ -128,17 +135,35 @@ fn read_browser_callback(gateway: Gateway, fields: &HashMap<String, String>) -> 
     Ok(match gateway {
         Gateway::Zarinpal => {
             let (authority, status) = (required(fields, "Authority")?, required(fields, "Status")?);
-            Callback { dedupe_key: format!("{authority}:{status}"), ready: status == "OK", reference: Some(authority), event_type: Some(status), trans_id: None }
+            Callback {
+                dedupe_key: format!("{authority}:{status}"),
+                ready: status == "OK",
+                reference: Some(authority),
+                event_type: Some(status),
+                trans_id: None,
+            }
         }
         Gateway::Idpay => {
             let (id, status) = (required(fields, "id")?, required(fields, "status")?);
             let status = status.trim().to_string();
             // 10: paid, waiting for the merchant's verification.
-            Callback { dedupe_key: format!("{id}:{status}"), ready: status == "10", reference: Some(id), event_type: Some(status), trans_id: None }
+            Callback {
+                dedupe_key: format!("{id}:{status}"),
+                ready: status == "10",
+                reference: Some(id),
+                event_type: Some(status),
+                trans_id: None,
+            }
         }
         Gateway::Bitpay => {
             let (trans_id, id_get) = (required(fields, "trans_id")?, required(fields, "id_get")?);
-            Callback { dedupe_key: format!("{id_get}:{trans_id}"), ready: true, reference: Some(id_get), event_type: None, trans_id: Some(trans_id) }
+            Callback {
+                dedupe_key: format!("{id_get}:{trans_id}"),
+                ready: true,
+                reference: Some(id_get),
+                event_type: None,
+                trans_id: Some(trans_id),
+            }
         }
         Gateway::Stripe => unreachable!("Stripe events are read by read_stripe_event"),
     })
@@ -149,7 +174,11 @@ fn read_browser_callback(gateway: Gateway, fields: &HashMap<String, String>) -> 
 fn read_stripe_event(account: &PaymentAccountRow, headers: &HeaderMap, body: &Bytes) -> Result<Callback, ApiError> {
     let credentials: stripe::Credentials = peyk_jobs::payments::credentials(account).map_err(|e| ApiError::internal(e.message))?;
     let secret = credentials.webhook_secret.ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_webhook_secret", "the Stripe account has no `webhook_secret`: events cannot be authenticated")
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_webhook_secret",
+            "the Stripe account has no `webhook_secret`: events cannot be authenticated",
+        )
     })?;
     let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     stripe::verify_signature(&secret, signature, body, chrono::Utc::now().timestamp())
@@ -165,7 +194,7 @@ fn read_stripe_event(account: &PaymentAccountRow, headers: &HeaderMap, body: &By
 }
 
 /// A gateway's callback.
-#[utoipa::path(post, path = "/v1/callbacks/{gateway}/{tenant}", tag = "payments",
+#[utoipa::path(method(get, post), path = "/v1/callbacks/{gateway}/{tenant}", tag = "payments",
     params(("gateway" = String, Path, description = "zarinpal | idpay | bitpay | stripe"), ("tenant" = Uuid, Path)),
     request_body(content = String, description = "The callback exactly as the gateway sends it: Zarinpal `Authority`/`Status` and BitPay `trans_id`/`id_get` in the query (GET) or a form; IDPay's form or JSON; a Stripe event (JSON) with `Stripe-Signature`", content_type = "application/x-www-form-urlencoded"),
     responses(
@@ -203,7 +232,8 @@ pub async fn gateway_callback(
     } else {
         // The account (usually cached) and the payment are looked up in parallel.
         let callback = read_browser_callback(gateway, &raw.fields())?;
-        let (account, payment) = tokio::join!(state.payment_account(tenant, gateway.name()), find_payment(&state, tenant, gateway, &callback));
+        let (account, payment) =
+            tokio::join!(state.payment_account(tenant, gateway.name()), find_payment(&state, tenant, gateway, &callback));
         (account?.ok_or_else(|| ApiError::not_found("payment account"))?, callback, payment?)
     };
 
@@ -323,8 +353,11 @@ pub async fn put_source(
 #[utoipa::path(get, path = "/v1/inbound-sources", tag = "inbound", security(("api_key" = [])),
     responses((status = 200, description = "`{\"data\": [{name, created_at}]}` (secrets are not shown)")))]
 pub async fn list_sources(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {
-    let sources: Vec<Value> =
-        q::source_names(&state.pool, tenant.0).await?.into_iter().map(|(name, created_at)| json!({ "name": name, "created_at": created_at })).collect();
+    let sources: Vec<Value> = q::source_names(&state.pool, tenant.0)
+        .await?
+        .into_iter()
+        .map(|(name, created_at)| json!({ "name": name, "created_at": created_at }))
+        .collect();
     Ok(Json(json!({ "data": sources })))
 }
 
@@ -389,7 +422,11 @@ pub struct ListEvents {
 /// newest first.
 #[utoipa::path(get, path = "/v1/inbound-events", tag = "inbound", security(("api_key" = [])), params(ListEvents),
     responses((status = 200, description = "`{\"data\": [events], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
-pub async fn list_events(State(state): State<AppState>, tenant: Tenant, query: Result<Query<ListEvents>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    query: Result<Query<ListEvents>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_parameter("query", e.body_text()))?;
     let limit = paging::limit(query.limit)?;
     let rows = q::list_events(&state.pool, TenantId(tenant.0 .0), query.source.as_deref(), query.before, limit).await?;

@@ -43,7 +43,11 @@ pub struct Upload {
         (status = 400, description = "Not a multipart form, or no `file` field", body = ErrorBody),
         (status = 413, description = "Larger than PEYK_MAX_UPLOAD_BYTES, or audio longer than PEYK_MAX_AUDIO_SECONDS", body = ErrorBody),
     ))]
-pub async fn upload(State(state): State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+pub async fn upload(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
     let mut form = form.map_err(not_multipart)?;
     let mut upload = None;
     while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
@@ -138,7 +142,11 @@ pub async fn read_file_field(mut field: Field<'_>) -> Result<Upload, ApiError> {
 /// client's upload, is at fault, and another try (or instance) may succeed.
 fn spool_unavailable(error: std::io::Error) -> ApiError {
     tracing::error!(error = %error, "could not spool an upload to a temporary file");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the upload could not be buffered on this server; try again shortly")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the upload could not be buffered on this server; try again shortly",
+    )
 }
 
 /// Keeps the last path component, printable characters, at most 255 bytes.
@@ -161,7 +169,11 @@ pub fn too_large(message: String) -> ApiError {
 }
 
 pub fn not_multipart(rejection: MultipartRejection) -> ApiError {
-    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("the body must be multipart/form-data ({rejection})"))
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("the body must be multipart/form-data ({rejection})"),
+    )
 }
 
 pub fn unreadable_form(error: MultipartError) -> ApiError {

@@ -25,16 +25,21 @@ use crate::views::{AttemptList, ErrorBody, JobList, JobView, SubmitJob};
 const MAX_DELAY_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 const MAX_ATTEMPTS_LIMIT: i32 = 25;
 
+/// Uploaded files a payload names: (field, file id).
+type FileRefs = Vec<(&'static str, Uuid)>;
+
 /// Checks a submission and builds the row to insert, with the uploaded
 /// files it refers to (checked against the database by the caller).
-fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, Vec<(&'static str, Uuid)>), ApiError> {
+fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs), ApiError> {
     if !registry::is_known(&submission.job_type) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
             format!("unknown job type `{}`; valid types: {}", submission.job_type, registry::submittable_types().join(", ")),
         )
-        .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": registry::submittable_types() })));
+        .with_details(
+            json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": registry::submittable_types() }),
+        ));
     }
     if registry::is_internal(&submission.job_type) {
         return Err(ApiError::invalid_field("type", "is queued by Peyk itself"));
@@ -136,7 +141,11 @@ pub(crate) async fn check_files(state: &AppState, tenant: &Tenant, prefix: &str,
         (status = 422, description = "Unknown type or invalid fields", body = ErrorBody),
         (status = 503, description = "Queue or database unreachable", body = ErrorBody),
     ))]
-pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(submission): ValidJson<SubmitJob>) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ValidJson(submission): ValidJson<SubmitJob>,
+) -> Result<Response, ApiError> {
     let (status, row) = create_job(&state, &tenant, submission).await?;
     Ok((status, Json(JobView::from(row))).into_response())
 }
@@ -310,8 +319,12 @@ pub async fn retry_job(State(state): State<AppState>, tenant: Tenant, Path(id): 
     let task_id = ulid::Ulid::new().to_string();
     let (row, retried) = jobs::retry(&state.pool, tenant.0, id, &task_id).await?.ok_or_else(|| ApiError::not_found("job"))?;
     if !retried {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_retryable", format!("only failed or dead jobs can be retried; this one is {}", row.status))
-            .with_details(json!({ "status": row.status })));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!("only failed or dead jobs can be retried; this one is {}", row.status),
+        )
+        .with_details(json!({ "status": row.status })));
     }
     enqueue(&state, &row).await;
     Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
@@ -328,4 +341,3 @@ pub async fn list_attempts(State(state): State<AppState>, tenant: Tenant, Path(i
     let rows = attempts::list_for_job(&state.pool, id).await?;
     Ok(Json(AttemptList { data: rows.into_iter().map(Into::into).collect() }))
 }
-

@@ -3,6 +3,7 @@
 
 pub mod callbacks;
 pub mod email_templates;
+pub mod event_types;
 pub mod files;
 pub mod health;
 pub mod jobs;
@@ -11,7 +12,9 @@ pub mod payments;
 pub mod pipelines;
 pub mod sms;
 pub mod transcripts;
+pub mod webhook_attempts;
 pub mod webhook_endpoints;
+pub mod webhook_messages;
 
 use std::time::Instant;
 
@@ -19,67 +22,77 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use crate::config::Config;
 use axum::Router;
 use peyk_jobs::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// Every route, each declared once with its OpenAPI operation (the
+/// handler's `#[utoipa::path]`): the router and the document
+/// (`/openapi.json`) are both made from this list, so neither can name a
+/// route the other lacks. Uploads come apart: they get their own, larger
+/// body limit.
+pub struct Declared {
+    pub uploads: OpenApiRouter<AppState>,
+    pub api: OpenApiRouter<AppState>,
+}
+
+pub fn declared() -> Declared {
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(files::upload))
+        .routes(routes!(transcripts::openai_transcriptions))
+        .routes(routes!(transcripts::openai_translations));
+    let api = OpenApiRouter::new()
+        .routes(routes!(jobs::submit, jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::list_attempts))
+        .routes(routes!(transcripts::download))
+        .routes(routes!(files::get_file, files::delete_file))
+        .routes(routes!(sms::outbox))
+        .routes(routes!(pipelines::submit))
+        .routes(routes!(pipelines::get_pipeline))
+        .routes(routes!(pipelines::cancel_pipeline))
+        .routes(routes!(email_templates::list_templates))
+        .routes(routes!(email_templates::put_template, email_templates::delete_template))
+        .routes(routes!(payments::list_accounts))
+        .routes(routes!(payments::put_account, payments::delete_account))
+        .routes(routes!(payments::register, payments::list))
+        .routes(routes!(payments::get))
+        .routes(routes!(payments::verify))
+        .routes(routes!(callbacks::gateway_callback))
+        .routes(routes!(callbacks::list_sources))
+        .routes(routes!(callbacks::put_source, callbacks::delete_source))
+        .routes(routes!(callbacks::receive))
+        .routes(routes!(callbacks::list_events))
+        .routes(routes!(webhook_endpoints::create_endpoint, webhook_endpoints::list_endpoints))
+        .routes(routes!(webhook_endpoints::get_endpoint, webhook_endpoints::update_endpoint, webhook_endpoints::delete_endpoint))
+        .routes(routes!(webhook_endpoints::get_secret))
+        .routes(routes!(webhook_endpoints::rotate_secret))
+        .routes(routes!(webhook_endpoints::endpoint_attempts))
+        .routes(routes!(webhook_messages::list_messages))
+        .routes(routes!(webhook_messages::get_message))
+        .routes(routes!(webhook_messages::message_attempts))
+        .routes(routes!(webhook_messages::replay_message))
+        .routes(routes!(event_types::event_types))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(openapi::openapi_json));
+    Declared { uploads, api }
+}
+
 pub fn router(state: AppState, config: &Config) -> Router {
-    // Uploads get their own, larger body limit; everything else the JSON one.
-    let uploads = Router::new()
-        .route("/v1/files", post(files::upload))
-        .route("/v1/audio/transcriptions", post(transcripts::openai_transcriptions))
-        .route("/v1/audio/translations", post(transcripts::openai_translations))
-        .layer(DefaultBodyLimit::max(config.max_upload_bytes))
-        .with_state(state.clone());
-    let api = Router::new()
-        .route("/v1/files/{id}", get(files::get_file).delete(files::delete_file))
-        .route("/v1/jobs/{id}/transcript", get(transcripts::download))
-        .route("/v1/sms/outbox", get(sms::outbox))
-        .route("/v1/pipelines", post(pipelines::submit))
-        .route("/v1/pipelines/{id}", get(pipelines::get_pipeline))
-        .route("/v1/pipelines/{id}/cancel", post(pipelines::cancel_pipeline))
-        .route("/v1/email/templates", get(email_templates::list_templates))
-        .route("/v1/email/templates/{name}", put(email_templates::put_template).delete(email_templates::delete_template))
-        .route("/v1/payment-accounts", get(payments::list_accounts))
-        .route("/v1/payment-accounts/{gateway}", put(payments::put_account).delete(payments::delete_account))
-        .route("/v1/payments", post(payments::register).get(payments::list))
-        .route("/v1/payments/{id}", get(payments::get))
-        .route("/v1/payments/{id}/verify", post(payments::verify))
-        .route("/v1/callbacks/{gateway}/{tenant}", get(callbacks::gateway_callback).post(callbacks::gateway_callback))
-        .route("/v1/inbound-sources", get(callbacks::list_sources))
-        .route("/v1/inbound-sources/{name}", put(callbacks::put_source).delete(callbacks::delete_source))
-        .route("/v1/inbound/{tenant}/{source}", post(callbacks::receive))
-        .route("/v1/inbound-events", get(callbacks::list_events))
-        .route("/v1/webhook-endpoints", post(webhook_endpoints::create_endpoint).get(webhook_endpoints::list_endpoints))
-        .route(
-            "/v1/webhook-endpoints/{id}",
-            get(webhook_endpoints::get_endpoint).patch(webhook_endpoints::update_endpoint).delete(webhook_endpoints::delete_endpoint),
-        )
-        .route("/v1/webhook-endpoints/{id}/secret", get(webhook_endpoints::get_secret))
-        .route("/v1/webhook-endpoints/{id}/rotate-secret", post(webhook_endpoints::rotate_secret))
-        .route("/v1/webhook-endpoints/{id}/attempts", get(webhook_endpoints::endpoint_attempts))
-        .route("/v1/webhook-messages", get(webhook_endpoints::list_messages))
-        .route("/v1/webhook-messages/{id}", get(webhook_endpoints::get_message))
-        .route("/v1/webhook-messages/{id}/attempts", get(webhook_endpoints::message_attempts))
-        .route("/v1/webhook-messages/{id}/replay", post(webhook_endpoints::replay_message))
-        .route("/v1/event-types", get(webhook_endpoints::event_types))
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list_jobs))
-        .route("/v1/jobs/{id}", get(jobs::get_job))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel_job))
-        .route("/v1/jobs/{id}/retry", post(jobs::retry_job))
-        .route("/v1/jobs/{id}/attempts", get(jobs::list_attempts))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .with_state(state)
-        .merge(uploads);
-    openapi::with_docs(api)
+    let Declared { uploads, api } = declared();
+    let uploads = uploads.layer(DefaultBodyLimit::max(config.max_upload_bytes));
+    let api = api.layer(DefaultBodyLimit::max(config.max_body_bytes));
+    let (routes, _document) = api.merge(uploads).split_for_parts();
+    openapi::with_docs(routes.with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

@@ -6,13 +6,16 @@ use std::sync::LazyLock;
 
 use axum::response::IntoResponse;
 use axum::{Json, Router};
-use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::schema::{AllOfBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 use utoipa_scalar::{Scalar, Servable};
 
-use crate::views;
+use super::{declared, Declared};
+
+mod errors;
 
 struct Security;
 
@@ -23,92 +26,89 @@ impl Modify for Security {
     }
 }
 
+/// `SubmitJob` as a client generator needs it: one variant per type a
+/// client may submit (`SubmitWebhookJob`, …), each `SubmitJobOptions` plus
+/// its `type` (a one-value enum) and its payload schema, chosen by `type`
+/// (a discriminator). Types only Peyk queues itself are not in it.
 struct JobPayloads;
 
 impl Modify for JobPayloads {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let mut one_of = OneOfBuilder::new().description(Some("The payload of the job type named by `type`"));
         components.schemas.extend(peyk_jobs::registry::nested_payload_schemas());
         components.schemas.extend(peyk_jobs::registry::result_schemas());
+        let Some(RefOr::T(Schema::Object(mut options))) = components.schemas.remove("SubmitJob") else {
+            return;
+        };
+        options.properties.remove("type");
+        options.properties.remove("payload");
+        options.required.retain(|field| field != "type" && field != "payload");
+        components.schemas.insert("SubmitJobOptions".into(), RefOr::T(Schema::Object(options)));
+
+        let mut variants = OneOfBuilder::new().description(Some("A job to run: its `type`, the payload of that type, and the options"));
+        let mut by_type = Discriminator::new("type");
+        let mut submittable = Vec::new();
         for (job_type, name, schema) in peyk_jobs::registry::payload_schemas() {
+            if peyk_jobs::registry::is_internal(job_type) {
+                continue;
+            }
             components.schemas.insert(name.clone(), schema);
-            let mut reference = Ref::from_schema_name(name);
-            reference.description = format!("payload of `{job_type}`");
-            one_of = one_of.item(RefOr::Ref(reference));
+            let variant = format!("Submit{name}");
+            let own = ObjectBuilder::new()
+                .property("type", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([job_type])))
+                .required("type")
+                .property("payload", Ref::from_schema_name(name.as_str()))
+                .required("payload");
+            let schema = AllOfBuilder::new().item(Ref::from_schema_name("SubmitJobOptions")).item(own).build();
+            components.schemas.insert(variant.clone(), RefOr::T(Schema::AllOf(schema)));
+            variants = variants.item(Ref::from_schema_name(variant.as_str()));
+            by_type.mapping.insert(job_type.to_string(), format!("#/components/schemas/{variant}"));
+            submittable.push(job_type);
         }
-        if let Some(RefOr::T(Schema::Object(submit))) = components.schemas.get_mut("SubmitJob") {
-            submit.properties.insert("payload".into(), RefOr::T(Schema::OneOf(one_of.build())));
+        components.schemas.insert("SubmitJob".into(), RefOr::T(Schema::OneOf(variants.discriminator(Some(by_type)).build())));
+        // A pipeline step names its type the same way.
+        if let Some(RefOr::T(Schema::Object(step))) = components.schemas.get_mut("StepSpec") {
+            let types =
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(submittable)).description(Some("The step's job type"));
+            step.properties.insert("type".into(), RefOr::T(Schema::Object(types.build())));
         }
     }
 }
 
+/// One handler serving several methods (a gateway's callback: GET and
+/// POST) gives each operation the handler's name; operation ids must be
+/// unique, so the second and later get their method appended.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::HashSet::new();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(id) = operation.as_mut().and_then(|operation| operation.operation_id.as_mut()) else {
+                    continue;
+                };
+                if !seen.insert(id.clone()) {
+                    id.push('_');
+                    id.push_str(method);
+                }
+            }
+        }
+    }
+}
+
+/// What the document says besides its paths; the paths (and the schemas
+/// their operations name) come from the routes themselves (`declared`).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Peyk", description = "Task-queue processing: submit jobs over HTTP, follow them to their result."),
-    paths(
-        super::jobs::submit,
-        super::jobs::get_job,
-        super::jobs::list_jobs,
-        super::jobs::cancel_job,
-        super::jobs::retry_job,
-        super::jobs::list_attempts,
-        super::files::upload,
-        super::files::get_file,
-        super::files::delete_file,
-        super::transcripts::download,
-        super::sms::outbox,
-        super::pipelines::submit,
-        super::pipelines::get_pipeline,
-        super::pipelines::cancel_pipeline,
-        super::email_templates::put_template,
-        super::email_templates::list_templates,
-        super::email_templates::delete_template,
-        super::webhook_endpoints::create_endpoint,
-        super::webhook_endpoints::list_endpoints,
-        super::webhook_endpoints::get_endpoint,
-        super::webhook_endpoints::update_endpoint,
-        super::webhook_endpoints::delete_endpoint,
-        super::webhook_endpoints::get_secret,
-        super::webhook_endpoints::rotate_secret,
-        super::webhook_endpoints::endpoint_attempts,
-        super::webhook_endpoints::list_messages,
-        super::webhook_endpoints::get_message,
-        super::webhook_endpoints::message_attempts,
-        super::webhook_endpoints::replay_message,
-        super::webhook_endpoints::event_types,
-        super::transcripts::openai_transcriptions,
-        super::transcripts::openai_translations,
-        super::payments::put_account,
-        super::payments::list_accounts,
-        super::payments::delete_account,
-        super::payments::register,
-        super::payments::list,
-        super::payments::get,
-        super::payments::verify,
-        super::callbacks::gateway_callback,
-        super::callbacks::put_source,
-        super::callbacks::list_sources,
-        super::callbacks::delete_source,
-        super::callbacks::receive,
-        super::callbacks::list_events,
-        super::health::healthz,
-        super::health::readyz,
-        super::health::metrics,
-    ),
-    components(schemas(views::SubmitJob, views::JobView, views::JobList, views::AttemptView, views::AttemptList, views::ErrorBody, views::ErrorDetail, views::JobErrorView, views::FileView,
-        peyk_jobs::transcription::transcript::Transcript, peyk_jobs::transcription::transcript::Segment,
-        peyk_jobs::transcription::transcript::Word, super::pipelines::SubmitPipeline, super::pipelines::PipelineView,
-        super::pipelines::StepView, peyk_jobs::pipeline::StepSpec,
-        super::email_templates::PutTemplate, super::email_templates::TemplateView, super::email_templates::TemplateList,
-        super::email_templates::BuiltinTemplate, peyk_jobs::email::EmailAttachment,
-        super::payments::PutAccount, super::payments::AccountView, super::callbacks::PutSource,
-        super::webhook_endpoints::CreateEndpoint, super::webhook_endpoints::UpdateEndpoint, super::webhook_endpoints::RotateSecret,
-        super::webhook_endpoints::ReplayMessage, super::webhook_endpoints::WebhookEndpointView, super::webhook_endpoints::WebhookEndpointList,
-        super::webhook_endpoints::WebhookSecretView, super::webhook_endpoints::WebhookAttemptView, super::webhook_endpoints::WebhookAttemptList,
-        super::webhook_endpoints::WebhookMessageView, super::webhook_endpoints::WebhookMessageList, super::webhook_endpoints::ReplayView,
-        super::webhook_endpoints::EventTypeView, super::webhook_endpoints::EventTypeList)),
-    modifiers(&Security, &JobPayloads),
     tags((name = "jobs", description = "Submit and follow jobs"), (name = "files", description = "Uploads (audio, attachments)"),
         (name = "transcription", description = "Transcripts, and OpenAI's audio endpoints"), (name = "operations", description = "Health and metrics"),
         (name = "pipelines", description = "Steps that run one after another, each an ordinary job"),
@@ -120,7 +120,7 @@ impl Modify for JobPayloads {
 )]
 struct ApiDoc;
 
-/// A GET route served outside the derived paths (the document itself, the docs page).
+/// A GET route served outside the declared ones (the docs page, served by utoipa-scalar).
 fn plain_get(summary: &str, answer: &str) -> utoipa::openapi::path::PathItem {
     utoipa::openapi::path::PathItem::new(
         utoipa::openapi::HttpMethod::Get,
@@ -133,13 +133,19 @@ fn plain_get(summary: &str, answer: &str) -> utoipa::openapi::path::PathItem {
 }
 
 pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
-    let mut doc = ApiDoc::openapi();
+    let Declared { uploads, api } = declared();
+    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).merge(uploads).into_openapi();
+    // After the paths are in: these complete what the operations declared.
+    for modifier in [&Security as &dyn Modify, &JobPayloads, &errors::StandardErrors, &UniqueOperationIds] {
+        modifier.modify(&mut doc);
+    }
     // The document describes itself and the docs page too.
-    doc.paths.paths.insert("/openapi.json".into(), plain_get("This OpenAPI document", "OpenAPI 3.1 JSON"));
     doc.paths.paths.insert("/docs".into(), plain_get("Interactive API documentation (HTML)", "HTML page"));
     doc
 });
 
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
 pub async fn openapi_json() -> impl IntoResponse {
     Json(DOCUMENT.clone())
 }

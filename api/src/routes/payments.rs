@@ -157,9 +157,16 @@ pub async fn register(
         return Err(ApiError::invalid_field("gateway", problem));
     }
     let (row, created) = q::register(&state.pool, &payment.new_row(tenant.0 .0)).await?;
-    if !created && (row.amount, row.currency.as_str(), row.order_id.as_str()) != (payment.amount, payment.currency.as_str(), payment.order_id.as_str()) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "payment_conflict", "this reference is registered with another order, amount or currency")
-            .with_details(json!({ "payment": payments::result_of(&row, true) })));
+    if !created
+        && (row.amount, row.currency.as_str(), row.order_id.as_str())
+            != (payment.amount, payment.currency.as_str(), payment.order_id.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "payment_conflict",
+            "this reference is registered with another order, amount or currency",
+        )
+        .with_details(json!({ "payment": payments::result_of(&row, true) })));
     }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(payments::result_of(&row, !created))))
@@ -181,7 +188,11 @@ pub struct ListPayments {
 /// The tenant's payments, newest first.
 #[utoipa::path(get, path = "/v1/payments", tag = "payments", security(("api_key" = [])), params(ListPayments),
     responses((status = 200, description = "`{\"data\": [payments], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, tenant: Tenant, query: Result<Query<ListPayments>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    query: Result<Query<ListPayments>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_parameter("query", e.body_text()))?;
     let limit = paging::limit(query.limit)?;
     if let Some(status) = &query.status {
@@ -227,7 +238,8 @@ pub async fn verify(State(state): State<AppState>, tenant: Tenant, Path(id): Pat
 
 /// The job that verifies a stored payment, ready to insert.
 pub fn verification_job(row: &PaymentRow, trans_id: Option<&str>) -> Result<peyk_schema::NewJob, ApiError> {
-    let job = PaymentVerificationJob::for_payment(row, trans_id).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
+    let job =
+        PaymentVerificationJob::for_payment(row, trans_id).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
     let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
     Ok(peyk_jobs::submit::system_job(row.tenant_id, PaymentVerificationJob::TYPE, payload, Utc::now()))
 }

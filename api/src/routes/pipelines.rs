@@ -100,7 +100,11 @@ fn view(pipeline: PipelineRow, jobs: Vec<JobRow>) -> PipelineView {
         (status = 422, description = "Unknown step type, invalid step payload, or a reference to a step or field that does not exist", body = ErrorBody),
         (status = 503, description = "Queue or database unreachable", body = ErrorBody),
     ))]
-pub async fn submit(State(state): State<AppState>, tenant: Tenant, ValidJson(submission): ValidJson<SubmitPipeline>) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ValidJson(submission): ValidJson<SubmitPipeline>,
+) -> Result<Response, ApiError> {
     pipeline::validate_steps(&submission.steps).map_err(ApiError::validation)?;
     if let Ok(first) = registry::validate(&submission.steps[0].job_type, submission.steps[0].payload.clone()) {
         check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
@@ -143,7 +147,11 @@ pub async fn get_pipeline(State(state): State<AppState>, tenant: Tenant, Path(id
 #[utoipa::path(post, path = "/v1/pipelines/{id}/cancel", tag = "pipelines", security(("api_key" = [])),
     params(("id" = String, Path, description = "Pipeline id")),
     responses((status = 200, body = PipelineView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel_pipeline(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<PipelineView>, ApiError> {
+pub async fn cancel_pipeline(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<PipelineView>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("pipeline"))?;
     let before = q::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
     if before.status != "running" {
@@ -151,7 +159,7 @@ pub async fn cancel_pipeline(State(state): State<AppState>, tenant: Tenant, Path
     }
     let row = q::cancel(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
     for job in q::step_jobs(&state.pool, id).await? {
-        if matches!(job.status.as_str(), "queued" | "scheduled" | "running") {
+        if !job.status().is_terminal() {
             peyk_schema::queries::jobs::cancel(&state.pool, tenant.0, job.id).await?;
         }
     }

@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::views::ErrorBody;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// At most this many messages, newest first (1–500, default 50).
     pub limit: Option<i64>,
@@ -37,5 +38,7 @@ pub async fn outbox(
         return Err(ApiError::bad_parameter("limit", "must be between 1 and 500"));
     }
     let rows: Vec<SmsOutboxRow> = sms::list_outbox(&state.pool, tenant.0, limit).await?;
-    Ok(Json(json!({ "outbox": true, "note": "messages kept locally because PEYK_KAVENEGAR_API_KEY is not set; none was sent", "data": rows })))
+    Ok(Json(
+        json!({ "outbox": true, "note": "messages kept locally because PEYK_KAVENEGAR_API_KEY is not set; none was sent", "data": rows }),
+    ))
 }

@@ -36,7 +36,12 @@ use crate::views::{ErrorBody, JobView, SubmitJob};
         (status = 404, body = ErrorBody),
         (status = 409, description = "Not a transcription job, or not succeeded (yet)", body = ErrorBody),
     ))]
-pub async fn download(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+pub async fn download(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let mut format = TranscriptFormat::Json;
     for (name, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         match name.as_ref() {
@@ -50,8 +55,12 @@ pub async fn download(State(state): State<AppState>, tenant: Tenant, Path(id): P
         return Err(ApiError::new(StatusCode::CONFLICT, "not_a_transcription", format!("job {id} is a `{}` job", row.job_type)));
     }
     if row.status() != JobStatus::Succeeded {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_ready", format!("the job is {}; a transcript exists once it has succeeded", row.status))
-            .with_details(json!({ "status": row.status })));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_ready",
+            format!("the job is {}; a transcript exists once it has succeeded", row.status),
+        )
+        .with_details(json!({ "status": row.status })));
     }
     Ok(render(&transcript_of(&row)?, format))
 }
@@ -79,7 +88,11 @@ fn render(transcript: &Transcript, format: TranscriptFormat) -> Response {
         (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
         (status = 413, body = ErrorBody),
     ))]
-pub async fn openai_transcriptions(state: State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+pub async fn openai_transcriptions(
+    state: State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
     openai(state, tenant, form, false).await
 }
 
@@ -92,7 +105,11 @@ pub async fn openai_transcriptions(state: State<AppState>, tenant: Tenant, form:
         (status = 400, body = ErrorBody),
         (status = 413, body = ErrorBody),
     ))]
-pub async fn openai_translations(state: State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>) -> Result<Response, ApiError> {
+pub async fn openai_translations(
+    state: State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
     openai(state, tenant, form, true).await
 }
 
@@ -134,7 +151,12 @@ async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
     Ok(read)
 }
 
-async fn openai(State(state): State<AppState>, tenant: Tenant, form: Result<Multipart, MultipartRejection>, translate: bool) -> Result<Response, ApiError> {
+async fn openai(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    form: Result<Multipart, MultipartRejection>,
+    translate: bool,
+) -> Result<Response, ApiError> {
     let form = read_form(form.map_err(not_multipart)?).await?;
     let format = match &form.response_format {
         Some(value) => parse_format("response_format", value, ApiError::invalid_field)?,
@@ -196,8 +218,9 @@ fn job_failed(row: &JobRow) -> ApiError {
     let code = row.error_code.clone().unwrap_or_else(|| row.status.clone());
     let message = row.error_message.clone().unwrap_or_else(|| format!("the transcription job is {}", row.status));
     let status = if row.status() == JobStatus::Dead { StatusCode::BAD_GATEWAY } else { StatusCode::BAD_REQUEST };
-    ApiError::new(status, "transcription_failed", message.clone())
-        .with_details(json!({ "job_id": row.id, "job_status": row.status, "reason": code, "errors": [{ "field": "file", "problem": message }] }))
+    ApiError::new(status, "transcription_failed", message.clone()).with_details(
+        json!({ "job_id": row.id, "job_status": row.status, "reason": code, "errors": [{ "field": "file", "problem": message }] }),
+    )
 }
 
 /// Validation errors name `payload.language`; the client sent `language`.

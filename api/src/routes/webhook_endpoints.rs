@@ -1,8 +1,7 @@
-//! `/v1/webhook-endpoints`, `/v1/webhook-messages`, `/v1/event-types`: the
-//! tenant's outbound webhooks. Endpoints say which events they want; events
-//! are published by Peyk (`peyk_jobs::events`) and delivered by
-//! `webhook_delivery` jobs, whose every attempt is logged here. A secret is
-//! shown at creation, at rotation and by `GET …/secret`, never elsewhere.
+//! `/v1/webhook-endpoints`: the tenant's outbound webhook endpoints. Each
+//! says which events it wants; events are published by Peyk
+//! (`peyk_jobs::events`) and delivered by `webhook_delivery` jobs. A secret
+//! is shown at creation, at rotation and by `GET …/secret`, never elsewhere.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -10,14 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use peyk_jobs::events::{catalogue, queue_deliveries};
+use peyk_jobs::events::catalogue;
 use peyk_jobs::webhook::check_url;
 use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::ValidationErrors;
 use peyk_schema::queries::webhook_endpoints::{self as q, EndpointChanges};
-use peyk_schema::{WebhookAttemptRow, WebhookEndpointRow, WebhookMessageRow};
+use peyk_schema::WebhookEndpointRow;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
@@ -25,6 +24,8 @@ use crate::error::ApiError;
 use crate::extract::{OptionalJson, ValidJson};
 use crate::state::AppState;
 use crate::views::ErrorBody;
+
+use super::webhook_attempts::{check_limit, query, AttemptsQuery, WebhookAttemptList};
 
 const MAX_URL_BYTES: usize = 2048;
 const MAX_DESCRIPTION_CHARS: usize = 500;
@@ -81,15 +82,6 @@ pub struct RotateSecret {
     pub grace_seconds: Option<u64>,
 }
 
-/// `POST /v1/webhook-messages/{id}/replay` body (may be empty).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayMessage {
-    /// Deliver to this endpoint only; default: every enabled endpoint that wants the event now.
-    #[serde(default)]
-    pub endpoint_id: Option<Uuid>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookEndpointView {
     pub id: Uuid,
@@ -142,120 +134,6 @@ pub struct WebhookSecretView {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
 }
 
-/// One delivery attempt of a message to an endpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookAttemptView {
-    pub id: i64,
-    pub message_id: String,
-    pub endpoint_id: Uuid,
-    /// The `webhook_delivery` job (also in `/v1/jobs`).
-    pub job_id: Uuid,
-    pub attempt: i32,
-    /// Null when no answer came.
-    pub status_code: Option<i32>,
-    pub latency_ms: f64,
-    /// The first KiB of the answer.
-    pub response_excerpt: Option<String>,
-    /// Null on success, e.g. `http_500`, `timeout`, `connection_failed`.
-    pub error_code: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<WebhookAttemptRow> for WebhookAttemptView {
-    fn from(row: WebhookAttemptRow) -> Self {
-        Self {
-            id: row.id,
-            message_id: row.message_id,
-            endpoint_id: row.endpoint_id,
-            job_id: row.job_id,
-            attempt: row.attempt,
-            status_code: row.status_code,
-            latency_ms: row.latency_ms,
-            response_excerpt: row.response_excerpt,
-            error_code: row.error_code,
-            created_at: row.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookAttemptList {
-    pub data: Vec<WebhookAttemptView>,
-}
-
-/// A published event, with the exact body its endpoints receive.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookMessageView {
-    /// The `webhook-id` of every delivery of it.
-    pub id: String,
-    pub event_type: String,
-    /// `{"type", "timestamp", "data"}`.
-    pub payload: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<WebhookMessageRow> for WebhookMessageView {
-    fn from(row: WebhookMessageRow) -> Self {
-        Self { id: row.id, event_type: row.event_type, payload: row.payload, created_at: row.created_at }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookMessageList {
-    pub data: Vec<WebhookMessageView>,
-    /// Pass as `cursor` for the next (older) page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayView {
-    pub message_id: String,
-    /// The `webhook_delivery` jobs queued, one per endpoint.
-    pub job_ids: Vec<Uuid>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventTypeView {
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub description: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventTypeList {
-    pub data: Vec<EventTypeView>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AttemptsQuery {
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MessagesQuery {
-    /// Only this event type.
-    pub event_type: Option<String>,
-    /// 1–200, default 50.
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-fn check_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(50),
-        Some(n) if (1..=200).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_parameter("limit", "must be a whole number from 1 to 200")),
-    }
-}
-
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::bad_parameter("query", e.body_text()))
-}
-
 /// Any id that is not ours is a 404, not a 400: ids reveal nothing.
 fn endpoint_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| ApiError::not_found("webhook endpoint"))
@@ -263,10 +141,6 @@ fn endpoint_id(id: &str) -> Result<Uuid, ApiError> {
 
 async fn endpoint(state: &AppState, tenant: &Tenant, id: &str) -> Result<WebhookEndpointRow, ApiError> {
     q::get_endpoint(&state.pool, tenant.0, endpoint_id(id)?).await?.ok_or_else(|| ApiError::not_found("webhook endpoint"))
-}
-
-async fn message(state: &AppState, tenant: &Tenant, id: &str) -> Result<WebhookMessageRow, ApiError> {
-    q::get_message(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("webhook message"))
 }
 
 fn check_endpoint_url(url: &str, errors: &mut ValidationErrors) {
@@ -310,7 +184,11 @@ fn check_secret(secret: &str, errors: &mut ValidationErrors) {
         (status = 201, description = "Created; the answer shows the secret", body = WebhookEndpointView),
         (status = 422, description = "Invalid URL, event type or secret", body = ErrorBody),
     ))]
-pub async fn create_endpoint(State(state): State<AppState>, tenant: Tenant, ValidJson(body): ValidJson<CreateEndpoint>) -> Result<Response, ApiError> {
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ValidJson(body): ValidJson<CreateEndpoint>,
+) -> Result<Response, ApiError> {
     let mut errors = ValidationErrors::new();
     check_endpoint_url(&body.url, &mut errors);
     if let Some(description) = &body.description {
@@ -353,7 +231,11 @@ pub async fn list_endpoints(State(state): State<AppState>, tenant: Tenant) -> Re
 #[utoipa::path(get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = [])),
     params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, body = WebhookEndpointView), (status = 404, body = ErrorBody)))]
-pub async fn get_endpoint(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<WebhookEndpointView>, ApiError> {
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookEndpointView>, ApiError> {
     Ok(Json(WebhookEndpointView::of(endpoint(&state, &tenant, &id).await?, false)))
 }
 
@@ -413,7 +295,11 @@ pub async fn delete_endpoint(State(state): State<AppState>, tenant: Tenant, Path
 #[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/secret", tag = "webhooks", security(("api_key" = [])),
     params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, body = WebhookSecretView), (status = 404, body = ErrorBody)))]
-pub async fn get_secret(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<WebhookSecretView>, ApiError> {
+pub async fn get_secret(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookSecretView>, ApiError> {
     let row = endpoint(&state, &tenant, &id).await?;
     let previous_secret_expires_at = row.previous_secret_at(Utc::now()).and(row.previous_secret_expires_at);
     Ok(Json(WebhookSecretView { secret: row.secret, previous_secret_expires_at }))
@@ -460,98 +346,6 @@ pub async fn endpoint_attempts(
     let row = endpoint(&state, &tenant, &id).await?;
     let rows = q::attempts_for_endpoint(&state.pool, row.id, limit).await?;
     Ok(Json(WebhookAttemptList { data: rows.into_iter().map(Into::into).collect() }))
-}
-
-/// Published events, newest first.
-#[utoipa::path(get, path = "/v1/webhook-messages", tag = "webhooks", security(("api_key" = [])),
-    params(MessagesQuery),
-    responses((status = 200, body = WebhookMessageList), (status = 400, body = ErrorBody)))]
-pub async fn list_messages(
-    State(state): State<AppState>,
-    tenant: Tenant,
-    params: Result<Query<MessagesQuery>, QueryRejection>,
-) -> Result<Json<WebhookMessageList>, ApiError> {
-    let params = query(params)?;
-    let limit = check_limit(params.limit)?;
-    if let Some(event_type) = &params.event_type {
-        if !catalogue::is_event_type(event_type) {
-            return Err(ApiError::bad_parameter("event_type", "unknown event type; see GET /v1/event-types"));
-        }
-    }
-    let mut rows = q::list_messages(&state.pool, tenant.0, params.event_type.as_deref(), params.cursor.as_deref(), limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.id.clone())
-    } else {
-        None
-    };
-    Ok(Json(WebhookMessageList { data: rows.into_iter().map(Into::into).collect(), next_cursor }))
-}
-
-/// One published event.
-#[utoipa::path(get, path = "/v1/webhook-messages/{id}", tag = "webhooks", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Message id (`msg_…`)")),
-    responses((status = 200, body = WebhookMessageView), (status = 404, body = ErrorBody)))]
-pub async fn get_message(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<WebhookMessageView>, ApiError> {
-    Ok(Json(message(&state, &tenant, &id).await?.into()))
-}
-
-/// Every delivery attempt of a message, oldest first.
-#[utoipa::path(get, path = "/v1/webhook-messages/{id}/attempts", tag = "webhooks", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Message id")),
-    responses((status = 200, body = WebhookAttemptList), (status = 404, body = ErrorBody)))]
-pub async fn message_attempts(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<WebhookAttemptList>, ApiError> {
-    let row = message(&state, &tenant, &id).await?;
-    let rows = q::attempts_for_message(&state.pool, &row.id).await?;
-    Ok(Json(WebhookAttemptList { data: rows.into_iter().map(Into::into).collect() }))
-}
-
-/// Deliver a past message again (same `webhook-id` and body), to one
-/// endpoint or to every enabled endpoint that wants its type now.
-#[utoipa::path(post, path = "/v1/webhook-messages/{id}/replay", tag = "webhooks", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Message id")), request_body = ReplayMessage,
-    responses(
-        (status = 202, description = "Deliveries queued", body = ReplayView),
-        (status = 404, body = ErrorBody),
-        (status = 422, description = "The endpoint is unknown or disabled", body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
-pub async fn replay_message(
-    State(state): State<AppState>,
-    tenant: Tenant,
-    Path(id): Path<String>,
-    OptionalJson(body): OptionalJson<ReplayMessage>,
-) -> Result<Response, ApiError> {
-    let row = message(&state, &tenant, &id).await?;
-    let endpoints = match body.endpoint_id {
-        Some(endpoint_id) => {
-            let endpoint = q::get_endpoint(&state.pool, tenant.0, endpoint_id)
-                .await?
-                .ok_or_else(|| ApiError::invalid_field("endpoint_id", "no such webhook endpoint"))?;
-            if !endpoint.enabled {
-                return Err(ApiError::invalid_field("endpoint_id", "the endpoint is disabled; enable it first"));
-            }
-            vec![endpoint.id]
-        }
-        None => q::subscribed(&state.pool, tenant.0, &row.event_type).await?,
-    };
-    if !state.redis_is_up() {
-        return Err(ApiError::queue_unavailable());
-    }
-    let job_ids = queue_deliveries(&state.inserter, &state.pusher, tenant.0 .0, &row.id, &endpoints)
-        .await
-        .map_err(|e| ApiError::internal(e.message))?;
-    Ok((StatusCode::ACCEPTED, Json(ReplayView { message_id: row.id, job_ids })).into_response())
-}
-
-/// The event types endpoints can subscribe to.
-#[utoipa::path(get, path = "/v1/event-types", tag = "webhooks", security(("api_key" = [])),
-    responses((status = 200, body = EventTypeList)))]
-pub async fn event_types(_tenant: Tenant) -> Json<EventTypeList> {
-    let data = catalogue::EVENT_TYPES
-        .iter()
-        .map(|(event_type, description)| EventTypeView { event_type: event_type.to_string(), description: description.to_string() })
-        .collect();
-    Json(EventTypeList { data })
 }
 
 #[cfg(test)]

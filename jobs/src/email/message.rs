@@ -36,10 +36,7 @@ pub fn message_id(job_id: Uuid) -> String {
 pub fn guess_content_type(filename: &str, uploaded_as: Option<&str>) -> String {
     match mime_guess::from_path(filename).first() {
         Some(mime) => mime.essence_str().to_owned(),
-        None => uploaded_as
-            .filter(|t| t.parse::<ContentType>().is_ok())
-            .unwrap_or("application/octet-stream")
-            .to_owned(),
+        None => uploaded_as.filter(|t| t.parse::<ContentType>().is_ok()).unwrap_or("application/octet-stream").to_owned(),
     }
 }
 

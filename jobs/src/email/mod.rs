@@ -244,7 +244,8 @@ impl EmailJob {
         };
         let empty = serde_json::Map::new();
         let variables = self.variables.as_ref().unwrap_or(&empty);
-        let render_error = |e: templates::TemplateError| JobError::permanent("template_error", format!("template `{name}` ({language}): {e}"));
+        let render_error =
+            |e: templates::TemplateError| JobError::permanent("template_error", format!("template `{name}` ({language}): {e}"));
         let own = email_templates::find(&ctx.clients.pool, TenantId(ctx.tenant_id), name, language)
             .await
             .map_err(|e| JobError::retry("database_unavailable", format!("could not read the template: {e}")))?;
@@ -271,9 +272,9 @@ impl EmailJob {
         };
         let from = match &self.from {
             Some(from) => parse_mailbox(from).map_err(|p| JobError::permanent("invalid_address", format!("from {p}")))?,
-            None => default_from.cloned().ok_or_else(|| {
-                JobError::permanent("no_sender", "the payload names no `from` and the worker has no PEYK_EMAIL_FROM")
-            })?,
+            None => default_from
+                .cloned()
+                .ok_or_else(|| JobError::permanent("no_sender", "the payload names no `from` and the worker has no PEYK_EMAIL_FROM"))?,
         };
         let reply_to = self
             .reply_to
@@ -347,15 +348,23 @@ mod tests {
 
     #[test]
     fn validation_names_each_field() {
-        assert_eq!(fields(json!({"to": ["a@example.com"], "template": "verify", "language": "fa", "variables": {"code": "1"}})), Vec::<String>::new());
+        assert_eq!(
+            fields(json!({"to": ["a@example.com"], "template": "verify", "language": "fa", "variables": {"code": "1"}})),
+            Vec::<String>::new()
+        );
         assert_eq!(fields(json!({"to": ["Ali <a@example.com>"], "subject": "Hi", "text": "x"})), Vec::<String>::new());
-        assert_eq!(fields(json!({"to": ["a@example.com", "not an address"], "cc": ["@x"], "subject": "Hi", "html": "<p>x</p>"})), ["to.1", "cc.0"]);
+        assert_eq!(
+            fields(json!({"to": ["a@example.com", "not an address"], "cc": ["@x"], "subject": "Hi", "html": "<p>x</p>"})),
+            ["to.1", "cc.0"]
+        );
         assert_eq!(fields(json!({"to": ["a@example.com"], "template": "verify", "subject": "Hi"})), ["subject"]);
         assert_eq!(fields(json!({"to": ["a@example.com"], "subject": "Hi"})), ["html"]);
         assert_eq!(fields(json!({"to": [], "text": "x"})), ["to", "subject"]);
         assert_eq!(fields(json!({"to": ["a@example.com"], "template": "Bad Name!", "language": "farsi"})), ["language", "template"]);
         assert_eq!(
-            fields(json!({"to": ["a@example.com"], "text": "x", "subject": "s", "attachments": [{"file_id": Uuid::nil(), "filename": "a/b"}]})),
+            fields(
+                json!({"to": ["a@example.com"], "text": "x", "subject": "s", "attachments": [{"file_id": Uuid::nil(), "filename": "a/b"}]})
+            ),
             ["attachments.0.filename"]
         );
     }

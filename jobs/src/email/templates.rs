@@ -97,9 +97,7 @@ fn describe(error: &minijinja::Error) -> String {
 
 /// Checks that a source parses (what the template API validates).
 pub fn check_syntax(part: &'static str, source: &str) -> Result<(), TemplateError> {
-    ENV.template_from_named_str(name_of(part), source)
-        .map(|_| ())
-        .map_err(|e| TemplateError { part, problem: describe(&e) })
+    ENV.template_from_named_str(name_of(part), source).map(|_| ()).map_err(|e| TemplateError { part, problem: describe(&e) })
 }
 
 fn name_of(part: &str) -> &'static str {
@@ -278,7 +276,11 @@ mod tests {
 
     #[test]
     fn endless_templates_run_out_of_fuel() {
-        let sources = Sources { subject: "s", html: None, text: Some("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}") };
+        let sources = Sources {
+            subject: "s",
+            html: None,
+            text: Some("{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"),
+        };
         let error = render(sources, "en", &json!({})).unwrap_err();
         assert_eq!(error.part, "text");
     }

@@ -43,7 +43,8 @@ impl Job for WebhookDeliveryJob {
     const DEFAULT_MAX_ATTEMPTS: i32 = 8;
     const INTERNAL: bool = true;
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(TIMEOUT.as_secs() + 10);
-    const RESULT_FIELDS: &'static [&'static str] = &["status_code", "latency_ms", "response_excerpt", "message_id", "endpoint_id", "skipped"];
+    const RESULT_FIELDS: &'static [&'static str] =
+        &["status_code", "latency_ms", "response_excerpt", "message_id", "endpoint_id", "skipped"];
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         if self.message_id.starts_with("msg_") {

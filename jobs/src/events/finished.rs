@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use peyk_schema::queries::webhook_endpoints as q;
 use peyk_schema::queries::worker::Outcome;
-use peyk_schema::{TenantId, WebhookMessageRow};
+use peyk_schema::{JobStatus, TenantId, WebhookMessageRow};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -50,7 +50,7 @@ pub struct FinishedJob<'a> {
     pub tenant_id: Uuid,
     pub job_type: &'a str,
     /// `succeeded`, `failed` or `dead`.
-    pub status: &'a str,
+    pub status: JobStatus,
     pub outcome: &'a Outcome,
 }
 
@@ -146,11 +146,12 @@ mod tests {
     #[test]
     fn transcriptions_also_complete_and_failures_carry_their_error() {
         let ok = Outcome::Succeeded { result: json!({"text": "x"}) };
-        let job = |job_type, outcome| FinishedJob { id: Uuid::nil(), tenant_id: Uuid::nil(), job_type, status: "succeeded", outcome };
+        let job =
+            |job_type, outcome| FinishedJob { id: Uuid::nil(), tenant_id: Uuid::nil(), job_type, status: JobStatus::Succeeded, outcome };
         assert_eq!(events_of(&job("transcription", &ok)), [JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED]);
         assert_eq!(events_of(&job("webhook", &ok)), [JOB_SUCCEEDED]);
         let failed = Outcome::Failed { dead: true, code: "http_500".into(), message: "m".into(), result: None };
-        let dead = FinishedJob { status: "dead", ..job("webhook", &failed) };
+        let dead = FinishedJob { status: JobStatus::Dead, ..job("webhook", &failed) };
         assert_eq!(events_of(&dead), [JOB_FAILED]);
         let data = event_data(&dead);
         assert_eq!((data["status"].as_str(), data["error_code"].as_str()), (Some("dead"), Some("http_500")));

@@ -75,7 +75,12 @@ pub async fn is_wanted(clients: &SharedClients, tenant_id: Uuid, event_type: &st
 /// the message id, or `None` when no endpoint wants the event. Outcomes
 /// that cause events store them in their own transaction instead (see
 /// `payments` and the runner) and only dispatch here.
-pub async fn publish(clients: &SharedClients, tenant_id: Uuid, event_type: &str, data: serde_json::Value) -> Result<Option<String>, JobError> {
+pub async fn publish(
+    clients: &SharedClients,
+    tenant_id: Uuid,
+    event_type: &str,
+    data: serde_json::Value,
+) -> Result<Option<String>, JobError> {
     if !is_wanted(clients, tenant_id, event_type).await? {
         return Ok(None);
     }

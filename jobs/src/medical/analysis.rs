@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
-    CompletionUsage, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, CompletionUsage, CreateChatCompletionRequest, ResponseFormat, ResponseFormatJsonSchema,
 };
 use serde_json::{json, Value};
 
@@ -57,10 +57,25 @@ pub(super) struct Analysis<'a> {
 
 impl<'a> Analysis<'a> {
     pub(super) fn new(client: &'a LlmClient, kind: AnalysisType) -> Self {
-        Self { client, kind, usage: CompletionUsage::default(), calls: 0, provider_time: Duration::ZERO, format: "text", finish_reason: None, model: None }
+        Self {
+            client,
+            kind,
+            usage: CompletionUsage::default(),
+            calls: 0,
+            provider_time: Duration::ZERO,
+            format: "text",
+            finish_reason: None,
+            model: None,
+        }
     }
 
-    fn request(&self, messages: Vec<ChatCompletionRequestMessage>, max_tokens: u32, temperature: f32, format: Option<ResponseFormat>) -> CreateChatCompletionRequest {
+    fn request(
+        &self,
+        messages: Vec<ChatCompletionRequestMessage>,
+        max_tokens: u32,
+        temperature: f32,
+        format: Option<ResponseFormat>,
+    ) -> CreateChatCompletionRequest {
         let mut request = CreateChatCompletionRequest {
             model: self.client.config.model.clone(),
             messages,
@@ -98,7 +113,13 @@ impl<'a> Analysis<'a> {
         Ok(completion)
     }
 
-    pub(super) async fn generate(&mut self, sent: &Outgoing, language: Language, max_tokens: Option<u32>, temperature: Option<f32>) -> Result<Value, JobError> {
+    pub(super) async fn generate(
+        &mut self,
+        sent: &Outgoing,
+        language: Language,
+        max_tokens: Option<u32>,
+        temperature: Option<f32>,
+    ) -> Result<Value, JobError> {
         let messages = vec![
             ChatCompletionRequestSystemMessage::from(prompt::generate_system_message(language)).into(),
             ChatCompletionRequestUserMessage::from(sent.text.as_str()).into(),
@@ -111,7 +132,8 @@ impl<'a> Analysis<'a> {
             }
             llm::LLM_INVALID_OUTPUTS.with_label_values(&[&self.client.config.model]).inc();
         }
-        Err(JobError::permanent("invalid_model_output", "the model gave an empty answer twice").with_details(json!({ "model_calls": self.calls })))
+        Err(JobError::permanent("invalid_model_output", "the model gave an empty answer twice")
+            .with_details(json!({ "model_calls": self.calls })))
     }
 
     pub(super) async fn structured(&mut self, sent: &Outgoing, language: Language) -> Result<Value, JobError> {
@@ -123,7 +145,12 @@ impl<'a> Analysis<'a> {
         let mut messages: Vec<ChatCompletionRequestMessage> =
             vec![ChatCompletionRequestSystemMessage::from(system).into(), ChatCompletionRequestUserMessage::from(user).into()];
         let json_schema = || ResponseFormat::JsonSchema {
-            json_schema: ResponseFormatJsonSchema { name: name.into(), description: None, schema: model_schema.clone(), strict: Some(true) },
+            json_schema: ResponseFormatJsonSchema {
+                name: name.into(),
+                description: None,
+                schema: model_schema.clone(),
+                strict: Some(true),
+            },
         };
         let mut problems = Vec::new();
         for round in 0..2 {
@@ -160,7 +187,11 @@ impl<'a> Analysis<'a> {
         }
         Err(JobError::permanent(
             "invalid_model_output",
-            format!("the model's answer did not match the `{}` schema, also after a correction request: {}", self.kind.as_str(), problems.join("; ")),
+            format!(
+                "the model's answer did not match the `{}` schema, also after a correction request: {}",
+                self.kind.as_str(),
+                problems.join("; ")
+            ),
         )
         .with_details(json!({ "problems": problems, "model_calls": self.calls, "response_format": self.format })))
     }
@@ -178,6 +209,8 @@ fn category(e: &serde_json::Error) -> &'static str {
 fn job_error(e: LlmError) -> JobError {
     match e {
         LlmError::Retry { code, message, retry_after } => JobError::retry(code, message).retry_after(retry_after),
-        LlmError::Permanent { code, message, status } => JobError::permanent(code, message).with_details(json!({ "provider_status": status })),
+        LlmError::Permanent { code, message, status } => {
+            JobError::permanent(code, message).with_details(json!({ "provider_status": status }))
+        }
     }
 }

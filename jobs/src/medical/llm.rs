@@ -31,11 +31,23 @@ const MESSAGE_CHARS: usize = 300;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(90);
 
 pub static LLM_TOKENS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(IntCounterVec::new(Opts::new("peyk_llm_tokens_total", "Tokens used at the LLM provider, by model and kind (prompt, completion)"), &["model", "kind"]).unwrap())
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_llm_tokens_total", "Tokens used at the LLM provider, by model and kind (prompt, completion)"),
+            &["model", "kind"],
+        )
+        .unwrap(),
+    )
 });
 
 pub static LLM_INVALID_OUTPUTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(IntCounterVec::new(Opts::new("peyk_llm_invalid_outputs_total", "Model answers that did not match the requested schema"), &["model"]).unwrap())
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_llm_invalid_outputs_total", "Model answers that did not match the requested schema"),
+            &["model"],
+        )
+        .unwrap(),
+    )
 });
 
 /// Settings read once at worker start.
@@ -263,14 +275,23 @@ fn shorten(text: &str) -> String {
 pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>) -> LlmError {
     let (message, kind, code) = error_fields(body);
     let said = if message.is_empty() { String::new() } else { format!(": {}", shorten(&message)) };
-    let permanent = |code: &str, what: &str| LlmError::Permanent { code: code.into(), message: format!("{what} (HTTP {status}){said}"), status };
+    let permanent =
+        |code: &str, what: &str| LlmError::Permanent { code: code.into(), message: format!("{what} (HTTP {status}){said}"), status };
     match status {
         // A spent quota is a 429 too, but waiting does not refill it.
         429 if code.as_deref() == Some("insufficient_quota") || kind.as_deref() == Some("insufficient_quota") => {
             permanent("insufficient_quota", "the LLM account has no quota left")
         }
-        429 => LlmError::Retry { code: "rate_limited".into(), message: format!("the LLM provider is rate limiting (HTTP 429){said}"), retry_after },
-        408 | 409 | 425 | 500..=599 => LlmError::Retry { code: format!("http_{status}"), message: format!("the LLM provider failed (HTTP {status}){said}"), retry_after },
+        429 => LlmError::Retry {
+            code: "rate_limited".into(),
+            message: format!("the LLM provider is rate limiting (HTTP 429){said}"),
+            retry_after,
+        },
+        408 | 409 | 425 | 500..=599 => LlmError::Retry {
+            code: format!("http_{status}"),
+            message: format!("the LLM provider failed (HTTP {status}){said}"),
+            retry_after,
+        },
         400 if code.as_deref() == Some("context_length_exceeded") => permanent("text_too_long", "the text is too long for the model"),
         400 | 422 => permanent("provider_rejected", "the LLM provider refused the request"),
         401 | 403 => permanent("provider_unauthorized", "the LLM provider refused the API key (check PEYK_LLM_API_KEY)"),
@@ -353,14 +374,38 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         let e = classify(429, &body("Rate limit reached", "requests", Some("rate_limit_exceeded")), Some(Duration::from_secs(7)));
-        assert_eq!(e, LlmError::Retry { code: "rate_limited".into(), message: "the LLM provider is rate limiting (HTTP 429): Rate limit reached".into(), retry_after: Some(Duration::from_secs(7)) });
-        assert!(matches!(classify(429, &body("quota", "insufficient_quota", Some("insufficient_quota")), None), LlmError::Permanent { code, .. } if code == "insufficient_quota"));
+        assert_eq!(
+            e,
+            LlmError::Retry {
+                code: "rate_limited".into(),
+                message: "the LLM provider is rate limiting (HTTP 429): Rate limit reached".into(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(
+            matches!(classify(429, &body("quota", "insufficient_quota", Some("insufficient_quota")), None), LlmError::Permanent { code, .. } if code == "insufficient_quota")
+        );
         assert!(matches!(classify(503, b"<html>down</html>", None), LlmError::Retry { code, .. } if code == "http_503"));
         let e = classify(401, &body("Incorrect API key provided", "invalid_request_error", Some("invalid_api_key")), None);
-        assert!(matches!(&e, LlmError::Permanent { code, message, .. } if code == "provider_unauthorized" && message.contains("Incorrect API key provided")), "{e:?}");
-        assert!(matches!(classify(404, &body("The model `x` does not exist", "invalid_request_error", Some("model_not_found")), None), LlmError::Permanent { code, .. } if code == "model_not_found"));
-        assert!(matches!(classify(400, &body("too long", "invalid_request_error", Some("context_length_exceeded")), None), LlmError::Permanent { code, .. } if code == "text_too_long"));
-        let e = classify(400, &body("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "invalid_request_error", None), None);
+        assert!(
+            matches!(&e, LlmError::Permanent { code, message, .. } if code == "provider_unauthorized" && message.contains("Incorrect API key provided")),
+            "{e:?}"
+        );
+        assert!(
+            matches!(classify(404, &body("The model `x` does not exist", "invalid_request_error", Some("model_not_found")), None), LlmError::Permanent { code, .. } if code == "model_not_found")
+        );
+        assert!(
+            matches!(classify(400, &body("too long", "invalid_request_error", Some("context_length_exceeded")), None), LlmError::Permanent { code, .. } if code == "text_too_long")
+        );
+        let e = classify(
+            400,
+            &body(
+                "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+                "invalid_request_error",
+                None,
+            ),
+            None,
+        );
         assert!(refuses_json_schema(&e));
         assert!(!refuses_json_schema(&classify(400, &body("bad temperature", "invalid_request_error", None), None)));
         // llama-cpp-python 0.3.36, as it really answers.
@@ -400,7 +445,13 @@ mod tests {
 
     #[test]
     fn loopback_providers() {
-        for (url, local) in [("http://127.0.0.1:8000/v1", true), ("http://localhost:11434/v1", true), ("http://[::1]:8000/v1", true), ("https://api.openai.com/v1", false), ("http://10.0.0.5/v1", false)] {
+        for (url, local) in [
+            ("http://127.0.0.1:8000/v1", true),
+            ("http://localhost:11434/v1", true),
+            ("http://[::1]:8000/v1", true),
+            ("https://api.openai.com/v1", false),
+            ("http://10.0.0.5/v1", false),
+        ] {
             assert_eq!(is_loopback(&url::Url::parse(url).unwrap()), local, "{url}");
         }
     }

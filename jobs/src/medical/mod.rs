@@ -144,8 +144,17 @@ impl Job for MedicalAnalysisJob {
     const TYPE: &'static str = "medical_analysis";
     const DEFAULT_MAX_ATTEMPTS: i32 = 5;
     const RESULT_FIELDS: &'static [&'static str] = &[
-        "analysis_type", "language", "output", "disclaimer", "model", "usage", "redaction", "response_format", "model_calls",
-        "finish_reason", "timing_ms",
+        "analysis_type",
+        "language",
+        "output",
+        "disclaimer",
+        "model",
+        "usage",
+        "redaction",
+        "response_format",
+        "model_calls",
+        "finish_reason",
+        "timing_ms",
     ];
     /// Up to three requests (answer, `json_object` fallback, correction) of
     /// at most `llm::MAX_TIMEOUT` each.
@@ -277,9 +286,15 @@ mod tests {
         assert!(parse(json!({ "text": "x", "analysis_type": "diagnose" })).unwrap_err().starts_with("analysis_type: unknown variant"));
         let err = parse(json!({ "text": "x", "analysis_type": "triage", "patient_context": { "age": 200 } })).unwrap_err();
         assert!(err.contains("patient_context.age: must be between 0 and 130"), "{err}");
-        assert!(parse(json!({ "text": "x", "analysis_type": "triage", "patient_context": { "sex": "x" } })).unwrap_err().starts_with("patient_context.sex"));
-        assert!(parse(json!({ "text": "x", "analysis_type": "triage", "max_tokens": 5 })).unwrap_err().contains("max_tokens: only applies"));
-        assert!(parse(json!({ "text": "x", "analysis_type": "generate", "temperature": 3 })).unwrap_err().contains("temperature: must be between 0 and 2"));
+        assert!(parse(json!({ "text": "x", "analysis_type": "triage", "patient_context": { "sex": "x" } }))
+            .unwrap_err()
+            .starts_with("patient_context.sex"));
+        assert!(parse(json!({ "text": "x", "analysis_type": "triage", "max_tokens": 5 }))
+            .unwrap_err()
+            .contains("max_tokens: only applies"));
+        assert!(parse(json!({ "text": "x", "analysis_type": "generate", "temperature": 3 }))
+            .unwrap_err()
+            .contains("temperature: must be between 0 and 2"));
         assert!(parse(json!({ "text": "x", "analysis_type": "summary", "language": "de" })).unwrap_err().starts_with("language"));
         assert!(parse(json!({ "text": "x", "analysis_type": "summary", "extra": 1 })).is_err());
     }

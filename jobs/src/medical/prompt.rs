@@ -18,7 +18,9 @@ pub const DISCLAIMER_FA: &str = "این تحلیل به‌طور خودکار ت
 pub fn detect_language(text: &str) -> Language {
     let (mut arabic_script, mut latin) = (0usize, 0usize);
     for c in text.chars() {
-        if matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}') && c.is_alphabetic() {
+        if matches!(c, '\u{0600}'..='\u{06FF}' | '\u{0750}'..='\u{077F}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+            && c.is_alphabetic()
+        {
             arabic_script += 1;
         } else if c.is_ascii_alphabetic() {
             latin += 1;

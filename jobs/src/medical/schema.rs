@@ -55,7 +55,13 @@ pub fn output_schema(kind: AnalysisType) -> Value {
                     "every symptom the text mentions",
                 ),
             ),
-            ("red_flags", list(object(&[("finding", string("what was found")), ("reason", string("why it needs urgent attention"))]), "findings that need urgent medical attention")),
+            (
+                "red_flags",
+                list(
+                    object(&[("finding", string("what was found")), ("reason", string("why it needs urgent attention"))]),
+                    "findings that need urgent medical attention",
+                ),
+            ),
             ("summary", string("one short paragraph")),
         ]),
         AnalysisType::SoapNote => object(&[
@@ -65,7 +71,13 @@ pub fn output_schema(kind: AnalysisType) -> Value {
             ("plan", string("tests, treatment, advice and follow-up discussed")),
         ]),
         AnalysisType::Triage => object(&[
-            ("urgency", one_of(URGENCY_LEVELS, "emergency: now; urgent: within hours; semi_urgent: within 1-2 days; routine: regular appointment; self_care")),
+            (
+                "urgency",
+                one_of(
+                    URGENCY_LEVELS,
+                    "emergency: now; urgent: within hours; semi_urgent: within 1-2 days; routine: regular appointment; self_care",
+                ),
+            ),
             ("reasons", json!({ "type": "array", "items": string("a reason"), "minItems": 1, "description": "why this level" })),
             ("red_flags", list(string("a red flag"), "red flags found, if any")),
             ("recommended_action", string("the next step for the patient")),
@@ -87,13 +99,19 @@ pub fn output_schema(kind: AnalysisType) -> Value {
             (
                 "interactions_to_check",
                 list(
-                    object(&[("drugs", json!({ "type": "array", "items": string("a drug"), "minItems": 2 })), ("concern", string("the possible interaction"))]),
+                    object(&[
+                        ("drugs", json!({ "type": "array", "items": string("a drug"), "minItems": 2 })),
+                        ("concern", string("the possible interaction")),
+                    ]),
                     "combinations a pharmacist or physician should check",
                 ),
             ),
             ("notes", nullable("anything else worth checking (allergies, duplicates); null if none")),
         ]),
-        AnalysisType::Summary => object(&[("summary", string("a short summary for a clinician")), ("key_points", list(string("a key point"), "the main points"))]),
+        AnalysisType::Summary => object(&[
+            ("summary", string("a short summary for a clinician")),
+            ("key_points", list(string("a key point"), "the main points")),
+        ]),
         // `generate` answers in free text; Peyk wraps it.
         AnalysisType::Generate => object(&[("text", json!({ "type": "string", "description": "the model's answer" }))]),
     }
@@ -103,7 +121,9 @@ pub fn output_schema(kind: AnalysisType) -> Value {
 /// strict mode refuses (our own check still applies it).
 pub fn for_model(schema: &Value) -> Value {
     match schema {
-        Value::Object(map) => Value::Object(map.iter().filter(|(k, _)| k.as_str() != "minLength").map(|(k, v)| (k.clone(), for_model(v))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(k, _)| k.as_str() != "minLength").map(|(k, v)| (k.clone(), for_model(v))).collect())
+        }
         Value::Array(items) => Value::Array(items.iter().map(for_model).collect()),
         other => other.clone(),
     }
@@ -172,7 +192,9 @@ fn check(value: &Value, schema: &Value, path: &str, errors: &mut Vec<String>) {
             for (name, item) in map {
                 match properties.and_then(|p| p.get(name)) {
                     Some(sub) => check(item, sub, &format!("{path}.{name}"), errors),
-                    None if schema["additionalProperties"] == Value::Bool(false) => errors.push(format!("{path}: unexpected property `{}`", short(name))),
+                    None if schema["additionalProperties"] == Value::Bool(false) => {
+                        errors.push(format!("{path}: unexpected property `{}`", short(name)))
+                    }
                     None => {}
                 }
             }
@@ -208,7 +230,8 @@ fn short(name: &str) -> String {
 /// The job's result (published in the OpenAPI document).
 pub fn result_schema() -> Value {
     let kinds: Vec<&str> = AnalysisType::ALL.iter().map(|k| k.as_str()).collect();
-    let outputs: Vec<Value> = AnalysisType::ALL.iter().map(|k| json!({ "$ref": format!("#/components/schemas/MedicalAnalysisOutput_{}", k.as_str()) })).collect();
+    let outputs: Vec<Value> =
+        AnalysisType::ALL.iter().map(|k| json!({ "$ref": format!("#/components/schemas/MedicalAnalysisOutput_{}", k.as_str()) })).collect();
     let count = json!({ "type": "integer", "minimum": 0 });
     json!({
         "type": "object",
@@ -245,7 +268,8 @@ mod tests {
             "summary": "Two days of chest pain."
         });
         assert_eq!(validate(&symptoms, &output_schema(AnalysisType::Symptoms)), Vec::<String>::new());
-        let triage = json!({ "urgency": "urgent", "reasons": ["fever in an infant"], "red_flags": [], "recommended_action": "see a doctor today" });
+        let triage =
+            json!({ "urgency": "urgent", "reasons": ["fever in an infant"], "red_flags": [], "recommended_action": "see a doctor today" });
         assert!(validate(&triage, &output_schema(AnalysisType::Triage)).is_empty());
     }
 
@@ -265,7 +289,10 @@ mod tests {
         assert!(errors.contains(&"$.summary: must not be empty".to_string()), "{errors:?}");
         assert!(errors.contains(&"$: unexpected property `secret_extra`".to_string()), "{errors:?}");
         assert!(errors.iter().all(|e| !e.contains("extreme") && !e.contains("سرفه") && !e.contains("leak")));
-        let errors = validate(&json!({ "urgency": "urgent", "reasons": [], "red_flags": [], "recommended_action": "x" }), &output_schema(AnalysisType::Triage));
+        let errors = validate(
+            &json!({ "urgency": "urgent", "reasons": [], "red_flags": [], "recommended_action": "x" }),
+            &output_schema(AnalysisType::Triage),
+        );
         assert_eq!(errors, ["$.reasons: must have at least 1 item(s)"]);
         assert_eq!(validate(&json!([1]), &output_schema(AnalysisType::Summary)), ["$: must be object, not array"]);
     }

@@ -39,9 +39,8 @@ pub struct BitPay<'a> {
 
 impl PaymentGateway for BitPay<'_> {
     async fn verify(&self, expected: &Expected<'_>) -> Result<Verdict, JobError> {
-        let trans_id = expected
-            .trans_id
-            .ok_or_else(|| JobError::permanent("trans_id_missing", "BitPay needs the trans_id its callback brings"))?;
+        let trans_id =
+            expected.trans_id.ok_or_else(|| JobError::permanent("trans_id_missing", "BitPay needs the trans_id its callback brings"))?;
         let base = if self.base.ends_with('/') { self.base.to_string() } else { format!("{}/", self.base) };
         let form = [("api", self.credentials.api_key.as_str()), ("trans_id", trans_id), ("id_get", expected.reference), ("json", "1")];
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();

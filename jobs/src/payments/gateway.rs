@@ -172,11 +172,8 @@ pub async fn send(gateway: Gateway, request: reqwest::RequestBuilder, timeout: D
             Ok(answer)
         }
         Err(error) => {
-            let (code, outcome) = if error.is_timeout() {
-                ("gateway_timeout", "timeout")
-            } else {
-                ("gateway_unreachable", "connection_error")
-            };
+            let (code, outcome) =
+                if error.is_timeout() { ("gateway_timeout", "timeout") } else { ("gateway_unreachable", "connection_error") };
             observe_provider(provider, outcome, Some(took));
             let mut cause: &dyn std::error::Error = &error;
             while let Some(next) = cause.source() {

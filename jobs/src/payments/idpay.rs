@@ -86,7 +86,9 @@ impl PaymentGateway for IdPay<'_> {
         if answer.status != 200 {
             return match as_i64(&json["error_code"]) {
                 // Not created, not verifiable (unpaid, cancelled…), or too late.
-                Some(code @ (51 | 53 | 54)) => Ok(Verdict::Unpaid { code: code.to_string(), reason: format!("IDPay {code}: {}", meaning(code)) }),
+                Some(code @ (51 | 53 | 54)) => {
+                    Ok(Verdict::Unpaid { code: code.to_string(), reason: format!("IDPay {code}: {}", meaning(code)) })
+                }
                 _ => Err(error_for(&answer, &json)),
             };
         }

@@ -35,9 +35,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::env::{env_or, env_seconds, EnvError};
+use crate::events::catalogue::{PAYMENT_FAILED, PAYMENT_NEEDS_REVIEW, PAYMENT_SUCCEEDED};
 use crate::{Job, JobContext, JobError, ValidationErrors};
 pub use gateway::{Expected, Gateway, PaymentGateway, Verdict};
-use crate::events::catalogue::{PAYMENT_FAILED, PAYMENT_NEEDS_REVIEW, PAYMENT_SUCCEEDED};
 
 const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 /// IDPay's limit on `order_id`; the others take longer ones.
@@ -122,13 +122,7 @@ impl PaymentVerificationJob {
     }
 
     fn expected<'a>(&'a self, trans_id: Option<&'a str>) -> Expected<'a> {
-        Expected {
-            reference: &self.reference,
-            trans_id,
-            order_id: &self.order_id,
-            amount: self.amount,
-            currency: &self.currency,
-        }
+        Expected { reference: &self.reference, trans_id, order_id: &self.order_id, amount: self.amount, currency: &self.currency }
     }
 }
 
@@ -190,8 +184,7 @@ impl Job for PaymentVerificationJob {
     }
 
     fn normalize(&mut self) {
-        self.currency =
-            if self.gateway.is_iranian() { self.currency.to_ascii_uppercase() } else { self.currency.to_ascii_lowercase() };
+        self.currency = if self.gateway.is_iranian() { self.currency.to_ascii_uppercase() } else { self.currency.to_ascii_lowercase() };
     }
 
     async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
@@ -199,10 +192,15 @@ impl Job for PaymentVerificationJob {
         let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
         // The account and the payment (usually registered already, by the
         // API or a callback) are read in parallel.
-        let (account, found) =
-            tokio::join!(q::account(pool, ctx.tenant_id, self.gateway.name()), q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference));
+        let (account, found) = tokio::join!(
+            q::account(pool, ctx.tenant_id, self.gateway.name()),
+            q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference)
+        );
         let account = account.map_err(db)?.ok_or_else(|| {
-            JobError::permanent("no_gateway_account", format!("no {} account: PUT /v1/payment-accounts/{} first", self.gateway.name(), self.gateway.name()))
+            JobError::permanent(
+                "no_gateway_account",
+                format!("no {} account: PUT /v1/payment-accounts/{} first", self.gateway.name(), self.gateway.name()),
+            )
         })?;
         let row = match found.map_err(db)? {
             Some(row) => row,
@@ -238,7 +236,8 @@ impl Job for PaymentVerificationJob {
             if verdict.is_settled() || !q::take_recheck(pool, row.id).await.map_err(db)? {
                 break;
             }
-            let fresh = q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference).await.map_err(db)?.unwrap_or_else(|| row.clone());
+            let fresh =
+                q::find(pool, ctx.tenant_id, self.gateway.name(), &self.reference).await.map_err(db)?.unwrap_or_else(|| row.clone());
             (verdict, trans_id) = self.ask_gateway(ctx, &account, &fresh).await?;
         }
         // How long the gateway took to answer, shown with the result.
@@ -303,7 +302,12 @@ impl PaymentVerificationJob {
     /// brought (this job's first), until one settles it — a forged
     /// trans_id fails and does not hide the real one. Answers the verdict
     /// and the trans_id it was given for.
-    async fn ask_gateway(&self, ctx: &JobContext, account: &PaymentAccountRow, row: &PaymentRow) -> Result<(Verdict, Option<String>), JobError> {
+    async fn ask_gateway(
+        &self,
+        ctx: &JobContext,
+        account: &PaymentAccountRow,
+        row: &PaymentRow,
+    ) -> Result<(Verdict, Option<String>), JobError> {
         let mut candidates: Vec<Option<&str>> = vec![self.trans_id.as_deref().or(row.trans_id.as_deref())];
         if self.gateway == Gateway::Bitpay {
             for candidate in &row.trans_id_candidates {
@@ -340,9 +344,13 @@ fn outcome_of(verdict: Verdict) -> q::Outcome {
             reason: None,
             trans_id: None,
         },
-        Verdict::AmountMismatch { code, paid_amount, reason } => {
-            q::Outcome { status: "amount_mismatch".into(), gateway_code: Some(code), paid_amount, reason: Some(reason), ..Default::default() }
-        }
+        Verdict::AmountMismatch { code, paid_amount, reason } => q::Outcome {
+            status: "amount_mismatch".into(),
+            gateway_code: Some(code),
+            paid_amount,
+            reason: Some(reason),
+            ..Default::default()
+        },
         Verdict::Unpaid { code, reason } | Verdict::NotYet { code, reason } => {
             q::Outcome { status: "failed".into(), gateway_code: Some(code), reason: Some(reason), ..Default::default() }
         }
@@ -509,10 +517,17 @@ mod tests {
         for field in ["reference", "amount", "currency", "order_id"] {
             assert!(err.contains(&format!("{field}:")), "{field} in {err}");
         }
-        let err = job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "IRR", "order_id": "o", "trans_id": "5"})).unwrap_err();
-        assert!(job(json!({"gateway": "stripe", "reference": "pi_1/../../v1/customers", "amount": 1, "currency": "usd", "order_id": "o"})).unwrap_err().contains("reference"));
+        let err =
+            job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "IRR", "order_id": "o", "trans_id": "5"}))
+                .unwrap_err();
+        assert!(job(json!({"gateway": "stripe", "reference": "pi_1/../../v1/customers", "amount": 1, "currency": "usd", "order_id": "o"}))
+            .unwrap_err()
+            .contains("reference"));
         assert!(err.contains("currency: Stripe does not take") && err.contains("trans_id: is only for BitPay"), "{err}");
-        assert_eq!(job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "USD", "order_id": "o"})).unwrap().currency, "usd");
+        assert_eq!(
+            job(json!({"gateway": "stripe", "reference": "pi_1", "amount": 1999, "currency": "USD", "order_id": "o"})).unwrap().currency,
+            "usd"
+        );
         assert!(job(json!({"gateway": "idpay", "reference": "d2e353189823079e1e4181772cff5292", "amount": 1, "currency": "IRR", "order_id": "x".repeat(51)})).unwrap_err().contains("order_id"));
         assert!(job(json!({"gateway": "paypal", "reference": "x", "amount": 1, "currency": "usd", "order_id": "o"})).is_err());
     }
@@ -521,7 +536,14 @@ mod tests {
     fn toman_is_compared_in_rial() {
         let expected = Expected { reference: "r", trans_id: None, order_id: "o", amount: 15_000, currency: "IRT" };
         assert_eq!(expected.rial(), 150_000);
-        let paid = |amount| Verdict::Paid { already: false, code: "100".into(), ref_id: None, card_mask: None, fee: None, paid_amount: Some(amount) };
+        let paid = |amount| Verdict::Paid {
+            already: false,
+            code: "100".into(),
+            ref_id: None,
+            card_mask: None,
+            fee: None,
+            paid_amount: Some(amount),
+        };
         assert!(matches!(paid(150_000).checked_against(expected.rial()), Verdict::Paid { .. }));
         assert!(matches!(paid(15_000).checked_against(expected.rial()), Verdict::AmountMismatch { .. }));
     }

@@ -32,7 +32,11 @@ const BATCH: i64 = 100;
 /// Whether IDPay's inquiry says the payment was paid (10: paid, not yet
 /// verified; 100, 101, 200: verified) — only then is it worth a
 /// verification job (an unpaid one's would only find "not yet").
-async fn idpay_paid(payments: &super::PaymentsClient, account: &peyk_schema::PaymentAccountRow, payment: &peyk_schema::PaymentRow) -> Result<bool, JobError> {
+async fn idpay_paid(
+    payments: &super::PaymentsClient,
+    account: &peyk_schema::PaymentAccountRow,
+    payment: &peyk_schema::PaymentRow,
+) -> Result<bool, JobError> {
     let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { return Ok(false) };
     let status = idpay_for(payments, account)?.inquiry(&job.expected(None)).await?;
     Ok(matches!(status, Some(10 | 100 | 101 | 200)))

@@ -53,7 +53,8 @@ pub struct Stripe<'a> {
 impl PaymentGateway for Stripe<'_> {
     async fn verify(&self, expected: &Expected<'_>) -> Result<Verdict, JobError> {
         let url = format!("{}/v1/payment_intents/{}", self.client.stripe_url.trim_end_matches('/'), expected.reference);
-        let answer = send(Gateway::Stripe, self.client.http.get(url).bearer_auth(&self.credentials.secret_key), self.client.timeout).await?;
+        let answer =
+            send(Gateway::Stripe, self.client.http.get(url).bearer_auth(&self.credentials.secret_key), self.client.timeout).await?;
         let json = answer.json().unwrap_or(Value::Null);
         match answer.status {
             200 => {}
@@ -131,7 +132,7 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64) -> Re
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()

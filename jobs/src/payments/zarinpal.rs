@@ -83,7 +83,9 @@ impl PaymentGateway for Zarinpal<'_> {
                 paid_amount: None,
                 reason: format!("Zarinpal: the amount differs from the payment request ({message})"),
             },
-            Some(code @ (-51 | -53 | -54)) => Verdict::Unpaid { code: code.to_string(), reason: format!("Zarinpal {code}: {}", meaning(code)) },
+            Some(code @ (-51 | -53 | -54)) => {
+                Verdict::Unpaid { code: code.to_string(), reason: format!("Zarinpal {code}: {}", meaning(code)) }
+            }
             Some(code) => return Err(error_for(code, &json, &answer)),
             None => return Err(answer.unexpected(Gateway::Zarinpal)),
         })

@@ -195,7 +195,13 @@ impl KavenegarClient {
             .send()
             .await
             // `without_url`: the URL carries the API key.
-            .map_err(|e| if e.is_connect() { KavenegarError::NotSent(e.without_url().to_string()) } else { KavenegarError::NoAnswer(e.without_url().to_string()) })?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    KavenegarError::NotSent(e.without_url().to_string())
+                } else {
+                    KavenegarError::NoAnswer(e.without_url().to_string())
+                }
+            })?;
         let http_status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| KavenegarError::NoAnswer(e.without_url().to_string()))?;
         parse_answer(http_status, &bytes)

@@ -102,10 +102,16 @@ pub struct TemplateMessage {
 
 impl TemplateMessage {
     fn tokens(&self) -> Vec<(&'static str, &str)> {
-        [("token", Some(&self.token)), ("token2", self.token2.as_ref()), ("token3", self.token3.as_ref()), ("token10", self.token10.as_ref()), ("token20", self.token20.as_ref())]
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|v| (name, v.as_str())))
-            .collect()
+        [
+            ("token", Some(&self.token)),
+            ("token2", self.token2.as_ref()),
+            ("token3", self.token3.as_ref()),
+            ("token10", self.token10.as_ref()),
+            ("token20", self.token20.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v.as_str())))
+        .collect()
     }
 
     fn validate(&self, voice: bool, errors: &mut ValidationErrors) {
@@ -120,7 +126,14 @@ impl TemplateMessage {
             if value.is_empty() {
                 errors.add(name, "must not be empty");
             } else if value.contains(['\n', '\r', '_']) || (!spaces_allowed && value.contains(char::is_whitespace)) {
-                errors.add(name, if spaces_allowed { "must not contain newlines or underscores" } else { "must not contain spaces, newlines or underscores" });
+                errors.add(
+                    name,
+                    if spaces_allowed {
+                        "must not contain newlines or underscores"
+                    } else {
+                        "must not contain spaces, newlines or underscores"
+                    },
+                );
             } else if value.chars().count() > 100 {
                 errors.add(name, "must be at most 100 characters");
             }
@@ -244,7 +257,13 @@ impl Job for SmsJob {
         let cost: i64 = entries.iter().filter_map(|e| e.cost).sum();
         // The status check is a job of its own; failing to queue it must not
         // fail (and so repeat) a job whose messages went out.
-        let check = ctx.enqueue_follow_up(status::SmsStatusJob::TYPE, json!({ "sms_job_id": ctx.job_id, "message_ids": message_ids }), Utc::now() + sms.status_delay).await;
+        let check = ctx
+            .enqueue_follow_up(
+                status::SmsStatusJob::TYPE,
+                json!({ "sms_job_id": ctx.job_id, "message_ids": message_ids }),
+                Utc::now() + sms.status_delay,
+            )
+            .await;
         let delivery = match check {
             Ok(id) => json!({ "state": "pending", "check_job_id": id }),
             Err(e) => {
@@ -264,7 +283,8 @@ impl SmsJob {
         let local_ids: Vec<String> = (0..receptors.len()).map(|i| local_id(ctx.job_id, i)).collect();
         let mut already: Vec<Option<Entry>> = vec![None; receptors.len()];
         if ctx.attempt > 1 {
-            let found = client.call("sms/statuslocalmessageid", &[("localid", local_ids.join(","))]).await.map_err(|e| provider_error(&e, true))?;
+            let found =
+                client.call("sms/statuslocalmessageid", &[("localid", local_ids.join(","))]).await.map_err(|e| provider_error(&e, true))?;
             for entry in found.into_iter().filter(|e| e.messageid > 0 && e.status != 100) {
                 if let Some(i) = entry.localid.as_ref().and_then(|l| local_ids.iter().position(|id| id == l)) {
                     already[i] = Some(Entry { receptor: Some(receptors[i].clone()), ..entry });
@@ -288,7 +308,9 @@ impl SmsJob {
                 }
                 SmsJob::Sendarray { messages } => {
                     let default_sender = sms.default_sender.clone().unwrap_or_default();
-                    let array = |f: &dyn Fn(&ArrayMessage) -> String| serde_json::to_string(&pick(&|i| f(&messages[i]))).expect("strings serialize");
+                    let array = |f: &dyn Fn(&ArrayMessage) -> String| {
+                        serde_json::to_string(&pick(&|i| f(&messages[i]))).expect("strings serialize")
+                    };
                     form.push(("receptor", array(&|m| m.receptor.0.clone())));
                     form.push(("message", array(&|m| m.message.clone())));
                     form.push(("sender", array(&|m| m.sender.clone().unwrap_or_else(|| default_sender.clone()))));
@@ -342,8 +364,12 @@ impl SmsJob {
             created_at: Utc::now(),
         };
         let rows: Vec<SmsOutboxRow> = match self {
-            SmsJob::Send { receptors, message, sender } => receptors.iter().map(|r| row(r, Some(message.clone()), sender.clone(), None)).collect(),
-            SmsJob::Sendarray { messages } => messages.iter().map(|m| row(&m.receptor, Some(m.message.clone()), m.sender.clone(), None)).collect(),
+            SmsJob::Send { receptors, message, sender } => {
+                receptors.iter().map(|r| row(r, Some(message.clone()), sender.clone(), None)).collect()
+            }
+            SmsJob::Sendarray { messages } => {
+                messages.iter().map(|m| row(&m.receptor, Some(m.message.clone()), m.sender.clone(), None)).collect()
+            }
             SmsJob::Lookup(t) | SmsJob::Call(t) => vec![row(&t.receptor, None, None, Some(t))],
         };
         peyk_schema::queries::sms::insert_outbox(&ctx.clients.pool, &rows)
@@ -448,11 +474,14 @@ mod tests {
         assert!(parse(json!({ "mode": "lookup", "receptor": "09121234567", "template": "verify", "token": "4821" })).is_ok());
         let err = parse(json!({ "mode": "lookup", "receptor": "09121234567", "template": "verify", "token": "48 21" })).unwrap_err();
         assert!(err.contains("token: must not contain spaces"), "{err}");
-        assert!(parse(json!({ "mode": "lookup", "receptor": "09121234567", "template": "remind", "token": "x", "token10": "دکتر رضایی" })).is_ok());
+        assert!(parse(json!({ "mode": "lookup", "receptor": "09121234567", "template": "remind", "token": "x", "token10": "دکتر رضایی" }))
+            .is_ok());
         let err = parse(json!({ "mode": "call", "receptor": "09121234567", "template": "verify", "token": "abc" })).unwrap_err();
         assert!(err.contains("must be digits"), "{err}");
         assert!(parse(json!({ "mode": "fax", "receptor": "09121234567" })).is_err());
-        assert!(parse(json!({ "mode": "send", "receptors": ["09121234567", "09121234567"], "message": "x" })).unwrap_err().contains("listed twice"));
+        assert!(parse(json!({ "mode": "send", "receptors": ["09121234567", "09121234567"], "message": "x" }))
+            .unwrap_err()
+            .contains("listed twice"));
     }
 
     #[test]

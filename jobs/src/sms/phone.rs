@@ -110,11 +110,11 @@ mod tests {
     fn other_numbers_are_refused() {
         for raw in [
             "",
-            "02112345678",       // Tehran landline
-            "0912123456",        // a digit short
-            "091212345678",      // a digit long
-            "+4915112345678",    // Germany
-            "+98 21 1234 5678",  // landline with the country code
+            "02112345678",      // Tehran landline
+            "0912123456",       // a digit short
+            "091212345678",     // a digit long
+            "+4915112345678",   // Germany
+            "+98 21 1234 5678", // landline with the country code
             "0912123456a",
             "0098 0912 123 4567",
             "++989121234567",

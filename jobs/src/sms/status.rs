@@ -63,11 +63,22 @@ impl Job for SmsStatusJob {
             .collect();
         let complete = entries.len() >= self.message_ids.len() && entries.iter().all(|e| kavenegar::delivery_status(e.status).1);
         let last_check = ctx.attempt >= CHECKS;
-        let state = if complete { "final" } else if last_check { "gave_up" } else { "pending" };
+        let state = if complete {
+            "final"
+        } else if last_check {
+            "gave_up"
+        } else {
+            "pending"
+        };
         let delivery = json!({ "state": state, "checked_at": chrono::Utc::now(), "checks": ctx.attempt, "messages": messages });
-        let found = peyk_schema::queries::sms::set_delivery(&ctx.clients.pool, peyk_schema::models::TenantId(ctx.tenant_id), self.sms_job_id, &delivery)
-            .await
-            .map_err(|e| JobError::retry("database_unavailable", e.to_string()))?;
+        let found = peyk_schema::queries::sms::set_delivery(
+            &ctx.clients.pool,
+            peyk_schema::models::TenantId(ctx.tenant_id),
+            self.sms_job_id,
+            &delivery,
+        )
+        .await
+        .map_err(|e| JobError::retry("database_unavailable", e.to_string()))?;
         if !found {
             return Err(JobError::permanent("job_not_found", "the sms job does not exist"));
         }

@@ -90,8 +90,18 @@ impl Job for TranscriptionJob {
     const TYPE: &'static str = "transcription";
     const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     const RESULT_FIELDS: &'static [&'static str] = &[
-        "text", "language", "language_probability", "duration", "segments", "words", "model", "device",
-        "processing_seconds", "real_time_factor", "task", "truncated",
+        "text",
+        "language",
+        "language_probability",
+        "duration",
+        "segments",
+        "words",
+        "model",
+        "device",
+        "processing_seconds",
+        "real_time_factor",
+        "task",
+        "truncated",
     ];
     /// Hours of audio on a CPU worker take a long time; the lease keeps a
     /// running job claimed, so this only bounds a stuck one.
@@ -101,7 +111,10 @@ impl Job for TranscriptionJob {
         let mut errors = ValidationErrors::new();
         if let Some(language) = self.language_code() {
             if whisper_rs::get_lang_id(&language).is_none() {
-                errors.add("language", format!("`{language}` is not a language Whisper knows; use an ISO 639-1 code such as fa or en, or auto"));
+                errors.add(
+                    "language",
+                    format!("`{language}` is not a language Whisper knows; use an ISO 639-1 code such as fa or en, or auto"),
+                );
             }
         }
         if self.prompt.as_ref().is_some_and(|p| p.chars().count() > MAX_PROMPT_CHARS) {

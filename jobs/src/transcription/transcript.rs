@@ -118,12 +118,7 @@ impl Transcript {
     fn vtt(&self) -> String {
         let mut out = String::from("WEBVTT\n\n");
         for segment in &self.segments {
-            out.push_str(&format!(
-                "{} --> {}\n{}\n\n",
-                clock(segment.start, '.'),
-                clock(segment.end, '.'),
-                cue_text(&segment.text)
-            ));
+            out.push_str(&format!("{} --> {}\n{}\n\n", clock(segment.start, '.'), clock(segment.end, '.'), cue_text(&segment.text)));
         }
         out
     }
@@ -172,10 +167,7 @@ fn cue_text(text: &str) -> String {
 
 /// OpenAI answers `verbose_json` with the language's English name.
 fn language_name(code: &str) -> String {
-    whisper_rs::get_lang_id(code)
-        .and_then(whisper_rs::get_lang_str_full)
-        .map(str::to_string)
-        .unwrap_or_else(|| code.to_string())
+    whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str_full).map(str::to_string).unwrap_or_else(|| code.to_string())
 }
 
 #[cfg(test)]
@@ -190,7 +182,14 @@ mod tests {
             duration: 3725.5,
             segments: vec![
                 Segment { id: 0, start: 0.0, end: 1.5, text: " Hello there.".into(), avg_logprob: -0.2, no_speech_prob: 0.01 },
-                Segment { id: 1, start: 3723.25, end: 3725.5, text: " General\n\nKenobi --> end".into(), avg_logprob: -0.3, no_speech_prob: 0.02 },
+                Segment {
+                    id: 1,
+                    start: 3723.25,
+                    end: 3725.5,
+                    text: " General\n\nKenobi --> end".into(),
+                    avg_logprob: -0.3,
+                    no_speech_prob: 0.02,
+                },
             ],
             words: None,
             model: "tiny.en".into(),
@@ -205,10 +204,7 @@ mod tests {
     #[test]
     fn srt_numbers_cues_from_one_with_comma_milliseconds() {
         let srt = sample().render(TranscriptFormat::Srt);
-        assert_eq!(
-            srt,
-            "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:03,250 --> 01:02:05,500\nGeneral Kenobi -> end\n\n"
-        );
+        assert_eq!(srt, "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n01:02:03,250 --> 01:02:05,500\nGeneral Kenobi -> end\n\n");
     }
 
     #[test]

@@ -77,9 +77,7 @@ impl Job for WebhookJob {
                     Ok(parsed) if RESERVED_HEADERS.contains(&parsed.as_str()) => {
                         errors.add(field, "is set by Peyk and cannot be overridden")
                     }
-                    Ok(_) if HeaderValue::from_str(value).is_err() => {
-                        errors.add(field, "has characters not allowed in a header value")
-                    }
+                    Ok(_) if HeaderValue::from_str(value).is_err() => errors.add(field, "has characters not allowed in a header value"),
                     Ok(_) => {}
                 }
             }

@@ -23,9 +23,7 @@ impl SigningSecret {
     /// Accepts `whsec_` followed by base64 of 24 to 64 bytes (Standard
     /// Webhooks recommends 24–64).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let encoded = text
-            .strip_prefix(SECRET_PREFIX)
-            .ok_or_else(|| format!("must start with `{SECRET_PREFIX}`"))?;
+        let encoded = text.strip_prefix(SECRET_PREFIX).ok_or_else(|| format!("must start with `{SECRET_PREFIX}`"))?;
         let bytes = BASE64.decode(encoded).map_err(|_| "the part after `whsec_` must be base64".to_string())?;
         if !(24..=64).contains(&bytes.len()) {
             return Err(format!("must encode 24 to 64 bytes, this one encodes {}", bytes.len()));

@@ -14,12 +14,7 @@ pub fn hash_key(key: &str) -> Vec<u8> {
 }
 
 /// Creates the tenant if it does not exist and stores the hash of `key` for it.
-pub async fn create_key(
-    pool: &DbPool,
-    tenant_name: &str,
-    key: &str,
-    key_prefix: &str,
-) -> Result<TenantId, DbError> {
+pub async fn create_key(pool: &DbPool, tenant_name: &str, key: &str, key_prefix: &str) -> Result<TenantId, DbError> {
     let mut conn = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut conn;
     diesel::insert_into(tenants::table)
@@ -28,11 +23,7 @@ pub async fn create_key(
         .do_nothing()
         .execute(conn)
         .await?;
-    let tenant_id: Uuid = tenants::table
-        .filter(tenants::name.eq(tenant_name))
-        .select(tenants::id)
-        .first(conn)
-        .await?;
+    let tenant_id: Uuid = tenants::table.filter(tenants::name.eq(tenant_name)).select(tenants::id).first(conn).await?;
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::id.eq(Uuid::now_v7()),

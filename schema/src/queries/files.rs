@@ -28,19 +28,12 @@ pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<Fil
 /// Which of `ids` the tenant has.
 pub async fn existing(pool: &DbPool, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(files::table
-        .filter(files::tenant_id.eq(tenant.0))
-        .filter(files::id.eq_any(ids))
-        .select(files::id)
-        .load(&mut conn)
-        .await?)
+    Ok(files::table.filter(files::tenant_id.eq(tenant.0)).filter(files::id.eq_any(ids)).select(files::id).load(&mut conn).await?)
 }
 
 /// Deletes the record; true when there was one.
 pub async fn delete(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<bool, DbError> {
     let mut conn = pool.get().await?;
-    let deleted = diesel::delete(files::table.filter(files::tenant_id.eq(tenant.0)).filter(files::id.eq(id)))
-        .execute(&mut conn)
-        .await?;
+    let deleted = diesel::delete(files::table.filter(files::tenant_id.eq(tenant.0)).filter(files::id.eq(id))).execute(&mut conn).await?;
     Ok(deleted > 0)
 }

@@ -24,11 +24,7 @@ pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>
         .await?)
 }
 
-pub async fn find_by_idempotency_key(
-    pool: &DbPool,
-    tenant: TenantId,
-    key: &str,
-) -> Result<Option<JobRow>, DbError> {
+pub async fn find_by_idempotency_key(pool: &DbPool, tenant: TenantId, key: &str) -> Result<Option<JobRow>, DbError> {
     let mut conn = pool.get().await?;
     Ok(jobs::table
         .filter(jobs::tenant_id.eq(tenant.0))
@@ -87,12 +83,11 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
 /// other than cancelled: it had already finished.
 pub async fn cancel(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<JobRow>, DbError> {
     let mut conn = pool.get().await?;
-    let updated = diesel::update(
-        jobs::table
-            .filter(jobs::tenant_id.eq(tenant.0))
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq_any(["queued", "scheduled", "running"])),
-    )
+    let updated = diesel::update(jobs::table.filter(jobs::tenant_id.eq(tenant.0)).filter(jobs::id.eq(id)).filter(jobs::status.eq_any([
+        "queued",
+        "scheduled",
+        "running",
+    ])))
     .set((
         jobs::status.eq("cancelled"),
         jobs::finished_at.eq(diesel::dsl::now),
@@ -112,18 +107,10 @@ pub async fn cancel(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<
 /// Puts a `failed` or `dead` job back in its queue with a fresh attempt
 /// budget. Returns the updated row, or the unchanged row when its status does
 /// not allow a retry, or `None` when there is no such job.
-pub async fn retry(
-    pool: &DbPool,
-    tenant: TenantId,
-    id: Uuid,
-    queue_task_id: &str,
-) -> Result<Option<(JobRow, bool)>, DbError> {
+pub async fn retry(pool: &DbPool, tenant: TenantId, id: Uuid, queue_task_id: &str) -> Result<Option<(JobRow, bool)>, DbError> {
     let mut conn = pool.get().await?;
     let updated = diesel::update(
-        jobs::table
-            .filter(jobs::tenant_id.eq(tenant.0))
-            .filter(jobs::id.eq(id))
-            .filter(jobs::status.eq_any(["failed", "dead"])),
+        jobs::table.filter(jobs::tenant_id.eq(tenant.0)).filter(jobs::id.eq(id)).filter(jobs::status.eq_any(["failed", "dead"])),
     )
     .set((
         jobs::status.eq("queued"),

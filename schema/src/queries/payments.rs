@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
 use crate::models::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId, WebhookMessageRow};
-use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 use crate::schema::{inbound_events as ev, inbound_sources as src, payment_accounts as acc, payments as pay};
+use diesel::sql_types::{Nullable, Uuid as SqlUuid};
 
 // ---- accounts ----
 
@@ -54,9 +54,8 @@ pub async fn accounts(pool: &DbPool, tenant: TenantId) -> Result<Vec<PaymentAcco
 
 pub async fn delete_account(pool: &DbPool, tenant: TenantId, gateway: &str) -> Result<bool, DbError> {
     let mut conn = pool.get().await?;
-    let deleted = diesel::delete(acc::table.filter(acc::tenant_id.eq(tenant.0)).filter(acc::gateway.eq(gateway)))
-        .execute(&mut conn)
-        .await?;
+    let deleted =
+        diesel::delete(acc::table.filter(acc::tenant_id.eq(tenant.0)).filter(acc::gateway.eq(gateway))).execute(&mut conn).await?;
     Ok(deleted > 0)
 }
 
@@ -221,12 +220,13 @@ pub async fn announce_once(
 ) -> Result<Option<String>, DbError> {
     let mut conn = pool.get().await?;
     conn.transaction(async move |conn| -> Result<Option<String>, DbError> {
-        let claimed = diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.ne("pending")).filter(pay::announced_at.is_null()))
-            .set(pay::announced_at.eq(Utc::now()))
-            .returning(PaymentRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?;
+        let claimed =
+            diesel::update(pay::table.filter(pay::id.eq(id)).filter(pay::status.ne("pending")).filter(pay::announced_at.is_null()))
+                .set(pay::announced_at.eq(Utc::now()))
+                .returning(PaymentRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
         let Some(message) = claimed.as_ref().and_then(announce) else { return Ok(None) };
         super::outbox::store_message(conn, &message).await?;
         Ok(Some(message.id))
@@ -256,7 +256,8 @@ pub async fn mark_checked(pool: &DbPool, id: Uuid, code: &str, reason: &str, job
             pay::reason.eq(reason),
             pay::updated_at.eq(Utc::now()),
             // The callback gate's "in flight" ends when this verification does.
-            pay::verification_job_id.eq(diesel::dsl::sql::<Nullable<SqlUuid>>("nullif(verification_job_id, ").bind::<SqlUuid, _>(job).sql(")")),
+            pay::verification_job_id
+                .eq(diesel::dsl::sql::<Nullable<SqlUuid>>("nullif(verification_job_id, ").bind::<SqlUuid, _>(job).sql(")")),
         ))
         .execute(&mut conn)
         .await?;
@@ -273,7 +274,10 @@ pub async fn accounts_with_pending(pool: &DbPool, before: DateTime<Utc>) -> Resu
         .filter(pay::status.eq("pending"))
         .filter(has_account)
         .filter(pay::gateway.ne("bitpay").or(pay::trans_id.is_not_null()))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(checked_at, created_at) < ").bind::<diesel::sql_types::Timestamptz, _>(before))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(checked_at, created_at) < ")
+                .bind::<diesel::sql_types::Timestamptz, _>(before),
+        )
         .select((pay::tenant_id, pay::gateway))
         .distinct()
         .load(&mut conn)
@@ -288,7 +292,10 @@ pub async fn pending(pool: &DbPool, tenant: Uuid, gateway: &str, before: DateTim
         .filter(pay::tenant_id.eq(tenant))
         .filter(pay::gateway.eq(gateway))
         .filter(pay::status.eq("pending"))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(checked_at, created_at) < ").bind::<diesel::sql_types::Timestamptz, _>(before))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>("coalesce(checked_at, created_at) < ")
+                .bind::<diesel::sql_types::Timestamptz, _>(before),
+        )
         .order(pay::id.asc())
         .limit(limit)
         .select(PaymentRow::as_select())
@@ -399,13 +406,11 @@ pub async fn record_event(
 /// them; answers how many went. The sweeper calls it until it answers less.
 pub async fn prune_events(pool: &DbPool, before: DateTime<Utc>, limit: i64) -> Result<usize, DbError> {
     let mut conn = pool.get().await?;
-    Ok(diesel::sql_query(
-        "DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events WHERE received_at < $1 LIMIT $2)",
-    )
-    .bind::<diesel::sql_types::Timestamptz, _>(before)
-    .bind::<diesel::sql_types::BigInt, _>(limit)
-    .execute(&mut conn)
-    .await?)
+    Ok(diesel::sql_query("DELETE FROM inbound_events WHERE id IN (SELECT id FROM inbound_events WHERE received_at < $1 LIMIT $2)")
+        .bind::<diesel::sql_types::Timestamptz, _>(before)
+        .bind::<diesel::sql_types::BigInt, _>(limit)
+        .execute(&mut conn)
+        .await?)
 }
 
 /// The tenant's inbound events, newest first.
@@ -443,29 +448,16 @@ pub async fn put_source(pool: &DbPool, tenant: TenantId, name: &str, secret: &st
 
 pub async fn source_secret(pool: &DbPool, tenant: Uuid, name: &str) -> Result<Option<String>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(src::table
-        .filter(src::tenant_id.eq(tenant))
-        .filter(src::name.eq(name))
-        .select(src::secret)
-        .first(&mut conn)
-        .await
-        .optional()?)
+    Ok(src::table.filter(src::tenant_id.eq(tenant)).filter(src::name.eq(name)).select(src::secret).first(&mut conn).await.optional()?)
 }
 
 pub async fn source_names(pool: &DbPool, tenant: TenantId) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(src::table
-        .filter(src::tenant_id.eq(tenant.0))
-        .order(src::name.asc())
-        .select((src::name, src::created_at))
-        .load(&mut conn)
-        .await?)
+    Ok(src::table.filter(src::tenant_id.eq(tenant.0)).order(src::name.asc()).select((src::name, src::created_at)).load(&mut conn).await?)
 }
 
 pub async fn delete_source(pool: &DbPool, tenant: TenantId, name: &str) -> Result<bool, DbError> {
     let mut conn = pool.get().await?;
-    let deleted = diesel::delete(src::table.filter(src::tenant_id.eq(tenant.0)).filter(src::name.eq(name)))
-        .execute(&mut conn)
-        .await?;
+    let deleted = diesel::delete(src::table.filter(src::tenant_id.eq(tenant.0)).filter(src::name.eq(name))).execute(&mut conn).await?;
     Ok(deleted > 0)
 }

@@ -69,52 +69,43 @@ where
 {
     let mut conn = pool.get().await?;
     conn.transaction(async move |conn| -> Result<Option<JobRow>, DbError> {
-            let Some(pipeline) = pipelines::table
-                .filter(pipelines::id.eq(id))
-                .select(PipelineRow::as_select())
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            if pipeline.status != "running" {
-                return Ok(None);
+        let Some(pipeline) =
+            pipelines::table.filter(pipelines::id.eq(id)).select(PipelineRow::as_select()).for_update().first(conn).await.optional()?
+        else {
+            return Ok(None);
+        };
+        if pipeline.status != "running" {
+            return Ok(None);
+        }
+        let steps: Vec<JobRow> =
+            jobs::table.filter(jobs::pipeline_id.eq(id)).order(jobs::pipeline_step.asc()).select(JobRow::as_select()).load(conn).await?;
+        let now = Utc::now();
+        match decide(&pipeline, &steps) {
+            Advance::Wait => Ok(None),
+            Advance::Start(job) => {
+                let step = job.pipeline_step.unwrap_or(pipeline.current_step + 1);
+                let row = diesel::insert_into(jobs::table).values(&job).returning(JobRow::as_returning()).get_result(conn).await?;
+                diesel::update(pipelines::table.filter(pipelines::id.eq(id)))
+                    .set((pipelines::current_step.eq(step), pipelines::updated_at.eq(now)))
+                    .execute(conn)
+                    .await?;
+                Ok(Some(row))
             }
-            let steps: Vec<JobRow> = jobs::table
-                .filter(jobs::pipeline_id.eq(id))
-                .order(jobs::pipeline_step.asc())
-                .select(JobRow::as_select())
-                .load(conn)
-                .await?;
-            let now = Utc::now();
-            match decide(&pipeline, &steps) {
-                Advance::Wait => Ok(None),
-                Advance::Start(job) => {
-                    let step = job.pipeline_step.unwrap_or(pipeline.current_step + 1);
-                    let row = diesel::insert_into(jobs::table).values(&job).returning(JobRow::as_returning()).get_result(conn).await?;
-                    diesel::update(pipelines::table.filter(pipelines::id.eq(id)))
-                        .set((pipelines::current_step.eq(step), pipelines::updated_at.eq(now)))
-                        .execute(conn)
-                        .await?;
-                    Ok(Some(row))
-                }
-                Advance::Finish { status, error } => {
-                    let (code, message) = error.unzip();
-                    diesel::update(pipelines::table.filter(pipelines::id.eq(id)))
-                        .set((
-                            pipelines::status.eq(status),
-                            pipelines::error_code.eq(code),
-                            pipelines::error_message.eq(message),
-                            pipelines::updated_at.eq(now),
-                            pipelines::finished_at.eq(Some(now)),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(None)
-                }
+            Advance::Finish { status, error } => {
+                let (code, message) = error.unzip();
+                diesel::update(pipelines::table.filter(pipelines::id.eq(id)))
+                    .set((
+                        pipelines::status.eq(status),
+                        pipelines::error_code.eq(code),
+                        pipelines::error_message.eq(message),
+                        pipelines::updated_at.eq(now),
+                        pipelines::finished_at.eq(Some(now)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(None)
             }
+        }
     })
     .await
 }
@@ -124,16 +115,18 @@ where
 pub async fn cancel(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<PipelineRow>, DbError> {
     let mut conn = pool.get().await?;
     let now = Utc::now();
-    diesel::update(pipelines::table.filter(pipelines::tenant_id.eq(tenant.0)).filter(pipelines::id.eq(id)).filter(pipelines::status.eq("running")))
-        .set((
-            pipelines::status.eq("cancelled"),
-            pipelines::error_code.eq("cancelled"),
-            pipelines::error_message.eq("cancelled by the client"),
-            pipelines::updated_at.eq(now),
-            pipelines::finished_at.eq(Some(now)),
-        ))
-        .execute(&mut conn)
-        .await?;
+    diesel::update(
+        pipelines::table.filter(pipelines::tenant_id.eq(tenant.0)).filter(pipelines::id.eq(id)).filter(pipelines::status.eq("running")),
+    )
+    .set((
+        pipelines::status.eq("cancelled"),
+        pipelines::error_code.eq("cancelled"),
+        pipelines::error_message.eq("cancelled by the client"),
+        pipelines::updated_at.eq(now),
+        pipelines::finished_at.eq(Some(now)),
+    ))
+    .execute(&mut conn)
+    .await?;
     drop(conn);
     get(pool, tenant, id).await
 }

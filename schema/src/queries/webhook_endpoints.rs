@@ -51,7 +51,12 @@ pub async fn get_endpoint(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<O
         .optional()?)
 }
 
-pub async fn update_endpoint(pool: &DbPool, tenant: TenantId, id: Uuid, changes: &EndpointChanges) -> Result<Option<WebhookEndpointRow>, DbError> {
+pub async fn update_endpoint(
+    pool: &DbPool,
+    tenant: TenantId,
+    id: Uuid,
+    changes: &EndpointChanges,
+) -> Result<Option<WebhookEndpointRow>, DbError> {
     let mut conn = pool.get().await?;
     Ok(diesel::update(e::table.filter(e::tenant_id.eq(tenant.0)).filter(e::id.eq(id)))
         .set(changes)
@@ -81,26 +86,30 @@ pub async fn rotate_secret(
     let previous = previous_expires_at.map(|_| e::secret.nullable());
     let query = diesel::update(e::table.filter(e::tenant_id.eq(tenant.0)).filter(e::id.eq(id)));
     let updated = match previous {
-        Some(previous) => query
-            .set((
-                e::previous_secret.eq(previous),
-                e::previous_secret_expires_at.eq(previous_expires_at),
-                e::secret.eq(new_secret),
-                e::updated_at.eq(Utc::now()),
-            ))
-            .returning(WebhookEndpointRow::as_returning())
-            .get_result(&mut conn)
-            .await,
-        None => query
-            .set((
-                e::previous_secret.eq(None::<String>),
-                e::previous_secret_expires_at.eq(None::<DateTime<Utc>>),
-                e::secret.eq(new_secret),
-                e::updated_at.eq(Utc::now()),
-            ))
-            .returning(WebhookEndpointRow::as_returning())
-            .get_result(&mut conn)
-            .await,
+        Some(previous) => {
+            query
+                .set((
+                    e::previous_secret.eq(previous),
+                    e::previous_secret_expires_at.eq(previous_expires_at),
+                    e::secret.eq(new_secret),
+                    e::updated_at.eq(Utc::now()),
+                ))
+                .returning(WebhookEndpointRow::as_returning())
+                .get_result(&mut conn)
+                .await
+        }
+        None => {
+            query
+                .set((
+                    e::previous_secret.eq(None::<String>),
+                    e::previous_secret_expires_at.eq(None::<DateTime<Utc>>),
+                    e::secret.eq(new_secret),
+                    e::updated_at.eq(Utc::now()),
+                ))
+                .returning(WebhookEndpointRow::as_returning())
+                .get_result(&mut conn)
+                .await
+        }
     };
     Ok(updated.optional()?)
 }
@@ -139,7 +148,12 @@ pub async fn record_success(pool: &DbPool, id: Uuid) -> Result<(), DbError> {
 /// A delivery failed: starts the failure clock if it is not running, and
 /// disables the endpoint once it has run for `disable_after`. Returns the
 /// endpoint when this call disabled it (only one caller ever does).
-pub async fn record_failure(pool: &DbPool, id: Uuid, disable_after: std::time::Duration, reason: &str) -> Result<Option<WebhookEndpointRow>, DbError> {
+pub async fn record_failure(
+    pool: &DbPool,
+    id: Uuid,
+    disable_after: std::time::Duration,
+    reason: &str,
+) -> Result<Option<WebhookEndpointRow>, DbError> {
     let mut conn = pool.get().await?;
     let now = Utc::now();
     diesel::update(e::table.filter(e::id.eq(id)).filter(e::failing_since.is_null()))
@@ -212,10 +226,5 @@ pub async fn attempts_for_endpoint(pool: &DbPool, endpoint: Uuid, limit: i64) ->
 /// A message's attempts to every endpoint, oldest first (scope the message first).
 pub async fn attempts_for_message(pool: &DbPool, message: &str) -> Result<Vec<WebhookAttemptRow>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(a::table
-        .filter(a::message_id.eq(message))
-        .order(a::id.asc())
-        .select(WebhookAttemptRow::as_select())
-        .load(&mut conn)
-        .await?)
+    Ok(a::table.filter(a::message_id.eq(message)).order(a::id.asc()).select(WebhookAttemptRow::as_select()).load(&mut conn).await?)
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::db::{DbError, DbPool};
 use crate::models::{ClaimedJob, JobRow};
 use crate::schema::jobs;
+use crate::status::JobStatus;
 
 #[derive(QueryableByName)]
 struct ClaimRow {
@@ -94,20 +95,33 @@ pub async fn claim_batch(
 /// How an attempt ended, as the worker records it.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Succeeded { result: serde_json::Value },
+    Succeeded {
+        result: serde_json::Value,
+    },
     /// Failed permanently (`failed`) or out of attempts (`dead`).
-    Failed { dead: bool, code: String, message: String, result: Option<serde_json::Value> },
+    Failed {
+        dead: bool,
+        code: String,
+        message: String,
+        result: Option<serde_json::Value>,
+    },
     /// Will run again at `run_at` as Redis task `next_task_id`.
-    Retry { code: String, message: String, run_at: DateTime<Utc>, next_task_id: String, result: Option<serde_json::Value> },
+    Retry {
+        code: String,
+        message: String,
+        run_at: DateTime<Utc>,
+        next_task_id: String,
+        result: Option<serde_json::Value>,
+    },
 }
 
 impl Outcome {
     /// The job's status once this outcome is recorded, if it is a final one.
-    pub fn final_status(&self) -> Option<&'static str> {
+    pub fn final_status(&self) -> Option<JobStatus> {
         match self {
-            Outcome::Succeeded { .. } => Some("succeeded"),
-            Outcome::Failed { dead: true, .. } => Some("dead"),
-            Outcome::Failed { .. } => Some("failed"),
+            Outcome::Succeeded { .. } => Some(JobStatus::Succeeded),
+            Outcome::Failed { dead: true, .. } => Some(JobStatus::Dead),
+            Outcome::Failed { .. } => Some(JobStatus::Failed),
             Outcome::Retry { .. } => None,
         }
     }
@@ -232,15 +246,10 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
 /// Job progress, 0–100, while it runs.
 pub async fn set_progress(pool: &DbPool, job_id: Uuid, worker: &str, progress: i16) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
-    diesel::update(
-        jobs::table
-            .filter(jobs::id.eq(job_id))
-            .filter(jobs::status.eq("running"))
-            .filter(jobs::locked_by.eq(worker)),
-    )
-    .set((jobs::progress.eq(progress.clamp(0, 100)), jobs::updated_at.eq(diesel::dsl::now)))
-    .execute(&mut conn)
-    .await?;
+    diesel::update(jobs::table.filter(jobs::id.eq(job_id)).filter(jobs::status.eq("running")).filter(jobs::locked_by.eq(worker)))
+        .set((jobs::progress.eq(progress.clamp(0, 100)), jobs::updated_at.eq(diesel::dsl::now)))
+        .execute(&mut conn)
+        .await?;
     Ok(())
 }
 
@@ -286,12 +295,8 @@ pub struct WaitingJob {
 /// its grace period): each gets a new task id, which the caller pushes.
 pub async fn release_running(pool: &DbPool, worker: &str) -> Result<Vec<WaitingJob>, DbError> {
     let mut conn = pool.get().await?;
-    let ids: Vec<Uuid> = jobs::table
-        .filter(jobs::status.eq("running"))
-        .filter(jobs::locked_by.eq(worker))
-        .select(jobs::id)
-        .load(&mut conn)
-        .await?;
+    let ids: Vec<Uuid> =
+        jobs::table.filter(jobs::status.eq("running")).filter(jobs::locked_by.eq(worker)).select(jobs::id).load(&mut conn).await?;
     drop(conn);
     requeue(pool, &ids, "released", "the worker shut down before the attempt finished").await
 }

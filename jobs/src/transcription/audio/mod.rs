@@ -52,17 +52,13 @@ use std::panic::{self, AssertUnwindSafe};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler, WindowFunction};
 use symphonia::core::codecs::audio::well_known as codec_ids;
-use symphonia::core::codecs::audio::{
-    AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions,
-};
+use symphonia::core::codecs::audio::{AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
 use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::well_known::FORMAT_ID_MKV;
 use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{
-    MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource,
-};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions, ReadOnlySource};
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 use symphonia::core::units::TimeBase;
@@ -179,24 +175,17 @@ impl AudioError {
 /// 44.1 kHz stereo mp3, 0.12 s per minute of Opus, 0.005 s per minute of a
 /// 16 kHz wav): call it from `spawn_blocking`, not on an async executor
 /// thread.
-pub fn decode(
-    data: impl AsRef<[u8]>,
-    extension_hint: Option<&str>,
-) -> Result<DecodedAudio, AudioError> {
+pub fn decode(data: impl AsRef<[u8]>, extension_hint: Option<&str>) -> Result<DecodedAudio, AudioError> {
     let data = data.as_ref();
     if data.is_empty() {
         return Err(AudioError::Empty);
     }
     // Symphonia's decoders are pure Rust but not fuzz-proof; a panic on a
     // malformed upload must fail that one job, not take the worker with it.
-    panic::catch_unwind(AssertUnwindSafe(|| decode_inner(data, extension_hint))).unwrap_or_else(
-        |_| {
-            tracing::warn!("audio decoder panicked on malformed input");
-            Err(AudioError::Corrupted(
-                "the decoder failed on malformed data".into(),
-            ))
-        },
-    )
+    panic::catch_unwind(AssertUnwindSafe(|| decode_inner(data, extension_hint))).unwrap_or_else(|_| {
+        tracing::warn!("audio decoder panicked on malformed input");
+        Err(AudioError::Corrupted("the decoder failed on malformed data".into()))
+    })
 }
 
 /// Cheap duration estimate in seconds, for upload limits, without decoding.
@@ -214,12 +203,10 @@ pub fn probe_duration(data: &[u8], extension_hint: Option<&str>) -> Option<f64> 
     if data.is_empty() {
         return None;
     }
-    panic::catch_unwind(AssertUnwindSafe(|| {
-        probe_duration_inner(data, extension_hint)
-    }))
-    .ok()
-    .flatten()
-    .filter(|s| s.is_finite() && *s >= 0.0)
+    panic::catch_unwind(AssertUnwindSafe(|| probe_duration_inner(data, extension_hint)))
+        .ok()
+        .flatten()
+        .filter(|s| s.is_finite() && *s >= 0.0)
 }
 
 // ---------------------------------------------------------------------------
@@ -227,22 +214,14 @@ pub fn probe_duration(data: &[u8], extension_hint: Option<&str>) -> Option<f64> 
 
 /// Opens the container. The flag says the file only opened when read front
 /// to back (see below), which means its end is missing or broken.
-fn open<'a>(
-    data: &'a [u8],
-    extension_hint: Option<&str>,
-) -> Result<(Box<dyn FormatReader + 'a>, bool), AudioError> {
+fn open<'a>(data: &'a [u8], extension_hint: Option<&str>) -> Result<(Box<dyn FormatReader + 'a>, bool), AudioError> {
     let mut hint = Hint::new();
     if let Some(ext) = extension_hint {
         hint.with_extension(&ext.trim_start_matches('.').to_ascii_lowercase());
     }
     let probe = |source: Box<dyn MediaSource + 'a>| {
         let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-        symphonia::default::get_probe().probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
+        symphonia::default::get_probe().probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
     };
     let error = match probe(Box::new(Cursor::new(data))) {
         Ok(reader) => return Ok((reader, false)),
@@ -267,9 +246,7 @@ fn open<'a>(
     match probe(Box::new(ReadOnlySource::new(Cursor::new(data)))) {
         Ok(reader) => Ok((reader, true)),
         // The MP4 reader needs the moov atom, wherever it is.
-        Err(_) => Err(AudioError::Corrupted(format!(
-            "cannot read the container: {error}"
-        ))),
+        Err(_) => Err(AudioError::Corrupted(format!("cannot read the container: {error}"))),
     }
 }
 
@@ -282,11 +259,7 @@ fn starts_like_audio(data: &[u8]) -> bool {
     let riff = (at(0, b"RIFF") || at(0, b"RIFX") || at(0, b"RF64")) && at(8, b"WAVE");
     let aiff = at(0, b"FORM") && (at(8, b"AIFF") || at(8, b"AIFC"));
     let mp4 = at(4, b"ftyp")
-        && ![
-            "heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1", "avif", "avis",
-        ]
-        .iter()
-        .any(|brand| at(8, brand.as_bytes()));
+        && !["heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1", "avif", "avis"].iter().any(|brand| at(8, brand.as_bytes()));
     let mpeg_sync = data.len() >= 2 && data[0] == 0xff && data[1] & 0xe0 == 0xe0;
     riff || aiff
         || mp4
@@ -310,18 +283,12 @@ struct ChosenTrack {
 }
 
 fn is_decodable(codec: AudioCodecId) -> bool {
-    codec == codec_ids::CODEC_ID_OPUS
-        || symphonia::default::get_codecs()
-            .get_audio_decoder(codec)
-            .is_some()
+    codec == codec_ids::CODEC_ID_OPUS || symphonia::default::get_codecs().get_audio_decoder(codec).is_some()
 }
 
 /// Picks the first audio track we can decode. With `require_decodable`
 /// false, falls back to the first audio track (good enough for a duration).
-fn choose_track(
-    reader: &dyn FormatReader,
-    require_decodable: bool,
-) -> Result<ChosenTrack, AudioError> {
+fn choose_track(reader: &dyn FormatReader, require_decodable: bool) -> Result<ChosenTrack, AudioError> {
     let audio_tracks: Vec<_> = reader
         .tracks()
         .iter()
@@ -336,9 +303,7 @@ fn choose_track(
     };
     let (track, params) = match audio_tracks.iter().find(|(_, p)| is_decodable(p.codec)) {
         Some(&found) => found,
-        None if require_decodable => {
-            return Err(AudioError::UnsupportedCodec(codec_name(first_params.codec)))
-        }
+        None if require_decodable => return Err(AudioError::UnsupportedCodec(codec_name(first_params.codec))),
         None => (first, first_params),
     };
 
@@ -346,32 +311,19 @@ fn choose_track(
     let is_opus = params.codec == codec_ids::CODEC_ID_OPUS;
     let from_frames = track.num_frames.zip(rate).map(|(frames, rate)| {
         // Ogg counts Opus frames including the pre-skip; other formats don't.
-        let skip = if is_opus {
-            u64::from(track.delay.unwrap_or(0))
-        } else {
-            0
-        };
+        let skip = if is_opus { u64::from(track.delay.unwrap_or(0)) } else { 0 };
         frames.saturating_sub(skip) as f64 / rate
     });
-    let from_duration = track
-        .duration
-        .zip(track.time_base)
-        .map(|(d, tb)| d.get() as f64 * f64::from(tb));
+    let from_duration = track.duration.zip(track.time_base).map(|(d, tb)| d.get() as f64 * f64::from(tb));
     let media = reader.media_info();
-    let from_media = media
-        .duration
-        .zip(media.time_base)
-        .map(|(d, tb)| d.get() as f64 * f64::from(tb));
+    let from_media = media.duration.zip(media.time_base).map(|(d, tb)| d.get() as f64 * f64::from(tb));
 
     Ok(ChosenTrack {
         id: track.id,
         params: params.clone(),
         delay: track.delay,
         time_base: track.time_base,
-        declared_seconds: from_frames
-            .or(from_duration)
-            .or(from_media)
-            .filter(|s| s.is_finite()),
+        declared_seconds: from_frames.or(from_duration).or(from_media).filter(|s| s.is_finite()),
     })
 }
 
@@ -415,10 +367,7 @@ fn codec_name(codec: AudioCodecId) -> String {
         (CODEC_ID_PCM_ALAW, "pcm_alaw"),
         (CODEC_ID_PCM_MULAW, "pcm_mulaw"),
     ];
-    NAMES.iter().find(|(id, _)| *id == codec).map_or_else(
-        || format!("unknown codec {codec}"),
-        |(_, name)| (*name).into(),
-    )
+    NAMES.iter().find(|(id, _)| *id == codec).map_or_else(|| format!("unknown codec {codec}"), |(_, name)| (*name).into())
 }
 
 // ---------------------------------------------------------------------------
@@ -440,12 +389,8 @@ fn decode_inner(data: &[u8], extension_hint: Option<&str>) -> Result<DecodedAudi
         // file could plausibly hold (8 kbit/s Opus is 1 kB per second): a
         // header is only a claim.
         let plausible = (data.len() / 1000) as f64;
-        let seconds = declared
-            .min(plausible)
-            .min(f64::from(MAX_DECODED_SECONDS))
-            .max(0.0);
-        sink.out
-            .reserve((seconds * f64::from(SAMPLE_RATE)) as usize + SAMPLE_RATE as usize);
+        let seconds = declared.min(plausible).min(f64::from(MAX_DECODED_SECONDS)).max(0.0);
+        sink.out.reserve((seconds * f64::from(SAMPLE_RATE)) as usize + SAMPLE_RATE as usize);
     }
     let fallback_rate = track.params.sample_rate.unwrap_or(0);
 
@@ -514,10 +459,7 @@ fn decode_inner(data: &[u8], extension_hint: Option<&str>) -> Result<DecodedAudi
             }
         }
         if sink.source_seconds > f64::from(MAX_DECODED_SECONDS) {
-            return Err(AudioError::Corrupted(format!(
-                "the audio is longer than {} hours",
-                MAX_DECODED_SECONDS / 3600
-            )));
+            return Err(AudioError::Corrupted(format!("the audio is longer than {} hours", MAX_DECODED_SECONDS / 3600)));
         }
     }
 
@@ -568,14 +510,10 @@ fn decode_inner(data: &[u8], extension_hint: Option<&str>) -> Result<DecodedAudi
         if unsupported_packets * 2 > failed {
             return Err(unsupported());
         }
-        return Err(AudioError::Corrupted(format!(
-            "{failed} of {total} audio packets could not be decoded"
-        )));
+        return Err(AudioError::Corrupted(format!("{failed} of {total} audio packets could not be decoded")));
     }
     if ended_early && decoded_seconds < MIN_TRUNCATED_SECONDS {
-        return Err(AudioError::Corrupted(format!(
-            "the file is truncated: only {decoded_seconds:.2} s of audio could be decoded"
-        )));
+        return Err(AudioError::Corrupted(format!("the file is truncated: only {decoded_seconds:.2} s of audio could be decoded")));
     }
 
     let source_sample_rate = sink.first_rate;
@@ -589,13 +527,7 @@ fn decode_inner(data: &[u8], extension_hint: Option<&str>) -> Result<DecodedAudi
         return Err(AudioError::NoSpeech);
     }
 
-    Ok(DecodedAudio {
-        samples,
-        source_sample_rate,
-        source_channels,
-        codec,
-        truncated: ended_early,
-    })
+    Ok(DecodedAudio { samples, source_sample_rate, source_channels, codec, truncated: ended_early })
 }
 
 /// What a packet that did not decode means for the file.
@@ -617,9 +549,7 @@ fn probe_duration_inner(data: &[u8], extension_hint: Option<&str>) -> Option<f64
     }
     // No duration in the headers (live WebM, for one): read the packets'
     // timestamps, without decoding them.
-    let time_base = track
-        .time_base
-        .or_else(|| track.params.sample_rate.and_then(TimeBase::try_from_recip))?;
+    let time_base = track.time_base.or_else(|| track.params.sample_rate.and_then(TimeBase::try_from_recip))?;
     let mut first: Option<i64> = None;
     let mut end: Option<i64> = None;
     let max_packets = data.len() as u64 + 1024;
@@ -642,9 +572,7 @@ fn probe_duration_inner(data: &[u8], extension_hint: Option<&str>) -> Option<f64
                 let packet_end = pts.saturating_add(dur);
                 end = Some(end.map_or(packet_end, |e| e.max(packet_end)));
             }
-            Ok(None) | Err(SymphoniaError::IoError(_)) | Err(SymphoniaError::ResetRequired) => {
-                break
-            }
+            Ok(None) | Err(SymphoniaError::IoError(_) | SymphoniaError::ResetRequired) => break,
             Err(_) => {
                 consecutive_errors += 1;
                 if consecutive_errors > MAX_CONSECUTIVE_DEMUX_ERRORS {
@@ -713,12 +641,7 @@ mod tests {
     }
 
     fn rms(samples: &[f32]) -> f64 {
-        (samples
-            .iter()
-            .map(|&s| f64::from(s) * f64::from(s))
-            .sum::<f64>()
-            / samples.len().max(1) as f64)
-            .sqrt()
+        (samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
     }
 
     #[test]
@@ -744,11 +667,7 @@ mod tests {
         assert_eq!(audio.source_sample_rate, 44_100);
         assert_eq!(audio.source_channels, 2);
         let expected = (seconds * 16_000.0) as i64;
-        assert!(
-            (audio.samples.len() as i64 - expected).abs() <= 2,
-            "{}",
-            audio.samples.len()
-        );
+        assert!((audio.samples.len() as i64 - expected).abs() <= 2, "{}", audio.samples.len());
         // A 0.5 sine has an RMS of 0.354; the chirp stays below 8 kHz, so it
         // all survives the low-pass.
         let r = rms(&audio.samples[1600..audio.samples.len() - 1600]);
@@ -786,14 +705,8 @@ mod tests {
 
     #[test]
     fn empty_file_is_empty() {
-        assert_eq!(
-            decode(Vec::new(), Some("mp3")).unwrap_err(),
-            AudioError::Empty
-        );
-        assert_eq!(
-            decode(bytes::Bytes::new(), None).unwrap_err(),
-            AudioError::Empty
-        );
+        assert_eq!(decode(Vec::new(), Some("mp3")).unwrap_err(), AudioError::Empty);
+        assert_eq!(decode(bytes::Bytes::new(), None).unwrap_err(), AudioError::Empty);
         assert_eq!(AudioError::Empty.code(), "empty_file");
         assert_eq!(probe_duration(&[], None), None);
     }
@@ -817,23 +730,14 @@ mod tests {
         assert_eq!(err.code(), "silent_audio");
         // Hiss far below -60 dBFS is still silence.
         let hiss = sine(1000.0, 44_100, 2, 2.0, 0.0005);
-        assert_eq!(
-            decode(wav(&hiss, 44_100, 2), None).unwrap_err(),
-            AudioError::NoSpeech
-        );
+        assert_eq!(decode(wav(&hiss, 44_100, 2), None).unwrap_err(), AudioError::NoSpeech);
     }
 
     #[test]
     fn too_short_and_header_only_are_no_speech() {
         let blip = sine(440.0, 16_000, 1, 0.05, 0.5);
-        assert_eq!(
-            decode(wav(&blip, 16_000, 1), None).unwrap_err(),
-            AudioError::NoSpeech
-        );
-        assert_eq!(
-            decode(wav(&[], 16_000, 1), None).unwrap_err(),
-            AudioError::NoSpeech
-        );
+        assert_eq!(decode(wav(&blip, 16_000, 1), None).unwrap_err(), AudioError::NoSpeech);
+        assert_eq!(decode(wav(&[], 16_000, 1), None).unwrap_err(), AudioError::NoSpeech);
     }
 
     #[test]
@@ -895,11 +799,7 @@ mod tests {
             state
         };
         for round in 0..200 {
-            let mut data = if round % 2 == 0 {
-                base.clone()
-            } else {
-                ogg.clone()
-            };
+            let mut data = if round % 2 == 0 { base.clone() } else { ogg.clone() };
             for _ in 0..(1 + next() % 16) {
                 let i = (next() as usize) % data.len();
                 data[i] = next() as u8;
@@ -922,11 +822,7 @@ mod tests {
         for &byte in data {
             crc ^= u32::from(byte) << 24;
             for _ in 0..8 {
-                crc = if crc & 0x8000_0000 != 0 {
-                    (crc << 1) ^ 0x04c1_1db7
-                } else {
-                    crc << 1
-                };
+                crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
             }
         }
         crc
@@ -956,11 +852,7 @@ mod tests {
 
     /// 48 kHz PCM (interleaved) encoded to Ogg Opus in 20 ms packets.
     fn ogg_opus(pcm: &[i16], channels: u8) -> Vec<u8> {
-        let ch = if channels == 1 {
-            ::opus::Channels::Mono
-        } else {
-            ::opus::Channels::Stereo
-        };
+        let ch = if channels == 1 { ::opus::Channels::Mono } else { ::opus::Channels::Stereo };
         let mut enc = ::opus::Encoder::new(48_000, ch, ::opus::Application::Audio).unwrap();
         let pre_skip = enc.get_lookahead().unwrap() as u16;
         let mut head = b"OpusHead".to_vec();
@@ -993,11 +885,7 @@ mod tests {
             let last = i + 1 == chunks.len();
             // The last page's granule ends at the real end, so the demuxer
             // trims the padding of the final packet.
-            granule = if last {
-                u64::from(pre_skip) + total_frames as u64
-            } else {
-                granule + 960
-            };
+            granule = if last { u64::from(pre_skip) + total_frames as u64 } else { granule + 960 };
             ogg_page(&mut out, if last { 4 } else { 0 }, granule, seq, &[packet]);
         }
         out
@@ -1012,11 +900,7 @@ mod tests {
         assert_eq!(audio.codec, "opus");
         assert_eq!(audio.source_sample_rate, 48_000);
         assert_eq!(audio.source_channels, 2);
-        assert!(
-            (audio.samples.len() as i64 - 24_000).abs() <= 2,
-            "{} samples",
-            audio.samples.len()
-        );
+        assert!((audio.samples.len() as i64 - 24_000).abs() <= 2, "{} samples", audio.samples.len());
         let r = rms(&audio.samples[1600..audio.samples.len() - 1600]);
         assert!((r - 0.354).abs() < 0.03, "rms {r}");
         // With the pre-skip dropped, the sine starts in phase.

@@ -3,7 +3,6 @@
 
 use super::*;
 
-
 pub(super) enum OpusInner {
     /// Mapping family 0: mono or stereo, one Opus stream.
     Single(::opus::Decoder),
@@ -87,13 +86,10 @@ impl OpusDecoder {
                 2 => ::opus::Channels::Stereo,
                 _ => return Err(bad("more than two channels without a channel mapping")),
             };
-            OpusInner::Single(
-                ::opus::Decoder::new(OPUS_RATE, channels).map_err(|e| bad(&e.to_string()))?,
-            )
+            OpusInner::Single(::opus::Decoder::new(OPUS_RATE, channels).map_err(|e| bad(&e.to_string()))?)
         } else {
             OpusInner::Multi(
-                ::opus::MSDecoder::new(OPUS_RATE, head.streams, head.coupled_streams, &head.mapping)
-                    .map_err(|e| bad(&e.to_string()))?,
+                ::opus::MSDecoder::new(OPUS_RATE, head.streams, head.coupled_streams, &head.mapping).map_err(|e| bad(&e.to_string()))?,
             )
         };
         if head.gain != 0 {
@@ -104,12 +100,7 @@ impl OpusDecoder {
             };
         }
         let channels = usize::from(head.channels);
-        Ok(OpusDecoder {
-            inner,
-            channels,
-            skip: usize::from(head.pre_skip),
-            pcm: vec![0.0; OPUS_MAX_FRAMES * channels],
-        })
+        Ok(OpusDecoder { inner, channels, skip: usize::from(head.pre_skip), pcm: vec![0.0; OPUS_MAX_FRAMES * channels] })
     }
 
     /// Decodes one packet into interleaved 48 kHz samples, trimmed; `None` if
@@ -135,10 +126,7 @@ impl OpusDecoder {
         let skip = self.skip.min(frames);
         self.skip -= skip;
         let start = (skip + packet.trim_start.get() as usize).min(frames);
-        let end = frames
-            .saturating_sub(packet.trim_end.get() as usize)
-            .max(start);
+        let end = frames.saturating_sub(packet.trim_end.get() as usize).max(start);
         Some(&self.pcm[start * self.channels..end * self.channels])
     }
 }
-

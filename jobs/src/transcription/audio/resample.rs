@@ -2,7 +2,6 @@
 
 use super::*;
 
-
 /// Collects decoded audio: averages channels, resamples to 16 kHz as it goes.
 #[derive(Default)]
 pub(super) struct Sink {
@@ -40,9 +39,7 @@ impl Sink {
         }
         if rate != self.rate {
             if !(MIN_SOURCE_RATE..=MAX_SOURCE_RATE).contains(&rate) {
-                return Err(AudioError::Corrupted(format!(
-                    "implausible sample rate {rate} Hz"
-                )));
+                return Err(AudioError::Corrupted(format!("implausible sample rate {rate} Hz")));
             }
             if self.rate == 0 {
                 self.first_rate = rate;
@@ -71,25 +68,13 @@ impl Sink {
     /// Silence in place of a packet that did not decode, at the current
     /// rate (or `fallback_rate` before anything decoded).
     pub(super) fn push_silence(&mut self, seconds: f64, fallback_rate: u32) -> Result<(), AudioError> {
-        let rate = if self.rate != 0 {
-            self.rate
-        } else {
-            fallback_rate
-        };
-        if !(MIN_SOURCE_RATE..=MAX_SOURCE_RATE).contains(&rate)
-            || seconds.is_nan()
-            || seconds <= 0.0
-        {
+        let rate = if self.rate != 0 { self.rate } else { fallback_rate };
+        if !(MIN_SOURCE_RATE..=MAX_SOURCE_RATE).contains(&rate) || seconds.is_nan() || seconds <= 0.0 {
             return Ok(());
         }
-        let channels = if self.first_channels != 0 {
-            self.first_channels
-        } else {
-            1
-        };
+        let channels = if self.first_channels != 0 { self.first_channels } else { 1 };
         self.mono.clear();
-        self.mono
-            .resize((seconds * f64::from(rate)).round() as usize, 0.0);
+        self.mono.resize((seconds * f64::from(rate)).round() as usize, 0.0);
         self.push_mono(channels, rate)
     }
 
@@ -116,11 +101,7 @@ pub(super) fn downmix(interleaved: &[f32], channels: usize, mono: &mut Vec<f32>)
         1 => mono.extend(interleaved.iter().map(|&s| finite(s))),
         _ => {
             let scale = 1.0 / channels as f32;
-            mono.extend(
-                interleaved
-                    .chunks_exact(channels)
-                    .map(|frame| finite(frame.iter().map(|&s| finite(s)).sum::<f32>() * scale)),
-            );
+            mono.extend(interleaved.chunks_exact(channels).map(|frame| finite(frame.iter().map(|&s| finite(s)).sum::<f32>() * scale)));
         }
     }
 }
@@ -157,27 +138,12 @@ impl StreamResampler {
         let rate_out = SAMPLE_RATE as usize;
         let block_in = rate_in as usize / gcd(rate_in as usize, rate_out);
         let blocks = Self::CHUNK.div_ceil(block_in).next_multiple_of(2);
-        let fft = Fft::<f32>::new_custom(
-            rate_in as usize,
-            rate_out,
-            blocks * block_in,
-            1,
-            1,
-            WindowFunction::BlackmanHarris2,
-            FixedSync::Input,
-        )
-        .map_err(|e| AudioError::Corrupted(format!("cannot resample from {rate_in} Hz: {e}")))?;
+        let fft =
+            Fft::<f32>::new_custom(rate_in as usize, rate_out, blocks * block_in, 1, 1, WindowFunction::BlackmanHarris2, FixedSync::Input)
+                .map_err(|e| AudioError::Corrupted(format!("cannot resample from {rate_in} Hz: {e}")))?;
         let chunk = vec![0.0; fft.output_frames_max()];
         let to_trim = fft.output_delay();
-        Ok(StreamResampler {
-            fft,
-            rate_in,
-            pending: Vec::with_capacity(Self::CHUNK * 2),
-            chunk,
-            to_trim,
-            frames_in: 0,
-            frames_out: 0,
-        })
+        Ok(StreamResampler { fft, rate_in, pending: Vec::with_capacity(Self::CHUNK * 2), chunk, to_trim, frames_in: 0, frames_out: 0 })
     }
 
     pub(super) fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), AudioError> {
@@ -198,24 +164,13 @@ impl StreamResampler {
 
     /// Resamples `pending[start..start + len]`; with `partial`, only that
     /// many frames are real and the resampler pads the rest with silence.
-    pub(super) fn process(
-        &mut self,
-        start: usize,
-        len: usize,
-        partial: Option<usize>,
-        out: &mut Vec<f32>,
-    ) -> Result<(), AudioError> {
+    pub(super) fn process(&mut self, start: usize, len: usize, partial: Option<usize>, out: &mut Vec<f32>) -> Result<(), AudioError> {
         let failed = |e: &dyn std::fmt::Display| AudioError::Corrupted(format!("resampling: {e}"));
-        let input = InterleavedSlice::new(&self.pending[start..start + len], 1, len)
-            .map_err(|e| failed(&e))?;
+        let input = InterleavedSlice::new(&self.pending[start..start + len], 1, len).map_err(|e| failed(&e))?;
         let capacity = self.chunk.len();
-        let mut output =
-            InterleavedSlice::new_mut(&mut self.chunk, 1, capacity).map_err(|e| failed(&e))?;
+        let mut output = InterleavedSlice::new_mut(&mut self.chunk, 1, capacity).map_err(|e| failed(&e))?;
         let indexing = partial.map(|n| Indexing::new().partial_len(n));
-        let (_, produced) = self
-            .fft
-            .process_into_buffer(&input, &mut output, indexing.as_ref())
-            .map_err(|e| failed(&e))?;
+        let (_, produced) = self.fft.process_into_buffer(&input, &mut output, indexing.as_ref()).map_err(|e| failed(&e))?;
         let produced = &self.chunk[..produced.min(capacity)];
         let trim = self.to_trim.min(produced.len());
         self.to_trim -= trim;
@@ -227,8 +182,7 @@ impl StreamResampler {
     /// Flushes the tail so the output has round(frames_in * 16000 / rate_in)
     /// frames, lined up with the input.
     pub(super) fn finish(mut self, out: &mut Vec<f32>) -> Result<(), AudioError> {
-        let expected = (self.frames_in as f64 * f64::from(SAMPLE_RATE) / f64::from(self.rate_in))
-            .round() as u64;
+        let expected = (self.frames_in as f64 * f64::from(SAMPLE_RATE) / f64::from(self.rate_in)).round() as u64;
         let rest = self.pending.len();
         if rest > 0 {
             self.process(0, rest, Some(rest), out)?;
@@ -253,5 +207,3 @@ pub(super) fn gcd(mut a: usize, mut b: usize) -> usize {
     }
     a
 }
-
-

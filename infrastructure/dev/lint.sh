@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The lint habits CI keeps (.ci/run runs this before the tests):
+#   ShellCheck over every shell script, `cargo fmt --check` (rustfmt.toml),
+#   `cargo clippy --all-targets -- -D warnings` ([workspace.lints] in Cargo.toml).
+# Fix what it reports with `cargo fmt --all` and clippy's suggestions.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+source infrastructure/dev/services.sh
+# build-tools: clippy compiles the crates that build whisper.cpp and link libopus.
+ensure_packages shellcheck build-tools
+
+echo "==> shellcheck"
+git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> lint clean"
