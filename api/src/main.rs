@@ -75,10 +75,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::load()?;
-    metrics::init_job_series();
+    let job_types = peyk_jobs::registry::production().names();
+    metrics::init_job_series(&job_types);
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
-    let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default());
+    let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default(), &job_types);
     let state = AppState {
         pool: pool.clone(),
         pusher: peyk_jobs::submit::start_pusher(queue.clone()),

@@ -75,7 +75,9 @@ pub struct JobView {
 impl From<JobRow> for JobView {
     fn from(row: JobRow) -> Self {
         let mut payload = row.payload;
-        peyk_jobs::registry::redact(&row.job_type, &mut payload);
+        if let Some(kind) = peyk_jobs::registry::production().get(&row.job_type) {
+            kind.redact(&mut payload);
+        }
         let error = match (row.error_code, row.error_message) {
             (Some(code), message) => Some(JobErrorView { code, message: message.unwrap_or_default() }),
             _ => None,

@@ -16,7 +16,7 @@ use crate::sms::SmsClient;
 use crate::storage::FileStore;
 use crate::submit::{Inserter, Pusher};
 use crate::transcription::engine::SpeechModels;
-use crate::webhook::client::WebhookClient;
+use crate::webhook::client::{AddressPolicy, WebhookClient};
 
 /// Built once at worker start-up; cheap to clone into every job.
 #[derive(Clone)]
@@ -43,6 +43,33 @@ pub struct SharedClients {
     pub payments: PaymentsClient,
     /// Loaded only by workers that serve the `transcription` queue.
     pub speech: Option<Arc<SpeechModels>>,
+}
+
+impl SharedClients {
+    /// The clients as the environment configures them (each provider's
+    /// `PEYK_*` settings), over the given database and queues.
+    pub fn from_env(
+        pool: DbPool,
+        queue: Queue,
+        redis_prefix: &str,
+        webhook_policy: AddressPolicy,
+        speech: Option<Arc<SpeechModels>>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            inserter: crate::submit::start_inserter(pool.clone()),
+            pusher: crate::submit::start_pusher(queue.clone()),
+            dispatcher: crate::events::start_dispatcher(pool.clone(), queue.clone()),
+            webhook: WebhookClient::new(webhook_policy)?,
+            files: FileStore::from_env()?,
+            sms: SmsClient::from_env(redis_prefix)?,
+            email: EmailClient::from_env()?,
+            llm: LlmClient::from_env()?,
+            payments: PaymentsClient::from_env()?,
+            speech,
+            pool,
+            queue,
+        })
+    }
 }
 
 pub struct JobContext {
@@ -73,12 +100,12 @@ impl JobContext {
     /// push to Redis fail, the sweeper queues the stored row.
     pub async fn enqueue_follow_up(
         &self,
-        job_type: &str,
+        kind: &crate::registry::JobKind,
         payload: serde_json::Value,
         run_at: DateTime<Utc>,
     ) -> Result<Uuid, crate::JobError> {
         let retry = |e: &dyn std::fmt::Display| crate::JobError::retry("follow_up_failed", format!("could not store a follow-up job: {e}"));
-        let job = crate::submit::system_job(self.tenant_id, job_type, payload, run_at);
+        let job = crate::submit::system_job(self.tenant_id, kind, payload, run_at);
         let row = self.clients.inserter.call(job).await.map_err(|e| retry(&e))?.ok_or_else(|| retry(&"no row inserted"))?;
         if let Some(entry) = Enqueue::for_row(&row) {
             if let Err(e) = self.clients.pusher.call(entry).await {

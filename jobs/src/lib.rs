@@ -32,4 +32,5 @@ pub mod webhook;
 pub use context::JobContext;
 pub use error::{JobError, RetryHint};
 pub use job::Job;
+pub use registry::{JobKind, Registry};
 pub use validation::{FieldError, ValidationErrors};

@@ -10,7 +10,6 @@ use prometheus::{
 };
 
 use crate::queue::Queue;
-use crate::registry::JOB_TYPES;
 
 /// The process's registry, with the standard `process_*` metrics (CPU,
 /// resident memory, open file descriptors) of this process included.
@@ -228,8 +227,8 @@ pub static PAYMENT_REVERSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-pub fn init_job_series() {
-    for job_type in JOB_TYPES {
+pub fn init_job_series(job_types: &[&str]) {
+    for job_type in job_types {
         JOBS_ENQUEUED.with_label_values(&[job_type]);
         for status in ["succeeded", "failed", "dead", "discarded"] {
             JOBS_FINISHED.with_label_values(&[job_type, status]);
@@ -259,13 +258,13 @@ pub fn init_job_series() {
 pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
     let dead: std::collections::HashMap<String, i64> =
         peyk_schema::queries::jobs::dead_counts(pool).await.unwrap_or_default().into_iter().collect();
-    for job_type in JOB_TYPES {
+    for job_type in queue.names() {
         if let Ok(depth) = queue.depth(job_type).await {
             for (state, value) in [
                 ("waiting", depth.waiting as i64),
                 ("scheduled", depth.scheduled as i64),
                 ("in_flight", depth.in_flight as i64),
-                ("dead", dead.get(*job_type).copied().unwrap_or(0)),
+                ("dead", dead.get(job_type).copied().unwrap_or(0)),
             ] {
                 QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value);
             }

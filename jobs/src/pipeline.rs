@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::queue::{Enqueue, Queue};
-use crate::registry::{self, PayloadError};
+use crate::registry;
 use crate::ValidationErrors;
 
 pub const MAX_STEPS: usize = 10;
@@ -111,16 +111,17 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
     if steps.is_empty() || steps.len() > MAX_STEPS {
         errors.add("steps", format!("must list 1 to {MAX_STEPS} steps"));
     }
+    let registry = registry::production();
     for (i, step) in steps.iter().enumerate() {
         let field = format!("steps[{i}]");
-        if !registry::is_known(&step.job_type) {
+        let Some(kind) = registry.get(&step.job_type) else {
             errors.add(
                 format!("{field}.type"),
-                format!("unknown job type `{}`; valid types: {}", step.job_type, registry::submittable_types().join(", ")),
+                format!("unknown job type `{}`; valid types: {}", step.job_type, registry.submittable_names().join(", ")),
             );
             continue;
-        }
-        if registry::is_internal(&step.job_type) {
+        };
+        if kind.internal {
             errors.add(format!("{field}.type"), "is queued by Peyk itself");
             continue;
         }
@@ -132,7 +133,7 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
         let mut found = Vec::new();
         references(&step.payload, &format!("{field}.payload"), &mut found);
         if found.is_empty() {
-            if let Err(PayloadError::Invalid(invalid)) = registry::validate(&step.job_type, step.payload.clone()) {
+            if let Err(invalid) = kind.validate(step.payload.clone()) {
                 errors.0.extend(invalid.nested(&format!("{field}.payload")).0);
             }
         }
@@ -144,7 +145,7 @@ pub fn validate_steps(steps: &[StepSpec]) -> Result<(), ValidationErrors> {
                 }
                 Ok(Reference { step: source, target: Target::Result(path) }) => {
                     let source_type = &steps[source].job_type;
-                    let fields = registry::result_fields(source_type);
+                    let fields = registry.get(source_type).map_or(&[][..], |kind| kind.result_fields);
                     if let Some(first) = path.first() {
                         if !fields.is_empty() && !fields.contains(&first.as_str()) {
                             errors.add(at, format!("`{source_type}` results have no field `{first}` (they have: {})", fields.join(", ")));
@@ -194,16 +195,14 @@ pub fn step_job(pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Result
         serde_json::from_value(pipeline.steps.clone()).map_err(|e| ("invalid_pipeline".to_string(), e.to_string()))?;
     let spec = steps.get(index).ok_or_else(|| ("invalid_pipeline".to_string(), format!("no step {index}")))?;
     let payload = resolve(&spec.payload, jobs).map_err(|e| ("missing_reference".to_string(), format!("step {index}: {e}")))?;
-    let validated = match registry::validate(&spec.job_type, payload) {
-        Ok(validated) => validated,
-        Err(PayloadError::Invalid(errors)) => {
-            return Err(("invalid_step_payload".into(), format!("step {index} ({}): {errors}", spec.job_type)))
-        }
-        Err(PayloadError::UnknownType) => {
-            return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type)))
-        }
+    let registry = registry::production();
+    let Some(kind) = registry.get(&spec.job_type) else {
+        return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type)));
     };
-    let job = crate::submit::system_job(pipeline.tenant_id, &spec.job_type, validated.payload, Utc::now());
+    let validated = kind
+        .validate(payload)
+        .map_err(|errors| ("invalid_step_payload".to_string(), format!("step {index} ({}): {errors}", spec.job_type)))?;
+    let job = crate::submit::system_job(pipeline.tenant_id, kind, validated.payload, Utc::now());
     Ok(NewJob {
         max_attempts: spec.max_attempts.unwrap_or(job.max_attempts),
         pipeline_id: Some(pipeline.id),

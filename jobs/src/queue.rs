@@ -31,8 +31,6 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::registry::JOB_TYPES;
-
 /// A task ready to push: its id and its encoded bytes.
 type EncodedTask<'a> = (&'a str, Vec<u8>);
 
@@ -182,11 +180,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(conn: ConnectionManager, prefix: &str, timings: &QueueTimings) -> Self {
-        let storages = JOB_TYPES
-            .iter()
-            .map(|job_type| (*job_type, JobStorage::new_with_config(conn.clone(), apalis_config(prefix, job_type, timings))))
-            .collect();
+    /// One queue per name (a registry's type names).
+    pub fn new(conn: ConnectionManager, prefix: &str, timings: &QueueTimings, names: &[&'static str]) -> Self {
+        let storages =
+            names.iter().map(|name| (*name, JobStorage::new_with_config(conn.clone(), apalis_config(prefix, name, timings)))).collect();
         Self {
             conn,
             prefix: prefix.to_string(),
@@ -205,6 +202,11 @@ impl Queue {
     /// for job types that keep small shared state there (rate limits).
     pub fn redis(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// The names of the queues.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.storages.keys().copied().collect()
     }
 
     fn storage(&self, job_type: &str) -> Result<JobStorage, QueueError> {

@@ -1,16 +1,18 @@
-//! The list of job types. Adding a type is one line in `job_types!` below;
-//! the API, the worker and the OpenAPI document all read this list.
+//! Which job types a process knows, as a value (after crates.io's
+//! `Runner::register_job_type::<J>()`). Each type is registered once from its
+//! [`Job`] impl; the API and the worker look a type up once per job and then
+//! call through its [`JobKind`]. [`production`] lists Peyk's types; tests
+//! build registries of their own with toy types.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use crate::{Job, JobContext, JobError, ValidationErrors};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 
-/// Why a submitted payload was refused.
-#[derive(Debug, Clone)]
-pub enum PayloadError {
-    UnknownType,
-    Invalid(ValidationErrors),
-}
+use crate::{Job, JobContext, JobError, ValidationErrors};
 
 /// A payload that passed validation.
 #[derive(Debug, Clone)]
@@ -21,16 +23,84 @@ pub struct Validated {
     pub files: Vec<(&'static str, uuid::Uuid)>,
 }
 
-fn validate_as<J: Job>(payload: serde_json::Value) -> Result<Validated, PayloadError> {
+/// A named OpenAPI schema.
+pub type NamedSchema = (String, RefOr<Schema>);
+
+type RunFn = for<'a> fn(serde_json::Value, &'a JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobError>>;
+
+/// One job type: its settings and its functions, taken from its [`Job`]
+/// impl, so that code that handles every type needs no type parameter.
+pub struct JobKind {
+    pub name: &'static str,
+    pub default_max_attempts: i32,
+    pub attempt_timeout: Duration,
+    pub result_fields: &'static [&'static str],
+    pub internal: bool,
+    validate: fn(serde_json::Value) -> Result<Validated, ValidationErrors>,
+    run: RunFn,
+    redact: fn(&mut serde_json::Value),
+    retry_delay: fn(u32, Option<Duration>) -> Option<Duration>,
+    payload_schema: fn() -> NamedSchema,
+    nested_schemas: fn(&mut Vec<NamedSchema>),
+    result_schemas: fn() -> Vec<(String, serde_json::Value)>,
+}
+
+impl JobKind {
+    pub fn of<J: Job>() -> Self {
+        Self {
+            name: J::TYPE,
+            default_max_attempts: J::DEFAULT_MAX_ATTEMPTS,
+            attempt_timeout: J::ATTEMPT_TIMEOUT,
+            result_fields: J::RESULT_FIELDS,
+            internal: J::INTERNAL,
+            validate: validate_as::<J>,
+            run: |payload, ctx| run_as::<J>(payload, ctx).boxed(),
+            redact: J::redact,
+            retry_delay: J::retry_delay,
+            payload_schema: || (<J as utoipa::ToSchema>::name().into_owned(), <J as utoipa::PartialSchema>::schema()),
+            nested_schemas: <J as utoipa::ToSchema>::schemas,
+            result_schemas: J::result_schemas,
+        }
+    }
+
+    /// Parses and validates a submitted payload; returns it normalized.
+    /// Field paths are relative to the payload.
+    pub fn validate(&self, payload: serde_json::Value) -> Result<Validated, ValidationErrors> {
+        (self.validate)(payload)
+    }
+
+    /// Runs a stored payload.
+    pub fn run<'a>(&self, payload: serde_json::Value, ctx: &'a JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobError>> {
+        (self.run)(payload, ctx)
+    }
+
+    /// Hides secrets of a stored payload before it is shown.
+    pub fn redact(&self, payload: &mut serde_json::Value) {
+        (self.redact)(payload);
+    }
+
+    /// The type's own delay before the attempt after `attempt`; `None`: the
+    /// runner's backoff applies.
+    pub fn retry_delay(&self, attempt: u32, asked: Option<Duration>) -> Option<Duration> {
+        (self.retry_delay)(attempt, asked)
+    }
+
+    /// The payload's schema name and schema, for the OpenAPI document.
+    pub fn payload_schema(&self) -> NamedSchema {
+        (self.payload_schema)()
+    }
+}
+
+fn validate_as<J: Job>(payload: serde_json::Value) -> Result<Validated, ValidationErrors> {
     let mut job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };
-        PayloadError::Invalid(ValidationErrors::single(field, e.into_inner().to_string()))
+        ValidationErrors::single(field, e.into_inner().to_string())
     })?;
-    job.validate().map_err(PayloadError::Invalid)?;
+    job.validate()?;
     job.normalize();
     let files = job.file_ids();
-    let payload = serde_json::to_value(&job).map_err(|e| PayloadError::Invalid(ValidationErrors::single("", e.to_string())))?;
+    let payload = serde_json::to_value(&job).map_err(|e| ValidationErrors::single("", e.to_string()))?;
     Ok(Validated { payload, files })
 }
 
@@ -42,102 +112,86 @@ async fn run_as<J: Job>(payload: serde_json::Value, ctx: &JobContext) -> Result<
     job.run(ctx).await
 }
 
-macro_rules! job_types {
-    ($($job:ty),+ $(,)?) => {
-        /// Every job type name, which is also its queue name.
-        pub const JOB_TYPES: &[&str] = &[$(<$job as Job>::TYPE),+];
-
-        /// Parses and validates a payload for `job_type`; returns it normalized.
-        pub fn validate(job_type: &str, payload: serde_json::Value) -> Result<Validated, PayloadError> {
-            $(if job_type == <$job as Job>::TYPE { return validate_as::<$job>(payload); })+
-            Err(PayloadError::UnknownType)
-        }
-
-        pub async fn run(job_type: &str, payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
-            $(if job_type == <$job as Job>::TYPE { return run_as::<$job>(payload, ctx).await; })+
-            Err(JobError::permanent("unknown_type", format!("no job type `{job_type}` in this worker")))
-        }
-
-        /// Hides secrets of a stored payload before it is shown.
-        pub fn redact(job_type: &str, payload: &mut serde_json::Value) {
-            $(if job_type == <$job as Job>::TYPE { <$job as Job>::redact(payload); })+
-        }
-
-        pub fn default_max_attempts(job_type: &str) -> i32 {
-            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::DEFAULT_MAX_ATTEMPTS; })+
-            5
-        }
-
-        /// The top-level fields of a type's result (empty when unknown).
-        pub fn result_fields(job_type: &str) -> &'static [&'static str] {
-            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::RESULT_FIELDS; })+
-            &[]
-        }
-
-        /// True for a type only Peyk queues itself (clients may not submit it).
-        pub fn is_internal(job_type: &str) -> bool {
-            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::INTERNAL; })+
-            false
-        }
-
-        /// The type's own delay before the attempt after `attempt`; `None`:
-        /// the runner's backoff applies.
-        pub fn retry_delay(job_type: &str, attempt: u32, asked: Option<Duration>) -> Option<Duration> {
-            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::retry_delay(attempt, asked); })+
-            None
-        }
-
-        pub fn attempt_timeout(job_type: &str) -> Duration {
-            $(if job_type == <$job as Job>::TYPE { return <$job as Job>::ATTEMPT_TIMEOUT; })+
-            Duration::from_secs(120)
-        }
-
-        /// `(type, payload schema name, schema)` for the OpenAPI document.
-        pub fn payload_schemas() -> Vec<(&'static str, String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
-            vec![$((<$job as Job>::TYPE, <$job as utoipa::ToSchema>::name().into_owned(), <$job as utoipa::PartialSchema>::schema())),+]
-        }
-
-        /// Result schemas the job types publish (hand-written JSON Schema),
-        /// by component name.
-        pub fn result_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
-            let mut schemas = Vec::new();
-            $(for (name, schema) in <$job as Job>::result_schemas() {
-                match serde_json::from_value(schema) {
-                    Ok(schema) => schemas.push((name, schema)),
-                    Err(e) => tracing::error!(%name, error = %e, "a result schema is not valid OpenAPI"),
-                }
-            })+
-            schemas
-        }
-
-        /// The schemas the payloads refer to (nested structs), by name.
-        pub fn nested_payload_schemas() -> Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
-            let mut schemas = Vec::new();
-            $(<$job as utoipa::ToSchema>::schemas(&mut schemas);)+
-            schemas
-        }
-    };
+/// The job types a process knows, in the order they were registered (the
+/// order the OpenAPI document and error messages list them in).
+#[derive(Default)]
+pub struct Registry {
+    kinds: Vec<JobKind>,
 }
 
-job_types!(
-    crate::webhook::WebhookJob,
-    crate::transcription::TranscriptionJob,
-    crate::sms::SmsJob,
-    crate::sms::status::SmsStatusJob,
-    crate::email::EmailJob,
-    crate::medical::MedicalAnalysisJob,
-    crate::payments::PaymentVerificationJob,
-    crate::payments::reconcile::PaymentReconcileJob,
-    crate::events::delivery::WebhookDeliveryJob,
-);
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-pub fn is_known(job_type: &str) -> bool {
-    JOB_TYPES.contains(&job_type)
+    /// Adds `J`. Panics when its name is taken: two types on one queue would
+    /// run each other's payloads.
+    #[must_use]
+    pub fn register<J: Job>(mut self) -> Self {
+        assert!(self.get(J::TYPE).is_none(), "job type `{}` registered twice", J::TYPE);
+        self.kinds.push(JobKind::of::<J>());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&JobKind> {
+        self.kinds.iter().find(|kind| kind.name == name)
+    }
+
+    pub fn kinds(&self) -> &[JobKind] {
+        &self.kinds
+    }
+
+    /// Every type's name, which is also its queue's name.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|kind| kind.name).collect()
+    }
+
+    /// The types clients may submit (every type but the internal ones).
+    pub fn submittable_names(&self) -> Vec<&'static str> {
+        self.kinds.iter().filter(|kind| !kind.internal).map(|kind| kind.name).collect()
+    }
+
+    /// The schemas the payloads refer to (nested structs), by name.
+    pub fn nested_payload_schemas(&self) -> Vec<NamedSchema> {
+        let mut schemas = Vec::new();
+        for kind in &self.kinds {
+            (kind.nested_schemas)(&mut schemas);
+        }
+        schemas
+    }
+
+    /// Result schemas the types publish (hand-written JSON Schema), by
+    /// component name.
+    pub fn result_schemas(&self) -> Vec<NamedSchema> {
+        let mut schemas = Vec::new();
+        for (name, schema) in self.kinds.iter().flat_map(|kind| (kind.result_schemas)()) {
+            match serde_json::from_value(schema) {
+                Ok(schema) => schemas.push((name, schema)),
+                Err(e) => tracing::error!(%name, error = %e, "a result schema is not valid OpenAPI"),
+            }
+        }
+        schemas
+    }
 }
 
-/// The types clients may submit (every type but the internal ones).
-pub fn submittable_types() -> Vec<&'static str> {
-    JOB_TYPES.iter().copied().filter(|t| !is_internal(t)).collect()
+/// Peyk's job types. Adding a type is one line here; the API, the worker
+/// and the OpenAPI document all read this registry.
+pub fn production() -> Arc<Registry> {
+    static PRODUCTION: LazyLock<Arc<Registry>> = LazyLock::new(|| {
+        Arc::new(
+            Registry::new()
+                .register::<crate::webhook::WebhookJob>()
+                .register::<crate::transcription::TranscriptionJob>()
+                .register::<crate::sms::SmsJob>()
+                .register::<crate::sms::status::SmsStatusJob>()
+                .register::<crate::email::EmailJob>()
+                .register::<crate::medical::MedicalAnalysisJob>()
+                .register::<crate::payments::PaymentVerificationJob>()
+                .register::<crate::payments::reconcile::PaymentReconcileJob>()
+                .register::<crate::events::delivery::WebhookDeliveryJob>(),
+        )
+    });
+    PRODUCTION.clone()
 }
 
 #[cfg(test)]
@@ -146,9 +200,17 @@ mod tests {
 
     #[test]
     fn deliveries_are_internal_with_their_own_schedule() {
-        assert!(is_internal("webhook_delivery") && !is_internal("webhook") && !is_internal("nope"));
-        assert!(!submittable_types().contains(&"webhook_delivery") && submittable_types().contains(&"webhook"));
-        assert!(retry_delay("webhook_delivery", 1, None).is_some());
-        assert_eq!(retry_delay("webhook", 1, None), None, "other types keep the runner's backoff");
+        let registry = production();
+        let delivery = registry.get("webhook_delivery").unwrap();
+        assert!(delivery.internal && !registry.get("webhook").unwrap().internal);
+        assert!(!registry.submittable_names().contains(&"webhook_delivery") && registry.submittable_names().contains(&"webhook"));
+        assert!(delivery.retry_delay(1, None).is_some());
+        assert_eq!(registry.get("webhook").unwrap().retry_delay(1, None), None, "other types keep the runner's backoff");
+    }
+
+    #[test]
+    #[should_panic(expected = "registered twice")]
+    fn a_name_is_registered_once() {
+        let _ = Registry::new().register::<crate::webhook::WebhookJob>().register::<crate::webhook::WebhookJob>();
     }
 }

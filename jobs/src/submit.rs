@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use crate::queue::{Enqueue, Queue, QueueError};
+use crate::registry::JobKind;
 use peyk_schema::queries::jobs::insert_batch;
 use peyk_schema::{Batcher, DbPool, JobRow, NewJob};
 use uuid::Uuid;
@@ -17,14 +18,14 @@ use uuid::Uuid;
 /// A job Peyk queues itself (a follow-up, a pipeline step): no idempotency
 /// key, default priority, the type's default attempts; `scheduled` when
 /// `run_at` is ahead, else `queued`.
-pub fn system_job(tenant: Uuid, job_type: &str, payload: serde_json::Value, run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
+pub fn system_job(tenant: Uuid, kind: &JobKind, payload: serde_json::Value, run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
     NewJob {
         id: Uuid::now_v7(),
         tenant_id: tenant,
-        job_type: job_type.to_string(),
+        job_type: kind.name.to_string(),
         status: if run_at > chrono::Utc::now() { "scheduled" } else { "queued" }.to_string(),
         payload,
-        max_attempts: crate::registry::default_max_attempts(job_type),
+        max_attempts: kind.default_max_attempts,
         priority: 0,
         idempotency_key: None,
         request_hash: None,

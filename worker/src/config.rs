@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 use peyk_jobs::env::{env_days, env_or, env_parse, env_seconds};
-use peyk_jobs::registry::JOB_TYPES;
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::transcription::engine::SpeechConfig;
 use peyk_jobs::transcription::TranscriptionJob;
@@ -52,7 +51,8 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn load(args: Args) -> anyhow::Result<Self> {
+    /// `job_types`: the queues this worker may serve (its registry's names).
+    pub fn load(args: Args, job_types: &[&str]) -> anyhow::Result<Self> {
         let database_url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
         let speech = SpeechConfig::from_env()?;
         peyk_jobs::events::settings::check().map_err(anyhow::Error::msg)?;
@@ -63,13 +63,13 @@ impl Config {
             if speech.models.is_empty() {
                 tracing::warn!("no Whisper model configured (PEYK_MODELS_DIR / PEYK_WHISPER_MODELS): not serving the transcription queue");
             }
-            JOB_TYPES.iter().filter(runnable).map(|t| t.to_string()).collect()
+            job_types.iter().filter(runnable).map(|t| t.to_string()).collect()
         } else {
             args.queues.iter().map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect()
         };
         for queue in selected {
-            if !JOB_TYPES.contains(&queue.as_str()) {
-                bail!("unknown queue `{queue}`; known queues: {}", JOB_TYPES.join(", "));
+            if !job_types.contains(&queue.as_str()) {
+                bail!("unknown queue `{queue}`; known queues: {}", job_types.join(", "));
             }
             // A transcription already uses PEYK_WHISPER_THREADS cores:
             // by default run as many at once as there are cores for.

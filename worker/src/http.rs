@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use crate::runner::Runner;
+use peyk_worker::runner::Runner;
 
 async fn metrics(runner: Arc<Runner>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let redis_up = matches!(tokio::time::timeout(Duration::from_secs(1), runner.queue.ping()).await, Ok(Ok(())));

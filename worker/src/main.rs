@@ -3,34 +3,28 @@
 //! one job and `maintenance` for the background duties.
 
 mod config;
-mod consumers;
 mod gpu;
 mod http;
 mod maintenance;
 mod openmp;
-mod runner;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
-use peyk_jobs::email::transport::EmailClient;
-use peyk_jobs::medical::llm::LlmClient;
-use peyk_jobs::payments::PaymentsClient;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
-use peyk_jobs::sms::SmsClient;
-use peyk_jobs::storage::FileStore;
 use peyk_jobs::transcription::engine::SpeechModels;
 use peyk_jobs::transcription::TranscriptionJob;
-use peyk_jobs::webhook::client::WebhookClient;
 use peyk_jobs::Job;
 use peyk_jobs::{metrics, telemetry};
 use peyk_schema::queries::worker as q;
 use tokio_util::sync::CancellationToken;
 
+use peyk_worker::consumers;
+use peyk_worker::runner::Runner;
+
 use crate::config::{Args, Config};
-use crate::runner::Runner;
 
 /// Unique per process (host, pid and a random suffix), so that two replicas
 /// never keep each other's abandoned jobs "alive".
@@ -71,42 +65,17 @@ fn main() -> anyhow::Result<()> {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init_tracing();
-    let config = Config::load(args)?;
-    metrics::init_job_series();
+    let registry = peyk_jobs::registry::production();
+    let config = Config::load(args, &registry.names())?;
+    metrics::init_job_series(&registry.names());
 
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
-    let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default());
-    let clients = Arc::new(SharedClients {
-        pool: pool.clone(),
-        queue: queue.clone(),
-        inserter: peyk_jobs::submit::start_inserter(pool.clone()),
-        pusher: peyk_jobs::submit::start_pusher(queue.clone()),
-        dispatcher: peyk_jobs::events::start_dispatcher(pool.clone(), queue.clone()),
-        webhook: WebhookClient::new(config.webhook_policy.clone())?,
-        files: FileStore::from_env()?,
-        sms: SmsClient::from_env(&config.redis_prefix)?,
-        email: EmailClient::from_env()?,
-        llm: LlmClient::from_env()?,
-        payments: PaymentsClient::from_env()?,
-        speech: load_speech_models(&config).await?,
-    });
-    let worker_id = worker_identity();
-    let (claims, finishes) = runner::start_batchers(&pool, &worker_id, config.lease);
-    let runner = Arc::new(Runner {
-        pool: pool.clone(),
-        claims,
-        finishes,
-        acks: runner::start_acks(&queue),
-        queue: queue.clone(),
-        clients: clients.clone(),
-        worker_id,
-        lease: config.lease,
-        backoff: config.backoff,
-        events: peyk_jobs::events::finished::FinishedJobEvents::new(clients.clone()),
-        in_flight: Default::default(),
-        shutting_down: Default::default(),
-    });
+    let queue = Queue::new(conn.clone(), &config.redis_prefix, &QueueTimings::default(), &registry.names());
+    let speech = load_speech_models(&config).await?;
+    let clients =
+        Arc::new(SharedClients::from_env(pool.clone(), queue.clone(), &config.redis_prefix, config.webhook_policy.clone(), speech)?);
+    let runner = Runner::start(clients, registry, worker_identity(), config.lease, config.backoff);
 
     let stop = CancellationToken::new();
     let background = maintenance::spawn_all(runner.clone(), &config, stop.clone());

@@ -12,15 +12,14 @@ use std::time::Duration;
 
 use peyk_jobs::payments::reconcile::PaymentReconcileJob;
 use peyk_jobs::queue::{Enqueue, Queue};
-use peyk_jobs::registry::JOB_TYPES;
-use peyk_jobs::Job;
+use peyk_jobs::JobKind;
 use peyk_schema::queries::worker::{self as q, WaitingJob};
 use peyk_schema::DbPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::runner::Runner;
+use peyk_worker::runner::Runner;
 
 pub fn spawn_all(runner: Arc<Runner>, config: &Config, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let queues: Vec<String> = config.queues.keys().cloned().collect();
@@ -60,22 +59,8 @@ async fn keep_leases(runner: Arc<Runner>, stop: CancellationToken) {
 async fn stop_cancelled(runner: Arc<Runner>, stop: CancellationToken) {
     const LONG_RUNNING: Duration = Duration::from_millis(500);
     while every(Duration::from_millis(200), &stop).await {
-        let ids: Vec<Uuid> =
-            runner.in_flight.lock().unwrap().iter().filter(|(_, job)| job.started.elapsed() > LONG_RUNNING).map(|(id, _)| *id).collect();
-        if ids.is_empty() {
-            continue;
-        }
-        match q::not_held_by(&runner.pool, &runner.worker_id, &ids).await {
-            Ok(gone) => {
-                let in_flight = runner.in_flight.lock().unwrap();
-                for id in gone {
-                    if let Some(job) = in_flight.get(&id) {
-                        tracing::info!(job_id = %id, "job cancelled or taken over while running; stopping it");
-                        job.stop.cancel();
-                    }
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "could not check running jobs for cancellation"),
+        if let Err(e) = runner.stop_lost_jobs(LONG_RUNNING).await {
+            tracing::debug!(error = %e, "could not check running jobs for cancellation");
         }
     }
 }
@@ -163,7 +148,7 @@ async fn queue_reconciles(runner: &Runner) -> anyhow::Result<()> {
     let waited = chrono::Duration::from_std(runner.clients.payments.reconcile_after)?;
     for (tenant, gateway) in peyk_schema::queries::payments::accounts_with_pending(&runner.pool, chrono::Utc::now() - waited).await? {
         let payload = serde_json::json!({ "gateway": gateway });
-        let job = peyk_jobs::submit::system_job(tenant, PaymentReconcileJob::TYPE, payload, chrono::Utc::now());
+        let job = peyk_jobs::submit::system_job(tenant, &JobKind::of::<PaymentReconcileJob>(), payload, chrono::Utc::now());
         let Some(row) = runner.clients.inserter.call(job).await? else { continue };
         if let Some(entry) = Enqueue::for_row(&row) {
             if let Err(e) = runner.clients.pusher.call(entry).await {
@@ -200,8 +185,8 @@ async fn sweep_once(pool: &DbPool, queue: &Queue, cursor: &mut Option<Uuid>, min
     const PAGE: i64 = 2000;
     let page = q::waiting_page(pool, *cursor, min_age.as_secs_f64(), PAGE).await?;
     *cursor = if (page.len() as i64) < PAGE { None } else { page.last().map(|job| job.id) };
-    for job_type in JOB_TYPES {
-        let of_type: Vec<WaitingJob> = page.iter().filter(|job| job.job_type == *job_type).cloned().collect();
+    for job_type in queue.names() {
+        let of_type: Vec<WaitingJob> = page.iter().filter(|job| job.job_type == job_type).cloned().collect();
         let task_ids: Vec<String> = of_type.iter().map(|job| job.queue_task_id.clone()).collect();
         let present = queue.contains(job_type, &task_ids).await?;
         let missing: Vec<WaitingJob> = of_type.into_iter().zip(present).filter(|(_, present)| !present).map(|(job, _)| job).collect();

@@ -14,7 +14,7 @@ use peyk_jobs::context::SharedClients;
 use peyk_jobs::events::finished::{FinishedJob, FinishedJobEvents};
 use peyk_jobs::queue::{Enqueue, Queue, QueueError, QueuedJob};
 use peyk_jobs::retry::Backoff;
-use peyk_jobs::{metrics, registry, JobContext, JobError, RetryHint};
+use peyk_jobs::{metrics, JobContext, JobError, JobKind, Registry, RetryHint};
 use peyk_schema::queries::worker::{self as q, Finish, Outcome};
 use peyk_schema::{Batcher, ClaimedJob, DbPool, JobStatus};
 use tokio::sync::watch;
@@ -29,7 +29,7 @@ pub type Finishes = Batcher<Finish, bool>;
 /// `(queue, consumer, task id)` of tasks done with.
 pub type Acks = Batcher<(String, String, String), (), QueueError>;
 
-pub fn start_acks(queue: &Queue) -> Acks {
+fn start_acks(queue: &Queue) -> Acks {
     let queue = queue.clone();
     Batcher::start(256, 2, move |done: Vec<(String, String, String)>| {
         let queue = queue.clone();
@@ -47,7 +47,7 @@ pub fn start_acks(queue: &Queue) -> Acks {
     })
 }
 
-pub fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
+fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
     const MAX_BATCH: usize = 128;
     const PARALLEL: usize = 4;
     let claims = {
@@ -82,6 +82,9 @@ pub struct Runner {
     pub acks: Acks,
     pub queue: Queue,
     pub clients: Arc<SharedClients>,
+    /// The job types this runner can run (each entry's type is looked up
+    /// once, when it is claimed).
+    pub registry: Arc<Registry>,
     /// This process's identity, unique per process.
     pub worker_id: String,
     pub lease: Duration,
@@ -98,6 +101,48 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A runner with its batchers started.
+    pub fn start(clients: Arc<SharedClients>, registry: Arc<Registry>, worker_id: String, lease: Duration, backoff: Backoff) -> Arc<Self> {
+        let (claims, finishes) = start_batchers(&clients.pool, &worker_id, lease);
+        Arc::new(Self {
+            pool: clients.pool.clone(),
+            claims,
+            finishes,
+            acks: start_acks(&clients.queue),
+            queue: clients.queue.clone(),
+            events: FinishedJobEvents::new(clients.clone()),
+            clients,
+            registry,
+            worker_id,
+            lease,
+            backoff,
+            in_flight: Default::default(),
+            shutting_down: Default::default(),
+        })
+    }
+
+    /// Stops the handlers of jobs running longer than `older_than` that are
+    /// no longer this worker's: cancelled through the API, or taken over
+    /// after their claim lapsed. Returns how many it stopped.
+    pub async fn stop_lost_jobs(&self, older_than: Duration) -> Result<usize, peyk_schema::DbError> {
+        let ids: Vec<Uuid> =
+            self.in_flight.lock().unwrap().iter().filter(|(_, job)| job.started.elapsed() > older_than).map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let gone = q::not_held_by(&self.pool, &self.worker_id, &ids).await?;
+        let in_flight = self.in_flight.lock().unwrap();
+        let mut stopped = 0;
+        for id in gone {
+            if let Some(job) = in_flight.get(&id) {
+                tracing::info!(job_id = %id, "job cancelled or taken over while running; stopping it");
+                job.stop.cancel();
+                stopped += 1;
+            }
+        }
+        Ok(stopped)
+    }
+
     /// Runs one task of `queue` fetched by apalis consumer `consumer`, and
     /// acknowledges it once its outcome is recorded (or it needs no run).
     pub async fn handle(&self, queue: &str, consumer: &str, entry: QueuedJob, task_id: String) {
@@ -147,6 +192,7 @@ impl Runner {
     async fn run_claimed(&self, claimed: ClaimedJob) {
         let job = &claimed.job;
         let job_type = job.job_type.as_str();
+        let kind = self.registry.get(job_type);
         let stop = CancellationToken::new();
         self.in_flight.lock().unwrap().insert(job.id, InFlight { stop: stop.clone(), started: Instant::now() });
         if job.attempts == 1 {
@@ -168,7 +214,7 @@ impl Runner {
             // Dropping the handler's future when the job is cancelled stops
             // its work (a transcription's whisper.cpp aborts at its next step).
             Some(tokio::select! {
-                result = run_guarded(job_type, job.payload.clone(), &ctx) => result,
+                result = run_guarded(kind, job_type, job.payload.clone(), &ctx) => result,
                 () = stop.cancelled() => Err(JobError::permanent("stopped", "the job was cancelled or taken over while it ran")),
             })
         };
@@ -178,7 +224,7 @@ impl Runner {
         metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
 
         let outcome = match result {
-            Some(result) => self.outcome_of(&claimed, result),
+            Some(result) => self.outcome_of(kind, &claimed, result),
             None => Outcome::Failed {
                 dead: true,
                 code: "worker_lost".into(),
@@ -192,7 +238,9 @@ impl Runner {
         // Its events are stored with the outcome (the outbox), then dispatched.
         let events = match outcome.final_status() {
             Some(status) => {
-                self.events.messages_for(FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, status, outcome: &outcome }).await
+                let internal = kind.is_some_and(|kind| kind.internal);
+                let finished = FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, internal, status, outcome: &outcome };
+                self.events.messages_for(finished).await
             }
             None => Vec::new(),
         };
@@ -243,7 +291,7 @@ impl Runner {
         }
     }
 
-    fn outcome_of(&self, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {
+    fn outcome_of(&self, kind: Option<&JobKind>, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {
         let job = &claimed.job;
         match result {
             Ok(result) => Outcome::Succeeded { result },
@@ -261,7 +309,7 @@ impl Runner {
                         // A type's own schedule (webhook deliveries), else the global backoff.
                         let attempt = job.attempts as u32;
                         let delay =
-                            registry::retry_delay(&job.job_type, attempt, after).unwrap_or_else(|| self.backoff.delay(attempt, after));
+                            kind.and_then(|kind| kind.retry_delay(attempt, after)).unwrap_or_else(|| self.backoff.delay(attempt, after));
                         Outcome::Retry {
                             code: error.code,
                             message: error.message,
@@ -315,9 +363,17 @@ impl Runner {
 
 /// Runs the handler with the type's time limit; a panic becomes a
 /// retryable failure instead of taking the worker down.
-async fn run_guarded(job_type: &str, payload: serde_json::Value, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
-    let limit = registry::attempt_timeout(job_type);
-    let run = AssertUnwindSafe(registry::run(job_type, payload, ctx)).catch_unwind();
+async fn run_guarded(
+    kind: Option<&JobKind>,
+    job_type: &str,
+    payload: serde_json::Value,
+    ctx: &JobContext,
+) -> Result<serde_json::Value, JobError> {
+    let Some(kind) = kind else {
+        return Err(JobError::permanent("unknown_type", format!("no job type `{job_type}` in this worker")));
+    };
+    let limit = kind.attempt_timeout;
+    let run = AssertUnwindSafe(kind.run(payload, ctx)).catch_unwind();
     match tokio::time::timeout(limit, run).await {
         Ok(Ok(result)) => result,
         Ok(Err(panic)) => {

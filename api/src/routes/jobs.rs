@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use peyk_jobs::queue::Enqueue;
-use peyk_jobs::registry::{self, PayloadError, JOB_TYPES};
+use peyk_jobs::registry;
 use peyk_jobs::{metrics, ValidationErrors};
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobRow, JobStatus, NewJob};
@@ -31,27 +31,26 @@ type FileRefs = Vec<(&'static str, Uuid)>;
 /// Checks a submission and builds the row to insert, with the uploaded
 /// files it refers to (checked against the database by the caller).
 fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs), ApiError> {
-    if !registry::is_known(&submission.job_type) {
+    let registry = registry::production();
+    let Some(kind) = registry.get(&submission.job_type) else {
+        let valid = registry.submittable_names();
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_job_type",
-            format!("unknown job type `{}`; valid types: {}", submission.job_type, registry::submittable_types().join(", ")),
+            format!("unknown job type `{}`; valid types: {}", submission.job_type, valid.join(", ")),
         )
-        .with_details(
-            json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": registry::submittable_types() }),
-        ));
-    }
-    if registry::is_internal(&submission.job_type) {
+        .with_details(json!({ "errors": [{ "field": "type", "problem": "unknown job type" }], "valid_types": valid })));
+    };
+    if kind.internal {
         return Err(ApiError::invalid_field("type", "is queued by Peyk itself"));
     }
     let mut errors = ValidationErrors::new();
-    let validated = match registry::validate(&submission.job_type, submission.payload.clone()) {
+    let validated = match kind.validate(submission.payload.clone()) {
         Ok(validated) => Some(validated),
-        Err(PayloadError::Invalid(invalid)) => {
+        Err(invalid) => {
             errors.0.extend(invalid.nested("payload").0);
             None
         }
-        Err(PayloadError::UnknownType) => unreachable!("checked above"),
     };
     if let Some(key) = &submission.idempotency_key {
         if key.is_empty() || key.len() > 255 {
@@ -96,7 +95,7 @@ fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs
     let job = NewJob {
         id: Uuid::now_v7(),
         tenant_id: tenant.0 .0,
-        max_attempts: submission.max_attempts.unwrap_or_else(|| registry::default_max_attempts(&submission.job_type)),
+        max_attempts: submission.max_attempts.unwrap_or(kind.default_max_attempts),
         job_type: submission.job_type,
         status: status.as_str().to_string(),
         payload: validated.payload,
@@ -237,8 +236,11 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
     let mut filter = jobs::ListFilter { limit: 50, ..Default::default() };
     for (name, value) in url_pairs(query.as_deref().unwrap_or("")) {
         match name.as_str() {
-            "type" if registry::is_known(&value) => filter.job_type = Some(value),
-            "type" => return Err(ApiError::bad_parameter("type", format!("unknown job type; valid types: {}", JOB_TYPES.join(", ")))),
+            "type" if registry::production().get(&value).is_some() => filter.job_type = Some(value),
+            "type" => {
+                let valid = registry::production().names().join(", ");
+                return Err(ApiError::bad_parameter("type", format!("unknown job type; valid types: {valid}")));
+            }
             "status" => {
                 let status = value.parse::<JobStatus>().map_err(|_| {
                     let valid: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();

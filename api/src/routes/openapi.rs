@@ -35,8 +35,9 @@ struct JobPayloads;
 impl Modify for JobPayloads {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.schemas.extend(peyk_jobs::registry::nested_payload_schemas());
-        components.schemas.extend(peyk_jobs::registry::result_schemas());
+        let registry = peyk_jobs::registry::production();
+        components.schemas.extend(registry.nested_payload_schemas());
+        components.schemas.extend(registry.result_schemas());
         let Some(RefOr::T(Schema::Object(mut options))) = components.schemas.remove("SubmitJob") else {
             return;
         };
@@ -48,10 +49,8 @@ impl Modify for JobPayloads {
         let mut variants = OneOfBuilder::new().description(Some("A job to run: its `type`, the payload of that type, and the options"));
         let mut by_type = Discriminator::new("type");
         let mut submittable = Vec::new();
-        for (job_type, name, schema) in peyk_jobs::registry::payload_schemas() {
-            if peyk_jobs::registry::is_internal(job_type) {
-                continue;
-            }
+        for kind in registry.kinds().iter().filter(|kind| !kind.internal) {
+            let (job_type, (name, schema)) = (kind.name, kind.payload_schema());
             components.schemas.insert(name.clone(), schema);
             let variant = format!("Submit{name}");
             let own = ObjectBuilder::new()

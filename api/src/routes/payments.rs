@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use peyk_jobs::payments::{self, Gateway, PaymentVerificationJob};
-use peyk_jobs::{Job, ValidationErrors};
+use peyk_jobs::{Job, JobKind, ValidationErrors};
 use peyk_schema::queries::payments as q;
 use peyk_schema::{PaymentAccountRow, PaymentRow};
 use serde::{Deserialize, Serialize};
@@ -241,5 +241,5 @@ pub fn verification_job(row: &PaymentRow, trans_id: Option<&str>) -> Result<peyk
     let job =
         PaymentVerificationJob::for_payment(row, trans_id).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
     let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
-    Ok(peyk_jobs::submit::system_job(row.tenant_id, PaymentVerificationJob::TYPE, payload, Utc::now()))
+    Ok(peyk_jobs::submit::system_job(row.tenant_id, &JobKind::of::<PaymentVerificationJob>(), payload, Utc::now()))
 }

@@ -106,7 +106,8 @@ pub async fn submit(
     ValidJson(submission): ValidJson<SubmitPipeline>,
 ) -> Result<Response, ApiError> {
     pipeline::validate_steps(&submission.steps).map_err(ApiError::validation)?;
-    if let Ok(first) = registry::validate(&submission.steps[0].job_type, submission.steps[0].payload.clone()) {
+    let first_step = &submission.steps[0];
+    if let Some(Ok(first)) = registry::production().get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
         check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
     }
     if !state.redis_is_up() {

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::catalogue::{JOB_FAILED, JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED};
 use crate::context::SharedClients;
 use crate::transcription::TranscriptionJob;
-use crate::{registry, Job};
+use crate::Job;
 
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 /// Expired entries are swept once the map holds this many tenants.
@@ -49,6 +49,8 @@ pub struct FinishedJob<'a> {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub job_type: &'a str,
+    /// A type only Peyk queues: it announces nothing (which could loop).
+    pub internal: bool,
     /// `succeeded`, `failed` or `dead`.
     pub status: JobStatus,
     pub outcome: &'a Outcome,
@@ -64,7 +66,7 @@ impl FinishedJobEvents {
     /// `Finish`): none for internal types, for retries, or for tenants
     /// without endpoints.
     pub async fn messages_for(&self, job: FinishedJob<'_>) -> Vec<WebhookMessageRow> {
-        if registry::is_internal(job.job_type) || self.known_to_have_none(job.tenant_id) {
+        if job.internal || self.known_to_have_none(job.tenant_id) {
             return Vec::new();
         }
         let events = events_of(&job);
@@ -146,8 +148,14 @@ mod tests {
     #[test]
     fn transcriptions_also_complete_and_failures_carry_their_error() {
         let ok = Outcome::Succeeded { result: json!({"text": "x"}) };
-        let job =
-            |job_type, outcome| FinishedJob { id: Uuid::nil(), tenant_id: Uuid::nil(), job_type, status: JobStatus::Succeeded, outcome };
+        let job = |job_type, outcome| FinishedJob {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            job_type,
+            internal: false,
+            status: JobStatus::Succeeded,
+            outcome,
+        };
         assert_eq!(events_of(&job("transcription", &ok)), [JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED]);
         assert_eq!(events_of(&job("webhook", &ok)), [JOB_SUCCEEDED]);
         let failed = Outcome::Failed { dead: true, code: "http_500".into(), message: "m".into(), result: None };

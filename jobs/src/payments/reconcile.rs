@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{idpay_for, zarinpal_for, Gateway, PaymentVerificationJob};
-use crate::{Job, JobContext, JobError, ValidationErrors};
+use crate::{Job, JobContext, JobError, JobKind, ValidationErrors};
 
 /// Payments looked at per run; the next run takes the next ones.
 const BATCH: i64 = 100;
@@ -115,7 +115,7 @@ impl Job for PaymentReconcileJob {
         for payment in &to_verify {
             let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { continue };
             let payload = serde_json::to_value(&job).map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
-            queued.push(ctx.enqueue_follow_up(PaymentVerificationJob::TYPE, payload, Utc::now()).await?);
+            queued.push(ctx.enqueue_follow_up(&JobKind::of::<PaymentVerificationJob>(), payload, Utc::now()).await?);
         }
         // Looked at: the next run waits `reconcile_after` before asking again.
         q::touch_checked(pool, &looked_at).await.map_err(db)?;

@@ -33,7 +33,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::env::{env_or, env_seconds, EnvError};
-use crate::{Job, JobContext, JobError, ValidationErrors};
+use crate::{Job, JobContext, JobError, JobKind, ValidationErrors};
 use kavenegar::{Entry, Handling, KavenegarClient, KavenegarError};
 use phone::{masked, Mobile};
 use rate_limit::RateLimiter;
@@ -259,7 +259,7 @@ impl Job for SmsJob {
         // fail (and so repeat) a job whose messages went out.
         let check = ctx
             .enqueue_follow_up(
-                status::SmsStatusJob::TYPE,
+                &JobKind::of::<status::SmsStatusJob>(),
                 json!({ "sms_job_id": ctx.job_id, "message_ids": message_ids }),
                 Utc::now() + sms.status_delay,
             )

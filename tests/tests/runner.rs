@@ -1,0 +1,255 @@
+//! The runner on its own, with toy job types in a registry of the test's
+//! (after crates.io's `crates_io_worker/tests/runner.rs`): what a panic, a
+//! timeout, a cancel while running, a permanent error, exhausted attempts
+//! and an unknown type do to the job's record. Real PostgreSQL and Redis;
+//! no worker binary, no apalis consumer: each test hands the runner the
+//! entry a consumer would have fetched.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peyk_jobs::context::SharedClients;
+use peyk_jobs::queue::{Queue, QueueTimings, QueuedJob};
+use peyk_jobs::retry::Backoff;
+use peyk_jobs::webhook::client::AddressPolicy;
+use peyk_jobs::{Job, JobContext, JobError, JobKind, Registry, ValidationErrors};
+use peyk_schema::{DbPool, JobRow, JobStatus, TenantId};
+use peyk_tests::TestEnv;
+use peyk_worker::runner::Runner;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Counts the runs of each toy type, so a test can tell whether its handler ran.
+static RUNS: [AtomicUsize; 7] = [const { AtomicUsize::new(0) }; 7];
+
+macro_rules! toy {
+    ($name:ident, $type:literal, $index:literal, $timeout_ms:literal, |$job:ident| $body:expr) => {
+        #[derive(Serialize, Deserialize, utoipa::ToSchema)]
+        struct $name {
+            #[serde(default)]
+            note: String,
+        }
+
+        impl Job for $name {
+            const TYPE: &'static str = $type;
+            const ATTEMPT_TIMEOUT: Duration = Duration::from_millis($timeout_ms);
+
+            fn validate(&self) -> Result<(), ValidationErrors> {
+                Ok(())
+            }
+
+            async fn run(self, _ctx: &JobContext) -> Result<Value, JobError> {
+                RUNS[$index].fetch_add(1, Ordering::SeqCst);
+                let $job = self;
+                $body
+            }
+        }
+    };
+}
+
+toy!(Succeeds, "toy_succeeds", 0, 5000, |job| Ok(json!({ "echo": job.note })));
+toy!(Panics, "toy_panics", 1, 5000, |job| panic!("toy panic: {}", job.note));
+toy!(Hangs, "toy_hangs", 2, 300, |_job| {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(Value::Null)
+});
+toy!(Refuses, "toy_refuses", 3, 5000, |_job| Err(JobError::permanent("toy_refused", "never succeeds")));
+toy!(Flaky, "toy_flaky", 4, 5000, |_job| Err(JobError::retry("toy_flaky", "might succeed later")));
+// Runs until it is stopped; its handler's future being dropped is how a
+// stop reaches it.
+toy!(RunsUntilStopped, "toy_runs_until_stopped", 5, 60000, |_job| {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(Value::Null)
+});
+
+// Would succeed, if it ran (the test where its worker is lost).
+toy!(WouldSucceed, "toy_would_succeed", 6, 5000, |_job| Ok(Value::Null));
+
+fn toy_registry() -> Registry {
+    Registry::new()
+        .register::<Succeeds>()
+        .register::<Panics>()
+        .register::<Hangs>()
+        .register::<Refuses>()
+        .register::<Flaky>()
+        .register::<RunsUntilStopped>()
+        .register::<WouldSucceed>()
+}
+
+struct Harness {
+    pool: DbPool,
+    tenant: TenantId,
+    runner: Arc<Runner>,
+    _env: TestEnv,
+}
+
+impl Harness {
+    async fn new(name: &str) -> Self {
+        let env = TestEnv::new(name).await;
+        let pool = peyk_schema::connect_pool(&env.database_url, 4).unwrap();
+        let tenant = peyk_schema::queries::api_keys::create_key(&pool, "toys", "peyk_toys_unused", "peyk_toy").await.unwrap();
+        let registry = Arc::new(toy_registry());
+        let conn = peyk_jobs::queue::connect_with_retry(&env.redis_url).await;
+        let queue = Queue::new(conn, &env.prefix, &QueueTimings::default(), &registry.names());
+        let clients = Arc::new(SharedClients::from_env(pool.clone(), queue, &env.prefix, AddressPolicy::default(), None).unwrap());
+        let backoff = Backoff { base: Duration::from_secs(30), max: Duration::from_secs(60) };
+        let runner = Runner::start(clients, registry, format!("runner-test-{name}"), Duration::from_secs(30), backoff);
+        Self { pool, tenant, runner, _env: env }
+    }
+
+    /// Stores a job of type `J` and returns it with the entry a consumer
+    /// would have fetched for it.
+    async fn store<J: Job>(&self, max_attempts: i32) -> (JobRow, QueuedJob) {
+        let mut job = peyk_jobs::submit::system_job(self.tenant.0, &JobKind::of::<J>(), json!({ "note": "hi" }), chrono::Utc::now());
+        job.max_attempts = max_attempts;
+        let row = peyk_schema::queries::jobs::insert_batch(&self.pool, &[job]).await.unwrap().remove(0);
+        let entry = QueuedJob { job_id: row.id, not_before_ms: None };
+        (row, entry)
+    }
+
+    /// Hands the entry to the runner as its consumer would; returns how long it took.
+    async fn run(&self, row: &JobRow, entry: QueuedJob) -> Duration {
+        let started = Instant::now();
+        let task_id = row.queue_task_id.clone().expect("a queued job has a task id");
+        self.runner.handle(&row.job_type, "runner-test-consumer", entry, task_id).await;
+        started.elapsed()
+    }
+
+    async fn reload(&self, row: &JobRow) -> JobRow {
+        peyk_schema::queries::jobs::get(&self.pool, self.tenant, row.id).await.unwrap().expect("the job exists")
+    }
+}
+
+fn runs_of(index: usize) -> usize {
+    RUNS[index].load(Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_result_is_recorded_as_succeeded() {
+    let harness = Harness::new("runner-ok").await;
+    let (row, entry) = harness.store::<Succeeds>(3).await;
+    harness.run(&row, entry).await;
+    let row = harness.reload(&row).await;
+    assert_eq!(row.status, JobStatus::Succeeded.as_str());
+    assert_eq!(row.result, Some(json!({ "echo": "hi" })));
+    assert_eq!(row.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_panic_is_a_retryable_failure_and_the_runner_lives_on() {
+    let harness = Harness::new("runner-panic").await;
+    let (row, entry) = harness.store::<Panics>(3).await;
+    harness.run(&row, entry).await;
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Scheduled.as_str(), "retried later with backoff");
+    assert_eq!(after.error_code.as_deref(), Some("panic"));
+    assert!(after.error_message.as_deref().unwrap_or("").contains("toy panic: hi"), "{:?}", after.error_message);
+    assert!(after.run_at > chrono::Utc::now() + chrono::Duration::seconds(10), "backoff applied: {}", after.run_at);
+    assert_ne!(after.queue_task_id, row.queue_task_id, "the retry is a new queue entry");
+    // The same runner still runs jobs.
+    let (ok, entry) = harness.store::<Succeeds>(1).await;
+    harness.run(&ok, entry).await;
+    assert_eq!(harness.reload(&ok).await.status, "succeeded");
+}
+
+#[tokio::test]
+async fn an_attempt_past_its_time_limit_is_abandoned_and_retried() {
+    let harness = Harness::new("runner-timeout").await;
+    let (row, entry) = harness.store::<Hangs>(3).await;
+    let took = harness.run(&row, entry).await;
+    assert!(took < Duration::from_secs(10), "abandoned at its 300 ms limit, not after the handler's 60 s: {took:?}");
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Scheduled.as_str());
+    assert_eq!(after.error_code.as_deref(), Some("attempt_timeout"));
+}
+
+#[tokio::test]
+async fn a_job_cancelled_while_it_runs_is_stopped_and_its_outcome_discarded() {
+    let harness = Harness::new("runner-cancel").await;
+    let (row, entry) = harness.store::<RunsUntilStopped>(3).await;
+    let runs_before = runs_of(5);
+    let running = {
+        let runner = harness.runner.clone();
+        let task_id = row.queue_task_id.clone().unwrap();
+        let queue = row.job_type.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            runner.handle(&queue, "runner-test-consumer", entry, task_id).await;
+            started.elapsed()
+        })
+    };
+    // Wait until the handler runs, then cancel as the API does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs_of(5) == runs_before {
+        assert!(Instant::now() < deadline, "the handler never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = peyk_schema::queries::jobs::cancel(&harness.pool, harness.tenant, row.id).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    // What the worker's cancel watcher does every 200 ms.
+    let stopped = harness.runner.stop_lost_jobs(Duration::ZERO).await.unwrap();
+    assert_eq!(stopped, 1);
+    let took = tokio::time::timeout(Duration::from_secs(10), running).await.expect("the handler stopped").unwrap();
+    assert!(took < Duration::from_secs(20), "stopped, not run to its end: {took:?}");
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, "cancelled", "the stopped attempt's outcome is discarded, not recorded over the cancel");
+    assert_eq!(after.error_code, None);
+    assert!(harness.runner.in_flight.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_permanent_error_fails_the_job_at_once() {
+    let harness = Harness::new("runner-permanent").await;
+    let (row, entry) = harness.store::<Refuses>(5).await;
+    harness.run(&row, entry).await;
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Failed.as_str());
+    assert_eq!((after.attempts, after.error_code.as_deref()), (1, Some("toy_refused")), "no retry of what can never succeed");
+}
+
+#[tokio::test]
+async fn a_retryable_error_on_the_last_attempt_makes_the_job_dead() {
+    let harness = Harness::new("runner-dead").await;
+    let (row, entry) = harness.store::<Flaky>(1).await;
+    harness.run(&row, entry).await;
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Dead.as_str());
+    assert_eq!(after.error_code.as_deref(), Some("toy_flaky"));
+    assert!(after.error_message.as_deref().unwrap_or("").contains("gave up after 1 attempts"), "{:?}", after.error_message);
+}
+
+#[tokio::test]
+async fn a_job_whose_every_attempt_lost_its_worker_is_dead_without_running_again() {
+    let harness = Harness::new("runner-lost").await;
+    let (row, entry) = harness.store::<WouldSucceed>(1).await;
+    // Its only attempt was claimed by a worker that then vanished: the
+    // claim lapsed and the attempt never reported.
+    let mut conn = harness.pool.get().await.unwrap();
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(format!(
+        "WITH gone AS (UPDATE jobs SET status = 'running', attempts = 1, locked_by = 'vanished', lease_until = now() - interval '1 second'
+                        WHERE id = '{}' RETURNING id)
+         INSERT INTO job_attempts (job_id, attempt, worker) SELECT id, 1, 'vanished' FROM gone",
+        row.id
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
+    harness.run(&row, entry).await;
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Dead.as_str());
+    assert_eq!(after.error_code.as_deref(), Some("worker_lost"));
+    assert_eq!(runs_of(6), 0, "the handler did not run again");
+}
+
+#[tokio::test]
+async fn a_type_this_registry_lacks_fails_with_a_clear_reason() {
+    let harness = Harness::new("runner-unknown").await;
+    let (row, entry) = harness.store::<peyk_jobs::webhook::WebhookJob>(3).await;
+    harness.run(&row, entry).await;
+    let after = harness.reload(&row).await;
+    assert_eq!(after.status, JobStatus::Failed.as_str());
+    assert_eq!(after.error_code.as_deref(), Some("unknown_type"));
+}
