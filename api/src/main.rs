@@ -8,6 +8,8 @@ mod cache;
 mod config;
 mod error;
 mod extract;
+mod http_metrics;
+mod inbound;
 mod paging;
 mod routes;
 mod state;

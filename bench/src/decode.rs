@@ -14,7 +14,7 @@ fn main() -> anyhow::Result<()> {
     let mut audio = None;
     for _ in 0..runs {
         let started = Instant::now();
-        audio = Some(peyk_jobs::transcription::audio::decode(&data, extension.as_deref())?);
+        audio = Some(peyk_speech::decode::decode(&data, extension.as_deref())?);
         times.push(started.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

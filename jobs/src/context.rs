@@ -15,7 +15,7 @@ use crate::queue::{Enqueue, Queue};
 use crate::sms::SmsClient;
 use crate::storage::FileStore;
 use crate::submit::{Inserter, Pusher};
-use crate::transcription::engine::SpeechModels;
+use crate::transcription::engine::SpeechEngine;
 use crate::webhook::client::{AddressPolicy, WebhookClient};
 
 /// Built once at worker start-up; cheap to clone into every job.
@@ -42,7 +42,7 @@ pub struct SharedClients {
     /// The payment gateways, for `payment_verification` and reconcile.
     pub payments: PaymentsClient,
     /// Loaded only by workers that serve the `transcription` queue.
-    pub speech: Option<Arc<SpeechModels>>,
+    pub speech: Option<Arc<dyn SpeechEngine>>,
 }
 
 impl SharedClients {
@@ -53,7 +53,7 @@ impl SharedClients {
         queue: Queue,
         redis_prefix: &str,
         webhook_policy: AddressPolicy,
-        speech: Option<Arc<SpeechModels>>,
+        speech: Option<Arc<dyn SpeechEngine>>,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             inserter: crate::submit::start_inserter(pool.clone()),

@@ -10,7 +10,6 @@ pub mod email;
 pub mod env;
 pub mod error;
 pub mod events;
-pub mod inbound;
 pub mod job;
 pub mod lenient;
 pub mod medical;

@@ -140,21 +140,6 @@ pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
 pub static WORKERS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap()));
 
-pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(IntCounterVec::new(Opts::new("peyk_http_requests_total", "HTTP requests served"), &["route", "method", "status"]).unwrap())
-});
-
-pub static HTTP_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register(
-        HistogramVec::new(
-            HistogramOpts::new("peyk_http_request_duration_seconds", "Time to answer an HTTP request")
-                .buckets(exponential_buckets(0.0005, 2.0, 15).unwrap()),
-            &["route", "method"],
-        )
-        .unwrap(),
-    )
-});
-
 pub static TRANSCRIBED_AUDIO: LazyLock<prometheus::CounterVec> = LazyLock::new(|| {
     register(
         prometheus::CounterVec::new(

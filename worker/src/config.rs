@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use peyk_jobs::env::{env_days, env_or, env_parse, env_seconds};
 use peyk_jobs::retry::Backoff;
-use peyk_jobs::transcription::engine::SpeechConfig;
 use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::AddressPolicy;
 use peyk_jobs::Job;
+use peyk_speech::SpeechConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "peyk-worker", version, about = "Runs Peyk jobs from the Redis queues it is told to serve")]
@@ -116,5 +116,5 @@ impl Config {
 }
 
 fn cores() -> usize {
-    peyk_jobs::transcription::engine::available_cores()
+    peyk_speech::available_cores()
 }

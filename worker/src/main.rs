@@ -14,11 +14,12 @@ use std::sync::Arc;
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
 use peyk_jobs::queue::{self, Queue, QueueTimings};
-use peyk_jobs::transcription::engine::SpeechModels;
+use peyk_jobs::transcription::engine::SpeechEngine;
 use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::Job;
 use peyk_jobs::{metrics, telemetry};
 use peyk_schema::queries::worker as q;
+use peyk_speech::SpeechModels;
 use tokio_util::sync::CancellationToken;
 
 use peyk_worker::consumers;
@@ -41,7 +42,7 @@ fn worker_identity() -> String {
 
 /// Whisper models, loaded once (before any job is taken) when this worker
 /// serves the transcription queue.
-async fn load_speech_models(config: &Config) -> anyhow::Result<Option<Arc<SpeechModels>>> {
+async fn load_speech_models(config: &Config) -> anyhow::Result<Option<Arc<dyn SpeechEngine>>> {
     if !config.queues.contains_key(TranscriptionJob::TYPE) {
         return Ok(None);
     }

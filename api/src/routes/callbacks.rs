@@ -14,17 +14,18 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use crate::inbound;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
+use peyk_jobs::metrics;
 use peyk_jobs::payments::{stripe, Gateway};
 use peyk_jobs::queue::Enqueue;
 use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::ValidationErrors;
-use peyk_jobs::{inbound, metrics};
 use peyk_schema::queries::payments as q;
 use peyk_schema::{InboundEventRow, NewJob, PaymentAccountRow, PaymentRow, TenantId};
 use serde::Deserialize;

@@ -18,12 +18,12 @@ pub mod webhook_messages;
 
 use std::time::Instant;
 
+use crate::http_metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use peyk_jobs::metrics::{HTTP_DURATION, HTTP_REQUESTS};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

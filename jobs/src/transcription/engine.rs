@@ -1,109 +1,17 @@
-//! whisper.cpp (through whisper-rs): the models a worker loads once at
-//! start-up and shares between the jobs it runs, each job with its own
-//! decoding state.
+//! What the transcription job asks of a worker's speech engine. The engine
+//! itself (whisper.cpp, libopus, the resampler) is `peyk_speech::SpeechModels`,
+//! which the worker hands in through [`crate::SharedClients`]: behind this
+//! trait, neither this crate nor the API that depends on it compiles or
+//! links any of that.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use futures::future::BoxFuture;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::transcript::{Segment, Transcript, Word};
-use crate::env::{env_or, env_parse, EnvError};
+use super::transcript::Transcript;
 use crate::JobError;
-
-/// Which models to load and how to run them.
-#[derive(Debug, Clone)]
-pub struct SpeechConfig {
-    /// Model name → ggml file.
-    pub models: BTreeMap<String, PathBuf>,
-    /// Used when a job names none; default: `base` if loaded, else the first.
-    pub default_model: Option<String>,
-    /// CPU threads per running transcription.
-    pub threads: usize,
-    /// Run on the GPU when the binary was built with `cuda`.
-    pub use_gpu: bool,
-    pub gpu_device: i32,
-}
-
-impl SpeechConfig {
-    /// `PEYK_MODELS_DIR` (every `ggml-NAME.bin` in it, named NAME) plus
-    /// `PEYK_WHISPER_MODELS` (`name=/path/file.bin,…`, which wins on a clash).
-    pub fn from_env() -> Result<Self, EnvError> {
-        let mut models = BTreeMap::new();
-        let dir = env_or("PEYK_MODELS_DIR", "");
-        if !dir.is_empty() {
-            models.extend(models_in(Path::new(&dir)));
-        }
-        for item in env_or("PEYK_WHISPER_MODELS", "").split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((name, path)) = item.split_once('=') else {
-                return Err(EnvError::new(format!("PEYK_WHISPER_MODELS: `{item}` is not name=path")));
-            };
-            models.insert(name.trim().to_string(), PathBuf::from(path.trim()));
-        }
-        let cores = available_cores();
-        Ok(Self {
-            models,
-            default_model: Some(env_or("PEYK_WHISPER_DEFAULT_MODEL", "")).filter(|m| !m.is_empty()),
-            threads: whisper_threads(env_parse("PEYK_WHISPER_THREADS", cores.min(8))?, cores),
-            use_gpu: env_parse("PEYK_WHISPER_USE_GPU", true)?,
-            gpu_device: env_parse("PEYK_WHISPER_GPU_DEVICE", 0)?,
-        })
-    }
-}
-
-/// Threads per transcription: as asked, but never more than the cores this
-/// process has (see [`SpeechModels::reserve_cores`] for why more only slows).
-fn whisper_threads(asked: usize, cores: usize) -> usize {
-    if asked > cores {
-        tracing::warn!(asked, cores, "PEYK_WHISPER_THREADS is more than this process's cores; using {cores}");
-    }
-    asked.clamp(1, cores.max(1))
-}
-
-/// The cores this process may run on: its CPU affinity (`taskset`, a
-/// container's cpuset) and its cgroup CPU quota, not the host's core count.
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// `ggml-NAME.bin` files in `dir` (official names: `ggml-base.bin`,
-/// `ggml-large-v3-turbo-q5_0.bin`…).
-fn models_in(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter_map(|path| {
-            let name = path.file_name()?.to_str()?.strip_prefix("ggml-")?.strip_suffix(".bin")?.to_string();
-            Some((name, path))
-        })
-        .collect()
-}
-
-struct LoadedModel {
-    context: WhisperContext,
-    multilingual: bool,
-}
-
-/// Every loaded model; shared (read-only) by all running transcriptions.
-pub struct SpeechModels {
-    models: BTreeMap<String, LoadedModel>,
-    default_model: String,
-    threads: usize,
-    /// `cpu` or `cuda:N`, for results and metrics.
-    pub device: String,
-    /// The worker's cores, as permits: a running transcription holds one
-    /// per whisper thread. whisper.cpp's threads wait for each other at
-    /// every step of the model (hundreds per second), spinning before they
-    /// sleep; with more of them than cores, a waiting thread spins on the
-    /// core that the thread it waits for needs, and everything slows many
-    /// times over (the cause of the slow-machine test failures). So a worker
-    /// never runs more whisper threads than it has cores: further jobs wait
-    /// here for a free core instead.
-    cores: Arc<tokio::sync::Semaphore>,
-}
 
 /// What one transcription asks for.
 #[derive(Debug, Clone, Default)]
@@ -117,273 +25,25 @@ pub struct TranscribeOptions {
     pub temperature: Option<f32>,
 }
 
-impl SpeechModels {
-    pub fn load(config: &SpeechConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            !config.models.is_empty(),
-            "no Whisper model configured: set PEYK_MODELS_DIR (a folder of ggml-*.bin files) or PEYK_WHISPER_MODELS; \
-             infrastructure/models/fetch.sh fetches tiny.en and base"
-        );
-        // whisper.cpp logs ~70 lines per load to stderr; route them to tracing.
-        whisper_rs::install_logging_hooks();
-        let on_gpu = cfg!(feature = "cuda") && config.use_gpu;
-        let device = if on_gpu { format!("cuda:{}", config.gpu_device) } else { "cpu".to_string() };
-        let mut models = BTreeMap::new();
-        for (name, path) in &config.models {
-            let started = Instant::now();
-            let mut params = WhisperContextParameters::default();
-            params.use_gpu(on_gpu).gpu_device(config.gpu_device);
-            let path_str = path.to_str().ok_or_else(|| anyhow::anyhow!("model path {} is not UTF-8", path.display()))?;
-            let context = WhisperContext::new_with_params(path_str, params)
-                .map_err(|e| anyhow::anyhow!("loading Whisper model `{name}` from {}: {e}", path.display()))?;
-            let multilingual = context.is_multilingual();
-            tracing::info!(model = %name, path = %path.display(), multilingual, %device, took_ms = started.elapsed().as_millis() as u64, "whisper model loaded");
-            crate::metrics::SPEECH_MODELS.with_label_values(&[name, &device]).set(1);
-            models.insert(name.clone(), LoadedModel { context, multilingual });
-        }
-        let default_model = match &config.default_model {
-            Some(name) if models.contains_key(name) => name.clone(),
-            Some(name) => anyhow::bail!("PEYK_WHISPER_DEFAULT_MODEL={name} is not among the loaded models ({})", names(&models)),
-            None if models.contains_key("base") => "base".into(),
-            None => models.keys().next().cloned().unwrap_or_default(),
-        };
-        // On a GPU the threads only feed the device: no need to share cores.
-        let cores = if on_gpu { usize::MAX >> 4 } else { available_cores().max(config.threads) };
-        Ok(Self { models, default_model, threads: config.threads, device, cores: Arc::new(tokio::sync::Semaphore::new(cores)) })
-    }
+/// Progress of one transcription, 0–100.
+pub type Progress = Box<dyn FnMut(i16) + Send>;
 
-    /// Waits until this worker has cores free for one more transcription;
+/// A worker's loaded speech models.
+pub trait SpeechEngine: Send + Sync {
+    /// Waits until the worker has cores free for one more transcription;
     /// the transcription runs while the returned permit is held.
-    pub async fn reserve_cores(&self) -> tokio::sync::OwnedSemaphorePermit {
-        let wanted = u32::try_from(self.threads).unwrap_or(u32::MAX);
-        self.cores.clone().acquire_many_owned(wanted).await.expect("the core semaphore is never closed")
-    }
+    fn reserve_cores(&self) -> BoxFuture<'_, OwnedSemaphorePermit>;
 
-    pub fn model_names(&self) -> Vec<String> {
-        self.models.keys().cloned().collect()
-    }
-
-    /// Runs whisper on 16 kHz mono samples. Blocking and CPU-heavy: call it
-    /// from `spawn_blocking`. `progress` gets whisper's percentage.
-    ///
-    /// Stops once `abort` is set, answering `aborted`: a cancelled or
-    /// timed-out job must not keep its cores busy. whisper.cpp 1.8.3 looks
-    /// at the flag between encoder passes and decoder steps, so the stop
-    /// lands within one encoder pass (0.3 s for tiny.en on 2 cores).
-    pub fn transcribe(
+    /// Decodes an uploaded file and transcribes it. Blocking and CPU-heavy:
+    /// call it from `spawn_blocking`. Stops, answering `aborted`, once
+    /// `abort` is set: a cancelled or timed-out job must not keep its cores.
+    /// A file that is not usable audio fails permanently with the audio
+    /// error's code.
+    fn transcribe_file(
         &self,
-        samples: &[f32],
+        file: &[u8],
         options: &TranscribeOptions,
-        progress: impl FnMut(i32) + 'static,
+        progress: Progress,
         abort: Arc<AtomicBool>,
-    ) -> Result<Transcript, JobError> {
-        let started = Instant::now();
-        let model_name = options.model.clone().unwrap_or_else(|| self.default_model.clone());
-        let model = self.models.get(&model_name).ok_or_else(|| {
-            JobError::permanent(
-                "unknown_model",
-                format!("model `{model_name}` is not loaded on this worker; loaded: {}", names(&self.models)),
-            )
-        })?;
-        let mut state = model.context.create_state().map_err(whisper_failed)?;
-        let (language, language_probability) = self.language_for(model, &model_name, &mut state, samples, options)?;
-
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 5 });
-        params.set_n_threads(self.threads as i32);
-        params.set_language(Some(&language));
-        params.set_translate(options.translate);
-        params.set_token_timestamps(options.words);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        if let Some(prompt) = &options.prompt {
-            params.set_initial_prompt(prompt);
-        }
-        if let Some(temperature) = options.temperature {
-            params.set_temperature(temperature);
-        }
-        params.set_progress_callback_safe(progress);
-        // whisper-rs 0.16's `set_abort_callback_safe` casts its user data to
-        // the wrong type (it reads the box of a boxed closure as the closure),
-        // so the callback answers garbage — "abort" — at once. The C callback
-        // reads the flag itself; `abort` outlives `full`, so the pointer stays valid.
-        unsafe extern "C" fn should_abort(flag: *mut std::ffi::c_void) -> bool {
-            // SAFETY: the pointer is `Arc::as_ptr` of the `abort` held below for the whole call.
-            unsafe { (*(flag as *const AtomicBool)).load(Ordering::Relaxed) }
-        }
-        // SAFETY: `should_abort` only reads the AtomicBool behind the pointer.
-        unsafe {
-            params.set_abort_callback(Some(should_abort));
-            params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut std::ffi::c_void);
-        }
-        let finished = state.full(params, samples);
-        if abort.load(Ordering::Relaxed) {
-            return Err(JobError::permanent("aborted", "the transcription was stopped"));
-        }
-        finished.map_err(whisper_failed)?;
-
-        let eot = model.context.token_eot();
-        let mut segments = Vec::new();
-        let mut words = Vec::new();
-        for segment in state.as_iter() {
-            let mut logprob_sum = 0.0f64;
-            let mut text_tokens = 0usize;
-            for index in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(index) else { continue };
-                // Ids at and above end-of-text are special (timestamps, language…).
-                if token.token_id() >= eot {
-                    continue;
-                }
-                let data = token.token_data();
-                logprob_sum += data.plog as f64;
-                text_tokens += 1;
-                if options.words {
-                    let bytes = token.to_bytes().unwrap_or_default();
-                    add_token_to_words(&mut words, bytes, data.t0, data.t1, data.p);
-                }
-            }
-            let text = segment.to_str_lossy().map(|t| t.into_owned()).unwrap_or_default();
-            segments.push(Segment {
-                id: segments.len(),
-                start: segment.start_timestamp() as f64 / 100.0,
-                end: segment.end_timestamp() as f64 / 100.0,
-                text,
-                avg_logprob: if text_tokens == 0 { 0.0 } else { logprob_sum / text_tokens as f64 },
-                no_speech_prob: segment.no_speech_probability() as f64,
-            });
-        }
-        let text = segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string();
-        if text.is_empty() {
-            return Err(JobError::permanent("no_speech", "no speech was recognised in the audio"));
-        }
-        let duration = samples.len() as f64 / super::audio::SAMPLE_RATE as f64;
-        let processing_seconds = started.elapsed().as_secs_f64();
-        let real_time_factor = if duration > 0.0 { processing_seconds / duration } else { 0.0 };
-        crate::metrics::TRANSCRIBED_AUDIO.with_label_values(&[&model_name, &self.device]).inc_by(duration);
-        crate::metrics::TRANSCRIPTION_RTF.with_label_values(&[&model_name, &self.device]).observe(real_time_factor);
-        Ok(Transcript {
-            text,
-            language,
-            language_probability,
-            duration,
-            segments,
-            words: options.words.then(|| words.into_iter().map(PartialWord::finish).filter(|w| !w.word.is_empty()).collect()),
-            model: model_name,
-            device: self.device.clone(),
-            processing_seconds,
-            real_time_factor,
-            task: if options.translate { "translate" } else { "transcribe" }.into(),
-            truncated: false,
-        })
-    }
-
-    /// The language to decode in, and its probability when it was detected.
-    /// English-only models can only do English; detection costs one extra
-    /// encoder pass, so it runs only when the job did not say.
-    fn language_for(
-        &self,
-        model: &LoadedModel,
-        model_name: &str,
-        state: &mut WhisperState,
-        samples: &[f32],
-        options: &TranscribeOptions,
-    ) -> Result<(String, Option<f64>), JobError> {
-        match (&options.language, model.multilingual) {
-            (Some(language), false) if language != "en" => Err(JobError::permanent(
-                "unsupported_language",
-                format!("model `{model_name}` is English-only and cannot transcribe `{language}`; use a multilingual model"),
-            )),
-            (Some(language), _) => Ok((language.clone(), None)),
-            (None, false) => Ok(("en".into(), None)),
-            (None, true) => {
-                state.pcm_to_mel(samples, self.threads).map_err(whisper_failed)?;
-                let (id, probabilities) = state.lang_detect(0, self.threads).map_err(whisper_failed)?;
-                let language = whisper_rs::get_lang_str(id).unwrap_or("en").to_string();
-                let probability = probabilities.get(id as usize).copied().unwrap_or(0.0) as f64;
-                Ok((language, Some(probability)))
-            }
-        }
-    }
-}
-
-fn names(models: &BTreeMap<String, LoadedModel>) -> String {
-    models.keys().cloned().collect::<Vec<_>>().join(", ")
-}
-
-fn whisper_failed(e: whisper_rs::WhisperError) -> JobError {
-    JobError::retry("whisper_failed", format!("whisper.cpp failed: {e}"))
-}
-
-/// A word being assembled from BPE tokens. Bytes, not text: a Persian
-/// letter can be split across two tokens.
-struct PartialWord {
-    bytes: Vec<u8>,
-    start: i64,
-    end: i64,
-    probability_sum: f64,
-    tokens: usize,
-}
-
-impl PartialWord {
-    fn finish(self) -> Word {
-        Word {
-            word: String::from_utf8_lossy(&self.bytes).trim().to_string(),
-            start: self.start as f64 / 100.0,
-            end: self.end as f64 / 100.0,
-            probability: self.probability_sum / self.tokens.max(1) as f64,
-        }
-    }
-}
-
-/// A token that begins with a space starts a new word; others continue it.
-fn add_token_to_words(words: &mut Vec<PartialWord>, bytes: &[u8], t0: i64, t1: i64, p: f32) {
-    match words.last_mut() {
-        Some(word) if !bytes.starts_with(b" ") => {
-            word.bytes.extend_from_slice(bytes);
-            word.end = t1;
-            word.probability_sum += p as f64;
-            word.tokens += 1;
-        }
-        _ => words.push(PartialWord { bytes: bytes.to_vec(), start: t0, end: t1, probability_sum: p as f64, tokens: 1 }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_are_joined_from_tokens_at_spaces() {
-        let mut words = Vec::new();
-        for (bytes, t0, t1) in [(&b" And"[..], 0, 30), (b" Amer", 40, 60), (b"icans", 60, 90), (b",", 90, 91)] {
-            add_token_to_words(&mut words, bytes, t0, t1, 0.5);
-        }
-        let words: Vec<Word> = words.into_iter().map(PartialWord::finish).collect();
-        assert_eq!(words.len(), 2);
-        assert_eq!(words[1].word, "Americans,");
-        assert_eq!((words[1].start, words[1].end), (0.4, 0.91));
-    }
-
-    #[test]
-    fn a_letter_split_across_tokens_is_rejoined() {
-        let letter = "س".as_bytes(); // two bytes
-        let mut words = Vec::new();
-        add_token_to_words(&mut words, &[b' ', letter[0]], 0, 10, 1.0);
-        add_token_to_words(&mut words, &[letter[1]], 10, 20, 1.0);
-        assert_eq!(words.into_iter().map(PartialWord::finish).next().unwrap().word, "س");
-    }
-
-    #[test]
-    fn model_files_are_named_after_their_ggml_file_name() {
-        let dir = std::env::temp_dir().join(format!("peyk-models-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for file in ["ggml-base.bin", "ggml-large-v3-turbo-q5_0.bin", "notes.txt"] {
-            std::fs::write(dir.join(file), b"").unwrap();
-        }
-        let mut names: Vec<String> = models_in(&dir).into_iter().map(|(name, _)| name).collect();
-        names.sort();
-        assert_eq!(names, ["base", "large-v3-turbo-q5_0"]);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
+    ) -> Result<Transcript, JobError>;
 }

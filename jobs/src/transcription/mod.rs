@@ -1,12 +1,15 @@
 //! The `transcription` job: an uploaded audio file to text with whisper.cpp.
 //!
-//! The file is read from storage, decoded and resampled to 16 kHz mono
-//! ([`audio`]), and transcribed by a model the worker loaded at start-up
-//! ([`engine`]). A file that is not audio, uses a codec we cannot decode, is
+//! The file is read from storage and handed to the worker's speech engine
+//! ([`engine::SpeechEngine`], implemented by peyk-speech), which decodes and
+//! resamples it to 16 kHz mono and transcribes it with a model loaded at
+//! start-up. A file that is not audio, uses a codec we cannot decode, is
 //! broken or holds no speech fails at once: retrying cannot change it.
+//! [`audio`] reads containers without decoding (the API's duration probe).
 
 pub mod audio;
 pub mod engine;
+pub mod languages;
 pub mod transcript;
 
 use std::time::Duration;
@@ -110,7 +113,7 @@ impl Job for TranscriptionJob {
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
         if let Some(language) = self.language_code() {
-            if whisper_rs::get_lang_id(&language).is_none() {
+            if languages::name_of(&language).is_none() {
                 errors.add(
                     "language",
                     format!("`{language}` is not a language Whisper knows; use an ISO 639-1 code such as fa or en, or auto"),
@@ -156,17 +159,7 @@ impl Job for TranscriptionJob {
         let abort_flag = abort.0.clone();
         let transcript = tokio::task::spawn_blocking(move || {
             let _cores = cores;
-            let audio = audio::decode(data, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
-            // Decoding is a few percent of the work; whisper reports the rest.
-            report(5);
-            let mut transcript = speech.transcribe(
-                &audio.samples,
-                &options,
-                move |percent| report(5 + (percent.clamp(0, 100) as i16) * 95 / 100),
-                abort_flag,
-            )?;
-            transcript.truncated = audio.truncated;
-            Ok::<_, JobError>(transcript)
+            speech.transcribe_file(&data, &options, Box::new(report), abort_flag)
         })
         .await
         .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;

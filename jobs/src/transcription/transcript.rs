@@ -167,7 +167,7 @@ fn cue_text(text: &str) -> String {
 
 /// OpenAI answers `verbose_json` with the language's English name.
 fn language_name(code: &str) -> String {
-    whisper_rs::get_lang_id(code).and_then(whisper_rs::get_lang_str_full).map(str::to_string).unwrap_or_else(|| code.to_string())
+    super::languages::name_of(code).unwrap_or(code).to_string()
 }
 
 #[cfg(test)]

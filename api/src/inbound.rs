@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hmac::Mac;
 
-use crate::webhook::signing::SigningSecret;
+use peyk_jobs::webhook::signing::SigningSecret;
 
 pub const TOLERANCE_SECONDS: i64 = 300;
 

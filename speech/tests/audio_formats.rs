@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use peyk_jobs::transcription::audio::{decode, probe_duration, AudioError, SAMPLE_RATE};
+use peyk_jobs::transcription::audio::{probe_duration, AudioError};
+use peyk_speech::decode::{decode, SAMPLE_RATE};
 
 fn fixture(name: &str) -> Vec<u8> {
     let dir = std::env::var("PEYK_TEST_FIXTURES").expect("PEYK_TEST_FIXTURES is not set: run the tests with infrastructure/dev/test.sh");

@@ -1,0 +1,11 @@
+//! `peyk-speech`: what a worker needs to transcribe. [`decode`] turns an
+//! upload into 16 kHz mono samples (Symphonia, libopus for Opus, rubato);
+//! [`engine`] runs whisper.cpp on them. The transcription job in peyk-jobs
+//! reaches it only through `peyk_jobs::transcription::engine::SpeechEngine`,
+//! so the API, which depends on peyk-jobs alone, never builds or links
+//! whisper.cpp or libopus.
+
+pub mod decode;
+pub mod engine;
+
+pub use engine::{available_cores, SpeechConfig, SpeechModels};
