@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
-use peyk_jobs::env::{env_or, env_parse, env_seconds};
+use peyk_jobs::env::{env_or, env_parse, env_required, env_seconds, EnvError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,11 +39,11 @@ pub struct Limits {
 }
 
 impl Config {
-    pub fn load() -> anyhow::Result<Self> {
+    pub fn load() -> Result<Self, EnvError> {
         // Replayed deliveries get as many attempts as the retry schedule lists.
-        peyk_jobs::events::settings::check().map_err(anyhow::Error::msg)?;
+        peyk_jobs::events::settings::check()?;
         Ok(Self {
-            database_url: std::env::var("DATABASE_URL").context("DATABASE_URL is required")?,
+            database_url: env_required("DATABASE_URL")?,
             db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
             redis_prefix: env_or("PEYK_REDIS_PREFIX", "peyk"),
@@ -67,7 +66,7 @@ impl Config {
     }
 
     /// Only what `migrate` and `create-key` need.
-    pub fn database_url() -> anyhow::Result<String> {
-        std::env::var("DATABASE_URL").context("DATABASE_URL is required")
+    pub fn database_url() -> Result<String, EnvError> {
+        env_required("DATABASE_URL")
     }
 }

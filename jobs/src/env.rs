@@ -1,10 +1,11 @@
 //! Reading configuration from environment variables, shared by the binaries.
-//! An empty variable counts as unset; a malformed one is an error that names it.
+//! An empty variable counts as unset; a malformed one is an error that names
+//! it. Every configuration error of the binaries is an [`EnvError`].
 
 use std::time::Duration;
 
 /// A malformed variable: says which, and why.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct EnvError(String);
 
@@ -12,6 +13,11 @@ impl EnvError {
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+}
+
+/// A variable that has no default: its absence is an error naming it.
+pub fn env_required(name: &str) -> Result<String, EnvError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| EnvError(format!("{name} is required")))
 }
 
 pub fn env_or(name: &str, default: &str) -> String {

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::Parser;
-use peyk_jobs::env::{env_days, env_or, env_parse, env_seconds};
+use peyk_jobs::env::{env_days, env_or, env_parse, env_required, env_seconds, EnvError};
 use peyk_jobs::retry::Backoff;
 use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::AddressPolicy;
@@ -52,10 +51,10 @@ pub struct Config {
 
 impl Config {
     /// `job_types`: the queues this worker may serve (its registry's names).
-    pub fn load(args: Args, job_types: &[&str]) -> anyhow::Result<Self> {
-        let database_url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    pub fn load(args: Args, job_types: &[&str]) -> Result<Self, EnvError> {
+        let database_url = env_required("DATABASE_URL")?;
         let speech = SpeechConfig::from_env()?;
-        peyk_jobs::events::settings::check().map_err(anyhow::Error::msg)?;
+        peyk_jobs::events::settings::check()?;
         let mut queues = BTreeMap::new();
         let selected: Vec<String> = if args.queues.is_empty() {
             // "All" means all this host can run: transcription needs a model.
@@ -69,7 +68,7 @@ impl Config {
         };
         for queue in selected {
             if !job_types.contains(&queue.as_str()) {
-                bail!("unknown queue `{queue}`; known queues: {}", job_types.join(", "));
+                return Err(EnvError::new(format!("unknown queue `{queue}`; known queues: {}", job_types.join(", "))));
             }
             // A transcription already uses PEYK_WHISPER_THREADS cores:
             // by default run as many at once as there are cores for.
@@ -81,15 +80,15 @@ impl Config {
                 Some((queue, number)) => (Some(queue.trim()), number),
                 None => (None, item.as_str()),
             };
-            let number: usize = number.trim().parse().with_context(|| format!("concurrency `{item}`"))?;
+            let number: usize = number.trim().parse().map_err(|e| EnvError::new(format!("concurrency `{item}`: {e}")))?;
             if number == 0 {
-                bail!("concurrency `{item}` must be at least 1");
+                return Err(EnvError::new(format!("concurrency `{item}` must be at least 1")));
             }
             match queue {
                 None => queues.values_mut().for_each(|n| *n = number),
                 Some(queue) => match queues.get_mut(queue) {
                     Some(n) => *n = number,
-                    None => bail!("concurrency `{item}` names a queue this worker does not serve"),
+                    None => return Err(EnvError::new(format!("concurrency `{item}` names a queue this worker does not serve"))),
                 },
             }
         }
@@ -110,7 +109,7 @@ impl Config {
             backoff: Backoff { base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?, max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)? },
             speech,
             webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
-                .map_err(|e| anyhow::anyhow!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}"))?,
+                .map_err(|e| EnvError::new(format!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}")))?,
         })
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::env::env_seconds;
+use crate::env::{env_seconds, EnvError};
 
 /// Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_SCHEDULE: &str = "0,5,300,1800,7200,18000,36000,36000";
@@ -52,10 +52,10 @@ impl Settings {
         Ok(schedule)
     }
 
-    fn from_env() -> Result<Self, String> {
+    fn from_env() -> Result<Self, EnvError> {
         let raw = crate::env::env_or("PEYK_WEBHOOK_RETRY_SCHEDULE", DEFAULT_SCHEDULE);
-        let schedule = Self::parse_schedule(&raw).map_err(|e| format!("PEYK_WEBHOOK_RETRY_SCHEDULE={raw}: {e}"))?;
-        let disable_after = env_seconds("PEYK_WEBHOOK_DISABLE_AFTER", DEFAULT_DISABLE_AFTER_SECONDS).map_err(|e| e.to_string())?;
+        let schedule = Self::parse_schedule(&raw).map_err(|e| EnvError::new(format!("PEYK_WEBHOOK_RETRY_SCHEDULE={raw}: {e}")))?;
+        let disable_after = env_seconds("PEYK_WEBHOOK_DISABLE_AFTER", DEFAULT_DISABLE_AFTER_SECONDS)?;
         Ok(Self { schedule, disable_after })
     }
 
@@ -76,11 +76,11 @@ impl Settings {
     }
 }
 
-static SETTINGS: LazyLock<Result<Settings, String>> = LazyLock::new(Settings::from_env);
+static SETTINGS: LazyLock<Result<Settings, EnvError>> = LazyLock::new(Settings::from_env);
 
 /// Checks the variables; the binaries call this at start so that a
 /// malformed value stops them with its name.
-pub fn check() -> Result<(), String> {
+pub fn check() -> Result<(), EnvError> {
     SETTINGS.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 

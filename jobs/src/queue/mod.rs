@@ -13,7 +13,9 @@
 //! the head for priority), batched acknowledgement, release of a task that
 //! could not start, a bounded clean-up of finished tasks (apalis's `vacuum` is
 //! unbounded and forgets `:data::result`), and a hand-back of a stopping
-//! worker's unstarted tasks.
+//! worker's unstarted tasks (each in `lua/`). [`cluster`] is what worker
+//! processes tell each other through the same Redis: who is alive, and who
+//! leads a periodic duty.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,9 +29,11 @@ use apalis_core::task::task_id::TaskId;
 use apalis_redis::{Config, RedisContext, RedisStorage};
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::Script;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+mod cluster;
 
 /// A task ready to push: its id and its encoded bytes.
 type EncodedTask<'a> = (&'a str, Vec<u8>);
@@ -189,11 +193,11 @@ impl Queue {
             prefix: prefix.to_string(),
             storages: Arc::new(storages),
             scripts: Arc::new(Scripts {
-                ack: Script::new(ACK_LUA),
-                release: Script::new(RELEASE_LUA),
-                push: Script::new(PUSH_LUA),
-                expire_finished: Script::new(EXPIRE_FINISHED_LUA),
-                hand_back: Script::new(HAND_BACK_LUA),
+                ack: Script::new(include_str!("lua/ack.lua")),
+                release: Script::new(include_str!("lua/release.lua")),
+                push: Script::new(include_str!("lua/push.lua")),
+                expire_finished: Script::new(include_str!("lua/expire_finished.lua")),
+                hand_back: Script::new(include_str!("lua/hand_back.lua")),
             }),
         }
     }
@@ -362,119 +366,9 @@ impl Queue {
             .await?)
     }
 
-    fn workers_key(&self, job_type: &str) -> String {
-        format!("{}:workers", namespace(&self.prefix, job_type))
-    }
-
-    /// Records that worker process `worker` serves `job_type` now.
-    pub async fn heartbeat(&self, job_type: &str, worker: &str) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        let key = self.workers_key(job_type);
-        let now = Utc::now().timestamp();
-        let _: () = redis::pipe().zadd(&key, worker, now).zrembyscore(&key, 0, now - 300).query_async(&mut conn).await?;
-        Ok(())
-    }
-
-    pub async fn leave(&self, job_type: &str, worker: &str) -> Result<(), QueueError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = conn.zrem(self.workers_key(job_type), worker).await?;
-        Ok(())
-    }
-
-    /// Worker processes that sent a heartbeat for `job_type` within `within`.
-    pub async fn live_workers(&self, job_type: &str, within: Duration) -> Result<u64, QueueError> {
-        let mut conn = self.conn.clone();
-        let since = Utc::now().timestamp() - within.as_secs() as i64;
-        Ok(conn.zcount(self.workers_key(job_type), since, "+inf").await?)
-    }
-
-    /// Takes a lease on a periodic duty (e.g. payment reconciliation) for
-    /// `period`: true for one worker process per period, however many run.
-    pub async fn try_lead(&self, duty: &str, period: Duration) -> Result<bool, QueueError> {
-        let mut conn = self.conn.clone();
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(format!("{}:lead:{duty}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(period.as_millis().max(1) as u64)
-            .query_async(&mut conn)
-            .await?;
-        Ok(taken.is_some())
-    }
-
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
 }
-
-const ACK_LUA: &str = r#"
--- KEYS: done zset; ARGV: now, then pairs of (in-flight set, task id)
-local acked = 0
-for i = 2, #ARGV, 2 do
-  if redis.call("srem", ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call("zadd", KEYS[1], ARGV[1], ARGV[i + 1])
-    acked = acked + 1
-  end
-end
-return acked
-"#;
-
-const RELEASE_LUA: &str = r#"
--- KEYS: the consumer's in-flight set, active list; ARGV: task id
-if redis.call("srem", KEYS[1], ARGV[1]) == 1 then
-  redis.call("rpush", KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"#;
-
-const PUSH_LUA: &str = r#"
--- apalis-redis's push_job for many tasks at once, at the tail or the head.
--- KEYS: data hash, active list, signal list; ARGV: "back"|"front", then pairs of (task id, task)
-local pushed = 0
-local command = ARGV[1] == "front" and "lpush" or "rpush"
-for i = 2, #ARGV, 2 do
-  if redis.call("hsetnx", KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
-    redis.call(command, KEYS[2], ARGV[i])
-    pushed = pushed + 1
-  end
-end
-if pushed > 0 then
-  redis.call("del", KEYS[3])
-  redis.call("lpush", KEYS[3], 1)
-end
-return pushed
-"#;
-
-const EXPIRE_FINISHED_LUA: &str = r#"
--- KEYS: done zset, dead zset, data hash, result hash; ARGV: cutoff (unix s), limit
-local removed = 0
-for i = 1, 2 do
-  local ids = redis.call("zrangebyscore", KEYS[i], "-inf", ARGV[1], "LIMIT", 0, ARGV[2])
-  for _, id in ipairs(ids) do
-    redis.call("hdel", KEYS[3], id)
-    redis.call("hdel", KEYS[4], id)
-    redis.call("zrem", KEYS[i], id)
-  end
-  removed = removed + #ids
-end
-return removed
-"#;
-
-const HAND_BACK_LUA: &str = r#"
--- KEYS: this worker's inflight set, active list, consumers zset, signal list
-local ids = redis.call("smembers", KEYS[1])
-for _, id in ipairs(ids) do
-  redis.call("lpush", KEYS[2], id)
-end
-redis.call("del", KEYS[1])
-redis.call("zrem", KEYS[3], KEYS[1])
-if #ids > 0 then
-  redis.call("del", KEYS[4])
-  redis.call("lpush", KEYS[4], 1)
-end
-return #ids
-"#;
