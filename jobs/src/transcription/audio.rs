@@ -290,43 +290,22 @@ fn probe_duration_inner(data: &[u8], extension_hint: Option<&str>) -> Option<f64
 mod tests {
     use super::*;
 
-    /// `seconds` of a 440 Hz sine as a 16-bit PCM WAV file, written by hand.
-    fn wav(rate: u32, channels: u16, seconds: f64) -> Vec<u8> {
-        let frames = (seconds * f64::from(rate)).round() as usize;
-        let samples: Vec<i16> = (0..frames)
-            .flat_map(|i| {
-                let s = (0.5 * (2.0 * std::f64::consts::PI * 440.0 * i as f64 / f64::from(rate)).sin() * 32767.0) as i16;
-                std::iter::repeat_n(s, usize::from(channels))
-            })
-            .collect();
-        let data_len = (samples.len() * 2) as u32;
-        let mut out = Vec::with_capacity(44 + samples.len() * 2);
-        out.extend_from_slice(b"RIFF");
-        out.extend_from_slice(&(36 + data_len).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&16u32.to_le_bytes());
-        out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-        out.extend_from_slice(&channels.to_le_bytes());
-        out.extend_from_slice(&rate.to_le_bytes());
-        out.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
-        out.extend_from_slice(&(channels * 2).to_le_bytes());
-        out.extend_from_slice(&16u16.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&data_len.to_le_bytes());
-        for s in samples {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
-        out
+    /// The header of a 16-bit PCM WAV file: 1 s at 22,050 Hz, mono (the
+    /// decoder's tests in peyk-speech write whole files).
+    const WAV_HEADER: &[u8; 44] =
+        b"RIFF\x68\xac\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x22\x56\x00\x00\x44\xac\x00\x00\x02\x00\x10\x00data\x44\xac\x00\x00";
+
+    fn wav_file() -> Vec<u8> {
+        let mut data = WAV_HEADER.to_vec();
+        data.extend((0..44_100u32).map(|i| (i * 37 % 251) as u8));
+        data
     }
 
     #[test]
     fn probe_duration_reads_the_header() {
-        let data = wav(44_100, 2, 2.5);
-        let seconds = probe_duration(&data, Some("wav")).unwrap();
-        assert!((seconds - 2.5).abs() < 1e-6, "{seconds}");
+        assert_eq!(probe_duration(&wav_file(), Some("wav")), Some(1.0));
         // The header of a cut file still announces the whole length.
-        let probed = probe_duration(&data[..1000], None).unwrap();
-        assert!((probed - 2.5).abs() < 1e-6, "{probed}");
+        assert_eq!(probe_duration(WAV_HEADER, None), Some(1.0));
     }
 
     #[test]
@@ -342,8 +321,9 @@ mod tests {
     #[test]
     fn arbitrary_bytes_do_not_panic() {
         // Mutations of a valid file and plain noise: any answer is fine, a
-        // panic or a hang is not.
-        let base = wav(22_050, 1, 1.0);
+        // panic or a hang is not (so the inner function, without the
+        // catch_unwind of probe_duration).
+        let base = wav_file();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;
