@@ -157,7 +157,7 @@ impl SpeechModels {
     /// timed-out job must not keep its cores busy. whisper.cpp 1.8.3 looks
     /// at the flag between encoder passes and decoder steps, so the stop
     /// lands within one encoder pass (0.3 s for tiny.en on 2 cores).
-    pub fn transcribe(
+    fn transcribe(
         &self,
         samples: &[f32],
         options: &TranscribeOptions,

@@ -491,10 +491,10 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
     let cancelled_at = std::time::Instant::now();
     let (status, job) = api.post(&format!("/v1/jobs/{id}/cancel"), &key, &json!({})).await;
     assert_eq!((status, job["status"].as_str()), (200, Some("cancelled")), "{job}");
-    // The stop is the start of the first half second, five 100 ms slices in a
-    // row, in which the worker stays (nearly) idle. One quiet slice is not
-    // enough: on a loaded machine a still-running whisper can be kept off
-    // the cores for 100 ms, and would then look stopped.
+    // The stop is the end of the first of five 100 ms slices in a row in
+    // which the worker is (nearly) idle, then a half second that stays so.
+    // One quiet slice is not enough: on a loaded machine a still-running
+    // whisper can be kept off the cores for 100 ms, and would look stopped.
     let mut quiet_since: Option<Duration> = None;
     let mut quiet_slices = 0;
     let stopped_after = loop {
@@ -502,7 +502,7 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let cores = (cpu_seconds(pid) - before) / at.elapsed().as_secs_f64();
         if cores < 0.2 {
-            quiet_since.get_or_insert(at - cancelled_at);
+            quiet_since.get_or_insert(cancelled_at.elapsed());
             quiet_slices += 1;
             if quiet_slices == 5 {
                 break quiet_since.unwrap();
@@ -517,6 +517,10 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
     // a second, so `window` is at least that.
     let bound = window + Duration::from_millis(500);
     assert!(stopped_after < bound, "the worker's CPU dropped only {stopped_after:?} after the cancel (one window: {window:?})");
+    let (before, at) = (cpu_seconds(pid), std::time::Instant::now());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = (cpu_seconds(pid) - before) / at.elapsed().as_secs_f64();
+    assert!(idle < 0.15, "the worker went on using {idle:.2} cores");
     eprintln!("CPU dropped {stopped_after:?} after the cancel (one window: {window:?})");
     // Its cores are free: the next transcription runs at once.
     let next = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
