@@ -6,7 +6,9 @@
 #                                            stop them (and every pid in
 #                                            `pids`) on exit
 #   bench_build PROFILE                      build API, worker and bench tools;
-#                                            sets `bin`
+#                                            sets `bin` (PEYK_BENCH_BIN=DIR: use
+#                                            the binaries in DIR, built before,
+#                                            e.g. to compare two commits)
 #   bench_database NAME                      a fresh, migrated database NAME and
 #                                            an empty Redis; exports
 #                                            DATABASE_URL, sets `key` (an API key)
@@ -34,6 +36,13 @@ bench_cleanup() {
 
 bench_build() {
   local profile=$1
+  if [ -n "${PEYK_BENCH_BIN:-}" ]; then
+    echo "==> using the binaries in $PEYK_BENCH_BIN"
+    bin=$PEYK_BENCH_BIN
+    return
+  fi
+  # The worker links whisper.cpp and libopus (cmake, g++, libclang, opus).
+  ensure_packages build-tools
   echo "==> building ($profile)"
   if [ "$profile" = release ]; then
     cargo build --release --quiet --bins -p peyk-api -p peyk-worker -p peyk-bench
