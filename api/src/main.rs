@@ -19,8 +19,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use peyk_jobs::queue::{self, Queue, QueueTimings};
 use peyk_jobs::{metrics, telemetry};
+use peyk_queue::queue::{self, Queue, QueueTimings};
 
 use crate::config::Config;
 use crate::state::AppState;
@@ -77,18 +77,18 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::load()?;
-    let job_types = peyk_jobs::registry::production().names();
-    metrics::init_job_series(&job_types);
+    let job_types = peyk_jobs::registry::catalogue().names();
+    metrics::init_series(&job_types);
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default(), &job_types);
     let state = AppState {
         pool: pool.clone(),
-        pusher: peyk_jobs::submit::start_pusher(queue.clone()),
+        pusher: peyk_queue::submit::start_pusher(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         accounts: Arc::new(state::AccountCache::new(state::ACCOUNT_CACHE_TTL)),
-        inserter: peyk_jobs::submit::start_inserter(pool),
+        inserter: peyk_queue::submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,
         limits: config.limits,

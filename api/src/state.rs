@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use peyk_jobs::queue::Queue;
 use peyk_jobs::storage::FileStore;
+use peyk_queue::queue::Queue;
 use peyk_schema::DbPool;
 
 use crate::auth::KeyCache;
@@ -16,7 +16,7 @@ use crate::cache::TtlCache;
 pub type AccountCache = TtlCache<(uuid::Uuid, &'static str), peyk_schema::PaymentAccountRow>;
 pub const ACCOUNT_CACHE_TTL: Duration = Duration::from_secs(5);
 use crate::config::Limits;
-use peyk_jobs::submit::{Inserter, Pusher};
+use peyk_queue::submit::{Inserter, Pusher};
 
 #[derive(Clone)]
 pub struct AppState {

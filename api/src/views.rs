@@ -75,7 +75,7 @@ pub struct JobView {
 impl From<JobRow> for JobView {
     fn from(row: JobRow) -> Self {
         let mut payload = row.payload;
-        if let Some(kind) = peyk_jobs::registry::production().get(&row.job_type) {
+        if let Some(kind) = peyk_jobs::registry::catalogue().get(&row.job_type) {
             kind.redact(&mut payload);
         }
         let error = match (row.error_code, row.error_message) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: runs every test against a real PostgreSQL and a real
 # Redis that it starts itself on loopback (data under .peyk/test).
-# Extra arguments go to `cargo test` (e.g. a test name filter).
+# Extra arguments go to `cargo test` instead (e.g. `--test e2e lifecycle::`,
+# the lifecycle tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # Each phase says how long it took (the README's breakdown comes from these).
@@ -36,7 +37,7 @@ export PEYK_TEST_MOTO="$venv/bin/moto_server"
 # aiosmtpd: the real SMTP server the email tests send to (tests/smtp_sink.py).
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('aiosmtpd') == '$AIOSMTPD_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
-# openapi-spec-validator: checks the served OpenAPI document (tests/tests/api.rs).
+# openapi-spec-validator: checks the served OpenAPI document (tests/tests/e2e/api.rs).
 OPENAPI_VALIDATOR_VERSION=0.9.0
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
@@ -65,14 +66,37 @@ export PEYK_TEST_REDIS_URL="$REDIS_URL"
 export PEYK_BIN_DIR="$root/target/debug"
 
 echo "==> testing"
-# Tests within a binary run at once; each starts its own API and workers,
+# Tests within a process run at once; each starts its own API and workers,
 # which mostly wait on each other, so several per core keep the cores busy.
 # The heavy ones share: speech workers run one at a time (tests/src/lib.rs).
 export RUST_TEST_THREADS=${RUST_TEST_THREADS:-8}
-# Not --quiet: each binary's `Running …` and `finished in …` lines are the
-# per-binary breakdown.
+# Not --quiet: each run's `Running …` and `finished in …` lines are the
+# per-area breakdown.
 status=0
-cargo test --workspace --no-fail-fast "$@" || status=$?
+if [ $# -gt 0 ]; then
+  cargo test --workspace --no-fail-fast "$@" || status=$?
+else
+  # Every crate's own tests (unit, integration and doc tests), then the
+  # end-to-end tests: one binary (tests/tests/e2e/), run one module (one
+  # area) at a time, so that the areas never share the cores, as when each
+  # was a binary of its own. Always `--workspace`: selecting packages would
+  # change the features cargo unifies, and rebuild the dependencies.
+  other_tests=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+for package in json.load(sys.stdin)["packages"]:
+    for target in package["targets"]:
+        if "test" in target["kind"] and target["name"] != "e2e":
+            print("--test", target["name"])')
+  # shellcheck disable=SC2086 # one word per flag and name
+  cargo test --workspace --no-fail-fast --lib --bins $other_tests || status=$?
+  cargo test --workspace --no-fail-fast --doc || status=$?
+  for module in tests/tests/e2e/*.rs; do
+    area=$(basename "$module" .rs)
+    [ "$area" = main ] && continue
+    echo "==> end-to-end: $area"
+    cargo test --workspace --no-fail-fast --test e2e -- "$area::" || status=$?
+  done
+fi
 phase_done "tests"
 echo "==> every phase: $SECONDS s"
 exit $status

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use peyk_jobs::env::{env_days, env_or, env_parse, env_required, env_seconds, EnvError};
-use peyk_jobs::retry::Backoff;
 use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::AddressPolicy;
 use peyk_jobs::Job;
+use peyk_queue::retry::Backoff;
 use peyk_speech::SpeechConfig;
 
 #[derive(Debug, Parser)]

@@ -10,16 +10,17 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use peyk_worker::runner::Runner;
+use peyk_queue::runner::Runner;
+use peyk_queue::Clients;
 
-async fn metrics(runner: Arc<Runner>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+async fn metrics<C: Clients>(runner: Arc<Runner<C>>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     let redis_up = matches!(tokio::time::timeout(Duration::from_secs(1), runner.queue.ping()).await, Ok(Ok(())));
     peyk_jobs::metrics::refresh_connection_gauges(&runner.pool, redis_up);
     crate::gpu::refresh();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
 }
 
-pub async fn serve(addr: SocketAddr, runner: Arc<Runner>, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve<C: Clients>(addr: SocketAddr, runner: Arc<Runner<C>>, stop: CancellationToken) -> anyhow::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/metrics", get(move || metrics(runner.clone())));

@@ -1,6 +1,7 @@
 //! `peyk-worker`: runs the jobs of the queues it is told to serve.
-//! This file only wires things together; see `runner` for what happens to
-//! one job and `maintenance` for the background duties.
+//! This file only wires Peyk's job types to `peyk_queue`'s runner; see
+//! `peyk_queue::runner` for what happens to one job, and
+//! `peyk_queue::maintenance` and `maintenance` for the background duties.
 
 mod config;
 mod gpu;
@@ -13,17 +14,16 @@ use std::sync::Arc;
 
 use clap::Parser;
 use peyk_jobs::context::SharedClients;
-use peyk_jobs::queue::{self, Queue, QueueTimings};
+use peyk_jobs::events::finished::FinishedJobEvents;
 use peyk_jobs::transcription::engine::SpeechEngine;
 use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::Job;
 use peyk_jobs::{metrics, telemetry};
+use peyk_queue::queue::{self, Queue, QueueTimings};
+use peyk_queue::runner::{Runner, RunnerSettings};
 use peyk_schema::queries::worker as q;
 use peyk_speech::SpeechModels;
 use tokio_util::sync::CancellationToken;
-
-use peyk_worker::consumers;
-use peyk_worker::runner::Runner;
 
 use crate::config::{Args, Config};
 
@@ -68,7 +68,7 @@ async fn run() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let registry = peyk_jobs::registry::production();
     let config = Config::load(args, &registry.names())?;
-    metrics::init_job_series(&registry.names());
+    metrics::init_series(&registry.names());
 
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
@@ -76,14 +76,16 @@ async fn run() -> anyhow::Result<()> {
     let speech = load_speech_models(&config).await?;
     let clients =
         Arc::new(SharedClients::from_env(pool.clone(), queue.clone(), &config.redis_prefix, config.webhook_policy.clone(), speech)?);
-    let runner = Runner::start(clients, registry, worker_identity(), config.lease, config.backoff);
+    let announcer = FinishedJobEvents::new(clients.clone());
+    let settings = RunnerSettings { worker_id: worker_identity(), lease: config.lease, backoff: config.backoff };
+    let runner = Runner::start(clients, registry, announcer, settings);
 
     let stop = CancellationToken::new();
-    let background = maintenance::spawn_all(runner.clone(), &config, stop.clone());
+    let background = maintenance::spawn_all(&runner, &config, &stop);
     let http = tokio::spawn(http::serve(config.http_addr, runner.clone(), stop.clone()));
     let mut consumers = Vec::new();
     for (queue_name, concurrency) in &config.queues {
-        consumers.extend(consumers::start(
+        consumers.extend(peyk_queue::consumers::start(
             runner.clone(),
             conn.clone(),
             &config.redis_prefix,
@@ -112,7 +114,7 @@ async fn run() -> anyhow::Result<()> {
     // 3. Hand back what is left: claims still held, and entries fetched but never run.
     match q::release_running(&pool, &runner.worker_id).await {
         Ok(released) => {
-            if let Err(e) = maintenance::push_all(&queue, &released).await {
+            if let Err(e) = peyk_queue::maintenance::push_all(&queue, &released).await {
                 tracing::warn!(error = %e, "could not push released jobs; the sweeper will");
             }
             if !released.is_empty() {

@@ -7,9 +7,9 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
-use peyk_jobs::queue::Enqueue;
 use peyk_jobs::registry;
 use peyk_jobs::{metrics, ValidationErrors};
+use peyk_queue::queue::Enqueue;
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobRow, JobStatus, NewJob};
 use serde_json::json;
@@ -31,7 +31,7 @@ type FileRefs = Vec<(&'static str, Uuid)>;
 /// Checks a submission and builds the row to insert, with the uploaded
 /// files it refers to (checked against the database by the caller).
 fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs), ApiError> {
-    let registry = registry::production();
+    let registry = registry::catalogue();
     let Some(kind) = registry.get(&submission.job_type) else {
         let valid = registry.submittable_names();
         return Err(ApiError::new(
@@ -236,9 +236,9 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
     let mut filter = jobs::ListFilter { limit: 50, ..Default::default() };
     for (name, value) in url_pairs(query.as_deref().unwrap_or("")) {
         match name.as_str() {
-            "type" if registry::production().get(&value).is_some() => filter.job_type = Some(value),
+            "type" if registry::catalogue().get(&value).is_some() => filter.job_type = Some(value),
             "type" => {
-                let valid = registry::production().names().join(", ");
+                let valid = registry::catalogue().names().join(", ");
                 return Err(ApiError::bad_parameter("type", format!("unknown job type; valid types: {valid}")));
             }
             "status" => {
@@ -299,7 +299,7 @@ pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id):
     }
     // A cancelled step ends its pipeline.
     if let Some(pipeline) = row.pipeline_id {
-        if let Err(e) = peyk_jobs::pipeline::advance(&state.pool, &state.queue, pipeline).await {
+        if let Err(e) = peyk_queue::pipeline::advance(&registry::catalogue(), &state.pool, &state.queue, pipeline).await {
             tracing::warn!(%pipeline, error = %e, "could not end the pipeline of a cancelled step; the sweeper will");
         }
     }

@@ -35,7 +35,7 @@ struct JobPayloads;
 impl Modify for JobPayloads {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let registry = peyk_jobs::registry::production();
+        let registry = peyk_jobs::registry::catalogue();
         components.schemas.extend(registry.nested_payload_schemas());
         components.schemas.extend(registry.result_schemas());
         let Some(RefOr::T(Schema::Object(mut options))) = components.schemas.remove("SubmitJob") else {

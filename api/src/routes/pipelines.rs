@@ -1,14 +1,14 @@
 //! `/v1/pipelines`: submit a pipeline, follow its steps, cancel it. The
 //! steps themselves are ordinary jobs (in `/v1/jobs`, with `pipeline_id`);
-//! `peyk_jobs::pipeline` has the rules.
+//! `peyk_queue::pipeline` has the rules.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use peyk_jobs::pipeline::{self, StepSpec};
 use peyk_jobs::registry;
+use peyk_queue::pipeline::{self, StepSpec};
 use peyk_schema::queries::pipelines as q;
 use peyk_schema::{JobRow, PipelineRow};
 use serde::{Deserialize, Serialize};
@@ -105,9 +105,10 @@ pub async fn submit(
     tenant: Tenant,
     ValidJson(submission): ValidJson<SubmitPipeline>,
 ) -> Result<Response, ApiError> {
-    pipeline::validate_steps(&submission.steps).map_err(ApiError::validation)?;
+    let registry = registry::catalogue();
+    pipeline::validate_steps(&registry, &submission.steps).map_err(ApiError::validation)?;
     let first_step = &submission.steps[0];
-    if let Some(Ok(first)) = registry::production().get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
+    if let Some(Ok(first)) = registry.get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
         check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
     }
     if !state.redis_is_up() {
@@ -126,7 +127,7 @@ pub async fn submit(
         updated_at: now,
         finished_at: None,
     };
-    let first = pipeline::step_job(&row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
+    let first = pipeline::step_job(&registry, &row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
     let job = q::create(&state.pool, &row, &first).await?;
     enqueue(&state, &job).await;
     Ok((StatusCode::ACCEPTED, Json(view(row, vec![job]))).into_response())

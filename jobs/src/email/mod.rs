@@ -7,6 +7,7 @@
 //! retried email carries the same one. Addresses and bodies are never
 //! logged.
 
+pub mod address;
 pub mod message;
 pub mod templates;
 pub mod transport;
@@ -129,11 +130,18 @@ fn check_filename(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Checks an address as [`parse_mailbox`] will parse it when the message
+/// is built (`address.rs`: without linking lettre into the API).
+fn check_mailbox(text: &str) -> Result<(), String> {
+    address::check_mailbox(text.trim()).map_err(|e| format!("is not a valid email address ({e})"))
+}
+
 fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     Mailbox::from_str(text.trim()).map_err(|e| format!("is not a valid email address ({e})"))
 }
 
 impl Job for EmailJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "email";
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
     const RESULT_FIELDS: &'static [&'static str] = &["message_id", "accepted", "latency_ms", "smtp_code", "smtp_reply"];
@@ -146,7 +154,7 @@ impl Job for EmailJob {
         }
         for (field, list) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)] {
             for (i, address) in list.iter().enumerate() {
-                if let Err(problem) = parse_mailbox(address) {
+                if let Err(problem) = check_mailbox(address) {
                     errors.add(format!("{field}.{i}"), problem);
                 }
             }
@@ -155,7 +163,7 @@ impl Job for EmailJob {
             errors.add("to", format!("at most {MAX_RECIPIENTS} recipients in to, cc and bcc together"));
         }
         for (field, address) in [("reply_to", &self.reply_to), ("from", &self.from)] {
-            if let Some(Err(problem)) = address.as_deref().map(parse_mailbox) {
+            if let Some(Err(problem)) = address.as_deref().map(check_mailbox) {
                 errors.add(field, problem);
             }
         }
@@ -246,7 +254,7 @@ impl EmailJob {
         let variables = self.variables.as_ref().unwrap_or(&empty);
         let render_error =
             |e: templates::TemplateError| JobError::permanent("template_error", format!("template `{name}` ({language}): {e}"));
-        let own = email_templates::find(&ctx.clients.pool, TenantId(ctx.tenant_id), name, language)
+        let own = email_templates::find(&ctx.clients.backbone.pool, TenantId(ctx.tenant_id), name, language)
             .await
             .map_err(|e| JobError::retry("database_unavailable", format!("could not read the template: {e}")))?;
         if let Some(row) = own {
@@ -293,7 +301,7 @@ impl EmailJob {
         let mut records = Vec::with_capacity(self.attachments.len());
         for attachment in &self.attachments {
             let id = attachment.file_id;
-            let record = files::get(&ctx.clients.pool, TenantId(ctx.tenant_id), id)
+            let record = files::get(&ctx.clients.backbone.pool, TenantId(ctx.tenant_id), id)
                 .await
                 .map_err(|e| JobError::retry("database_unavailable", format!("could not read file {id}: {e}")))?
                 .ok_or_else(|| attachment_gone(id))?;

@@ -38,6 +38,7 @@ fn database(e: impl std::fmt::Display) -> JobError {
 }
 
 impl Job for WebhookDeliveryJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "webhook_delivery";
     /// Replaced by the schedule's length when queued.
     const DEFAULT_MAX_ATTEMPTS: i32 = 8;
@@ -59,7 +60,7 @@ impl Job for WebhookDeliveryJob {
     }
 
     async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
-        let pool = &ctx.clients.pool;
+        let pool = &ctx.clients.backbone.pool;
         let tenant = TenantId(ctx.tenant_id);
         // Deleted or disabled since the event: nothing to deliver, and
         // nothing the tenant needs to retry.
@@ -103,7 +104,7 @@ impl WebhookDeliveryJob {
     async fn failed(&self, ctx: &JobContext, endpoint: &WebhookEndpointRow, error: JobError) -> JobError {
         let disable_after = settings::get().disable_after;
         let reason = format!("every delivery failed for more than {} s; last error: {}", disable_after.as_secs(), error.code);
-        let disabled = match q::record_failure(&ctx.clients.pool, endpoint.id, disable_after, &reason).await {
+        let disabled = match q::record_failure(&ctx.clients.backbone.pool, endpoint.id, disable_after, &reason).await {
             Ok(disabled) => disabled,
             Err(e) => {
                 tracing::warn!(endpoint_id = %endpoint.id, error = %e, "could not record the endpoint's failure");
@@ -168,7 +169,7 @@ async fn log_attempt(ctx: &JobContext, job: &WebhookDeliveryJob, result: &Result
         response_excerpt: field("response_excerpt").and_then(|v| v.as_str()).map(str::to_owned),
         error_code,
     };
-    if let Err(e) = q::insert_attempt(&ctx.clients.pool, &attempt).await {
+    if let Err(e) = q::insert_attempt(&ctx.clients.backbone.pool, &attempt).await {
         tracing::warn!(error = %e, "could not log the webhook attempt");
     }
 }

@@ -3,7 +3,7 @@
 //! Never for internal types (a delivery's own outcome must not become an
 //! event, which would loop).
 //!
-//! The runner calls [`FinishedJobEvents::messages_for`] for every finished
+//! The runner asks [`FinishedJobEvents`] (its `Announcer`) for every finished
 //! job, thousands a second under load, mostly for tenants without any
 //! endpoint. So whether a tenant has an enabled endpoint is cached for
 //! [`CACHE_TTL`]: a tenant known to have none costs one map lookup and
@@ -16,9 +16,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use peyk_queue::runner::{Announcer, FinishedJob};
 use peyk_schema::queries::webhook_endpoints as q;
 use peyk_schema::queries::worker::Outcome;
-use peyk_schema::{JobStatus, TenantId, WebhookMessageRow};
+use peyk_schema::{TenantId, WebhookMessageRow};
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
@@ -44,18 +47,6 @@ pub struct FinishedJobEvents {
     cache: Mutex<HashMap<Uuid, Entry>>,
 }
 
-/// What the runner knows of a finished job.
-pub struct FinishedJob<'a> {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub job_type: &'a str,
-    /// A type only Peyk queues: it announces nothing (which could loop).
-    pub internal: bool,
-    /// `succeeded`, `failed` or `dead`.
-    pub status: JobStatus,
-    pub outcome: &'a Outcome,
-}
-
 impl FinishedJobEvents {
     pub fn new(clients: Arc<SharedClients>) -> Arc<Self> {
         Arc::new(Self { clients, cache: Mutex::new(HashMap::new()) })
@@ -65,7 +56,7 @@ impl FinishedJobEvents {
     /// outcome causes, to be stored with the outcome (the runner's
     /// `Finish`): none for internal types, for retries, or for tenants
     /// without endpoints.
-    pub async fn messages_for(&self, job: FinishedJob<'_>) -> Vec<WebhookMessageRow> {
+    async fn messages(&self, job: FinishedJob<'_>) -> Vec<WebhookMessageRow> {
         if job.internal || self.known_to_have_none(job.tenant_id) {
             return Vec::new();
         }
@@ -75,13 +66,6 @@ impl FinishedJobEvents {
         }
         let data = event_data(&job);
         events.into_iter().map(|event| super::new_message(job.tenant_id, event, data.clone())).collect()
-    }
-
-    /// Dispatches messages the runner stored with an outcome.
-    pub fn dispatch(&self, message_ids: Vec<String>) {
-        if !message_ids.is_empty() {
-            super::dispatch_soon(&self.clients, message_ids);
-        }
     }
 
     fn known_to_have_none(&self, tenant: Uuid) -> bool {
@@ -106,13 +90,26 @@ impl FinishedJobEvents {
         };
         *cell
             .get_or_init(|| async {
-                q::has_enabled(&self.clients.pool, TenantId(tenant)).await.unwrap_or_else(|e| {
+                q::has_enabled(&self.clients.backbone.pool, TenantId(tenant)).await.unwrap_or_else(|e| {
                     // Unknown: let `publish` decide (it asks again).
                     tracing::warn!(error = %e, "could not check the tenant's webhook endpoints");
                     true
                 })
             })
             .await
+    }
+}
+
+impl Announcer for FinishedJobEvents {
+    fn messages_for<'a>(&'a self, job: FinishedJob<'a>) -> BoxFuture<'a, Vec<WebhookMessageRow>> {
+        self.messages(job).boxed()
+    }
+
+    /// Dispatches messages the runner stored with an outcome.
+    fn dispatch(&self, message_ids: Vec<String>) {
+        if !message_ids.is_empty() {
+            super::dispatch_soon(&self.clients, message_ids);
+        }
     }
 }
 
@@ -143,6 +140,8 @@ fn event_data(job: &FinishedJob<'_>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use peyk_schema::JobStatus;
+
     use super::*;
 
     #[test]

@@ -30,10 +30,10 @@ use peyk_schema::{Batcher, DbPool, NewJob, TenantId, WebhookMessageRow};
 use uuid::Uuid;
 
 use crate::context::SharedClients;
-use crate::queue::{Enqueue, Queue};
-use crate::submit::{system_job, Inserter, Pusher};
 use crate::{JobError, JobKind};
 use delivery::WebhookDeliveryJob;
+use peyk_queue::queue::{Enqueue, Queue};
+use peyk_queue::submit::{system_job, Inserter, Pusher};
 
 /// A new message id: `msg_` and a UUIDv7 in hex, so ids sort by time.
 pub fn new_message_id() -> String {
@@ -67,7 +67,7 @@ pub async fn is_wanted(clients: &SharedClients, tenant_id: Uuid, event_type: &st
     if !catalogue::is_event_type(event_type) {
         return Err(JobError::permanent("unknown_event_type", format!("`{event_type}` is not in the event catalogue")));
     }
-    Ok(!q::subscribed(&clients.pool, TenantId(tenant_id), event_type).await.map_err(database)?.is_empty())
+    Ok(!q::subscribed(&clients.backbone.pool, TenantId(tenant_id), event_type).await.map_err(database)?.is_empty())
 }
 
 /// Publishes an event that no other write depends on (e.g.
@@ -85,7 +85,7 @@ pub async fn publish(
         return Ok(None);
     }
     let message = new_message(tenant_id, event_type, data);
-    q::insert_message(&clients.pool, &message).await.map_err(database)?;
+    q::insert_message(&clients.backbone.pool, &message).await.map_err(database)?;
     dispatch_soon(clients, vec![message.id.clone()]);
     Ok(Some(message.id))
 }

@@ -127,6 +127,7 @@ impl PaymentVerificationJob {
 }
 
 impl Job for PaymentVerificationJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "payment_verification";
     const DEFAULT_MAX_ATTEMPTS: i32 = 8;
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -179,7 +180,7 @@ impl Job for PaymentVerificationJob {
     /// two minutes in all): IDPay returns the money if a payment is not
     /// verified within 10 minutes of its callback.
     fn retry_delay(attempt: u32, provider_asked: Option<Duration>) -> Option<Duration> {
-        let backoff = crate::retry::Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60) };
+        let backoff = peyk_queue::retry::Backoff { base: Duration::from_secs(1), max: Duration::from_secs(60) };
         Some(backoff.delay(attempt, provider_asked))
     }
 
@@ -188,7 +189,7 @@ impl Job for PaymentVerificationJob {
     }
 
     async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
-        let pool = &ctx.clients.pool;
+        let pool = &ctx.clients.backbone.pool;
         let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
         // The account and the payment (usually registered already, by the
         // API or a callback) are read in parallel.

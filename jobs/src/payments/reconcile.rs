@@ -49,6 +49,7 @@ pub struct PaymentReconcileJob {
 }
 
 impl Job for PaymentReconcileJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "payment_reconcile";
     const INTERNAL: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = 3;
@@ -59,7 +60,7 @@ impl Job for PaymentReconcileJob {
     }
 
     async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
-        let pool = &ctx.clients.pool;
+        let pool = &ctx.clients.backbone.pool;
         let payments = &ctx.clients.payments;
         let db = |e: peyk_schema::DbError| JobError::retry("database", e.to_string());
         let Some(account) = q::account(pool, ctx.tenant_id, self.gateway.name()).await.map_err(db)? else {

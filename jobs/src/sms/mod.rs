@@ -46,6 +46,7 @@ const PROVIDER_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 const NOT_SENT_CODES: &[&str] = &["not_sent", "provider_busy", "provider_rate_limited", "operation_failed", "http_503", "rate_limited"];
 
 impl Job for SmsJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "sms";
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
     const RESULT_FIELDS: &'static [&'static str] = &["provider", "mode", "messages", "cost_rial", "delivery", "note", "receptors"];
@@ -62,7 +63,7 @@ impl Job for SmsJob {
     async fn run(self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
         let sms = &ctx.clients.sms;
         let receptors = self.receptors();
-        let mut redis = ctx.clients.queue.redis();
+        let mut redis = ctx.clients.backbone.queue.redis();
         let wait = sms
             .limiter
             .check(&mut redis, ctx.tenant_id, ctx.job_id, self.is_otp(), &receptors)
@@ -161,7 +162,7 @@ impl SmsJob {
     /// reached Kavenegar.
     async fn lookup(&self, client: &KavenegarClient, template: &TemplateMessage, ctx: &JobContext) -> Result<Vec<Entry>, JobError> {
         if ctx.attempt > 1 {
-            let attempts = peyk_schema::queries::attempts::list_for_job(&ctx.clients.pool, ctx.job_id)
+            let attempts = peyk_schema::queries::attempts::list_for_job(&ctx.clients.backbone.pool, ctx.job_id)
                 .await
                 .map_err(|e| JobError::retry("database_unavailable", e.to_string()))?;
             // The last row is this attempt; the one before tells how the
@@ -199,7 +200,7 @@ impl SmsJob {
             }
             SmsJob::Lookup(t) | SmsJob::Call(t) => vec![row(&t.receptor, None, None, Some(t))],
         };
-        peyk_schema::queries::sms::insert_outbox(&ctx.clients.pool, &rows)
+        peyk_schema::queries::sms::insert_outbox(&ctx.clients.backbone.pool, &rows)
             .await
             .map_err(|e| JobError::retry("database_unavailable", format!("could not write the outbox: {e}")))?;
         Ok(json!({

@@ -29,6 +29,7 @@ pub struct SmsStatusJob {
 }
 
 impl Job for SmsStatusJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "sms_status";
     /// Queued by `sms` jobs only.
     const INTERNAL: bool = true;
@@ -72,7 +73,7 @@ impl Job for SmsStatusJob {
         };
         let delivery = json!({ "state": state, "checked_at": chrono::Utc::now(), "checks": ctx.attempt, "messages": messages });
         let found = peyk_schema::queries::sms::set_delivery(
-            &ctx.clients.pool,
+            &ctx.clients.backbone.pool,
             peyk_schema::models::TenantId(ctx.tenant_id),
             self.sms_job_id,
             &delivery,

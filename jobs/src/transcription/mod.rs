@@ -90,6 +90,7 @@ impl TranscriptionJob {
 }
 
 impl Job for TranscriptionJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "transcription";
     const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     const RESULT_FIELDS: &'static [&'static str] = &[

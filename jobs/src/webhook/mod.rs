@@ -57,6 +57,7 @@ pub struct WebhookJob {
 }
 
 impl Job for WebhookJob {
+    type Clients = crate::SharedClients;
     const TYPE: &'static str = "webhook";
     const DEFAULT_MAX_ATTEMPTS: i32 = 8;
     const RESULT_FIELDS: &'static [&'static str] = &["status_code", "latency_ms", "response_excerpt", "message_id"];

@@ -9,18 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::future::BoxFuture;
 use futures::FutureExt;
-use peyk_jobs::context::SharedClients;
-use peyk_jobs::events::finished::{FinishedJob, FinishedJobEvents};
-use peyk_jobs::queue::{Enqueue, Queue, QueueError, QueuedJob};
-use peyk_jobs::retry::Backoff;
-use peyk_jobs::{metrics, JobContext, JobError, JobKind, Registry, RetryHint};
 use peyk_schema::queries::worker::{self as q, Finish, Outcome};
-use peyk_schema::{Batcher, ClaimedJob, DbPool, JobStatus};
+use peyk_schema::{Batcher, ClaimedJob, DbPool, JobStatus, WebhookMessageRow};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info_span, Instrument};
 use uuid::Uuid;
+
+use crate::queue::{Enqueue, Queue, QueueError, QueuedJob};
+use crate::retry::Backoff;
+use crate::{metrics, Clients, JobContext, JobError, JobKind, Registry, RetryHint};
 
 /// Claims and outcomes go through batchers: under load, one statement
 /// covers every job that is starting (or finishing) at the same moment.
@@ -74,23 +74,57 @@ pub struct InFlight {
     pub started: Instant,
 }
 
+/// What the runner knows of a finished job.
+pub struct FinishedJob<'a> {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub job_type: &'a str,
+    /// A type only Peyk queues: it announces nothing (which could loop).
+    pub internal: bool,
+    /// `succeeded`, `failed` or `dead`.
+    pub status: JobStatus,
+    pub outcome: &'a Outcome,
+}
+
+/// What a job's end announces (Peyk's: `job.*` events to the tenant's
+/// endpoints, `peyk_jobs::events::finished`). The messages are stored in
+/// the same commit as the outcome (a transactional outbox: neither exists
+/// without the other) and dispatched once it is committed.
+pub trait Announcer: Send + Sync {
+    /// The messages a finished job causes, to be stored with its outcome.
+    fn messages_for<'a>(&'a self, job: FinishedJob<'a>) -> BoxFuture<'a, Vec<WebhookMessageRow>>;
+    /// Sends messages stored with an outcome that has been committed.
+    fn dispatch(&self, message_ids: Vec<String>);
+}
+
+/// Announces nothing (a runner of toy jobs).
+pub struct Silent;
+
+impl Announcer for Silent {
+    fn messages_for<'a>(&'a self, _job: FinishedJob<'a>) -> BoxFuture<'a, Vec<WebhookMessageRow>> {
+        futures::future::ready(Vec::new()).boxed()
+    }
+
+    fn dispatch(&self, _message_ids: Vec<String>) {}
+}
+
 /// Shared by every job this process runs.
-pub struct Runner {
+pub struct Runner<C> {
     pub pool: DbPool,
     pub claims: Claims,
     pub finishes: Finishes,
     pub acks: Acks,
     pub queue: Queue,
-    pub clients: Arc<SharedClients>,
+    pub clients: Arc<C>,
     /// The job types this runner can run (each entry's type is looked up
     /// once, when it is claimed).
-    pub registry: Arc<Registry>,
+    pub registry: Arc<Registry<C>>,
     /// This process's identity, unique per process.
     pub worker_id: String,
     pub lease: Duration,
     pub backoff: Backoff,
-    /// Publishes `job.*` events of finished jobs to the tenant's endpoints.
-    pub events: Arc<FinishedJobEvents>,
+    /// Announces finished jobs (Peyk's: `job.*` events to the tenant's endpoints).
+    pub announcer: Arc<dyn Announcer>,
     /// Jobs this process holds a claim on, each with the token that stops
     /// it: the lease keeper renews them, the cancel watcher stops those that
     /// are no longer this worker's (cancelled, or taken over).
@@ -100,17 +134,29 @@ pub struct Runner {
     pub shutting_down: AtomicBool,
 }
 
-impl Runner {
+/// How a runner keeps its claims and retries.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// This process's identity, unique per process.
+    pub worker_id: String,
+    /// How long a claim holds unless renewed.
+    pub lease: Duration,
+    pub backoff: Backoff,
+}
+
+impl<C: Clients> Runner<C> {
     /// A runner with its batchers started.
-    pub fn start(clients: Arc<SharedClients>, registry: Arc<Registry>, worker_id: String, lease: Duration, backoff: Backoff) -> Arc<Self> {
-        let (claims, finishes) = start_batchers(&clients.pool, &worker_id, lease);
+    pub fn start(clients: Arc<C>, registry: Arc<Registry<C>>, announcer: Arc<dyn Announcer>, settings: RunnerSettings) -> Arc<Self> {
+        let RunnerSettings { worker_id, lease, backoff } = settings;
+        let backbone = clients.backbone();
+        let (claims, finishes) = start_batchers(&backbone.pool, &worker_id, lease);
         Arc::new(Self {
-            pool: clients.pool.clone(),
+            pool: backbone.pool.clone(),
             claims,
             finishes,
-            acks: start_acks(&clients.queue),
-            queue: clients.queue.clone(),
-            events: FinishedJobEvents::new(clients.clone()),
+            acks: start_acks(&backbone.queue),
+            queue: backbone.queue.clone(),
+            announcer,
             clients,
             registry,
             worker_id,
@@ -240,7 +286,7 @@ impl Runner {
             Some(status) => {
                 let internal = kind.is_some_and(|kind| kind.internal);
                 let finished = FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, internal, status, outcome: &outcome };
-                self.events.messages_for(finished).await
+                self.announcer.messages_for(finished).await
             }
             None => Vec::new(),
         };
@@ -281,17 +327,17 @@ impl Runner {
         }
         metrics::JOBS_FINISHED.with_label_values(&[job_type, label]).inc();
         if status.is_some() {
-            self.events.dispatch(event_ids);
+            self.announcer.dispatch(event_ids);
         }
         // A finished step moves its pipeline on (the next step, or the end).
         if let Some(pipeline) = job.pipeline_id.filter(|_| status.is_some()) {
-            if let Err(e) = peyk_jobs::pipeline::advance(&self.pool, &self.queue, pipeline).await {
+            if let Err(e) = crate::pipeline::advance(&self.registry, &self.pool, &self.queue, pipeline).await {
                 tracing::warn!(%pipeline, error = %e, "could not advance the pipeline; the sweeper will");
             }
         }
     }
 
-    fn outcome_of(&self, kind: Option<&JobKind>, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {
+    fn outcome_of(&self, kind: Option<&JobKind<C>>, claimed: &ClaimedJob, result: Result<serde_json::Value, JobError>) -> Outcome {
         let job = &claimed.job;
         match result {
             Ok(result) => Outcome::Succeeded { result },
@@ -363,11 +409,11 @@ impl Runner {
 
 /// Runs the handler with the type's time limit; a panic becomes a
 /// retryable failure instead of taking the worker down.
-async fn run_guarded(
-    kind: Option<&JobKind>,
+async fn run_guarded<C: Clients>(
+    kind: Option<&JobKind<C>>,
     job_type: &str,
     payload: serde_json::Value,
-    ctx: &JobContext,
+    ctx: &JobContext<C>,
 ) -> Result<serde_json::Value, JobError> {
     let Some(kind) = kind else {
         return Err(JobError::permanent("unknown_type", format!("no job type `{job_type}` in this worker")));

@@ -9,14 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peyk_jobs::context::SharedClients;
-use peyk_jobs::queue::{Queue, QueueTimings, QueuedJob};
-use peyk_jobs::retry::Backoff;
-use peyk_jobs::webhook::client::AddressPolicy;
-use peyk_jobs::{Job, JobContext, JobError, JobKind, Registry, ValidationErrors};
+use peyk_queue::queue::{Queue, QueueTimings, QueuedJob};
+use peyk_queue::retry::Backoff;
+use peyk_queue::runner::{Runner, RunnerSettings, Silent};
+use peyk_queue::{Backbone, Job, JobError, JobKind, Registry, ValidationErrors};
 use peyk_schema::{DbPool, JobRow, JobStatus, TenantId};
 use peyk_tests::TestEnv;
-use peyk_worker::runner::Runner;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -32,6 +30,7 @@ macro_rules! toy {
         }
 
         impl Job for $name {
+            type Clients = Backbone;
             const TYPE: &'static str = $type;
             const ATTEMPT_TIMEOUT: Duration = Duration::from_millis($timeout_ms);
 
@@ -39,7 +38,7 @@ macro_rules! toy {
                 Ok(())
             }
 
-            async fn run(self, _ctx: &JobContext) -> Result<Value, JobError> {
+            async fn run(self, _ctx: &peyk_queue::JobContext<Backbone>) -> Result<Value, JobError> {
                 RUNS[$index].fetch_add(1, Ordering::SeqCst);
                 let $job = self;
                 $body
@@ -66,7 +65,7 @@ toy!(RunsUntilStopped, "toy_runs_until_stopped", 5, 60000, |_job| {
 // Would succeed, if it ran (the test where its worker is lost).
 toy!(WouldSucceed, "toy_would_succeed", 6, 5000, |_job| Ok(Value::Null));
 
-fn toy_registry() -> Registry {
+fn toy_registry() -> Registry<Backbone> {
     Registry::new()
         .register::<Succeeds>()
         .register::<Panics>()
@@ -80,7 +79,7 @@ fn toy_registry() -> Registry {
 struct Harness {
     pool: DbPool,
     tenant: TenantId,
-    runner: Arc<Runner>,
+    runner: Arc<Runner<Backbone>>,
     _env: TestEnv,
 }
 
@@ -90,18 +89,20 @@ impl Harness {
         let pool = peyk_schema::connect_pool(&env.database_url, 4).unwrap();
         let tenant = peyk_schema::queries::api_keys::create_key(&pool, "toys", "peyk_toys_unused", "peyk_toy").await.unwrap();
         let registry = Arc::new(toy_registry());
-        let conn = peyk_jobs::queue::connect_with_retry(&env.redis_url).await;
+        let conn = peyk_queue::queue::connect_with_retry(&env.redis_url).await;
         let queue = Queue::new(conn, &env.prefix, &QueueTimings::default(), &registry.names());
-        let clients = Arc::new(SharedClients::from_env(pool.clone(), queue, &env.prefix, AddressPolicy::default(), None).unwrap());
+        // Toy jobs need no provider: their clients are the queue's own handles.
+        let clients = Arc::new(Backbone::start(pool.clone(), queue));
         let backoff = Backoff { base: Duration::from_secs(30), max: Duration::from_secs(60) };
-        let runner = Runner::start(clients, registry, format!("runner-test-{name}"), Duration::from_secs(30), backoff);
+        let settings = RunnerSettings { worker_id: format!("runner-test-{name}"), lease: Duration::from_secs(30), backoff };
+        let runner = Runner::start(clients, registry, Arc::new(Silent), settings);
         Self { pool, tenant, runner, _env: env }
     }
 
     /// Stores a job of type `J` and returns it with the entry a consumer
     /// would have fetched for it.
     async fn store<J: Job>(&self, max_attempts: i32) -> (JobRow, QueuedJob) {
-        let mut job = peyk_jobs::submit::system_job(self.tenant.0, &JobKind::of::<J>(), json!({ "note": "hi" }), chrono::Utc::now());
+        let mut job = peyk_queue::submit::system_job(self.tenant.0, &JobKind::of::<J>(), json!({ "note": "hi" }), chrono::Utc::now());
         job.max_attempts = max_attempts;
         let row = peyk_schema::queries::jobs::insert_batch(&self.pool, &[job]).await.unwrap().remove(0);
         let entry = QueuedJob { job_id: row.id, not_before_ms: None };

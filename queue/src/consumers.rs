@@ -14,10 +14,11 @@ use apalis_core::request::Request;
 use apalis_core::task::task_id::TaskId;
 use apalis_core::worker::{Context, Worker};
 use apalis_redis::RedisContext;
-use peyk_jobs::queue::{apalis_config, JobStorage, QueueTimings, QueuedJob};
 use tower::layer::util::Identity;
 
+use crate::queue::{apalis_config, JobStorage, QueueTimings, QueuedJob};
 use crate::runner::Runner;
+use crate::Clients;
 
 /// One running apalis consumer.
 pub struct Consumer {
@@ -55,10 +56,10 @@ struct Origin {
     consumer: Arc<str>,
 }
 
-async fn handle(
+async fn handle<C: Clients>(
     entry: QueuedJob,
     task_id: TaskId,
-    runner: Data<Arc<Runner>>,
+    runner: Data<Arc<Runner<C>>>,
     origin: Data<Origin>,
 ) -> Result<(), apalis_core::error::Error> {
     // Every outcome is recorded in PostgreSQL by the runner, so apalis always
@@ -67,8 +68,8 @@ async fn handle(
     Ok(())
 }
 
-pub fn start(
-    runner: Arc<Runner>,
+pub fn start<C: Clients>(
+    runner: Arc<Runner<C>>,
     conn: redis::aio::ConnectionManager,
     prefix: &str,
     queue: &str,
@@ -88,7 +89,7 @@ pub fn start(
                 .data(origin)
                 .concurrency(per_consumer)
                 .backend(SelfAcknowledged(storage))
-                .build_fn(handle);
+                .build_fn(handle::<C>);
             let runnable = worker.run();
             let handle = runnable.get_handle();
             Consumer { queue: queue.to_string(), name, handle, task: tokio::spawn(runnable) }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 /// A job Peyk queues itself (a follow-up, a pipeline step): no idempotency
 /// key, default priority, the type's default attempts; `scheduled` when
 /// `run_at` is ahead, else `queued`.
-pub fn system_job(tenant: Uuid, kind: &JobKind, payload: serde_json::Value, run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
+pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value, run_at: chrono::DateTime<chrono::Utc>) -> NewJob {
     NewJob {
         id: Uuid::now_v7(),
         tenant_id: tenant,

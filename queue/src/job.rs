@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{JobContext, JobError, ValidationErrors};
+use crate::{Clients, JobContext, JobError, ValidationErrors};
 
 pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + 'static {
+    /// What the type's `run` reaches through its context (`peyk_jobs`'
+    /// `SharedClients` for Peyk's types); the types of one registry share it.
+    type Clients: Clients;
     /// The `type` clients submit, and the name of the job's Redis queue.
     const TYPE: &'static str;
     /// Attempts when the submission does not say.
@@ -55,5 +58,5 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
         None
     }
 
-    fn run(self, ctx: &JobContext) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
+    fn run(self, ctx: &JobContext<Self::Clients>) -> impl Future<Output = Result<serde_json::Value, JobError>> + Send;
 }

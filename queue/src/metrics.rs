@@ -1,0 +1,155 @@
+//! Prometheus metrics of the queue and the runner. Every name starts with
+//! `peyk_`; durations are histograms in seconds. One registry per process:
+//! the API and each worker serve their own at `/metrics` (the job types add
+//! theirs to it, `peyk_jobs::metrics`).
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::queue::Queue;
+
+/// The process's registry, with the standard `process_*` metrics (CPU,
+/// resident memory, open file descriptors) of this process included.
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let registry = Registry::new();
+    registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("process collector registers once");
+    registry
+});
+
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+    REGISTRY.register(Box::new(collector.clone())).expect("metric names are unique");
+    collector
+}
+
+pub static JOBS_ENQUEUED: LazyLock<IntCounterVec> =
+    LazyLock::new(|| register(IntCounterVec::new(Opts::new("peyk_jobs_enqueued_total", "Jobs accepted by the API"), &["type"]).unwrap()));
+
+pub static JOBS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("peyk_jobs_finished_total", "Job runs that ended, by the status they left the job in"),
+            &["type", "status"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static JOB_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_job_retries_total", "Failed attempts scheduled to run again, by error code"), &["type", "code"])
+            .unwrap(),
+    )
+});
+
+pub static JOBS_DEAD: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_jobs_dead_total", "Jobs that ran out of attempts, by the last error code"), &["type", "code"])
+            .unwrap(),
+    )
+});
+
+pub static DB_POOL: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(Opts::new("peyk_db_pool_connections", "PostgreSQL pool connections by state"), &["state"]).unwrap())
+});
+
+pub static REDIS_UP: LazyLock<IntGauge> =
+    LazyLock::new(|| register(IntGauge::new("peyk_redis_up", "1 when this process reaches Redis").unwrap()));
+
+pub static JOB_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_job_duration_seconds", "Time one attempt of a job ran")
+                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["type"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("peyk_job_queue_wait_seconds", "Time from when a job was due to when a worker started it")
+                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["type"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap())
+});
+
+pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
+    register(
+        prometheus::GaugeVec::new(
+            Opts::new("peyk_queue_oldest_waiting_seconds", "How long the oldest queued job of a queue has been due"),
+            &["queue"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static WORKERS: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap()));
+
+/// Creates every series of each job type at zero, so that dashboards and
+/// rates see them before the first job.
+pub fn init_job_series(job_types: &[&str]) {
+    for job_type in job_types {
+        JOBS_ENQUEUED.with_label_values(&[job_type]);
+        for status in ["succeeded", "failed", "dead", "discarded"] {
+            JOBS_FINISHED.with_label_values(&[job_type, status]);
+        }
+        JOB_DURATION.with_label_values(&[job_type]);
+        JOB_QUEUE_WAIT.with_label_values(&[job_type]);
+    }
+}
+
+/// Pool and Redis connection state, read at scrape time.
+pub fn refresh_connection_gauges(pool: &peyk_schema::DbPool, redis_up: bool) {
+    let status = pool.status();
+    let idle = status.available as i64;
+    DB_POOL.with_label_values(&["max"]).set(status.max_size as i64);
+    DB_POOL.with_label_values(&["open"]).set(status.size as i64);
+    DB_POOL.with_label_values(&["idle"]).set(idle);
+    DB_POOL.with_label_values(&["in_use"]).set(status.size as i64 - idle);
+    DB_POOL.with_label_values(&["waiting"]).set(status.waiting as i64);
+    REDIS_UP.set(redis_up as i64);
+}
+
+/// Reads queue depths and live workers from Redis, and dead jobs from
+/// PostgreSQL (Peyk, not apalis, decides when a job is dead), into their gauges.
+pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
+    let dead: std::collections::HashMap<String, i64> =
+        peyk_schema::queries::jobs::dead_counts(pool).await.unwrap_or_default().into_iter().collect();
+    for job_type in queue.names() {
+        if let Ok(depth) = queue.depth(job_type).await {
+            for (state, value) in [
+                ("waiting", depth.waiting as i64),
+                ("scheduled", depth.scheduled as i64),
+                ("in_flight", depth.in_flight as i64),
+                ("dead", dead.get(job_type).copied().unwrap_or(0)),
+            ] {
+                QUEUE_DEPTH.with_label_values(&[job_type, state]).set(value);
+            }
+        }
+        if let Ok(oldest) = peyk_schema::queries::jobs::oldest_waiting_seconds(pool, job_type).await {
+            OLDEST_WAITING.with_label_values(&[job_type]).set(oldest.unwrap_or(0.0));
+        }
+        if let Ok(workers) = queue.live_workers(job_type, std::time::Duration::from_secs(30)).await {
+            WORKERS.with_label_values(&[job_type]).set(workers as i64);
+        }
+    }
+}
+
+/// The registry in Prometheus' text format.
+pub fn render() -> String {
+    let mut buffer = Vec::new();
+    TextEncoder::new().encode(&REGISTRY.gather(), &mut buffer).expect("text encoding cannot fail");
+    String::from_utf8(buffer).expect("prometheus text is UTF-8")
+}
