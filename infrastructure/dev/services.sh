@@ -99,7 +99,9 @@ start_redis() {
     redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --dir "$dir/redis" \
       --pidfile "$dir/redis/redis.pid" --logfile "$dir/redis/redis.log" \
       --appendonly "${PEYK_REDIS_AOF:-yes}" --save "" >/dev/null
-    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    # PONG, not just an answer: while Redis loads its append-only file it
+    # answers `LOADING` (and refuses FLUSHALL), with exit status 0.
+    for _ in $(seq 1 300); do [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
   fi
   REDIS_URL="redis://127.0.0.1:$port"
   export REDIS_URL
