@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: runs every test against a real PostgreSQL and a real
 # Redis that it starts itself on loopback (data under .peyk/test).
-# Extra arguments go to `cargo test` instead (e.g. `--test e2e lifecycle::`,
-# the lifecycle tests).
+# Extra arguments go to `cargo test` instead (e.g. `--test e2e
+# e2e::lifecycle::`, the lifecycle tests).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 # Each phase says how long it took (the README's breakdown comes from these).
@@ -77,24 +77,18 @@ if [ $# -gt 0 ]; then
   cargo test --workspace --no-fail-fast "$@" || status=$?
 else
   # Every crate's own tests (unit, integration and doc tests), then the
-  # end-to-end tests: one binary (tests/tests/e2e/), run one module (one
-  # area) at a time, so that the areas never share the cores, as when each
-  # was a binary of its own. Always `--workspace`: selecting packages would
-  # change the features cargo unifies, and rebuild the dependencies.
-  other_tests=$(cargo metadata --no-deps --format-version 1 | python3 -c '
-import json, sys
-for package in json.load(sys.stdin)["packages"]:
-    for target in package["targets"]:
-        if "test" in target["kind"] and target["name"] != "e2e":
-            print("--test", target["name"])')
-  # shellcheck disable=SC2086 # one word per flag and name
-  cargo test --workspace --no-fail-fast --lib --bins $other_tests || status=$?
-  cargo test --workspace --no-fail-fast --doc || status=$?
+  # end-to-end tests (one binary, tests/tests/e2e/, every test named
+  # `e2e::AREA::…`) one area at a time, each in a process of its own, so
+  # that the areas never share the cores, as when each was a binary of its
+  # own. One `cargo test --workspace` for the first part, not a selection of
+  # packages or targets: those change the features cargo unifies and would
+  # rebuild much of the dependency graph.
+  cargo test --workspace --no-fail-fast -- --skip e2e:: || status=$?
   for module in tests/tests/e2e/*.rs; do
     area=$(basename "$module" .rs)
     [ "$area" = main ] && continue
     echo "==> end-to-end: $area"
-    cargo test --workspace --no-fail-fast --test e2e -- "$area::" || status=$?
+    cargo test --workspace --no-fail-fast --test e2e -- "e2e::$area::" || status=$?
   done
 fi
 phase_done "tests"
