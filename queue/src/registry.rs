@@ -52,10 +52,10 @@ impl<C: Clients> JobKind<C> {
         Self { run: Some(|payload, ctx| run_as::<J>(payload, ctx).boxed()), ..Self::described::<J>() }
     }
 
-    /// The type without its run code, for a process that validates and
-    /// shows jobs but never runs them (the API): its `run` and everything
-    /// only `run` reaches (SMTP, whisper.cpp bindings, provider clients) is
-    /// then not linked into that binary.
+    /// The type without its run code: all that validating, showing and
+    /// queueing a job needs (the API's registry, `submit::system_job`). A
+    /// binary that never builds [`JobKind::of`] for a type does not link
+    /// its `run` nor what only `run` reaches (SMTP, provider clients).
     pub fn described<J: Job<Clients = C>>() -> Self {
         Self {
             name: J::TYPE,

@@ -87,7 +87,7 @@ async fn queue_reconciles(runner: &Runner) -> anyhow::Result<()> {
     let waited = chrono::Duration::from_std(runner.clients.payments.reconcile_after)?;
     for (tenant, gateway) in peyk_schema::queries::payments::accounts_with_pending(&runner.pool, chrono::Utc::now() - waited).await? {
         let payload = serde_json::json!({ "gateway": gateway });
-        let job = peyk_queue::submit::system_job(tenant, &JobKind::of::<PaymentReconcileJob>(), payload, chrono::Utc::now());
+        let job = peyk_queue::submit::system_job(tenant, &JobKind::described::<PaymentReconcileJob>(), payload, chrono::Utc::now());
         let Some(row) = runner.clients.backbone.inserter.call(job).await? else { continue };
         if let Some(entry) = Enqueue::for_row(&row) {
             if let Err(e) = runner.clients.backbone.pusher.call(entry).await {

@@ -241,5 +241,5 @@ pub fn verification_job(row: &PaymentRow, trans_id: Option<&str>) -> Result<peyk
     let job =
         PaymentVerificationJob::for_payment(row, trans_id).ok_or_else(|| ApiError::internal("stored payment of an unknown gateway"))?;
     let payload = serde_json::to_value(&job).map_err(ApiError::internal)?;
-    Ok(peyk_queue::submit::system_job(row.tenant_id, &JobKind::of::<PaymentVerificationJob>(), payload, Utc::now()))
+    Ok(peyk_queue::submit::system_job(row.tenant_id, &JobKind::described::<PaymentVerificationJob>(), payload, Utc::now()))
 }

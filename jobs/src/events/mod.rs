@@ -149,7 +149,7 @@ pub async fn dispatch(pool: &DbPool, queue: &Queue, message_ids: &[String]) -> R
 fn delivery_job(tenant_id: Uuid, message_id: &str, endpoint_id: Uuid, now: chrono::DateTime<Utc>) -> Result<NewJob, JobError> {
     let payload = serde_json::to_value(WebhookDeliveryJob { endpoint_id, message_id: message_id.to_string() })
         .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
-    let mut job = system_job(tenant_id, &JobKind::of::<WebhookDeliveryJob>(), payload, now);
+    let mut job = system_job(tenant_id, &JobKind::described::<WebhookDeliveryJob>(), payload, now);
     job.max_attempts = settings::get().max_attempts();
     Ok(job)
 }

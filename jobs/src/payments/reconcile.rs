@@ -116,7 +116,7 @@ impl Job for PaymentReconcileJob {
         for payment in &to_verify {
             let Some(job) = PaymentVerificationJob::for_payment(payment, None) else { continue };
             let payload = serde_json::to_value(&job).map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
-            queued.push(ctx.enqueue_follow_up(&JobKind::of::<PaymentVerificationJob>(), payload, Utc::now()).await?);
+            queued.push(ctx.enqueue_follow_up(&JobKind::described::<PaymentVerificationJob>(), payload, Utc::now()).await?);
         }
         // Looked at: the next run waits `reconcile_after` before asking again.
         q::touch_checked(pool, &looked_at).await.map_err(db)?;

@@ -87,7 +87,7 @@ impl Job for SmsJob {
         // fail (and so repeat) a job whose messages went out.
         let check = ctx
             .enqueue_follow_up(
-                &JobKind::of::<status::SmsStatusJob>(),
+                &JobKind::described::<status::SmsStatusJob>(),
                 json!({ "sms_job_id": ctx.job_id, "message_ids": message_ids }),
                 Utc::now() + sms.status_delay,
             )
