@@ -2,7 +2,7 @@
 //! endpoints (gateway callbacks, inbound webhooks): a token bucket per client
 //! address, in this API process's memory. Beyond it: `429` with
 //! `Retry-After`. It bounds what one sender can make Peyk store and do; the
-//! per-payment bounds in `record_event` bound what many senders can.
+//! per-payment bounds in `record_events` bound what many senders can.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

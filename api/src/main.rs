@@ -88,6 +88,7 @@ async fn serve() -> anyhow::Result<()> {
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         accounts: Arc::new(state::AccountCache::new(state::ACCOUNT_CACHE_TTL)),
+        callbacks: peyk_schema::queries::payments::start_callback_recorder(pool.clone()),
         inserter: peyk_queue::submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,

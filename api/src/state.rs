@@ -27,6 +27,8 @@ pub struct AppState {
     pub accounts: Arc<AccountCache>,
     pub inserter: Inserter,
     pub pusher: Pusher,
+    /// Inbound events and the verifications they queue, recorded in batches.
+    pub callbacks: peyk_schema::queries::payments::CallbackRecorder,
     pub redis_up: Arc<AtomicBool>,
     pub files: FileStore,
     pub limits: Limits,

@@ -240,13 +240,14 @@ pub async fn gateway_callback(
 
     // A verification is worth queuing while the payment may still change:
     // the callback's word is only a reason to ask the gateway, never an
-    // outcome, and whether one is queued is up to `record_event`'s bounds.
+    // outcome, and whether one is queued is up to `record_events`' bounds.
     let job = match &payment {
         Some(payment) if callback.ready && payment.may_change() => Some(verification_job(payment, callback.trans_id.as_deref())?),
         _ => None,
     };
     let event = raw.event(tenant, gateway.name(), &callback, payment.as_ref(), job.as_ref());
-    let recording = q::record_event(&state.pool, &event, job.as_ref(), callback.trans_id.as_deref(), &state.limits.callbacks).await?;
+    let record = q::CallbackRecord { event, job: job.clone(), trans_id: callback.trans_id.clone(), limits: state.limits.callbacks };
+    let recording = state.callbacks.call(record).await?;
     let (recorded, job) = (recording.recorded, job.filter(|_| recording.queued));
     if let Some(entry) = job.as_ref().and_then(Enqueue::for_new) {
         // The job is committed: the gateway need not wait for Redis too
@@ -405,8 +406,9 @@ pub async fn receive(
     let event = raw.event(tenant, &source, &callback, None, None);
     // Signed by the provider: stored once per webhook-id, not sampled.
     let signed = q::CallbackLimits { unknown_per_minute: 0, ..state.limits.callbacks };
-    let recorded = q::record_event(&state.pool, &event, None, None, &signed).await?.recorded;
-    Ok(Json(json!({ "received": true, "duplicate": !recorded, "event_id": recorded.then_some(event.id) })))
+    let event_id = event.id;
+    let recorded = state.callbacks.call(q::CallbackRecord { event, job: None, trans_id: None, limits: signed }).await?.recorded;
+    Ok(Json(json!({ "received": true, "duplicate": !recorded, "event_id": recorded.then_some(event_id) })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -878,6 +878,56 @@ async fn a_thousand_forged_callbacks_cost_a_bounded_amount() {
 /// A gateway answer that says paid without an amount is never credited:
 /// IDPay's is completed from its inquiry; BitPay's bare "1" goes to review.
 /// Unpaid settles as failed only past expiry, and a later "paid" wins.
+/// Callbacks that arrive together are recorded together (in batches, one
+/// statement and one commit each): every callback must still get its own
+/// answer, and a replay in the same batch must see the first.
+#[tokio::test]
+async fn callbacks_recorded_together_are_each_answered_for_themselves() {
+    let env = TestEnv::new("pay-batched").await;
+    let key = env.create_key("batched").await;
+    let api = env.start_api_with(&[("PEYK_PUBLIC_RATE_PER_MINUTE", "100000")]).await;
+    let mut shop = Shop { api, key, tenant: String::new() };
+    let zarinpal = Zarinpal::start().await;
+    shop.account("zarinpal", zarinpal_account()).await;
+    let mut payments = Vec::new();
+    for n in 0..150 {
+        let authority = zarinpal.create_payment(10_000 + n);
+        let id = shop.register(zarinpal_payment(&authority, 10_000 + n, &format!("o-b{n}"))).await;
+        payments.push((authority, id));
+    }
+
+    // Each payment's callback twice, all at once.
+    let (shop, count) = (&shop, payments.len());
+    let authorities: Vec<&str> = payments.iter().map(|(authority, _)| authority.as_str()).collect();
+    let authorities = &authorities;
+    let answers: Vec<(usize, (u16, Value))> = futures::future::join_all(
+        (0..count * 2).map(|n| async move { (n % count, shop.zarinpal_callback(authorities[n % count], "OK").await) }),
+    )
+    .await;
+    for (index, (authority, payment)) in payments.iter().enumerate() {
+        let mine: Vec<&Value> = answers
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, (status, body))| {
+                assert_eq!(*status, 200, "{body}");
+                body
+            })
+            .collect();
+        assert!(mine.iter().all(|a| a["payment_id"] == payment.as_str()), "{authority}: {mine:?}");
+        let first: Vec<&&Value> = mine.iter().filter(|a| a["duplicate"] == false).collect();
+        assert_eq!(first.len(), 1, "{authority}: one recorded, one replay: {mine:?}");
+        let job = env
+            .sql_count(&format!(
+                "SELECT count(*) AS n FROM jobs WHERE id = '{}' AND payload->>'reference' = '{authority}'",
+                first[0]["verification_job_id"].as_str().expect("the recorded callback queued the verification")
+            ))
+            .await;
+        assert_eq!(job, 1, "{authority}: the answer names this payment's verification");
+    }
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM inbound_events").await, 150);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'payment_verification'").await, 150);
+}
+
 #[tokio::test]
 async fn amounts_are_always_compared_and_paid_wins_over_expired() {
     let env = TestEnv::new("pay-amounts").await;

@@ -1,0 +1,1 @@
+ALTER FUNCTION peyk_record_callback RESET plan_cache_mode;
