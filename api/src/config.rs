@@ -15,6 +15,8 @@ pub struct Config {
     pub addr: SocketAddr,
     /// Largest request body accepted (bytes); larger ones get 413.
     pub max_body_bytes: usize,
+    /// The same for `POST /v1/jobs/batch` (up to 1,000 jobs).
+    pub max_batch_body_bytes: usize,
     /// How long a verified API key is trusted without asking PostgreSQL again
     /// (so a revoked key stops working within this time).
     pub key_cache_ttl: Duration,
@@ -49,6 +51,7 @@ impl Config {
             redis_prefix: env_or("PEYK_REDIS_PREFIX", "peyk"),
             addr: env_parse("PEYK_API_ADDR", "127.0.0.1:8080".parse().unwrap())?,
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
+            max_batch_body_bytes: env_parse("PEYK_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024)?,
             key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
             max_upload_bytes: env_parse("PEYK_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)?,
             public_rate_per_minute: env_parse("PEYK_PUBLIC_RATE_PER_MINUTE", 120)?,

@@ -39,6 +39,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
     }
 }
 
+/// A JSON value already parsed (an item of a batch) read as `T`: a 422
+/// naming the field when its shape is wrong.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid_field(if path == "." { "body" } else { &path }, e.into_inner().to_string())
+    })
+}
+
 /// JSON of the wrong shape is a 422 naming the field; anything else a 400.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);

@@ -26,11 +26,11 @@ const MAX_DELAY_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
 const MAX_ATTEMPTS_LIMIT: i32 = 25;
 
 /// Uploaded files a payload names: (field, file id).
-type FileRefs = Vec<(&'static str, Uuid)>;
+pub(crate) type FileRefs = Vec<(&'static str, Uuid)>;
 
 /// Checks a submission and builds the row to insert, with the uploaded
 /// files it refers to (checked against the database by the caller).
-fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs), ApiError> {
+pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJob, FileRefs), ApiError> {
     let registry = registry::catalogue();
     let Some(kind) = registry.get(&submission.job_type) else {
         let valid = registry.submittable_names();
@@ -180,15 +180,17 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
         if existing.request_hash == request_hash {
             return Ok((StatusCode::OK, existing));
         }
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_reused",
-            "this idempotency_key was used for a different request",
-        )
-        .with_details(json!({ "errors": [{ "field": "idempotency_key", "problem": "already used with a different body" }], "job_id": existing.id })));
+        return Err(idempotency_conflict(existing.id));
     };
     metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
     Ok((StatusCode::ACCEPTED, row))
+}
+
+/// 409: the key names `existing`, submitted with another body.
+pub(crate) fn idempotency_conflict(existing: Uuid) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", "this idempotency_key was used for a different request").with_details(
+        json!({ "errors": [{ "field": "idempotency_key", "problem": "already used with a different body" }], "job_id": existing }),
+    )
 }
 
 /// Pushes a stored job onto its queue. A failure is not the client's

@@ -6,6 +6,7 @@ pub mod email_templates;
 pub mod event_types;
 pub mod files;
 pub mod health;
+pub mod job_batch;
 pub mod jobs;
 pub mod openapi;
 pub mod payments;
@@ -34,10 +35,11 @@ use crate::state::AppState;
 /// Every route, each declared once with its OpenAPI operation (the
 /// handler's `#[utoipa::path]`): the router and the document
 /// (`/openapi.json`) are both made from this list, so neither can name a
-/// route the other lacks. Uploads come apart: they get their own, larger
-/// body limit.
+/// route the other lacks. Uploads and batches come apart: they get their
+/// own, larger body limits.
 pub struct Declared {
     pub uploads: OpenApiRouter<AppState>,
+    pub batches: OpenApiRouter<AppState>,
     pub api: OpenApiRouter<AppState>,
 }
 
@@ -46,6 +48,7 @@ pub fn declared() -> Declared {
         .routes(routes!(files::upload))
         .routes(routes!(transcripts::openai_transcriptions))
         .routes(routes!(transcripts::openai_translations));
+    let batches = OpenApiRouter::new().routes(routes!(job_batch::submit_batch));
     let api = OpenApiRouter::new()
         .routes(routes!(jobs::submit, jobs::list_jobs))
         .routes(routes!(jobs::get_job))
@@ -84,14 +87,15 @@ pub fn declared() -> Declared {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(openapi::openapi_json));
-    Declared { uploads, api }
+    Declared { uploads, batches, api }
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
-    let Declared { uploads, api } = declared();
+    let Declared { uploads, batches, api } = declared();
     let uploads = uploads.layer(DefaultBodyLimit::max(config.max_upload_bytes));
+    let batches = batches.layer(DefaultBodyLimit::max(config.max_batch_body_bytes));
     let api = api.layer(DefaultBodyLimit::max(config.max_body_bytes));
-    let (routes, _document) = api.merge(uploads).split_for_parts();
+    let (routes, _document) = api.merge(uploads).merge(batches).split_for_parts();
     openapi::with_docs(routes.with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

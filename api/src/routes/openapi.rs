@@ -132,8 +132,8 @@ fn plain_get(summary: &str, answer: &str) -> utoipa::openapi::path::PathItem {
 }
 
 pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
-    let Declared { uploads, api } = declared();
-    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).merge(uploads).into_openapi();
+    let Declared { uploads, batches, api } = declared();
+    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).merge(uploads).merge(batches).into_openapi();
     // After the paths are in: these complete what the operations declared.
     for modifier in [&Security as &dyn Modify, &JobPayloads, &errors::StandardErrors, &UniqueOperationIds] {
         modifier.modify(&mut doc);

@@ -14,14 +14,41 @@ use crate::status::JobStatus;
 /// Inserts a batch of jobs in one statement (and one commit). Rows whose
 /// `(tenant_id, idempotency_key)` already exists are skipped; the returned
 /// rows are the ones actually inserted.
+///
+/// The rows travel as one array per column (`unnest`): the statement is the
+/// same whatever the batch's size, so PostgreSQL parses and plans 13
+/// parameters, not a `VALUES` list of 13 per row (13,000 for a bulk
+/// submission of 1,000, where parsing and planning took most of
+/// PostgreSQL's time).
 pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
+    use diesel::sql_types::{Array, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    fn column<'a, T>(batch: &'a [NewJob], value: impl Fn(&'a NewJob) -> T) -> Vec<T> {
+        batch.iter().map(value).collect()
+    }
     let mut conn = pool.get().await?;
-    Ok(diesel::insert_into(jobs::table)
-        .values(batch)
-        .on_conflict_do_nothing()
-        .returning(JobRow::as_returning())
-        .get_results(&mut conn)
-        .await?)
+    Ok(diesel::sql_query(
+        "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
+                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
+                              $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[])
+         ON CONFLICT DO NOTHING
+         RETURNING *",
+    )
+    .bind::<Array<SqlUuid>, _>(column(batch, |j| j.id))
+    .bind::<Array<SqlUuid>, _>(column(batch, |j| j.tenant_id))
+    .bind::<Array<Text>, _>(column(batch, |j| j.job_type.as_str()))
+    .bind::<Array<Text>, _>(column(batch, |j| j.status.as_str()))
+    .bind::<Array<Jsonb>, _>(column(batch, |j| &j.payload))
+    .bind::<Array<Int4>, _>(column(batch, |j| j.max_attempts))
+    .bind::<Array<Int2>, _>(column(batch, |j| j.priority))
+    .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.idempotency_key.as_deref()))
+    .bind::<Array<Nullable<Bytea>>, _>(column(batch, |j| j.request_hash.as_deref()))
+    .bind::<Array<Timestamptz>, _>(column(batch, |j| j.run_at))
+    .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.queue_task_id.as_deref()))
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.pipeline_id))
+    .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
+    .load(&mut conn)
+    .await?)
 }
 
 pub async fn find_by_idempotency_key(pool: &DbPool, tenant: TenantId, key: &str) -> Result<Option<JobRow>, DbError> {

@@ -174,6 +174,79 @@ async fn idempotency_key_returns_the_first_job_or_409() {
 }
 
 #[tokio::test]
+async fn a_batch_answers_each_item_as_a_single_submission_would() {
+    let env = TestEnv::new("batch").await;
+    let key = env.create_key("acme").await;
+    let api = env.start_api().await;
+    let sink = peyk_tests::Sink::start().await;
+    let hook = |n: i64| webhook(&format!("{}/batch", sink.url), json!({ "n": n }));
+    let keyed = |n: i64, key: &str| {
+        let mut job = hook(n);
+        job["idempotency_key"] = json!(key);
+        job
+    };
+    // Keys used before the batch: one with the same body, one with another.
+    assert_eq!(api.post("/v1/jobs", &key, &keyed(7, "earlier-same")).await.0, 202);
+    let (_, earlier) = api.post("/v1/jobs", &key, &keyed(8, "earlier-other")).await;
+
+    let mut delayed = hook(3);
+    delayed["delay_seconds"] = json!(1);
+    delayed["priority"] = json!(5);
+    let items = json!([
+        hook(0),                                   // 0: 202
+        { "type": "webhook", "payload": { "url": "ftp://x", "body": {} } }, // 1: 422 payload.url
+        { "type": "fax", "payload": {} },          // 2: 422 unknown type
+        5,                                         // 3: 422 not an object
+        keyed(1, "in-batch"),                      // 4: 202
+        keyed(1, "in-batch"),                      // 5: 200, replay of 4
+        keyed(2, "in-batch"),                      // 6: 409
+        keyed(7, "earlier-same"),                  // 7: 200
+        keyed(9, "earlier-other"),                 // 8: 409
+        delayed,                                   // 9: 202, scheduled
+        { "type": "webhook", "payload": { "url": "https://example.com", "body": {} }, "max_attempts": 99 }, // 10: 422 max_attempts
+    ]);
+    let (status, answer) = api.post("/v1/jobs/batch", &key, &json!({ "jobs": items })).await;
+    assert_eq!(status, 200, "{answer}");
+    let data = answer["data"].as_array().unwrap();
+    let statuses: Vec<u64> = data.iter().map(|item| item["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [202, 422, 422, 422, 202, 200, 409, 200, 409, 202, 422], "{answer}");
+    assert!(data.iter().enumerate().all(|(i, item)| item["index"] == i), "{answer}");
+    assert_eq!((answer["accepted"].as_u64(), answer["replayed"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(2), Some(6)));
+    let fields = |i: usize| error_fields(&json!({ "error": data[i]["error"] }));
+    assert_eq!(fields(1), ["payload.url"]);
+    assert_eq!(fields(2), ["type"]);
+    assert_eq!(fields(3), ["body"]);
+    assert_eq!(fields(10), ["max_attempts"]);
+    assert_eq!(data[5]["id"], data[4]["id"]);
+    assert_eq!(data[6]["error"]["code"], "idempotency_key_reused");
+    assert_eq!(data[8]["error"]["details"]["job_id"], earlier["id"]);
+    assert_eq!(data[9]["job_status"], "scheduled");
+    let (_, scheduled) = api.get(&format!("/v1/jobs/{}", data[9]["id"].as_str().unwrap()), &key).await;
+    assert_eq!(scheduled["priority"], 5, "{scheduled}");
+
+    // Stored once each, queued, and run.
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 5);
+    let _worker = env.start_worker().await;
+    for i in [0, 4, 9] {
+        api.wait_for_status(&key, data[i]["id"].as_str().unwrap(), "succeeded", std::time::Duration::from_secs(15)).await;
+    }
+    let metrics = api.metrics().await;
+    assert!(metrics.contains("peyk_jobs_enqueued_total{type=\"webhook\"} 5"), "{metrics}");
+
+    // The batch itself: 1 to 1,000 jobs.
+    for jobs in [json!([]), Value::Array(vec![hook(0); 1001])] {
+        let (status, body) = api.post("/v1/jobs/batch", &key, &json!({ "jobs": jobs })).await;
+        assert_eq!((status, error_fields(&body)), (422, vec!["jobs".to_string()]), "{body}");
+    }
+    let (status, body) = api.post("/v1/jobs/batch", &key, &json!({ "job": [] })).await;
+    assert_eq!(status, 422, "{body}");
+    // A full batch is accepted in one request.
+    let (status, body) = api.post("/v1/jobs/batch", &key, &json!({ "jobs": vec![hook(1); 1000] })).await;
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(1000)));
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 1005);
+}
+
+#[tokio::test]
 async fn listing_is_newest_first_with_cursor_pages_and_filters() {
     let env = TestEnv::new("listing").await;
     let key = env.create_key("acme").await;

@@ -1,0 +1,216 @@
+//! `POST /v1/jobs/batch`: up to [`MAX_BATCH`] jobs in one request, each
+//! checked on its own and answered on its own.
+//!
+//! Every item gets the answer `POST /v1/jobs` would have given it alone
+//! (`202` new, `200` a replay of its idempotency key, `409` the key reused
+//! with another body, `422` naming its fields), in order, with its index.
+//! The valid items are stored in one multi-row INSERT (one commit) and
+//! pushed to Redis in one round trip per queue; the answer comes after the
+//! commit, so a `202` item is never lost.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use peyk_jobs::{metrics, ValidationErrors};
+use peyk_queue::queue::Enqueue;
+use peyk_schema::queries::{files, jobs as q};
+use peyk_schema::{JobRow, NewJob};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::ApiError;
+use crate::extract::{from_value, ValidJson};
+use crate::routes::jobs::{build_job, idempotency_conflict, FileRefs};
+use crate::state::AppState;
+use crate::views::{ErrorBody, ErrorDetail, SubmitJob};
+
+/// Jobs one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatch {
+    /// 1–1,000 submissions, each as `POST /v1/jobs` takes it.
+    #[schema(value_type = Vec<SubmitJob>)]
+    pub jobs: Vec<Value>,
+}
+
+/// One item's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchItem {
+    /// The item's position in `jobs`.
+    pub index: usize,
+    /// What `POST /v1/jobs` would have answered: 202, 200, 409 or 422.
+    pub status: u16,
+    /// The job (202: stored now; 200: stored before, same key and body);
+    /// `GET /v1/jobs/{id}` reads it. Only its id is sent: an answer of a
+    /// thousand whole jobs (payloads included) cost more than storing them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// The job's status then (`queued` or `scheduled` for 202).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchAnswer {
+    /// One per submitted item, in order.
+    pub data: Vec<BatchItem>,
+    /// Items stored now (202).
+    pub accepted: usize,
+    /// Items answered with an earlier job (200).
+    pub replayed: usize,
+    /// Items refused (409, 422).
+    pub rejected: usize,
+}
+
+impl BatchItem {
+    fn job(index: usize, status: StatusCode, row: &JobRow) -> Self {
+        Self { index, status: status.as_u16(), id: Some(row.id), job_status: Some(row.status.clone()), error: None }
+    }
+
+    fn error(index: usize, error: ApiError) -> Self {
+        let detail = ErrorDetail { code: error.code.to_string(), message: error.message, details: error.details };
+        Self { index, status: error.status.as_u16(), id: None, job_status: None, error: Some(detail) }
+    }
+}
+
+/// Submit up to 1,000 jobs.
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = SubmitBatch,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Every item's answer, in order: `202` stored, `200` replay, `409` key reused, `422` invalid (its fields named)", body = BatchAnswer),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over `PEYK_MAX_BATCH_BODY_BYTES`", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 422, description = "`jobs` missing, empty or longer than 1,000", body = ErrorBody),
+        (status = 503, description = "Queue or database unreachable", body = ErrorBody),
+    ))]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ValidJson(batch): ValidJson<SubmitBatch>,
+) -> Result<Json<BatchAnswer>, ApiError> {
+    if batch.jobs.is_empty() || batch.jobs.len() > MAX_BATCH {
+        return Err(ApiError::invalid_field("jobs", format!("must hold 1 to {MAX_BATCH} jobs")));
+    }
+    if !state.redis_is_up() {
+        return Err(ApiError::queue_unavailable());
+    }
+    let count = batch.jobs.len();
+    let mut answers: Vec<Option<BatchItem>> = (0..count).map(|_| None).collect();
+    let mut valid: Vec<(usize, NewJob, FileRefs)> = Vec::new();
+    for (index, item) in batch.jobs.into_iter().enumerate() {
+        match from_value::<SubmitJob>(item).and_then(|submission| build_job(&tenant, submission)) {
+            Ok((job, refs)) => valid.push((index, job, refs)),
+            Err(error) => answers[index] = Some(BatchItem::error(index, error)),
+        }
+    }
+    let valid = drop_missing_files(&state, &tenant, valid, &mut answers).await?;
+
+    // An idempotency key repeated inside the batch: the first item is
+    // stored, the later ones answered as replays of it (or 409).
+    let mut first_with_key: HashMap<String, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, NewJob)> = Vec::new();
+    let mut to_store: Vec<(usize, NewJob)> = Vec::new();
+    for (index, job) in valid {
+        match job.idempotency_key.clone() {
+            Some(key) if first_with_key.contains_key(&key) => repeats.push((index, job)),
+            Some(key) => {
+                first_with_key.insert(key, index);
+                to_store.push((index, job));
+            }
+            None => to_store.push((index, job)),
+        }
+    }
+
+    let stored = store_and_push(&state, to_store.iter().map(|(_, job)| job.clone()).collect()).await?;
+    let mut stored_by_id: HashMap<Uuid, JobRow> = stored.into_iter().map(|row| (row.id, row)).collect();
+    let mut by_key: HashMap<String, JobRow> = HashMap::new();
+    for (index, job) in to_store.into_iter().chain(repeats) {
+        let answer = match stored_by_id.remove(&job.id) {
+            Some(row) => {
+                metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
+                let answer = BatchItem::job(index, StatusCode::ACCEPTED, &row);
+                if let Some(key) = row.idempotency_key.clone() {
+                    by_key.insert(key, row);
+                }
+                answer
+            }
+            None => {
+                let key = job.idempotency_key.clone().expect("only keyed jobs are not stored");
+                let existing = match by_key.get(&key) {
+                    Some(row) => Some(row.clone()),
+                    None => q::find_by_idempotency_key(&state.pool, tenant.0, &key).await?,
+                };
+                let existing = existing.ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
+                by_key.insert(key, existing.clone());
+                if existing.request_hash == job.request_hash {
+                    BatchItem::job(index, StatusCode::OK, &existing)
+                } else {
+                    BatchItem::error(index, idempotency_conflict(existing.id))
+                }
+            }
+        };
+        answers[index] = Some(answer);
+    }
+
+    let data: Vec<BatchItem> = answers.into_iter().map(|answer| answer.expect("every item is answered")).collect();
+    let tally = |status: u16| data.iter().filter(|item| item.status == status).count();
+    let (accepted, replayed) = (tally(202), tally(200));
+    Ok(Json(BatchAnswer { accepted, replayed, rejected: count - accepted - replayed, data }))
+}
+
+/// Answers 422 for the items that name files the tenant does not have
+/// (one query for the whole batch) and returns the others.
+async fn drop_missing_files(
+    state: &AppState,
+    tenant: &Tenant,
+    valid: Vec<(usize, NewJob, FileRefs)>,
+    answers: &mut [Option<BatchItem>],
+) -> Result<Vec<(usize, NewJob)>, ApiError> {
+    let ids: Vec<Uuid> = valid.iter().flat_map(|(_, _, refs)| refs.iter().map(|(_, id)| *id)).collect();
+    let existing: HashSet<Uuid> =
+        if ids.is_empty() { HashSet::new() } else { files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect() };
+    let mut kept = Vec::with_capacity(valid.len());
+    for (index, job, refs) in valid {
+        let mut errors = ValidationErrors::new();
+        for (field, id) in refs.iter().filter(|(_, id)| !existing.contains(id)) {
+            errors.add(format!("payload.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
+        }
+        match errors.into_result() {
+            Ok(()) => kept.push((index, job)),
+            Err(errors) => answers[index] = Some(BatchItem::error(index, ApiError::validation(errors))),
+        }
+    }
+    Ok(kept)
+}
+
+/// Stores the jobs in one INSERT and pushes the stored ones, in a task of
+/// its own: a client that hangs up must not leave committed jobs unpushed.
+/// Answers the rows stored (a job whose idempotency key exists is not).
+async fn store_and_push(state: &AppState, jobs: Vec<NewJob>) -> Result<Vec<JobRow>, ApiError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let rows = q::insert_batch(&state.pool, &jobs).await?;
+        let entries: Vec<Enqueue> = rows.iter().filter_map(Enqueue::for_row).collect();
+        if let Err(e) = state.queue.enqueue_many(&entries).await {
+            tracing::warn!(jobs = entries.len(), error = %e, "stored jobs not pushed to redis; the sweeper will push them");
+            state.mark_redis(false);
+        }
+        Ok::<_, ApiError>(rows)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
