@@ -4,7 +4,7 @@
 //! Every item gets the answer `POST /v1/jobs` would have given it alone
 //! (`202` new, `200` a replay of its idempotency key, `409` the key reused
 //! with another body, `422` naming its fields), in order, with its index.
-//! The valid items are stored in one multi-row INSERT (one commit) and
+//! The valid items are stored in one INSERT (one commit) and
 //! pushed to Redis in one round trip per queue; the answer comes after the
 //! commit, so a `202` item is never lost.
 
@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use peyk_jobs::{metrics, ValidationErrors};
+use peyk_jobs::metrics;
 use peyk_queue::queue::Enqueue;
 use peyk_schema::queries::{files, jobs as q};
 use peyk_schema::{JobRow, NewJob};
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::{from_value, ValidJson};
-use crate::routes::jobs::{build_job, idempotency_conflict, FileRefs};
+use crate::routes::jobs::{build_job, idempotency_conflict, missing_files, FileRefs};
 use crate::state::AppState;
 use crate::views::{ErrorBody, ErrorDetail, SubmitJob};
 
@@ -118,17 +118,13 @@ pub async fn submit_batch(
 
     // An idempotency key repeated inside the batch: the first item is
     // stored, the later ones answered as replays of it (or 409).
-    let mut first_with_key: HashMap<String, usize> = HashMap::new();
-    let mut repeats: Vec<(usize, NewJob)> = Vec::new();
+    let mut keys_seen: HashSet<String> = HashSet::new();
     let mut to_store: Vec<(usize, NewJob)> = Vec::new();
+    let mut repeats: Vec<(usize, NewJob)> = Vec::new();
     for (index, job) in valid {
-        match job.idempotency_key.clone() {
-            Some(key) if first_with_key.contains_key(&key) => repeats.push((index, job)),
-            Some(key) => {
-                first_with_key.insert(key, index);
-                to_store.push((index, job));
-            }
-            None => to_store.push((index, job)),
+        match &job.idempotency_key {
+            Some(key) if !keys_seen.insert(key.clone()) => repeats.push((index, job)),
+            _ => to_store.push((index, job)),
         }
     }
 
@@ -182,11 +178,7 @@ async fn drop_missing_files(
         if ids.is_empty() { HashSet::new() } else { files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect() };
     let mut kept = Vec::with_capacity(valid.len());
     for (index, job, refs) in valid {
-        let mut errors = ValidationErrors::new();
-        for (field, id) in refs.iter().filter(|(_, id)| !existing.contains(id)) {
-            errors.add(format!("payload.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
-        }
-        match errors.into_result() {
+        match missing_files("payload", &refs, &existing) {
             Ok(()) => kept.push((index, job)),
             Err(errors) => answers[index] = Some(BatchItem::error(index, ApiError::validation(errors))),
         }

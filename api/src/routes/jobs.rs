@@ -1,5 +1,7 @@
 //! `/v1/jobs`: submit, read, list, cancel, retry, attempts.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -116,14 +118,17 @@ pub(crate) async fn check_files(state: &AppState, tenant: &Tenant, prefix: &str,
         return Ok(());
     }
     let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
-    let existing = files::existing(&state.pool, tenant.0, &ids).await?;
+    let existing = files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect();
+    missing_files(prefix, refs, &existing).map_err(ApiError::validation)
+}
+
+/// The referenced files not among `existing`, each named by its field.
+pub(crate) fn missing_files(prefix: &str, refs: &[(&'static str, Uuid)], existing: &HashSet<Uuid>) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
-    for (field, id) in refs {
-        if !existing.contains(id) {
-            errors.add(format!("{prefix}.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
-        }
+    for (field, id) in refs.iter().filter(|(_, id)| !existing.contains(id)) {
+        errors.add(format!("{prefix}.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
     }
-    errors.into_result().map_err(ApiError::validation)
+    errors.into_result()
 }
 
 /// Submit a job.

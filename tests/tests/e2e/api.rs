@@ -204,19 +204,21 @@ async fn a_batch_answers_each_item_as_a_single_submission_would() {
         keyed(9, "earlier-other"),                 // 8: 409
         delayed,                                   // 9: 202, scheduled
         { "type": "webhook", "payload": { "url": "https://example.com", "body": {} }, "max_attempts": 99 }, // 10: 422 max_attempts
+        { "type": "transcription", "payload": { "file_id": uuid::Uuid::now_v7(), "model": "tiny.en" } }, // 11: 422, no such file
     ]);
     let (status, answer) = api.post("/v1/jobs/batch", &key, &json!({ "jobs": items })).await;
     assert_eq!(status, 200, "{answer}");
     let data = answer["data"].as_array().unwrap();
     let statuses: Vec<u64> = data.iter().map(|item| item["status"].as_u64().unwrap()).collect();
-    assert_eq!(statuses, [202, 422, 422, 422, 202, 200, 409, 200, 409, 202, 422], "{answer}");
+    assert_eq!(statuses, [202, 422, 422, 422, 202, 200, 409, 200, 409, 202, 422, 422], "{answer}");
     assert!(data.iter().enumerate().all(|(i, item)| item["index"] == i), "{answer}");
-    assert_eq!((answer["accepted"].as_u64(), answer["replayed"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(2), Some(6)));
+    assert_eq!((answer["accepted"].as_u64(), answer["replayed"].as_u64(), answer["rejected"].as_u64()), (Some(3), Some(2), Some(7)));
     let fields = |i: usize| error_fields(&json!({ "error": data[i]["error"] }));
     assert_eq!(fields(1), ["payload.url"]);
     assert_eq!(fields(2), ["type"]);
     assert_eq!(fields(3), ["body"]);
     assert_eq!(fields(10), ["max_attempts"]);
+    assert_eq!(fields(11), ["payload.file_id"]);
     assert_eq!(data[5]["id"], data[4]["id"]);
     assert_eq!(data[6]["error"]["code"], "idempotency_key_reused");
     assert_eq!(data[8]["error"]["details"]["job_id"], earlier["id"]);
