@@ -5,9 +5,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use peyk_schema::queries::api_keys::{hash_key, tenant_for_key_hash};
+use peyk_schema::queries::api_keys::{hash_key, owner_of_key_hash, KeyOwner};
 use peyk_schema::TenantId;
 use rand::RngCore;
 
@@ -23,8 +24,26 @@ pub fn generate_key() -> String {
     format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// API keys (by hash) to their tenant, for `PEYK_KEY_CACHE_SECONDS`.
-pub type KeyCache = crate::cache::TtlCache<Vec<u8>, TenantId>;
+/// API keys (by hash) to their owner, for `PEYK_KEY_CACHE_SECONDS`.
+pub type KeyCache = crate::cache::TtlCache<Vec<u8>, KeyOwner>;
+
+/// The owner of the request's API key.
+async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+    let key = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|key| key.starts_with(KEY_PREFIX) && key.len() < 128)
+        .ok_or_else(ApiError::unauthorized)?;
+    let hash = hash_key(key);
+    if let Some(owner) = state.keys.get(&hash) {
+        return Ok(owner);
+    }
+    let owner = owner_of_key_hash(&state.pool, &hash).await?.ok_or_else(ApiError::unauthorized)?;
+    state.keys.put(hash, owner);
+    Ok(owner)
+}
 
 /// The tenant of the request's API key. Every job query takes it.
 pub struct Tenant(pub TenantId);
@@ -33,19 +52,22 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|key| key.starts_with(KEY_PREFIX) && key.len() < 128)
-            .ok_or_else(ApiError::unauthorized)?;
-        let hash = hash_key(key);
-        if let Some(tenant) = state.keys.get(&hash) {
-            return Ok(Tenant(tenant));
+        Ok(Tenant(key_owner(parts, state).await?.tenant))
+    }
+}
+
+/// An admin key (`peyk-api create-key --admin`): what `/v1/admin/*` needs.
+/// A tenant's key gets 403 there.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if key_owner(parts, state).await?.admin {
+            Ok(Admin)
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs an admin key (`peyk-api create-key --admin`)"))
         }
-        let tenant = tenant_for_key_hash(&state.pool, &hash).await?.ok_or_else(ApiError::unauthorized)?;
-        state.keys.put(hash, tenant);
-        Ok(Tenant(tenant))
     }
 }

@@ -6,6 +6,7 @@ mod address_limit;
 mod auth;
 mod cache;
 mod config;
+mod control;
 mod error;
 mod extract;
 mod http_metrics;
@@ -42,6 +43,33 @@ enum Command {
     CreateKey {
         #[arg(long)]
         tenant: String,
+        /// An admin key: it reaches `/v1/admin/*` (queues, pauses, weights).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Pause a queue (for every tenant, or for `--tenant` only). Stored in
+    /// PostgreSQL; workers apply it within `PEYK_CONTROL_SYNC_SECONDS`.
+    Pause {
+        #[arg(long)]
+        queue: String,
+        /// Tenant name.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Resume what `pause` paused.
+    Resume {
+        #[arg(long)]
+        queue: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Set a tenant's weight (1 to 1,000; default 1): its share of each
+    /// queue relative to the other tenants with work.
+    SetWeight {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        weight: i32,
     },
 }
 
@@ -62,16 +90,19 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied: {}", if applied.is_empty() { "none pending".to_string() } else { applied.join(", ") });
             Ok(())
         }
-        Command::CreateKey { tenant } => {
+        Command::CreateKey { tenant, admin } => {
             let tenant = tenant.trim();
             anyhow::ensure!(!tenant.is_empty() && tenant.len() <= 200, "--tenant must be 1 to 200 characters");
             let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
             let key = auth::generate_key();
-            peyk_schema::queries::api_keys::create_key(&pool, tenant, &key, &key[..12]).await?;
+            peyk_schema::queries::api_keys::create_key(&pool, tenant, &key, &key[..12], admin).await?;
             // The only place the key ever appears: stdout, once.
             println!("{key}");
             Ok(())
         }
+        Command::Pause { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), true).await,
+        Command::Resume { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), false).await,
+        Command::SetWeight { tenant, weight } => control::set_weight(&tenant, weight).await,
     }
 }
 

@@ -7,11 +7,17 @@
 //!   entries from Redis once they are old (results live in PostgreSQL), and
 //!   move on pipelines whose step finished while nobody did.
 //!
+//! - apply the operators' controls stored in PostgreSQL (pauses, tenants'
+//!   weights) to Redis, so that they hold after a Redis restart too.
+//!
 //! Every worker sweeps; the statements are safe to run concurrently.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
+use peyk_schema::queries::queue_controls as controls;
 use peyk_schema::queries::worker::{self as q, WaitingJob};
 use peyk_schema::DbPool;
 use tokio_util::sync::CancellationToken;
@@ -37,9 +43,11 @@ pub fn spawn_all<C: Clients>(
     runner: &Arc<Runner<C>>,
     queues: Vec<String>,
     sweep: SweepSettings,
+    control_sync: Duration,
     stop: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
+        tokio::spawn(apply_controls(runner.clone(), control_sync, stop.clone())),
         tokio::spawn(keep_leases(runner.clone(), stop.clone())),
         tokio::spawn(stop_cancelled(runner.clone(), stop.clone())),
         tokio::spawn(announce(runner.clone(), queues, stop.clone())),
@@ -53,6 +61,39 @@ pub async fn every(period: Duration, stop: &CancellationToken) -> bool {
         _ = tokio::time::sleep(period) => true,
         _ = stop.cancelled() => false,
     }
+}
+
+/// Every `period`: makes Redis hold the pauses and weights PostgreSQL holds.
+async fn apply_controls<C: Clients>(runner: Arc<Runner<C>>, period: Duration, stop: CancellationToken) {
+    loop {
+        if let Err(e) = apply_controls_once(&runner.queue, &runner.pool).await {
+            tracing::debug!(error = %e, "could not apply queue controls; will try again");
+        }
+        if !every(period, &stop).await {
+            return;
+        }
+    }
+}
+
+pub async fn apply_controls_once(queue: &Queue, pool: &DbPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let pauses = controls::pauses(pool).await?;
+    for job_type in queue.names() {
+        let of_queue = pauses.iter().filter(|p| p.queue == job_type);
+        let queue_paused = of_queue.clone().any(|p| p.tenant_id.is_none());
+        let tenants_paused: HashSet<String> = of_queue.filter_map(|p| p.tenant_id.map(|t| t.to_string())).collect();
+        let (paused_now, tenants_now) = queue.paused(job_type).await?;
+        if paused_now != queue_paused {
+            queue.set_queue_paused(job_type, queue_paused).await?;
+        }
+        let tenants_now: HashSet<String> = tenants_now.into_iter().collect();
+        for tenant in tenants_paused.symmetric_difference(&tenants_now) {
+            queue.set_tenant_paused(job_type, tenant, tenants_paused.contains(tenant)).await?;
+        }
+    }
+    let weights: Vec<(String, u32)> =
+        controls::tenants(pool).await?.into_iter().filter(|t| t.weight != 1).map(|t| (t.id.to_string(), t.weight.max(1) as u32)).collect();
+    queue.replace_weights(&weights).await?;
+    Ok(())
 }
 
 async fn keep_leases<C: Clients>(runner: Arc<Runner<C>>, stop: CancellationToken) {
@@ -107,16 +148,7 @@ async fn sweep<C: Clients>(runner: Arc<Runner<C>>, settings: SweepSettings, stop
 
 /// Pushes stored waiting jobs onto their queues.
 pub async fn push_all(queue: &Queue, jobs: &[WaitingJob]) -> Result<(), QueueError> {
-    let entries: Vec<Enqueue> = jobs
-        .iter()
-        .map(|job| Enqueue {
-            job_type: job.job_type.clone(),
-            job_id: job.id,
-            task_id: job.queue_task_id.clone(),
-            run_at: job.run_at,
-            priority: job.priority,
-        })
-        .collect();
+    let entries: Vec<Enqueue> = jobs.iter().map(Enqueue::for_waiting).collect();
     queue.enqueue_many(&entries).await
 }
 

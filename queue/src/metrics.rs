@@ -72,9 +72,12 @@ pub static JOB_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
     register(
         HistogramVec::new(
-            HistogramOpts::new("peyk_job_queue_wait_seconds", "Time from when a job was due to when a worker started it")
-                .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
-            &["type"],
+            HistogramOpts::new(
+                "peyk_job_queue_wait_seconds",
+                "Time from when a job was due to when a worker started it, by priority level",
+            )
+            .buckets(exponential_buckets(0.001, 2.5, 14).unwrap()),
+            &["type", "priority"],
         )
         .unwrap(),
     )
@@ -94,6 +97,52 @@ pub static OLDEST_WAITING: LazyLock<prometheus::GaugeVec> = LazyLock::new(|| {
     )
 });
 
+pub static QUEUE_PAUSED: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(IntGaugeVec::new(Opts::new("peyk_queue_paused", "1 while a queue is paused for every tenant"), &["queue"]).unwrap())
+});
+
+pub static QUEUE_TENANTS_PAUSED: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_queue_tenants_paused", "Tenants paused in a queue"), &["queue"]).unwrap()));
+
+/// Waiting tasks per tenant, only for the tenants that have more than
+/// `PEYK_METRICS_TENANT_DEPTH_THRESHOLD` waiting or are named in
+/// `PEYK_METRICS_TENANTS`; the rest are summed under `tenant="other"`, so
+/// the label set stays bounded however many tenants there are.
+pub static TENANT_WAITING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("peyk_queue_tenant_waiting", "Tasks waiting in a queue, by tenant (large or listed tenants only)"),
+            &["queue", "tenant"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Which tenants get a `peyk_queue_tenant_waiting` series of their own.
+#[derive(Debug, Clone, Default)]
+struct TenantSeries {
+    threshold: u64,
+    always: std::collections::HashSet<String>,
+}
+
+static TENANT_SERIES: LazyLock<TenantSeries> = LazyLock::new(TenantSeries::from_env);
+
+impl TenantSeries {
+    /// From `PEYK_METRICS_TENANT_DEPTH_THRESHOLD` (default 1,000) and
+    /// `PEYK_METRICS_TENANTS` (tenant ids, comma-separated).
+    fn from_env() -> Self {
+        let threshold = std::env::var("PEYK_METRICS_TENANT_DEPTH_THRESHOLD").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(1000);
+        let always = std::env::var("PEYK_METRICS_TENANTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        Self { threshold, always }
+    }
+}
+
 pub static WORKERS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap()));
 
@@ -106,7 +155,7 @@ pub fn init_job_series(job_types: &[&str]) {
             JOBS_FINISHED.with_label_values(&[job_type, status]);
         }
         JOB_DURATION.with_label_values(&[job_type]);
-        JOB_QUEUE_WAIT.with_label_values(&[job_type]);
+        JOB_QUEUE_WAIT.with_label_values(&[job_type, "0"]);
     }
 }
 
@@ -125,9 +174,27 @@ pub fn refresh_connection_gauges(pool: &peyk_schema::DbPool, redis_up: bool) {
 /// Reads queue depths and live workers from Redis, and dead jobs from
 /// PostgreSQL (Peyk, not apalis, decides when a job is dead), into their gauges.
 pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
+    let tenant_series = &*TENANT_SERIES;
     let dead: std::collections::HashMap<String, i64> =
         peyk_schema::queries::jobs::dead_counts(pool).await.unwrap_or_default().into_iter().collect();
+    // Tenants that fell below the threshold lose their series.
+    TENANT_WAITING.reset();
     for job_type in queue.names() {
+        if let Ok((paused, tenants)) = queue.paused(job_type).await {
+            QUEUE_PAUSED.with_label_values(&[job_type]).set(paused as i64);
+            QUEUE_TENANTS_PAUSED.with_label_values(&[job_type]).set(tenants.len() as i64);
+        }
+        if let Ok(tenants) = queue.tenant_depths(job_type).await {
+            let mut other = 0;
+            for t in tenants {
+                if t.waiting > tenant_series.threshold || tenant_series.always.contains(&t.tenant) {
+                    TENANT_WAITING.with_label_values(&[job_type, &t.tenant]).set(t.waiting as i64);
+                } else {
+                    other += t.waiting as i64;
+                }
+            }
+            TENANT_WAITING.with_label_values(&[job_type, "other"]).set(other);
+        }
         if let Ok(depth) = queue.depth(job_type).await {
             for (state, value) in [
                 ("waiting", depth.waiting as i64),

@@ -243,7 +243,7 @@ impl<C: Clients> Runner<C> {
         self.in_flight.lock().unwrap().insert(job.id, InFlight { stop: stop.clone(), started: Instant::now() });
         if job.attempts == 1 {
             let waited = (Utc::now() - job.run_at.max(job.created_at)).to_std().unwrap_or_default();
-            metrics::JOB_QUEUE_WAIT.with_label_values(&[job_type]).observe(waited.as_secs_f64());
+            metrics::JOB_QUEUE_WAIT.with_label_values(&[job_type, &job.priority.to_string()]).observe(waited.as_secs_f64());
         }
 
         let (progress_tx, progress_rx) = watch::channel(job.progress.unwrap_or(0));
@@ -303,9 +303,11 @@ impl<C: Clients> Runner<C> {
                 let entry = Enqueue {
                     job_type: job_type.to_string(),
                     job_id: job.id,
+                    tenant_id: job.tenant_id,
                     task_id: next_task_id.clone(),
                     run_at: *run_at,
                     priority: job.priority,
+                    front: false,
                 };
                 if let Err(e) = self.queue.enqueue(&entry).await {
                     // Recorded as scheduled in PostgreSQL: the sweeper pushes it.
@@ -390,13 +392,8 @@ impl<C: Clients> Runner<C> {
         let new_task_id = ulid::Ulid::new().to_string();
         match q::move_to_new_task(&self.pool, job_id, task_id, &new_task_id).await {
             Ok(Some(waiting)) => {
-                let entry = Enqueue {
-                    job_type: waiting.job_type,
-                    job_id,
-                    task_id: new_task_id,
-                    run_at: waiting.run_at,
-                    priority: 1, // it was at the head of the queue already
-                };
+                // It had its turn already: back at the front of its tenant's level.
+                let entry = Enqueue { front: true, ..Enqueue::for_waiting(&waiting) };
                 if let Err(e) = self.queue.enqueue(&entry).await {
                     tracing::warn!(%job_id, error = %e, "could not hand the job back; the sweeper will");
                 }

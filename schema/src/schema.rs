@@ -7,6 +7,7 @@ diesel::table! {
         id -> Uuid,
         name -> Text,
         created_at -> Timestamptz,
+        weight -> Int4,
     }
 }
 
@@ -18,6 +19,7 @@ diesel::table! {
         key_prefix -> Text,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
+        admin -> Bool,
     }
 }
 

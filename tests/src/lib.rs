@@ -23,7 +23,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-pub use sink::{Reply, Sink};
+pub use sink::{Received, Reply, Sink};
 pub use smtp::SmtpSink;
 
 /// A loopback port nothing listens on, for a server a test starts.
@@ -168,9 +168,28 @@ impl TestEnv {
 
     /// `peyk-api create-key`: the key printed on stdout.
     pub async fn create_key(&self, tenant: &str) -> String {
+        self.create_key_with(&["--tenant", tenant]).await
+    }
+
+    /// An admin key (`create-key --admin`), of tenant `operators`.
+    pub async fn create_admin_key(&self) -> String {
+        self.create_key_with(&["--tenant", "operators", "--admin"]).await
+    }
+
+    /// Runs `peyk-api ARGS` (an operator's command) and returns its stderr.
+    pub async fn cli(&self, args: &[&str]) -> String {
         let mut command = Command::new(bin("peyk-api"));
         self.base_env(&mut command);
-        let output = command.args(["create-key", "--tenant", tenant]).output().await.unwrap();
+        let output = command.args(args).output().await.unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.success(), "peyk-api {args:?} failed: {stderr}");
+        stderr
+    }
+
+    async fn create_key_with(&self, args: &[&str]) -> String {
+        let mut command = Command::new(bin("peyk-api"));
+        self.base_env(&mut command);
+        let output = command.arg("create-key").args(args).output().await.unwrap();
         assert!(output.status.success(), "create-key failed: {}", String::from_utf8_lossy(&output.stderr));
         let key = String::from_utf8(output.stdout).unwrap().trim().to_string();
         assert!(key.starts_with("peyk_"), "unexpected key {key:?}");

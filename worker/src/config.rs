@@ -39,6 +39,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub lease: Duration,
     pub sweep_interval: Duration,
+    /// How often pauses and weights are applied from PostgreSQL to Redis.
+    pub control_sync: Duration,
     /// A waiting job is checked against Redis once its row is this old.
     pub sweep_min_age: Duration,
     pub redis_retention: Duration,
@@ -103,6 +105,7 @@ impl Config {
             shutdown_grace: env_seconds("PEYK_SHUTDOWN_GRACE_SECONDS", 30.0)?,
             lease: env_seconds("PEYK_LEASE_SECONDS", 30.0)?.max(Duration::from_secs(3)),
             sweep_interval: env_seconds("PEYK_SWEEP_INTERVAL_SECONDS", 5.0)?.max(Duration::from_millis(100)),
+            control_sync: env_seconds("PEYK_CONTROL_SYNC_SECONDS", 2.0)?.max(Duration::from_millis(100)),
             sweep_min_age: env_seconds("PEYK_SWEEP_MIN_AGE_SECONDS", 30.0)?,
             redis_retention: env_seconds("PEYK_REDIS_RETENTION_SECONDS", 600.0)?,
             inbound_retention: env_days("PEYK_INBOUND_RETENTION_DAYS", 30.0)?,

@@ -87,7 +87,6 @@ async fn run() -> anyhow::Result<()> {
     for (queue_name, concurrency) in &config.queues {
         consumers.extend(peyk_queue::consumers::start(
             runner.clone(),
-            conn.clone(),
             &config.redis_prefix,
             queue_name,
             *concurrency,

@@ -23,7 +23,7 @@ type Runner = peyk_queue::runner::Runner<SharedClients>;
 pub fn spawn_all(runner: &Arc<Runner>, config: &Config, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let queues: Vec<String> = config.queues.keys().cloned().collect();
     let sweep = SweepSettings { interval: config.sweep_interval, min_age: config.sweep_min_age, redis_retention: config.redis_retention };
-    let mut tasks = peyk_queue::maintenance::spawn_all(runner, queues, sweep, stop);
+    let mut tasks = peyk_queue::maintenance::spawn_all(runner, queues, sweep, config.control_sync, stop);
     tasks.push(tokio::spawn(relay_events(runner.clone(), stop.clone())));
     tasks.push(tokio::spawn(reconcile_payments(runner.clone(), config.inbound_retention, stop.clone())));
     tasks

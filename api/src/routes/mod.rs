@@ -1,6 +1,7 @@
 //! The router: every route, the body limit, request metrics, and JSON
 //! answers for requests that match nothing.
 
+pub mod admin;
 pub mod callbacks;
 pub mod email_templates;
 pub mod event_types;
@@ -83,6 +84,13 @@ pub fn declared() -> Declared {
         .routes(routes!(webhook_messages::message_attempts))
         .routes(routes!(webhook_messages::replay_message))
         .routes(routes!(event_types::event_types))
+        .routes(routes!(admin::list_queues))
+        .routes(routes!(admin::pause_queue))
+        .routes(routes!(admin::resume_queue))
+        .routes(routes!(admin::pause_tenant))
+        .routes(routes!(admin::resume_tenant))
+        .routes(routes!(admin::list_tenants))
+        .routes(routes!(admin::update_tenant))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))

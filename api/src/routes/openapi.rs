@@ -115,7 +115,8 @@ impl Modify for UniqueOperationIds {
         (name = "email", description = "Email templates of the tenant"),
         (name = "payments", description = "Gateway accounts, payments, and the gateways' callbacks"),
         (name = "inbound", description = "Standard Webhooks from other providers, and every inbound event"),
-        (name = "webhooks", description = "Outbound webhook endpoints, the events they receive, and every delivery attempt"))
+        (name = "webhooks", description = "Outbound webhook endpoints, the events they receive, and every delivery attempt"),
+        (name = "admin", description = "Operators only (admin keys): queues, pauses, tenants' weights"))
 )]
 struct ApiDoc;
 

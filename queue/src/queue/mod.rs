@@ -8,14 +8,18 @@
 //! apalis-redis 0.7.4 keeps, under the namespace `{prefix}:{job_type}`:
 //! `:active` (list), `:scheduled` (zset, seconds), `:inflight:{worker}`
 //! (sets), `:consumers` (zset of live workers), `:data` (task bodies),
-//! `:data::result`, `:done` and `:dead` (zsets). Besides its own scripts we
-//! add a few, in the same key layout: batched pushes (at the tail, or at
-//! the head for priority), batched acknowledgement, release of a task that
-//! could not start, a bounded clean-up of finished tasks (apalis's `vacuum` is
-//! unbounded and forgets `:data::result`), and a hand-back of a stopping
-//! worker's unstarted tasks (each in `lua/`). [`cluster`] is what worker
-//! processes tell each other through the same Redis: who is alive, and who
-//! leads a periodic duty.
+//! `:data::result`, `:done` and `:dead` (zsets). Waiting tasks do not stay
+//! on `:active`: Peyk keeps them per tenant and per priority level under
+//! `:fair:` and takes them round-robin across tenants ([`fair`], whose
+//! layout `lua/fair.lua` explains); `:active` is an inbox that apalis's
+//! own scripts still fill (scheduled tasks falling due, tasks of dead
+//! consumers) and that the fetch script sorts first. Besides that, our
+//! scripts do batched pushes, batched acknowledgement, release of a task
+//! that could not start, a bounded clean-up of finished tasks (apalis's
+//! `vacuum` is unbounded and forgets `:data::result`), and a hand-back of
+//! a stopping worker's unstarted tasks (each in `lua/`). [`cluster`] is what
+//! worker processes tell each other through the same Redis: who is alive,
+//! and who leads a periodic duty.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,18 +38,31 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 mod cluster;
+mod fair;
 
-/// A task ready to push: its id and its encoded bytes.
-type EncodedTask<'a> = (&'a str, Vec<u8>);
+pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
 
 /// What a queue entry carries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueuedJob {
     pub job_id: Uuid,
+    /// Whose job it is and its priority: what the fair fetch sorts a task by
+    /// when apalis hands it back through the inbox (see [`fair`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i16,
     /// The exact time the job may start (Unix ms). Scheduled entries are
     /// promoted at whole-second precision; the worker waits out the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before_ms: Option<i64>,
+}
+
+/// An entry ready to push, with its encoded task.
+type EncodedEntry<'a> = (&'a Enqueue, Vec<u8>);
+
+fn is_zero(n: &i16) -> bool {
+    *n == 0
 }
 
 pub type JobStorage = RedisStorage<QueuedJob>;
@@ -119,9 +136,13 @@ pub async fn connect_with_retry(redis_url: &str) -> ConnectionManager {
 pub struct Enqueue {
     pub job_type: String,
     pub job_id: Uuid,
+    pub tenant_id: Uuid,
     pub task_id: String,
     pub run_at: DateTime<Utc>,
     pub priority: i16,
+    /// At the front of its tenant's priority level rather than the back: a
+    /// job handed back unstarted keeps its turn.
+    pub front: bool,
 }
 
 impl Enqueue {
@@ -131,9 +152,11 @@ impl Enqueue {
         Some(Self {
             job_type: row.job_type.clone(),
             job_id: row.id,
+            tenant_id: row.tenant_id,
             task_id: row.queue_task_id.clone()?,
             run_at: row.run_at,
             priority: row.priority,
+            front: false,
         })
     }
 
@@ -142,10 +165,25 @@ impl Enqueue {
         Some(Self {
             job_type: new.job_type.clone(),
             job_id: new.id,
+            tenant_id: new.tenant_id,
             task_id: new.queue_task_id.clone()?,
             run_at: new.run_at,
             priority: new.priority,
+            front: false,
         })
+    }
+
+    /// The entry for a job whose row says it waits in Redis.
+    pub fn for_waiting(job: &peyk_schema::queries::worker::WaitingJob) -> Self {
+        Self {
+            job_type: job.job_type.clone(),
+            job_id: job.id,
+            tenant_id: job.tenant_id,
+            task_id: job.queue_task_id.clone(),
+            run_at: job.run_at,
+            priority: job.priority,
+            front: false,
+        }
     }
 }
 
@@ -170,8 +208,16 @@ struct Scripts {
     ack: Script,
     release: Script,
     push: Script,
+    fetch: Script,
+    pause_tenant: Script,
     expire_finished: Script,
     hand_back: Script,
+}
+
+/// A script that places or takes waiting tasks: `lua/fair.lua`'s functions
+/// come first.
+fn fair_script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/fair.lua")))
 }
 
 /// The producer side (and the bookkeeping) of every queue.
@@ -195,9 +241,11 @@ impl Queue {
             scripts: Arc::new(Scripts {
                 ack: Script::new(include_str!("lua/ack.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
-                push: Script::new(include_str!("lua/push.lua")),
+                push: fair_script(include_str!("lua/push.lua")),
+                fetch: fair_script(include_str!("lua/fetch.lua")),
+                pause_tenant: fair_script(include_str!("lua/pause_tenant.lua")),
                 expire_finished: Script::new(include_str!("lua/expire_finished.lua")),
-                hand_back: Script::new(include_str!("lua/hand_back.lua")),
+                hand_back: fair_script(include_str!("lua/hand_back.lua")),
             }),
         }
     }
@@ -227,17 +275,23 @@ impl Queue {
     }
 
     /// Puts entries on their queues: scheduled when `run_at` is in the
-    /// future (apalis's `schedule`), at the head of the list when
-    /// `priority > 0`, else at the tail. Immediate entries of one queue go
-    /// in one script call, so a batch costs one round trip.
+    /// future (apalis's `schedule`; the fetch places them when they fall
+    /// due), else straight into their tenant's waiting set at their
+    /// priority. Immediate entries of one queue go in one script call, so a
+    /// batch costs one round trip.
     pub async fn enqueue_many(&self, entries: &[Enqueue]) -> Result<(), QueueError> {
         let now = Utc::now();
-        // (job type, at the head?) → (task id, encoded task)
-        let mut immediate: HashMap<(&str, bool), Vec<EncodedTask<'_>>> = HashMap::new();
+        // (job type, at the front?) → entries with their encoded tasks
+        let mut immediate: HashMap<(&str, bool), Vec<EncodedEntry<'_>>> = HashMap::new();
         for entry in entries {
             let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.clone()))?;
             let delayed = entry.run_at > now;
-            let message = QueuedJob { job_id: entry.job_id, not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()) };
+            let message = QueuedJob {
+                job_id: entry.job_id,
+                tenant: Some(entry.tenant_id),
+                priority: entry.priority,
+                not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()),
+            };
             let mut parts: Parts<RedisContext> = Parts::default();
             parts.task_id = task_id;
             let request = Request::new_with_parts(message, parts);
@@ -248,15 +302,15 @@ impl Queue {
             } else {
                 let body = JsonCodec::<Vec<u8>>::encode(&request)
                     .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
-                immediate.entry((entry.job_type.as_str(), entry.priority > 0)).or_default().push((&entry.task_id, body));
+                immediate.entry((entry.job_type.as_str(), entry.front)).or_default().push((entry, body));
             }
         }
         for ((job_type, front), tasks) in immediate {
             let config = self.config(job_type)?;
             let mut invocation = self.scripts.push.key(config.job_data_hash());
-            invocation.key(config.active_jobs_list()).key(config.signal_list()).arg(if front { "front" } else { "back" });
-            for (task_id, body) in tasks {
-                invocation.arg(task_id).arg(body);
+            invocation.arg(namespace(&self.prefix, job_type)).arg(if front { "front" } else { "back" });
+            for (entry, body) in tasks {
+                invocation.arg(&entry.task_id).arg(body).arg(entry.tenant_id.to_string()).arg(entry.priority);
             }
             let mut conn = self.conn.clone();
             let _: i64 = invocation.invoke_async(&mut conn).await?;
@@ -313,10 +367,12 @@ impl Queue {
         Ok(pipe.query_async(&mut conn).await?)
     }
 
+    /// How many tasks wait (in the inbox and every tenant's set), are
+    /// scheduled, and are in flight.
     pub async fn depth(&self, job_type: &str) -> Result<QueueDepth, QueueError> {
         let config = self.config(job_type)?;
         let mut conn = self.conn.clone();
-        let (waiting, scheduled, consumers): (u64, u64, Vec<String>) = redis::pipe()
+        let (inbox, scheduled, consumers): (u64, u64, Vec<String>) = redis::pipe()
             .llen(config.active_jobs_list())
             .zcard(config.scheduled_jobs_set())
             .zrange(config.consumers_set(), 0, -1)
@@ -327,7 +383,8 @@ impl Queue {
             pipe.scard(inflight_set);
         }
         let in_flight: Vec<u64> = if consumers.is_empty() { Vec::new() } else { pipe.query_async(&mut conn).await? };
-        Ok(QueueDepth { waiting, scheduled, in_flight: in_flight.iter().sum() })
+        let waiting: u64 = self.tenant_depths(job_type).await?.iter().map(|tenant| tenant.waiting).sum();
+        Ok(QueueDepth { waiting: inbox + waiting, scheduled, in_flight: in_flight.iter().sum() })
     }
 
     /// Deletes up to `limit` finished tasks older than `older_than` (their
@@ -350,7 +407,7 @@ impl Queue {
     }
 
     /// Puts the tasks a stopping apalis worker fetched but did not finish back
-    /// at the head of the queue, and unregisters the worker.
+    /// at the front of their tenants' sets, and unregisters the worker.
     pub async fn hand_back(&self, job_type: &str, apalis_worker: &str) -> Result<usize, QueueError> {
         let config = self.config(job_type)?;
         let inflight_set = format!("{}:{}", config.inflight_jobs_set(), apalis_worker);
@@ -359,9 +416,9 @@ impl Queue {
             .scripts
             .hand_back
             .key(inflight_set)
-            .key(config.active_jobs_list())
             .key(config.consumers_set())
-            .key(config.signal_list())
+            .key(config.job_data_hash())
+            .arg(namespace(&self.prefix, job_type))
             .invoke_async(&mut conn)
             .await?)
     }

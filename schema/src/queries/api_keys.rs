@@ -13,8 +13,16 @@ pub fn hash_key(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
-/// Creates the tenant if it does not exist and stores the hash of `key` for it.
-pub async fn create_key(pool: &DbPool, tenant_name: &str, key: &str, key_prefix: &str) -> Result<TenantId, DbError> {
+/// Who a key speaks for: its tenant, and whether it may use the admin API.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyOwner {
+    pub tenant: TenantId,
+    pub admin: bool,
+}
+
+/// Creates the tenant if it does not exist and stores the hash of `key` for
+/// it (an admin key when `admin`).
+pub async fn create_key(pool: &DbPool, tenant_name: &str, key: &str, key_prefix: &str, admin: bool) -> Result<TenantId, DbError> {
     let mut conn = pool.get().await?;
     let conn: &mut AsyncPgConnection = &mut conn;
     diesel::insert_into(tenants::table)
@@ -30,21 +38,22 @@ pub async fn create_key(pool: &DbPool, tenant_name: &str, key: &str, key_prefix:
             api_keys::tenant_id.eq(tenant_id),
             api_keys::key_hash.eq(hash_key(key)),
             api_keys::key_prefix.eq(key_prefix),
+            api_keys::admin.eq(admin),
         ))
         .execute(conn)
         .await?;
     Ok(TenantId(tenant_id))
 }
 
-/// The tenant of a key that exists and is not revoked.
-pub async fn tenant_for_key_hash(pool: &DbPool, key_hash: &[u8]) -> Result<Option<TenantId>, DbError> {
+/// The owner of a key that exists and is not revoked.
+pub async fn owner_of_key_hash(pool: &DbPool, key_hash: &[u8]) -> Result<Option<KeyOwner>, DbError> {
     let mut conn = pool.get().await?;
     let found = api_keys::table
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
-        .select(api_keys::tenant_id)
-        .first::<Uuid>(&mut conn)
+        .select((api_keys::tenant_id, api_keys::admin))
+        .first::<(Uuid, bool)>(&mut conn)
         .await
         .optional()?;
-    Ok(found.map(TenantId))
+    Ok(found.map(|(tenant, admin)| KeyOwner { tenant: TenantId(tenant), admin }))
 }

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod payments;
 pub mod pipelines;
+pub mod queue_controls;
 pub mod sms;
 pub mod webhook_endpoints;
 pub mod worker;

@@ -279,6 +279,8 @@ pub async fn renew_leases(pool: &DbPool, worker: &str, job_ids: &[Uuid], lease_s
 pub struct WaitingJob {
     #[diesel(sql_type = SqlUuid)]
     pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub tenant_id: Uuid,
     #[diesel(sql_type = Text)]
     pub job_type: String,
     #[diesel(sql_type = Text)]
@@ -345,7 +347,7 @@ async fn requeue(pool: &DbPool, ids: &[Uuid], attempt_outcome: &str, message: &s
                    queue_task_id = fresh.task_id, updated_at = now()
               FROM fresh
              WHERE jobs.id = fresh.id AND jobs.status = 'running'
-            RETURNING jobs.id, jobs.job_type, jobs.status, jobs.queue_task_id, jobs.run_at, jobs.priority
+            RETURNING jobs.id, jobs.tenant_id, jobs.job_type, jobs.status, jobs.queue_task_id, jobs.run_at, jobs.priority
          ), closed AS (
             UPDATE job_attempts SET finished_at = now(), outcome = $3, error_code = 'worker_lost', error_message = $4
              WHERE job_id IN (SELECT id FROM requeued) AND outcome IS NULL
@@ -365,7 +367,7 @@ async fn requeue(pool: &DbPool, ids: &[Uuid], attempt_outcome: &str, message: &s
 pub async fn waiting_page(pool: &DbPool, after: Option<Uuid>, older_than_seconds: f64, limit: i64) -> Result<Vec<WaitingJob>, DbError> {
     let mut conn = pool.get().await?;
     Ok(diesel::sql_query(
-        "SELECT id, job_type, status, queue_task_id, run_at, priority FROM jobs
+        "SELECT id, tenant_id, job_type, status, queue_task_id, run_at, priority FROM jobs
           WHERE status IN ('queued', 'scheduled') AND queue_task_id IS NOT NULL
             AND id > coalesce($1, '00000000-0000-0000-0000-000000000000'::uuid)
             AND updated_at < now() - make_interval(secs => $2)
@@ -386,7 +388,7 @@ pub async fn move_to_new_task(pool: &DbPool, job_id: Uuid, old_task_id: &str, ne
     Ok(diesel::sql_query(
         "UPDATE jobs SET queue_task_id = $3, updated_at = now()
           WHERE id = $1 AND queue_task_id = $2 AND status IN ('queued', 'scheduled')
-         RETURNING id, job_type, status, queue_task_id, run_at, priority",
+         RETURNING id, tenant_id, job_type, status, queue_task_id, run_at, priority",
     )
     .bind::<SqlUuid, _>(job_id)
     .bind::<Text, _>(old_task_id)

@@ -167,7 +167,7 @@ async fn idempotency_key_returns_the_first_job_or_409() {
     // Nothing extra was enqueued: three jobs in PostgreSQL and in Redis.
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 3);
     let mut redis = redis::Client::open(env.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let queued: i64 = redis::cmd("LLEN").arg(format!("{}:webhook:active", env.prefix)).query_async(&mut redis).await.unwrap();
+    let queued: i64 = redis::cmd("HLEN").arg(format!("{}:webhook:data", env.prefix)).query_async(&mut redis).await.unwrap();
     assert_eq!(queued, 3);
     let metrics = api.metrics().await;
     assert!(metrics.contains("peyk_jobs_enqueued_total{type=\"webhook\"} 3"), "{metrics}");

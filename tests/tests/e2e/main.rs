@@ -13,6 +13,7 @@ mod e2e {
     mod api;
     mod deployment;
     mod email;
+    mod fairness;
     mod lifecycle;
     mod medical;
     mod operations;

@@ -87,7 +87,7 @@ impl Harness {
     async fn new(name: &str) -> Self {
         let env = TestEnv::new(name).await;
         let pool = peyk_schema::connect_pool(&env.database_url, 4).unwrap();
-        let tenant = peyk_schema::queries::api_keys::create_key(&pool, "toys", "peyk_toys_unused", "peyk_toy").await.unwrap();
+        let tenant = peyk_schema::queries::api_keys::create_key(&pool, "toys", "peyk_toys_unused", "peyk_toy", false).await.unwrap();
         let registry = Arc::new(toy_registry());
         let conn = peyk_queue::queue::connect_with_retry(&env.redis_url).await;
         let queue = Queue::new(conn, &env.prefix, &QueueTimings::default(), &registry.names());
@@ -105,7 +105,7 @@ impl Harness {
         let mut job = peyk_queue::submit::system_job(self.tenant.0, &JobKind::of::<J>(), json!({ "note": "hi" }), chrono::Utc::now());
         job.max_attempts = max_attempts;
         let row = peyk_schema::queries::jobs::insert_batch(&self.pool, &[job]).await.unwrap().remove(0);
-        let entry = QueuedJob { job_id: row.id, not_before_ms: None };
+        let entry = QueuedJob { job_id: row.id, tenant: Some(row.tenant_id), priority: row.priority, not_before_ms: None };
         (row, entry)
     }
 

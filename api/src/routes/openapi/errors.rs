@@ -2,7 +2,8 @@
 //! can give them (an operation's own, more specific description stays):
 //! what a client needs to handle, and what a generated client types.
 //!
-//! - `401` where an API key is required;
+//! - `401` where an API key is required; `403` under `/v1/admin/` (a
+//!   tenant's key there);
 //! - `400`, `413`, `415` and `422` where there is a request body (malformed,
 //!   too large, wrong content type, a field that fails validation);
 //! - `400` where there are query parameters, `404` where there are path ones;
@@ -22,8 +23,9 @@ impl Modify for StandardErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let public = path.starts_with("/v1/");
+            let admin = path.starts_with("/v1/admin/");
             for operation in operations_mut(item) {
-                add_standard_errors(operation, public);
+                add_standard_errors(operation, public, admin);
             }
         }
     }
@@ -35,7 +37,7 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
         .filter_map(Option::as_mut)
 }
 
-fn add_standard_errors(operation: &mut Operation, under_v1: bool) {
+fn add_standard_errors(operation: &mut Operation, under_v1: bool, admin: bool) {
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     let parameters = operation.parameters.as_deref().unwrap_or_default();
     let has_query = parameters.iter().any(|p| p.parameter_in == ParameterIn::Query);
@@ -47,6 +49,9 @@ fn add_standard_errors(operation: &mut Operation, under_v1: bool) {
     };
     if secured {
         add("401", error("No valid API key (`Authorization: Bearer <key>`)"));
+    }
+    if secured && admin {
+        add("403", error("The key is a tenant's, not an admin key"));
     }
     if has_body {
         add("400", error("The body could not be read (malformed JSON or form)"));

@@ -1,12 +1,8 @@
--- KEYS: this worker's inflight set, active list, consumers zset, signal list
+-- Gives a stopping consumer's unstarted tasks back, each at the front of its
+-- band (it keeps its turn), and unregisters the consumer.
+-- KEYS: the consumer's in-flight set, consumers zset, data hash; ARGV: namespace
 local ids = redis.call("smembers", KEYS[1])
-for _, id in ipairs(ids) do
-  redis.call("lpush", KEYS[2], id)
-end
+place_ids(ARGV[1], KEYS[3], ids, true)
 redis.call("del", KEYS[1])
-redis.call("zrem", KEYS[3], KEYS[1])
-if #ids > 0 then
-  redis.call("del", KEYS[4])
-  redis.call("lpush", KEYS[4], 1)
-end
+redis.call("zrem", KEYS[2], KEYS[1])
 return #ids

@@ -1,0 +1,223 @@
+//! `/v1/admin/*`: the operators' view of the shared queues, for admin keys
+//! only (`peyk-api create-key --admin`). Each queue with what waits in it
+//! per tenant; pausing a queue or one tenant in it; tenants' weights.
+//! A change is stored in PostgreSQL first (workers re-apply it to Redis
+//! every few seconds, so it survives a Redis restart), then applied to
+//! Redis at once.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use peyk_queue::queue::QueueError;
+use peyk_schema::queries::queue_controls::{self as q, TenantShare, MAX_WEIGHT};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+use crate::state::AppState;
+use crate::views::ErrorBody;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantQueueView {
+    pub tenant_id: String,
+    /// The tenant's name (`null` for tasks queued before tasks carried their tenant).
+    pub tenant: Option<String>,
+    /// Tasks of this tenant waiting to be taken.
+    pub waiting: u64,
+    pub paused: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    pub queue: String,
+    /// The whole queue is paused: workers take nothing from it.
+    pub paused: bool,
+    pub waiting: u64,
+    /// Delayed or retrying, not due yet.
+    pub scheduled: u64,
+    pub in_flight: u64,
+    /// Tenants with tasks waiting, or paused in this queue.
+    pub tenants: Vec<TenantQueueView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    pub data: Vec<QueueView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    pub id: Uuid,
+    pub name: String,
+    /// Share of each queue relative to the other tenants with work (1 to 1,000).
+    pub weight: i32,
+}
+
+impl From<TenantShare> for TenantView {
+    fn from(t: TenantShare) -> Self {
+        Self { id: t.id, name: t.name, weight: t.weight }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub data: Vec<TenantView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// 1 to 1,000; a tenant of weight 2 gets twice the turns of one of weight 1.
+    pub weight: i32,
+}
+
+fn queue_error(e: QueueError) -> ApiError {
+    match e {
+        QueueError::UnknownQueue(_) => ApiError::not_found("queue"),
+        _ => ApiError::queue_unavailable(),
+    }
+}
+
+fn known_queue(state: &AppState, queue: &str) -> Result<(), ApiError> {
+    if state.queue.names().contains(&queue) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("queue"))
+    }
+}
+
+async fn tenant(state: &AppState, id: &str) -> Result<TenantShare, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("tenant"))?;
+    q::tenant(&state.pool, id).await?.ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+async fn view(state: &AppState, queue: &str, names: &[TenantShare]) -> Result<QueueView, ApiError> {
+    let depth = state.queue.depth(queue).await.map_err(queue_error)?;
+    let (paused, paused_tenants) = state.queue.paused(queue).await.map_err(queue_error)?;
+    let mut tenants: Vec<TenantQueueView> = state
+        .queue
+        .tenant_depths(queue)
+        .await
+        .map_err(queue_error)?
+        .into_iter()
+        .map(|t| TenantQueueView { tenant_id: t.tenant, tenant: None, waiting: t.waiting, paused: t.paused })
+        .collect();
+    for id in paused_tenants {
+        if !tenants.iter().any(|t| t.tenant_id == id) {
+            tenants.push(TenantQueueView { tenant_id: id, tenant: None, waiting: 0, paused: true });
+        }
+    }
+    for t in &mut tenants {
+        t.tenant = names.iter().find(|n| n.id.to_string() == t.tenant_id).map(|n| n.name.clone());
+    }
+    tenants.sort_by(|a, b| b.waiting.cmp(&a.waiting).then_with(|| a.tenant_id.cmp(&b.tenant_id)));
+    Ok(QueueView {
+        queue: queue.to_string(),
+        paused,
+        waiting: depth.waiting,
+        scheduled: depth.scheduled,
+        in_flight: depth.in_flight,
+        tenants,
+    })
+}
+
+/// Every queue: whether it is paused, what waits in it, per tenant.
+#[utoipa::path(get, path = "/v1/admin/queues", tag = "admin", security(("api_key" = [])),
+    responses((status = 200, body = QueueList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn list_queues(State(state): State<AppState>, _admin: Admin) -> Result<Json<QueueList>, ApiError> {
+    let names = q::tenants(&state.pool).await?;
+    let mut queues = state.queue.names();
+    queues.sort_unstable();
+    let mut data = Vec::with_capacity(queues.len());
+    for queue in queues {
+        data.push(view(&state, queue, &names).await?);
+    }
+    Ok(Json(QueueList { data }))
+}
+
+async fn set_queue_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
+    known_queue(state, queue)?;
+    q::set_paused(&state.pool, queue, None, paused).await?;
+    state.queue.set_queue_paused(queue, paused).await.map_err(queue_error)?;
+    let names = q::tenants(&state.pool).await?;
+    Ok(Json(view(state, queue, &names).await?))
+}
+
+async fn set_tenant_paused(state: &AppState, queue: &str, tenant_id: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
+    known_queue(state, queue)?;
+    let tenant = tenant(state, tenant_id).await?;
+    q::set_paused(&state.pool, queue, Some(tenant.id), paused).await?;
+    state.queue.set_tenant_paused(queue, &tenant.id.to_string(), paused).await.map_err(queue_error)?;
+    let names = q::tenants(&state.pool).await?;
+    Ok(Json(view(state, queue, &names).await?))
+}
+
+/// Pause a queue for every tenant: workers take nothing from it; what
+/// waits keeps its order, and new jobs are still accepted.
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/pause", tag = "admin", security(("api_key" = [])),
+    params(("queue" = String, Path, description = "Queue (job type)")),
+    responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn pause_queue(State(state): State<AppState>, _admin: Admin, Path(queue): Path<String>) -> Result<Json<QueueView>, ApiError> {
+    set_queue_paused(&state, &queue, true).await
+}
+
+/// Resume a paused queue; it continues in order.
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/resume", tag = "admin", security(("api_key" = [])),
+    params(("queue" = String, Path, description = "Queue (job type)")),
+    responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn resume_queue(State(state): State<AppState>, _admin: Admin, Path(queue): Path<String>) -> Result<Json<QueueView>, ApiError> {
+    set_queue_paused(&state, &queue, false).await
+}
+
+/// Pause one tenant in a queue; other tenants go on.
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/pause", tag = "admin", security(("api_key" = [])),
+    params(("queue" = String, Path, description = "Queue (job type)"), ("tenant_id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn pause_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((queue, tenant_id)): Path<(String, String)>,
+) -> Result<Json<QueueView>, ApiError> {
+    set_tenant_paused(&state, &queue, &tenant_id, true).await
+}
+
+/// Resume one tenant in a queue; its jobs continue in order.
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/resume", tag = "admin", security(("api_key" = [])),
+    params(("queue" = String, Path, description = "Queue (job type)"), ("tenant_id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn resume_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((queue, tenant_id)): Path<(String, String)>,
+) -> Result<Json<QueueView>, ApiError> {
+    set_tenant_paused(&state, &queue, &tenant_id, false).await
+}
+
+/// Every tenant, with its weight.
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("api_key" = [])),
+    responses((status = 200, body = TenantList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> Result<Json<TenantList>, ApiError> {
+    Ok(Json(TenantList { data: q::tenants(&state.pool).await?.into_iter().map(TenantView::from).collect() }))
+}
+
+/// Change a tenant's weight.
+#[utoipa::path(patch, path = "/v1/admin/tenants/{tenant_id}", tag = "admin", security(("api_key" = [])),
+    params(("tenant_id" = String, Path, description = "Tenant id")), request_body = UpdateTenant,
+    responses((status = 200, body = TenantView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant_id): Path<String>,
+    ValidJson(body): ValidJson<UpdateTenant>,
+) -> Result<Json<TenantView>, ApiError> {
+    let tenant = tenant(&state, &tenant_id).await?;
+    if !(1..=MAX_WEIGHT).contains(&body.weight) {
+        return Err(ApiError::invalid_field("weight", format!("must be between 1 and {MAX_WEIGHT}")));
+    }
+    let updated = q::set_weight(&state.pool, tenant.id, body.weight).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    let weight = (updated.weight != 1).then_some(updated.weight as u32);
+    state.queue.set_weight(&updated.id.to_string(), weight).await.map_err(queue_error)?;
+    Ok(Json(updated.into()))
+}

@@ -1,0 +1,70 @@
+-- Peyk's fair waiting room for one queue, shared by the scripts that place
+-- and take tasks (prepended to each of them). NS is the queue's namespace
+-- (`{prefix}:{job_type}`), passed as an argument; keys are built from it:
+--   NS:fair:t:<tenant>  zset   task id -> rank: a band per priority level
+--                              (highest first), FIFO within a band
+--   NS:fair:ring        zset   tenant -> pass (virtual time): the tenants
+--                              with work that are not paused
+--   NS:fair:waiting     set    tenants with a non-empty zset, paused or not
+--   NS:fair:vtime       string the pass of the tenant served last
+--   NS:fair:seq         string sequence for FIFO order within a band
+--   NS:fair:paused      set    tenants paused in this queue
+--   NS:paused           string present while the whole queue is paused
+-- A tenant with work gets one task per turn: the ring's lowest pass is
+-- served and its pass grows by 1/weight, so tenants share the workers in
+-- proportion to their weights however long each one's backlog is. A tenant
+-- that had no work enters at the current virtual time: it is served next,
+-- and cannot bank turns it did not use.
+local MAX_PRIORITY = 10
+local BAND = 17592186044416 -- 2^44 ranks per priority level
+local MIDDLE = 8796093022208 -- 2^43: the front of a band grows down from here, the back up
+
+local function tenant_key(ns, tenant)
+  return ns .. ":fair:t:" .. tenant
+end
+
+local function enter_ring(ns, tenant)
+  if redis.call("sismember", ns .. ":fair:paused", tenant) == 0 then
+    local vtime = redis.call("get", ns .. ":fair:vtime") or "0"
+    redis.call("zadd", ns .. ":fair:ring", "NX", vtime, tenant)
+  end
+end
+
+-- Puts a task in its tenant's waiting set, at the back of its priority band
+-- (or at the front: a task handed back unstarted keeps its turn).
+local function place(ns, task_id, tenant, priority, front)
+  local level = math.floor(tonumber(priority) or 0)
+  if level < 0 then level = 0 elseif level > MAX_PRIORITY then level = MAX_PRIORITY end
+  local seq = redis.call("incr", ns .. ":fair:seq")
+  local rank = (MAX_PRIORITY - level) * BAND + MIDDLE + (front and -seq or seq)
+  redis.call("zadd", tenant_key(ns, tenant), rank, task_id)
+  redis.call("sadd", ns .. ":fair:waiting", tenant)
+  enter_ring(ns, tenant)
+end
+
+-- The tenant and priority a stored task carries (`args` of the apalis task
+-- body). Tasks queued before fairness existed carry neither: they share the
+-- tenant "-" at priority 0.
+local function describe(body)
+  local ok, task = pcall(cjson.decode, body)
+  local args = ok and type(task) == "table" and type(task.args) == "table" and task.args or {}
+  local tenant = type(args.tenant) == "string" and args.tenant or "-"
+  local priority = type(args.priority) == "number" and args.priority or 0
+  return tenant, priority
+end
+
+-- Places tasks by id (their bodies in the data hash); ids without a body
+-- are stale and dropped (the sweeper restores from PostgreSQL what is lost).
+local function place_ids(ns, data_hash, ids, front)
+  if #ids == 0 then return 0 end
+  local bodies = redis.call("hmget", data_hash, unpack(ids))
+  local placed = 0
+  for i, id in ipairs(ids) do
+    if bodies[i] then
+      local tenant, priority = describe(bodies[i])
+      place(ns, id, tenant, priority, front)
+      placed = placed + 1
+    end
+  end
+  return placed
+end
