@@ -5,7 +5,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use peyk_schema::queries::api_keys::{hash_key, owner_of_key_hash, KeyOwner};
@@ -28,8 +28,8 @@ pub fn generate_key() -> String {
 pub type KeyCache = crate::cache::TtlCache<Vec<u8>, KeyOwner>;
 
 /// The owner of the request's API key.
-async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+pub async fn key_owner(headers: &HeaderMap, state: &AppState) -> Result<KeyOwner, ApiError> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
     let key = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
@@ -45,6 +45,14 @@ async fn key_owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError
     Ok(owner)
 }
 
+/// The owner the rate limit found already (`rate_limit::limit`), or found now.
+async fn owner(parts: &Parts, state: &AppState) -> Result<KeyOwner, ApiError> {
+    match parts.extensions.get::<KeyOwner>() {
+        Some(owner) => Ok(*owner),
+        None => key_owner(&parts.headers, state).await,
+    }
+}
+
 /// The tenant of the request's API key. Every job query takes it.
 pub struct Tenant(pub TenantId);
 
@@ -52,7 +60,7 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Tenant(key_owner(parts, state).await?.tenant))
+        Ok(Tenant(owner(parts, state).await?.tenant))
     }
 }
 
@@ -64,7 +72,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if key_owner(parts, state).await?.admin {
+        if owner(parts, state).await?.admin {
             Ok(Admin)
         } else {
             Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this route needs an admin key (`peyk-api create-key --admin`)"))

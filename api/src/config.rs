@@ -38,6 +38,9 @@ pub struct Limits {
     pub openai_wait: Duration,
     /// What unauthenticated gateway callbacks may make Peyk store and do.
     pub callbacks: peyk_schema::queries::payments::CallbackLimits,
+    /// A tenant's API requests a second, and its burst, unless set for it.
+    pub requests_per_second: u32,
+    pub burst: u32,
 }
 
 impl Config {
@@ -59,6 +62,8 @@ impl Config {
             limits: Limits {
                 max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
+                requests_per_second: env_parse("PEYK_TENANT_REQUESTS_PER_SECOND", 10_000u32)?.max(1),
+                burst: env_parse("PEYK_TENANT_BURST", 20_000u32)?.max(1),
                 callbacks: peyk_schema::queries::payments::CallbackLimits {
                     verifications_per_minute: env_parse("PEYK_CALLBACK_VERIFICATIONS_PER_MINUTE", 3)?.max(1),
                     events_per_payment: env_parse("PEYK_CALLBACK_EVENTS_PER_PAYMENT", 20)?.max(1),

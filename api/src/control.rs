@@ -31,11 +31,35 @@ pub async fn set_paused(queue: &str, tenant: Option<&str>, paused: bool) -> anyh
     Ok(())
 }
 
-pub async fn set_weight(tenant: &str, weight: i32) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=q::MAX_WEIGHT).contains(&weight), "--weight must be between 1 and {}", q::MAX_WEIGHT);
+pub async fn set_limits(
+    tenant: &str,
+    weight: Option<i32>,
+    requests_per_second: Option<i32>,
+    burst: Option<i32>,
+    max_running: &[String],
+) -> anyhow::Result<()> {
+    if let Some(weight) = weight {
+        anyhow::ensure!((1..=q::MAX_WEIGHT).contains(&weight), "--weight must be between 1 and {}", q::MAX_WEIGHT);
+    }
+    for (name, value) in [("--requests-per-second", requests_per_second), ("--burst", burst)] {
+        anyhow::ensure!(value.is_none_or(|v| v >= 0), "{name} must be 0 (the default) or more");
+    }
+    let queues = peyk_jobs::registry::catalogue().names();
+    let mut caps = Vec::new();
+    for item in max_running {
+        let (queue, cap) = item.split_once('=').with_context(|| format!("--max-running takes QUEUE=N, not `{item}`"))?;
+        anyhow::ensure!(queues.contains(&queue), "unknown queue `{queue}`; the queues are {}", queues.join(", "));
+        let cap: i32 = cap.parse().ok().filter(|n| *n >= 0).with_context(|| format!("--max-running {queue}=N takes a whole number"))?;
+        caps.push((queue, (cap > 0).then_some(cap)));
+    }
     let pool = connect()?;
     let id = tenant_id(&pool, tenant).await?;
-    q::set_weight(&pool, id, weight).await?;
-    eprintln!("tenant `{tenant}` now has weight {weight}; workers apply it within seconds");
+    let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
+    let change = q::LimitsChange { weight, requests_per_second: or_default(requests_per_second), burst: or_default(burst) };
+    q::change_limits(&pool, id, &change).await?;
+    for (queue, cap) in caps {
+        q::set_cap(&pool, id, queue, cap).await?;
+    }
+    eprintln!("limits of tenant `{tenant}` stored; workers apply them within seconds");
     Ok(())
 }

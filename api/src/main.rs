@@ -12,6 +12,7 @@ mod extract;
 mod http_metrics;
 mod inbound;
 mod paging;
+mod rate_limit;
 mod routes;
 mod state;
 mod views;
@@ -63,13 +64,24 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Set a tenant's weight (1 to 1,000; default 1): its share of each
-    /// queue relative to the other tenants with work.
-    SetWeight {
+    /// Set a tenant's limits (what is not given stays as it is).
+    SetLimits {
         #[arg(long)]
         tenant: String,
+        /// 1 to 1,000 (default 1): its share of each queue relative to the
+        /// other tenants with work.
         #[arg(long)]
-        weight: i32,
+        weight: Option<i32>,
+        /// API requests a second (0: the server's default).
+        #[arg(long)]
+        requests_per_second: Option<i32>,
+        /// Requests at once above the rate (0: the server's default).
+        #[arg(long)]
+        burst: Option<i32>,
+        /// QUEUE=N: at most N of its jobs of QUEUE run at once (0: no cap);
+        /// may be given once per queue.
+        #[arg(long = "max-running", value_name = "QUEUE=N")]
+        max_running: Vec<String>,
     },
 }
 
@@ -102,7 +114,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Pause { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), true).await,
         Command::Resume { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), false).await,
-        Command::SetWeight { tenant, weight } => control::set_weight(&tenant, weight).await,
+        Command::SetLimits { tenant, weight, requests_per_second, burst, max_running } => {
+            control::set_limits(&tenant, weight, requests_per_second, burst, &max_running).await
+        }
     }
 }
 

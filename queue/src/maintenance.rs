@@ -8,7 +8,8 @@
 //!   move on pipelines whose step finished while nobody did.
 //!
 //! - apply the operators' controls stored in PostgreSQL (pauses, tenants'
-//!   weights) to Redis, so that they hold after a Redis restart too.
+//!   weights and caps on running jobs) to Redis, so that they hold after a
+//!   Redis restart too.
 //!
 //! Every worker sweeps; the statements are safe to run concurrently.
 
@@ -63,7 +64,7 @@ pub async fn every(period: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-/// Every `period`: makes Redis hold the pauses and weights PostgreSQL holds.
+/// Every `period`: makes Redis hold the pauses, weights and caps PostgreSQL holds.
 async fn apply_controls<C: Clients>(runner: Arc<Runner<C>>, period: Duration, stop: CancellationToken) {
     loop {
         if let Err(e) = apply_controls_once(&runner.queue, &runner.pool).await {
@@ -77,7 +78,11 @@ async fn apply_controls<C: Clients>(runner: Arc<Runner<C>>, period: Duration, st
 
 pub async fn apply_controls_once(queue: &Queue, pool: &DbPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let pauses = controls::pauses(pool).await?;
+    let caps = controls::caps(pool, None).await?;
     for job_type in queue.names() {
+        let of_queue: Vec<(String, u32)> =
+            caps.iter().filter(|c| c.queue == job_type).map(|c| (c.tenant_id.to_string(), c.max_running.max(1) as u32)).collect();
+        queue.replace_caps(job_type, &of_queue).await?;
         let of_queue = pauses.iter().filter(|p| p.queue == job_type);
         let queue_paused = of_queue.clone().any(|p| p.tenant_id.is_none());
         let tenants_paused: HashSet<String> = of_queue.filter_map(|p| p.tenant_id.map(|t| t.to_string())).collect();

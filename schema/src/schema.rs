@@ -8,6 +8,16 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamptz,
         weight -> Int4,
+        requests_per_second -> Nullable<Int4>,
+        burst -> Nullable<Int4>,
+    }
+}
+
+diesel::table! {
+    tenant_queue_caps (tenant_id, queue) {
+        tenant_id -> Uuid,
+        queue -> Text,
+        max_running -> Int4,
     }
 }
 
@@ -250,3 +260,4 @@ diesel::joinable!(job_attempts -> jobs (job_id));
 
 // Reconcile asks for pending payments whose gateway account exists.
 diesel::allow_tables_to_appear_in_same_query!(payments, payment_accounts);
+diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants);

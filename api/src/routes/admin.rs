@@ -8,7 +8,10 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use peyk_queue::queue::QueueError;
-use peyk_schema::queries::queue_controls::{self as q, TenantShare, MAX_WEIGHT};
+use std::collections::BTreeMap;
+
+use peyk_jobs::ValidationErrors;
+use peyk_schema::queries::queue_controls::{self as q, LimitsChange, RunningCap, TenantLimits, MAX_WEIGHT};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -53,11 +56,19 @@ pub struct TenantView {
     pub name: String,
     /// Share of each queue relative to the other tenants with work (1 to 1,000).
     pub weight: i32,
+    /// API requests a second, and the burst; `null`: the server's defaults
+    /// (`PEYK_TENANT_REQUESTS_PER_SECOND`, `PEYK_TENANT_BURST`).
+    pub requests_per_second: Option<i32>,
+    pub burst: Option<i32>,
+    /// Most of its jobs of a queue that run at once, by queue (a queue not
+    /// named: no cap).
+    pub max_running: BTreeMap<String, i32>,
 }
 
-impl From<TenantShare> for TenantView {
-    fn from(t: TenantShare) -> Self {
-        Self { id: t.id, name: t.name, weight: t.weight }
+impl TenantView {
+    fn of(t: TenantLimits, caps: &[RunningCap]) -> Self {
+        let max_running = caps.iter().filter(|c| c.tenant_id == t.id).map(|c| (c.queue.clone(), c.max_running)).collect();
+        Self { id: t.id, name: t.name, weight: t.weight, requests_per_second: t.requests_per_second, burst: t.burst, max_running }
     }
 }
 
@@ -66,11 +77,53 @@ pub struct TenantList {
     pub data: Vec<TenantView>,
 }
 
+/// What to change; what is absent stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     /// 1 to 1,000; a tenant of weight 2 gets twice the turns of one of weight 1.
-    pub weight: i32,
+    #[serde(default)]
+    pub weight: Option<i32>,
+    /// API requests a second (0: back to the server's default).
+    #[serde(default)]
+    pub requests_per_second: Option<i32>,
+    /// Requests at once above the rate (0: back to the server's default).
+    #[serde(default)]
+    pub burst: Option<i32>,
+    /// Caps by queue, e.g. `{"transcription": 2}` (0 removes a cap). Taking
+    /// counts from when a worker fetches a job until its outcome is recorded.
+    #[serde(default)]
+    pub max_running: Option<BTreeMap<String, i32>>,
+}
+
+const MAX_RATE: i32 = 1_000_000;
+const MAX_RUNNING: i32 = 100_000;
+
+impl UpdateTenant {
+    fn validate(&self, queues: &[&str]) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if self.weight.is_some_and(|w| !(1..=MAX_WEIGHT).contains(&w)) {
+            errors.add("weight", format!("must be between 1 and {MAX_WEIGHT}"));
+        }
+        for (field, value) in [("requests_per_second", self.requests_per_second), ("burst", self.burst)] {
+            if value.is_some_and(|v| !(0..=MAX_RATE).contains(&v)) {
+                errors.add(field, format!("must be between 0 (the default) and {MAX_RATE}"));
+            }
+        }
+        for (queue, cap) in self.max_running.iter().flatten() {
+            if !queues.contains(&queue.as_str()) {
+                errors.add(format!("max_running.{queue}"), "no such queue");
+            } else if !(0..=MAX_RUNNING).contains(cap) {
+                errors.add(format!("max_running.{queue}"), format!("must be between 0 (no cap) and {MAX_RUNNING}"));
+            }
+        }
+        errors.into_result()
+    }
+
+    fn change(&self) -> LimitsChange {
+        let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
+        LimitsChange { weight: self.weight, requests_per_second: or_default(self.requests_per_second), burst: or_default(self.burst) }
+    }
 }
 
 fn queue_error(e: QueueError) -> ApiError {
@@ -88,12 +141,12 @@ fn known_queue(state: &AppState, queue: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn tenant(state: &AppState, id: &str) -> Result<TenantShare, ApiError> {
+async fn tenant(state: &AppState, id: &str) -> Result<TenantLimits, ApiError> {
     let id: Uuid = id.parse().map_err(|_| ApiError::not_found("tenant"))?;
     q::tenant(&state.pool, id).await?.ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-async fn view(state: &AppState, queue: &str, names: &[TenantShare]) -> Result<QueueView, ApiError> {
+async fn view(state: &AppState, queue: &str, names: &[TenantLimits]) -> Result<QueueView, ApiError> {
     let depth = state.queue.depth(queue).await.map_err(queue_error)?;
     let (paused, paused_tenants) = state.queue.paused(queue).await.map_err(queue_error)?;
     let mut tenants: Vec<TenantQueueView> = state
@@ -195,14 +248,17 @@ pub async fn resume_tenant(
     set_tenant_paused(&state, &queue, &tenant_id, false).await
 }
 
-/// Every tenant, with its weight.
+/// Every tenant, with its weight and limits.
 #[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("api_key" = [])),
     responses((status = 200, body = TenantList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> Result<Json<TenantList>, ApiError> {
-    Ok(Json(TenantList { data: q::tenants(&state.pool).await?.into_iter().map(TenantView::from).collect() }))
+    let caps = q::caps(&state.pool, None).await?;
+    Ok(Json(TenantList { data: q::tenants(&state.pool).await?.into_iter().map(|t| TenantView::of(t, &caps)).collect() }))
 }
 
-/// Change a tenant's weight.
+/// Change a tenant's weight, request rate or caps on running jobs. Weights
+/// and caps apply at once; a request rate once the API's key cache
+/// (`PEYK_KEY_CACHE_SECONDS`) lets go of the tenant's keys.
 #[utoipa::path(patch, path = "/v1/admin/tenants/{tenant_id}", tag = "admin", security(("api_key" = [])),
     params(("tenant_id" = String, Path, description = "Tenant id")), request_body = UpdateTenant,
     responses((status = 200, body = TenantView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
@@ -213,11 +269,19 @@ pub async fn update_tenant(
     ValidJson(body): ValidJson<UpdateTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant = tenant(&state, &tenant_id).await?;
-    if !(1..=MAX_WEIGHT).contains(&body.weight) {
-        return Err(ApiError::invalid_field("weight", format!("must be between 1 and {MAX_WEIGHT}")));
+    body.validate(&state.queue.names()).map_err(ApiError::validation)?;
+    let updated = q::change_limits(&state.pool, tenant.id, &body.change()).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    for (queue, cap) in body.max_running.iter().flatten() {
+        q::set_cap(&state.pool, tenant.id, queue, (*cap > 0).then_some(*cap)).await?;
     }
-    let updated = q::set_weight(&state.pool, tenant.id, body.weight).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+    // Then Redis, at once (every worker would apply the same within seconds).
+    let caps = q::caps(&state.pool, None).await?;
+    for queue in body.max_running.iter().flatten().map(|(queue, _)| queue) {
+        let of_queue: Vec<(String, u32)> =
+            caps.iter().filter(|c| &c.queue == queue).map(|c| (c.tenant_id.to_string(), c.max_running as u32)).collect();
+        state.queue.replace_caps(queue, &of_queue).await.map_err(queue_error)?;
+    }
     let weight = (updated.weight != 1).then_some(updated.weight as u32);
     state.queue.set_weight(&updated.id.to_string(), weight).await.map_err(queue_error)?;
-    Ok(Json(updated.into()))
+    Ok(Json(TenantView::of(updated, &caps)))
 }

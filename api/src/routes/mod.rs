@@ -104,6 +104,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let batches = batches.layer(DefaultBodyLimit::max(config.max_batch_body_bytes));
     let api = api.layer(DefaultBodyLimit::max(config.max_body_bytes));
     let (routes, _document) = api.merge(uploads).merge(batches).split_for_parts();
+    let routes = routes.layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::limit));
     openapi::with_docs(routes.with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -2,7 +2,8 @@
 //! priority level, and consumers take them round-robin across tenants
 //! (weighted), highest priority first and FIFO within a level inside each
 //! tenant. The layout and the algorithm are in `lua/fair.lua`; this is the
-//! Rust side of it, plus pausing a queue or one tenant in it.
+//! Rust side of it, plus pausing a queue or one tenant in it, and caps on
+//! how many of a tenant's tasks of a queue are taken at once.
 
 use chrono::Utc;
 use redis::AsyncCommands;
@@ -123,6 +124,19 @@ impl Queue {
         let ns = namespace(&self.prefix, job_type);
         let mut conn = self.conn.clone();
         Ok(redis::pipe().exists(format!("{ns}:paused")).smembers(format!("{ns}:fair:paused")).query_async(&mut conn).await?)
+    }
+
+    /// Replaces `job_type`'s caps on tenants' running tasks (tenant id → cap;
+    /// those not named have none).
+    pub async fn replace_caps(&self, job_type: &str, caps: &[(String, u32)]) -> Result<(), QueueError> {
+        self.config(job_type)?;
+        let mut invocation = self.scripts.replace_caps.arg(namespace(&self.prefix, job_type));
+        for (tenant, cap) in caps {
+            invocation.arg(tenant).arg(cap);
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
     }
 
     /// Replaces every tenant's weight (those not named have the default, 1).

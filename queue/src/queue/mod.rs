@@ -39,8 +39,10 @@ use uuid::Uuid;
 
 mod cluster;
 mod fair;
+mod limits;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
+pub use limits::{Rate, Token};
 
 /// What a queue entry carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -206,6 +208,8 @@ pub enum QueueError {
 
 struct Scripts {
     ack: Script,
+    replace_caps: Script,
+    token_bucket: Script,
     release: Script,
     push: Script,
     fetch: Script,
@@ -239,7 +243,9 @@ impl Queue {
             prefix: prefix.to_string(),
             storages: Arc::new(storages),
             scripts: Arc::new(Scripts {
-                ack: Script::new(include_str!("lua/ack.lua")),
+                ack: fair_script(include_str!("lua/ack.lua")),
+                replace_caps: fair_script(include_str!("lua/replace_caps.lua")),
+                token_bucket: Script::new(include_str!("lua/token_bucket.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
                 push: fair_script(include_str!("lua/push.lua")),
                 fetch: fair_script(include_str!("lua/fetch.lua")),
@@ -318,8 +324,8 @@ impl Queue {
         Ok(())
     }
 
-    /// Marks tasks done: removes each from its consumer's in-flight set and
-    /// records it in the done set (which the sweeper expires), all in one
+    /// Marks tasks done: removes each from its consumer's in-flight set
+    /// (and from its tenant's running count) and records it in the done set (which the sweeper expires), all in one
     /// round trip. Peyk acknowledges itself, in batches, instead of through
     /// apalis's per-task acknowledgement (three sequential round trips, and
     /// an unbounded queue of pending acknowledgements when they lag).
@@ -329,7 +335,7 @@ impl Queue {
         }
         let config = self.config(job_type)?;
         let mut invocation = self.scripts.ack.key(config.done_jobs_set());
-        invocation.arg(Utc::now().timestamp());
+        invocation.arg(namespace(&self.prefix, job_type)).arg(Utc::now().timestamp());
         for (consumer, task_id) in done {
             invocation.arg(format!("{}:{}", config.inflight_jobs_set(), consumer)).arg(task_id);
         }

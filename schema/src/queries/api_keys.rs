@@ -13,11 +13,14 @@ pub fn hash_key(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
-/// Who a key speaks for: its tenant, and whether it may use the admin API.
+/// Who a key speaks for: its tenant, whether it may use the admin API, and
+/// the tenant's own request rate (`None`: the settings' default).
 #[derive(Debug, Clone, Copy)]
 pub struct KeyOwner {
     pub tenant: TenantId,
     pub admin: bool,
+    pub requests_per_second: Option<i32>,
+    pub burst: Option<i32>,
 }
 
 /// Creates the tenant if it does not exist and stores the hash of `key` for
@@ -49,11 +52,12 @@ pub async fn create_key(pool: &DbPool, tenant_name: &str, key: &str, key_prefix:
 pub async fn owner_of_key_hash(pool: &DbPool, key_hash: &[u8]) -> Result<Option<KeyOwner>, DbError> {
     let mut conn = pool.get().await?;
     let found = api_keys::table
+        .inner_join(tenants::table)
         .filter(api_keys::key_hash.eq(key_hash))
         .filter(api_keys::revoked_at.is_null())
-        .select((api_keys::tenant_id, api_keys::admin))
-        .first::<(Uuid, bool)>(&mut conn)
+        .select((api_keys::tenant_id, api_keys::admin, tenants::requests_per_second, tenants::burst))
+        .first::<(Uuid, bool, Option<i32>, Option<i32>)>(&mut conn)
         .await
         .optional()?;
-    Ok(found.map(|(tenant, admin)| KeyOwner { tenant: TenantId(tenant), admin }))
+    Ok(found.map(|(tenant, admin, requests_per_second, burst)| KeyOwner { tenant: TenantId(tenant), admin, requests_per_second, burst }))
 }

@@ -1,7 +1,8 @@
-//! What operators set about the shared queues: a queue paused, one tenant
-//! paused in a queue, a tenant's weight. Stored here (the truth, which
-//! survives a Redis restart); workers apply it to Redis every few seconds,
-//! and the admin API at once.
+//! What operators set about the shared queues and their tenants: a queue
+//! paused, one tenant paused in a queue, a tenant's weight, its request
+//! rate, and caps on its running jobs per queue. Stored here (the truth,
+//! which survives a Redis restart); workers apply to Redis what it must
+//! know every few seconds, and the admin API at once.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
@@ -9,7 +10,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
-use crate::schema::tenants;
+use crate::schema::{tenant_queue_caps, tenants};
 
 /// A tenant's weight is 1 (the default) to this.
 pub const MAX_WEIGHT: i32 = 1000;
@@ -23,12 +24,36 @@ pub struct QueuePause {
     pub tenant_id: Option<Uuid>,
 }
 
+/// A tenant and the limits set for it (`None`: the settings' defaults).
 #[derive(Debug, Clone, Queryable)]
-pub struct TenantShare {
+pub struct TenantLimits {
     pub id: Uuid,
     pub name: String,
     pub weight: i32,
+    pub requests_per_second: Option<i32>,
+    pub burst: Option<i32>,
 }
+
+/// A change to a tenant's limits: `None` leaves a field as it is;
+/// `Some(None)` returns a rate to the default.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = tenants)]
+pub struct LimitsChange {
+    pub weight: Option<i32>,
+    pub requests_per_second: Option<Option<i32>>,
+    pub burst: Option<Option<i32>>,
+}
+
+/// At most `max_running` of `tenant_id`'s jobs of `queue` run at once.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct RunningCap {
+    pub tenant_id: Uuid,
+    pub queue: String,
+    pub max_running: i32,
+}
+
+const LIMITS: (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst) =
+    (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst);
 
 /// Pauses or resumes `queue` (for every tenant, or for `tenant` only).
 pub async fn set_paused(pool: &DbPool, queue: &str, tenant: Option<Uuid>, paused: bool) -> Result<(), DbError> {
@@ -48,34 +73,61 @@ pub async fn pauses(pool: &DbPool) -> Result<Vec<QueuePause>, DbError> {
     Ok(diesel::sql_query("SELECT queue, tenant_id FROM queue_pauses ORDER BY queue, tenant_id NULLS FIRST").load(&mut conn).await?)
 }
 
-/// Every tenant with its weight, by name.
-pub async fn tenants(pool: &DbPool) -> Result<Vec<TenantShare>, DbError> {
+/// Every tenant with its limits, by name.
+pub async fn tenants(pool: &DbPool) -> Result<Vec<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(tenants::table.select((tenants::id, tenants::name, tenants::weight)).order(tenants::name).load(&mut conn).await?)
+    Ok(tenants::table.select(LIMITS).order(tenants::name).load(&mut conn).await?)
 }
 
-pub async fn tenant(pool: &DbPool, id: Uuid) -> Result<Option<TenantShare>, DbError> {
+pub async fn tenant(pool: &DbPool, id: Uuid) -> Result<Option<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(tenants::table.find(id).select((tenants::id, tenants::name, tenants::weight)).first(&mut conn).await.optional()?)
+    Ok(tenants::table.find(id).select(LIMITS).first(&mut conn).await.optional()?)
 }
 
-pub async fn tenant_by_name(pool: &DbPool, name: &str) -> Result<Option<TenantShare>, DbError> {
+pub async fn tenant_by_name(pool: &DbPool, name: &str) -> Result<Option<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(tenants::table
-        .filter(tenants::name.eq(name))
-        .select((tenants::id, tenants::name, tenants::weight))
-        .first(&mut conn)
-        .await
-        .optional()?)
+    Ok(tenants::table.filter(tenants::name.eq(name)).select(LIMITS).first(&mut conn).await.optional()?)
 }
 
-/// Sets a tenant's weight (1 to 1,000); `None` when there is no such tenant.
-pub async fn set_weight(pool: &DbPool, id: Uuid, weight: i32) -> Result<Option<TenantShare>, DbError> {
+/// Changes a tenant's limits; `None` when there is no such tenant.
+pub async fn change_limits(pool: &DbPool, id: Uuid, change: &LimitsChange) -> Result<Option<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(diesel::update(tenants::table.find(id))
-        .set(tenants::weight.eq(weight))
-        .returning((tenants::id, tenants::name, tenants::weight))
-        .get_result(&mut conn)
-        .await
-        .optional()?)
+    if change.weight.is_none() && change.requests_per_second.is_none() && change.burst.is_none() {
+        return Ok(tenants::table.find(id).select(LIMITS).first(&mut conn).await.optional()?);
+    }
+    Ok(diesel::update(tenants::table.find(id)).set(change).returning(LIMITS).get_result(&mut conn).await.optional()?)
+}
+
+/// Every cap on running jobs (of every tenant, or of one).
+pub async fn caps(pool: &DbPool, tenant: Option<Uuid>) -> Result<Vec<RunningCap>, DbError> {
+    let mut conn = pool.get().await?;
+    let mut query = tenant_queue_caps::table.into_boxed();
+    if let Some(tenant) = tenant {
+        query = query.filter(tenant_queue_caps::tenant_id.eq(tenant));
+    }
+    Ok(query.order((tenant_queue_caps::tenant_id, tenant_queue_caps::queue)).load(&mut conn).await?)
+}
+
+/// Caps a tenant's running jobs of `queue` (`None`: no cap).
+pub async fn set_cap(pool: &DbPool, tenant: Uuid, queue: &str, max_running: Option<i32>) -> Result<(), DbError> {
+    let mut conn = pool.get().await?;
+    match max_running {
+        Some(max_running) => {
+            diesel::insert_into(tenant_queue_caps::table)
+                .values((
+                    tenant_queue_caps::tenant_id.eq(tenant),
+                    tenant_queue_caps::queue.eq(queue),
+                    tenant_queue_caps::max_running.eq(max_running),
+                ))
+                .on_conflict((tenant_queue_caps::tenant_id, tenant_queue_caps::queue))
+                .do_update()
+                .set(tenant_queue_caps::max_running.eq(max_running))
+                .execute(&mut conn)
+                .await?;
+        }
+        None => {
+            diesel::delete(tenant_queue_caps::table.find((tenant, queue))).execute(&mut conn).await?;
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use peyk_tests::{webhook, Api, Received, Reply, Sink, TestEnv};
+use peyk_tests::{webhook, Api, OwnRedis, Received, Reply, Sink, TestEnv};
 use serde_json::json;
 
 /// Queues `count` webhook jobs to `{sink}/{tag}{n}` in batches of 1,000.
@@ -195,4 +195,51 @@ async fn paused_queues_and_tenants_keep_their_jobs_in_order_until_resumed() {
     let received = sink.wait_for(9, Duration::from_secs(10)).await;
     let shop_order: Vec<String> = received.iter().map(|r| r.path.clone()).filter(|p| p.starts_with("/s")).collect();
     assert_eq!(shop_order, ["/s0", "/s1", "/s2"]);
+}
+
+#[tokio::test]
+async fn two_backlogs_survive_a_killed_worker_and_a_redis_restart_and_share_the_worker_again() {
+    let mut redis = OwnRedis::start().await;
+    let mut env = TestEnv::new("fair-durable").await;
+    env.redis_url = redis.url();
+    let first_key = env.create_key("first").await;
+    let second_key = env.create_key("second").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    sink.default_reply(Reply::status(200).delay(Duration::from_millis(20)));
+    backlog(&api, &first_key, &sink, "first", 400).await;
+    backlog(&api, &second_key, &sink, "second", 400).await;
+    let settings = [
+        ("PEYK_QUEUES", "webhook"),
+        ("PEYK_CONCURRENCY", "4"),
+        ("PEYK_LEASE_SECONDS", "3"),
+        ("PEYK_SWEEP_INTERVAL_SECONDS", "1"),
+        ("PEYK_SWEEP_MIN_AGE_SECONDS", "1"),
+    ];
+    let mut worker = env.start_worker_with(&settings).await;
+    sink.wait_for(100, Duration::from_secs(30)).await;
+    // Killed mid-delivery; then Redis goes and comes back empty.
+    worker.kill9();
+    redis.stop().await;
+    redis.restart().await;
+    let restarted_at = sink.count();
+    let _worker = env.start_worker_with(&settings).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env.sql_count("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").await < 800 {
+        assert!(Instant::now() < deadline, "not every job succeeded after the kill and the restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let received = paths(&sink);
+    for tag in ["first", "second"] {
+        for n in 0..400 {
+            let path = format!("/{tag}{n}");
+            assert!(received.contains(&path), "{path} was lost");
+        }
+    }
+    // Once restored from PostgreSQL, the two backlogs share the worker again.
+    let after: Vec<&String> = received[restarted_at..].iter().collect();
+    let half = &after[..after.len() / 2];
+    let first_share = half.iter().filter(|p| p.starts_with("/first")).count() as f64 / half.len() as f64;
+    assert!((0.3..=0.7).contains(&first_share), "after the restart one tenant took {:.0} % of the turns", first_share * 100.0);
 }

@@ -15,6 +15,7 @@ mod e2e {
     mod email;
     mod fairness;
     mod lifecycle;
+    mod limits;
     mod medical;
     mod operations;
     mod payments;

@@ -7,7 +7,8 @@
 //! - `400`, `413`, `415` and `422` where there is a request body (malformed,
 //!   too large, wrong content type, a field that fails validation);
 //! - `400` where there are query parameters, `404` where there are path ones;
-//! - `429` on the public routes (the per-sender limit), with `Retry-After`;
+//! - `429` with `Retry-After`: on the public routes (the per-sender limit),
+//!   and wherever a tenant's key is taken (the tenant's request rate);
 //! - `503` with `Retry-After` wherever PostgreSQL or Redis is needed: every
 //!   operation but the process's own (health, metrics, this document).
 
@@ -67,6 +68,9 @@ fn add_standard_errors(operation: &mut Operation, under_v1: bool, admin: bool) {
     }
     if under_v1 && !secured {
         add("429", retry_later("Too many requests from this address"));
+    }
+    if secured && !admin {
+        add("429", retry_later("Over the tenant's request rate (`RateLimit-*` headers tell how much is left)"));
     }
     if under_v1 {
         add("503", retry_later("PostgreSQL or Redis is unreachable or restarting; try again"));

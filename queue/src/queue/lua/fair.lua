@@ -10,6 +10,11 @@
 --   NS:fair:seq         string sequence for FIFO order within a band
 --   NS:fair:paused      set    tenants paused in this queue
 --   NS:paused           string present while the whole queue is paused
+--   NS:fair:caps        hash   tenant -> most tasks it may have taken at once
+--   NS:fair:running     hash   tenant -> tasks taken and not yet acknowledged
+--                              (kept for capped tenants only)
+--   NS:fair:owner       hash   task id -> tenant, for the tasks counted there
+--   NS:fair:capped      set    tenants out of the ring because at their cap
 -- A tenant with work gets one task per turn: the ring's lowest pass is
 -- served and its pass grows by 1/weight, so tenants share the workers in
 -- proportion to their weights however long each one's backlog is. A tenant
@@ -24,9 +29,33 @@ local function tenant_key(ns, tenant)
 end
 
 local function enter_ring(ns, tenant)
-  if redis.call("sismember", ns .. ":fair:paused", tenant) == 0 then
+  if redis.call("sismember", ns .. ":fair:paused", tenant) == 0
+    and redis.call("sismember", ns .. ":fair:capped", tenant) == 0 then
     local vtime = redis.call("get", ns .. ":fair:vtime") or "0"
     redis.call("zadd", ns .. ":fair:ring", "NX", vtime, tenant)
+  end
+end
+
+-- How many more tasks a tenant may take now (nil: no cap).
+local function room(ns, tenant)
+  local cap = tonumber(redis.call("hget", ns .. ":fair:caps", tenant))
+  if not cap then return nil end
+  local running = tonumber(redis.call("hget", ns .. ":fair:running", tenant)) or 0
+  return cap - running
+end
+
+-- A taken task stops counting against its tenant's cap (acknowledged, or
+-- back to waiting); a tenant held at its cap re-enters the ring.
+local function release_slot(ns, task_id)
+  local tenant = redis.call("hget", ns .. ":fair:owner", task_id)
+  if not tenant then return end
+  redis.call("hdel", ns .. ":fair:owner", task_id)
+  if redis.call("hincrby", ns .. ":fair:running", tenant, -1) <= 0 then
+    redis.call("hdel", ns .. ":fair:running", tenant)
+  end
+  local left = room(ns, tenant)
+  if (left == nil or left > 0) and redis.call("srem", ns .. ":fair:capped", tenant) == 1 then
+    if redis.call("zcard", tenant_key(ns, tenant)) > 0 then enter_ring(ns, tenant) end
   end
 end
 
@@ -60,6 +89,7 @@ local function place_ids(ns, data_hash, ids, front)
   local bodies = redis.call("hmget", data_hash, unpack(ids))
   local placed = 0
   for i, id in ipairs(ids) do
+    release_slot(ns, id)
     if bodies[i] then
       local tenant, priority = describe(bodies[i])
       place(ns, id, tenant, priority, front)

@@ -31,12 +31,23 @@ while #taken < max do
   local key = tenant_key(ns, tenant)
   -- Alone in the ring, a tenant gets all that is left in one call.
   local count = #head == 2 and (max - #taken) or 1
-  local popped = redis.call("zpopmin", key, count)
+  local left = room(ns, tenant)
+  if left ~= nil and left < count then count = left end
+  local popped = {}
+  if count > 0 then popped = redis.call("zpopmin", key, count) end
   for i = 1, #popped, 2 do
     taken[#taken + 1] = popped[i]
+    if left ~= nil then redis.call("hset", ns .. ":fair:owner", popped[i], tenant) end
+  end
+  if left ~= nil and #popped > 0 then
+    redis.call("hincrby", ns .. ":fair:running", tenant, #popped / 2)
   end
   redis.call("set", ns .. ":fair:vtime", pass)
-  if redis.call("zcard", key) == 0 then
+  if left ~= nil and left - #popped / 2 <= 0 and redis.call("zcard", key) > 0 then
+    -- At its cap: out of the ring until one of its tasks is acknowledged.
+    redis.call("zrem", ring, tenant)
+    redis.call("sadd", ns .. ":fair:capped", tenant)
+  elseif redis.call("zcard", key) == 0 then
     redis.call("zrem", ring, tenant)
     redis.call("srem", ns .. ":fair:waiting", tenant)
   else

@@ -1,0 +1,137 @@
+//! Per-tenant limits: the request rate (a token bucket in Redis, `429` and
+//! `RateLimit-*` headers) and caps on a tenant's running jobs per queue.
+
+use std::time::{Duration, Instant};
+
+use peyk_tests::{webhook, Api, Reply, Sink, TestEnv};
+use serde_json::json;
+
+/// `GET /v1/jobs` with `key`: the status and the `RateLimit-Remaining` header.
+async fn list(api: &Api, key: &str) -> (u16, Option<u64>, reqwest::header::HeaderMap) {
+    let response = api.http.get(format!("{}/v1/jobs", api.url)).bearer_auth(key).send().await.unwrap();
+    let remaining = response.headers().get("ratelimit-remaining").and_then(|v| v.to_str().ok()?.parse().ok());
+    (response.status().as_u16(), remaining, response.headers().clone())
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_request_rate_gets_429_with_retry_after_and_others_do_not() {
+    let env = TestEnv::new("limits-rate").await;
+    let busy = env.create_key("busy").await;
+    let calm = env.create_key("calm").await;
+    let admin = env.create_admin_key().await;
+    let api =
+        env.start_api_with(&[("PEYK_TENANT_REQUESTS_PER_SECOND", "1"), ("PEYK_TENANT_BURST", "5"), ("PEYK_KEY_CACHE_SECONDS", "1")]).await;
+
+    let mut remaining = Vec::new();
+    for _ in 0..5 {
+        let (status, left, headers) = list(&api, &busy).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["ratelimit-limit"], "5");
+        remaining.push(left.unwrap());
+    }
+    assert_eq!(remaining, [4, 3, 2, 1, 0]);
+    let response = api.http.get(format!("{}/v1/jobs", api.url)).bearer_auth(&busy).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(response.headers()["ratelimit-remaining"], "0");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    // Submissions count too, and are refused without storing anything.
+    let (status, _) = api.post("/v1/jobs", &busy, &webhook("https://example.com/hook", json!({}))).await;
+    assert_eq!(status, 429);
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 0);
+
+    // Another tenant, and an admin key, are not held back.
+    assert_eq!(list(&api, &calm).await.0, 200);
+    let (status, _) = api.get("/v1/admin/tenants", &admin).await;
+    assert_eq!(status, 200);
+
+    // The bucket refills at the rate; a tenant's own rate replaces the default.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(list(&api, &busy).await.0, 200);
+    let (_, tenants) = api.get("/v1/admin/tenants", &admin).await;
+    let busy_id = tenants["data"].as_array().unwrap().iter().find(|t| t["name"] == "busy").unwrap()["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        api.request(reqwest::Method::PATCH, &format!("/v1/admin/tenants/{busy_id}"), Some(&admin), Some(&json!({"burst": -1}))).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("burst")), "{body}");
+    let (status, body) = api
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/tenants/{busy_id}"),
+            Some(&admin),
+            Some(&json!({"requests_per_second": 50, "burst": 50})),
+        )
+        .await;
+    assert_eq!((status, &body["burst"]), (200, &json!(50)), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the key cache lets go
+    for _ in 0..20 {
+        assert_eq!(list(&api, &busy).await.0, 200);
+    }
+}
+
+/// The most attempts of `tenant` that overlapped in time, from PostgreSQL.
+async fn most_at_once(env: &TestEnv, tenant: &str, since_id: i64) -> i64 {
+    env.sql_count(&format!(
+        "SELECT coalesce(max(c), 0) AS n FROM (
+           SELECT (SELECT count(*) FROM job_attempts b JOIN jobs jb ON jb.id = b.job_id
+                    WHERE jb.tenant_id = ja.tenant_id AND b.id > {since_id}
+                      AND b.started_at <= a.started_at AND coalesce(b.finished_at, 'infinity') > a.started_at) AS c
+             FROM job_attempts a JOIN jobs ja ON ja.id = a.job_id
+            WHERE ja.tenant_id = (SELECT id FROM tenants WHERE name = '{tenant}') AND a.id > {since_id}) t"
+    ))
+    .await
+}
+
+async fn submit_many(api: &Api, key: &str, sink: &Sink, tag: &str, count: usize) {
+    let jobs: Vec<_> = (0..count).map(|n| webhook(&format!("{}/{tag}{n}", sink.url), json!({}))).collect();
+    let (status, body) = api.post("/v1/jobs/batch", key, &json!({ "jobs": jobs })).await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(count)), "{body}");
+}
+
+async fn wait_succeeded(env: &TestEnv, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.sql_count("SELECT count(*) AS n FROM jobs WHERE status = 'succeeded'").await < count {
+        assert!(Instant::now() < deadline, "the jobs did not all succeed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cap_on_running_jobs_is_never_exceeded_and_lifting_it_takes_effect() {
+    let env = TestEnv::new("limits-cap").await;
+    let capped = env.create_key("capped").await;
+    let free = env.create_key("free").await;
+    let admin = env.create_admin_key().await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    sink.default_reply(Reply::status(200).delay(Duration::from_millis(150)));
+    env.cli(&["set-limits", "--tenant", "capped", "--max-running", "webhook=2"]).await;
+    let _worker =
+        env.start_worker_with(&[("PEYK_QUEUES", "webhook"), ("PEYK_CONCURRENCY", "8"), ("PEYK_CONTROL_SYNC_SECONDS", "0.2")]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the worker applies the cap
+
+    submit_many(&api, &capped, &sink, "capped", 24).await;
+    submit_many(&api, &free, &sink, "free", 24).await;
+    wait_succeeded(&env, 48).await;
+    assert_eq!(most_at_once(&env, "capped", 0).await, 2, "the capped tenant ran more (or fewer) than 2 at once");
+    assert!(most_at_once(&env, "free", 0).await > 2, "the other tenant was held back too");
+
+    // Lifted through the admin API: the next jobs run side by side.
+    let (_, tenants) = api.get("/v1/admin/tenants", &admin).await;
+    let row = tenants["data"].as_array().unwrap().iter().find(|t| t["name"] == "capped").unwrap().clone();
+    assert_eq!(row["max_running"], json!({"webhook": 2}), "{row}");
+    let id = row["id"].as_str().unwrap();
+    let (status, body) = api
+        .request(reqwest::Method::PATCH, &format!("/v1/admin/tenants/{id}"), Some(&admin), Some(&json!({"max_running": {"webhook": 0}})))
+        .await;
+    assert_eq!((status, &body["max_running"]), (200, &json!({})), "{body}");
+    let (status, body) = api
+        .request(reqwest::Method::PATCH, &format!("/v1/admin/tenants/{id}"), Some(&admin), Some(&json!({"max_running": {"nope": 1}})))
+        .await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].as_str()), (422, Some("max_running.nope")), "{body}");
+    let before = env.sql_count("SELECT coalesce(max(id), 0) AS n FROM job_attempts").await;
+    submit_many(&api, &capped, &sink, "again", 24).await;
+    wait_succeeded(&env, 72).await;
+    assert!(most_at_once(&env, "capped", before).await > 2, "the lifted cap still held");
+}
