@@ -31,12 +31,40 @@ pub async fn set_paused(queue: &str, tenant: Option<&str>, paused: bool) -> anyh
     Ok(())
 }
 
+/// Quotas as the CLI takes them: a number (0: none), or `default`.
+#[derive(Debug, Default, clap::Args)]
+pub struct QuotaArgs {
+    /// Jobs a day (Tehran days): N, 0 for none, or `default`.
+    #[arg(long)]
+    pub jobs_per_day: Option<String>,
+    /// SMS messages a day: N, 0 for none, or `default`.
+    #[arg(long)]
+    pub sms_per_day: Option<String>,
+    /// Minutes of audio a month: N, 0 for none, or `default`.
+    #[arg(long)]
+    pub audio_minutes_per_month: Option<String>,
+    /// LLM tokens a month: N, 0 for none, or `default`.
+    #[arg(long)]
+    pub llm_tokens_per_month: Option<String>,
+}
+
+fn quota(value: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(n) => Ok(Some(Some(
+            n.parse().ok().filter(|n: &i64| *n >= 0).with_context(|| format!("a quota is N (0: none) or `default`, not `{n}`"))?,
+        ))),
+    }
+}
+
 pub async fn set_limits(
     tenant: &str,
     weight: Option<i32>,
     requests_per_second: Option<i32>,
     burst: Option<i32>,
     max_running: &[String],
+    quotas: QuotaArgs,
 ) -> anyhow::Result<()> {
     if let Some(weight) = weight {
         anyhow::ensure!((1..=q::MAX_WEIGHT).contains(&weight), "--weight must be between 1 and {}", q::MAX_WEIGHT);
@@ -55,7 +83,15 @@ pub async fn set_limits(
     let pool = connect()?;
     let id = tenant_id(&pool, tenant).await?;
     let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
-    let change = q::LimitsChange { weight, requests_per_second: or_default(requests_per_second), burst: or_default(burst) };
+    let change = q::LimitsChange {
+        weight,
+        requests_per_second: or_default(requests_per_second),
+        burst: or_default(burst),
+        jobs_per_day: quota(quotas.jobs_per_day)?,
+        sms_per_day: quota(quotas.sms_per_day)?,
+        audio_minutes_per_month: quota(quotas.audio_minutes_per_month)?,
+        llm_tokens_per_month: quota(quotas.llm_tokens_per_month)?,
+    };
     q::change_limits(&pool, id, &change).await?;
     for (queue, cap) in caps {
         q::set_cap(&pool, id, queue, cap).await?;

@@ -12,6 +12,7 @@ mod extract;
 mod http_metrics;
 mod inbound;
 mod paging;
+mod quota;
 mod rate_limit;
 mod routes;
 mod state;
@@ -82,6 +83,8 @@ enum Command {
         /// may be given once per queue.
         #[arg(long = "max-running", value_name = "QUEUE=N")]
         max_running: Vec<String>,
+        #[command(flatten)]
+        quotas: control::QuotaArgs,
     },
 }
 
@@ -114,8 +117,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Pause { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), true).await,
         Command::Resume { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), false).await,
-        Command::SetLimits { tenant, weight, requests_per_second, burst, max_running } => {
-            control::set_limits(&tenant, weight, requests_per_second, burst, &max_running).await
+        Command::SetLimits { tenant, weight, requests_per_second, burst, max_running, quotas } => {
+            control::set_limits(&tenant, weight, requests_per_second, burst, &max_running, quotas).await
         }
     }
 }
@@ -132,6 +135,7 @@ async fn serve() -> anyhow::Result<()> {
         pusher: peyk_queue::submit::start_pusher(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
+        quotas: Arc::new(quota::QuotaCache::new(config.key_cache_ttl)),
         accounts: Arc::new(state::AccountCache::new(state::ACCOUNT_CACHE_TTL)),
         callbacks: peyk_schema::queries::payments::start_callback_recorder(pool.clone()),
         inserter: peyk_queue::submit::start_inserter(pool),

@@ -23,6 +23,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub queue: Queue,
     pub keys: Arc<KeyCache>,
+    /// Each tenant's quotas, for the submissions' hot path.
+    pub quotas: Arc<crate::quota::QuotaCache>,
     /// Payment accounts, for the callback endpoints' hot path.
     pub accounts: Arc<AccountCache>,
     pub inserter: Inserter,

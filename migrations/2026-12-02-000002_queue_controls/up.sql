@@ -10,7 +10,12 @@ ALTER TABLE tenants
     ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000),
     -- API requests a second, and the burst; NULL: the settings' defaults.
     ADD COLUMN requests_per_second integer CHECK (requests_per_second > 0),
-    ADD COLUMN burst integer CHECK (burst > 0);
+    ADD COLUMN burst integer CHECK (burst > 0),
+    -- Quotas per period (Tehran days and months); NULL: the settings' defaults, 0: none.
+    ADD COLUMN jobs_per_day bigint CHECK (jobs_per_day >= 0),
+    ADD COLUMN sms_per_day bigint CHECK (sms_per_day >= 0),
+    ADD COLUMN audio_minutes_per_month bigint CHECK (audio_minutes_per_month >= 0),
+    ADD COLUMN llm_tokens_per_month bigint CHECK (llm_tokens_per_month >= 0);
 
 -- A paused queue (tenant_id NULL) or one tenant paused in a queue.
 CREATE TABLE queue_pauses (

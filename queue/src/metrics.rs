@@ -118,6 +118,18 @@ pub static TENANT_WAITING: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
 });
 
+/// Use in the current Tehran day (jobs, sms) or month (audio seconds, LLM
+/// tokens): `tenant="all"`, and the tenants of `PEYK_METRICS_TENANTS`.
+pub static TENANT_USAGE: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new("peyk_tenant_usage", "Use in the current day or month, by kind (all tenants, or listed ones)"),
+            &["tenant", "kind"],
+        )
+        .unwrap(),
+    )
+});
+
 /// Which tenants get a `peyk_queue_tenant_waiting` series of their own.
 #[derive(Debug, Clone, Default)]
 struct TenantSeries {
@@ -179,6 +191,14 @@ pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
         peyk_schema::queries::jobs::dead_counts(pool).await.unwrap_or_default().into_iter().collect();
     // Tenants that fell below the threshold lose their series.
     TENANT_WAITING.reset();
+    for kind in crate::queue::UsageKind::ALL {
+        if let Ok(used) = queue.usage(kind).await {
+            TENANT_USAGE.with_label_values(&["all", kind.as_str()]).set(used.values().sum());
+            for tenant in &tenant_series.always {
+                TENANT_USAGE.with_label_values(&[tenant, kind.as_str()]).set(used.get(tenant).copied().unwrap_or(0));
+            }
+        }
+    }
     for job_type in queue.names() {
         if let Ok((paused, tenants)) = queue.paused(job_type).await {
             QUEUE_PAUSED.with_label_values(&[job_type]).set(paused as i64);

@@ -10,6 +10,10 @@ diesel::table! {
         weight -> Int4,
         requests_per_second -> Nullable<Int4>,
         burst -> Nullable<Int4>,
+        jobs_per_day -> Nullable<Int8>,
+        sms_per_day -> Nullable<Int8>,
+        audio_minutes_per_month -> Nullable<Int8>,
+        llm_tokens_per_month -> Nullable<Int8>,
     }
 }
 

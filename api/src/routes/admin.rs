@@ -63,12 +63,28 @@ pub struct TenantView {
     /// Most of its jobs of a queue that run at once, by queue (a queue not
     /// named: no cap).
     pub max_running: BTreeMap<String, i32>,
+    /// Its own quotas (`null`: the server's default; 0: none).
+    pub jobs_per_day: Option<i64>,
+    pub sms_per_day: Option<i64>,
+    pub audio_minutes_per_month: Option<i64>,
+    pub llm_tokens_per_month: Option<i64>,
 }
 
 impl TenantView {
     fn of(t: TenantLimits, caps: &[RunningCap]) -> Self {
         let max_running = caps.iter().filter(|c| c.tenant_id == t.id).map(|c| (c.queue.clone(), c.max_running)).collect();
-        Self { id: t.id, name: t.name, weight: t.weight, requests_per_second: t.requests_per_second, burst: t.burst, max_running }
+        Self {
+            id: t.id,
+            name: t.name,
+            weight: t.weight,
+            requests_per_second: t.requests_per_second,
+            burst: t.burst,
+            max_running,
+            jobs_per_day: t.quotas.jobs_per_day,
+            sms_per_day: t.quotas.sms_per_day,
+            audio_minutes_per_month: t.quotas.audio_minutes_per_month,
+            llm_tokens_per_month: t.quotas.llm_tokens_per_month,
+        }
     }
 }
 
@@ -94,6 +110,25 @@ pub struct UpdateTenant {
     /// counts from when a worker fetches a job until its outcome is recorded.
     #[serde(default)]
     pub max_running: Option<BTreeMap<String, i32>>,
+    /// Quotas (Tehran days and months): a number sets one (0: none for this
+    /// tenant), `null` returns it to the server's default.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub jobs_per_day: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub sms_per_day: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub audio_minutes_per_month: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub llm_tokens_per_month: Option<Option<i64>>,
+}
+
+/// A field given as `null` (`Some(None)`), apart from one not given (`None`).
+fn set_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
 }
 
 const MAX_RATE: i32 = 1_000_000;
@@ -110,6 +145,11 @@ impl UpdateTenant {
                 errors.add(field, format!("must be between 0 (the default) and {MAX_RATE}"));
             }
         }
+        for (field, value) in self.quotas() {
+            if value.is_some_and(|v| v < 0) {
+                errors.add(field, "must be 0 (none) or more, or null (the default)");
+            }
+        }
         for (queue, cap) in self.max_running.iter().flatten() {
             if !queues.contains(&queue.as_str()) {
                 errors.add(format!("max_running.{queue}"), "no such queue");
@@ -122,7 +162,24 @@ impl UpdateTenant {
 
     fn change(&self) -> LimitsChange {
         let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
-        LimitsChange { weight: self.weight, requests_per_second: or_default(self.requests_per_second), burst: or_default(self.burst) }
+        LimitsChange {
+            weight: self.weight,
+            requests_per_second: or_default(self.requests_per_second),
+            burst: or_default(self.burst),
+            jobs_per_day: self.jobs_per_day,
+            sms_per_day: self.sms_per_day,
+            audio_minutes_per_month: self.audio_minutes_per_month,
+            llm_tokens_per_month: self.llm_tokens_per_month,
+        }
+    }
+
+    fn quotas(&self) -> [(&'static str, Option<i64>); 4] {
+        [
+            ("jobs_per_day", self.jobs_per_day.flatten()),
+            ("sms_per_day", self.sms_per_day.flatten()),
+            ("audio_minutes_per_month", self.audio_minutes_per_month.flatten()),
+            ("llm_tokens_per_month", self.llm_tokens_per_month.flatten()),
+        ]
     }
 }
 

@@ -25,7 +25,8 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::{from_value, ValidJson};
-use crate::routes::jobs::{build_job, idempotency_conflict, missing_files, FileRefs};
+use crate::quota::{self, Use};
+use crate::routes::jobs::{audio_seconds, build_job, idempotency_conflict, missing_files, FileRefs};
 use crate::state::AppState;
 use crate::views::{ErrorBody, ErrorDetail, SubmitJob};
 
@@ -119,16 +120,40 @@ pub async fn submit_batch(
     // An idempotency key repeated inside the batch: the first item is
     // stored, the later ones answered as replays of it (or 409).
     let mut keys_seen: HashSet<String> = HashSet::new();
-    let mut to_store: Vec<(usize, NewJob)> = Vec::new();
+    let mut to_store: Vec<(usize, NewJob, Use)> = Vec::new();
     let mut repeats: Vec<(usize, NewJob)> = Vec::new();
-    for (index, job) in valid {
+    for (index, job, usage) in valid {
         match &job.idempotency_key {
             Some(key) if !keys_seen.insert(key.clone()) => repeats.push((index, job)),
-            _ => to_store.push((index, job)),
+            _ => to_store.push((index, job, usage)),
         }
     }
 
-    let stored = store_and_push(&state, to_store.iter().map(|(_, job)| job.clone()).collect()).await?;
+    // The batch is charged as a whole: past a quota, none of it is stored.
+    let mut usage = Use::default();
+    for (_, _, item) in &to_store {
+        usage.add(*item);
+    }
+    let charged = quota::charge(&state, tenant.0, usage).await?;
+    let stored = match store_and_push(&state, to_store.iter().map(|(_, job, _)| job.clone()).collect()).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            quota::refund(&state, tenant.0, &charged).await;
+            return Err(e);
+        }
+    };
+    // Items not stored (replays of earlier jobs) give their share back.
+    let stored_ids: HashSet<Uuid> = stored.iter().map(|row| row.id).collect();
+    let mut unused = Use::default();
+    for (_, job, item) in &to_store {
+        if !stored_ids.contains(&job.id) {
+            unused.add(*item);
+        }
+    }
+    if unused.jobs > 0 {
+        quota::refund(&state, tenant.0, &quota::Charged::of(unused)).await;
+    }
+    let to_store: Vec<(usize, NewJob)> = to_store.into_iter().map(|(index, job, _)| (index, job)).collect();
     let mut stored_by_id: HashMap<Uuid, JobRow> = stored.into_iter().map(|row| (row.id, row)).collect();
     let mut by_key: HashMap<String, JobRow> = HashMap::new();
     for (index, job) in to_store.into_iter().chain(repeats) {
@@ -166,20 +191,24 @@ pub async fn submit_batch(
 }
 
 /// Answers 422 for the items that name files the tenant does not have
-/// (one query for the whole batch) and returns the others.
+/// (one query for the whole batch) and returns the others, each with what
+/// it will use (for the quotas).
 async fn drop_missing_files(
     state: &AppState,
     tenant: &Tenant,
     valid: Vec<(usize, NewJob, FileRefs)>,
     answers: &mut [Option<BatchItem>],
-) -> Result<Vec<(usize, NewJob)>, ApiError> {
+) -> Result<Vec<(usize, NewJob, Use)>, ApiError> {
     let ids: Vec<Uuid> = valid.iter().flat_map(|(_, _, refs)| refs.iter().map(|(_, id)| *id)).collect();
-    let existing: HashSet<Uuid> =
-        if ids.is_empty() { HashSet::new() } else { files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect() };
+    let existing: HashMap<Uuid, Option<f64>> =
+        if ids.is_empty() { HashMap::new() } else { files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect() };
     let mut kept = Vec::with_capacity(valid.len());
     for (index, job, refs) in valid {
         match missing_files("payload", &refs, &existing) {
-            Ok(()) => kept.push((index, job)),
+            Ok(()) => {
+                let usage = Use::of(&job.job_type, &job.payload, audio_seconds(&refs, &existing));
+                kept.push((index, job, usage));
+            }
             Err(errors) => answers[index] = Some(BatchItem::error(index, ApiError::validation(errors))),
         }
     }

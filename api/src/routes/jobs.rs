@@ -1,6 +1,6 @@
 //! `/v1/jobs`: submit, read, list, cancel, retry, attempts.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
+use crate::quota::{self, Use};
 use crate::state::AppState;
 use crate::views::{AttemptList, ErrorBody, JobList, JobView, SubmitJob};
 
@@ -112,20 +113,31 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
     Ok((job, validated.files))
 }
 
-/// 422 for every referenced file the tenant does not have.
-pub(crate) async fn check_files(state: &AppState, tenant: &Tenant, prefix: &str, refs: &[(&'static str, Uuid)]) -> Result<(), ApiError> {
+/// Checks that the tenant has every file `refs` names; returns the seconds
+/// of audio they hold (for the audio quota).
+pub(crate) async fn check_files(state: &AppState, tenant: &Tenant, prefix: &str, refs: &[(&'static str, Uuid)]) -> Result<f64, ApiError> {
     if refs.is_empty() {
-        return Ok(());
+        return Ok(0.0);
     }
     let ids: Vec<Uuid> = refs.iter().map(|(_, id)| *id).collect();
-    let existing = files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect();
-    missing_files(prefix, refs, &existing).map_err(ApiError::validation)
+    let existing: HashMap<Uuid, Option<f64>> = files::existing(&state.pool, tenant.0, &ids).await?.into_iter().collect();
+    missing_files(prefix, refs, &existing).map_err(ApiError::validation)?;
+    Ok(audio_seconds(refs, &existing))
+}
+
+/// The seconds of audio the files `refs` names hold.
+pub(crate) fn audio_seconds(refs: &[(&'static str, Uuid)], files: &HashMap<Uuid, Option<f64>>) -> f64 {
+    refs.iter().filter_map(|(_, id)| files.get(id).copied().flatten()).sum()
 }
 
 /// The referenced files not among `existing`, each named by its field.
-pub(crate) fn missing_files(prefix: &str, refs: &[(&'static str, Uuid)], existing: &HashSet<Uuid>) -> Result<(), ValidationErrors> {
+pub(crate) fn missing_files(
+    prefix: &str,
+    refs: &[(&'static str, Uuid)],
+    existing: &HashMap<Uuid, Option<f64>>,
+) -> Result<(), ValidationErrors> {
     let mut errors = ValidationErrors::new();
-    for (field, id) in refs.iter().filter(|(_, id)| !existing.contains(id)) {
+    for (field, id) in refs.iter().filter(|(_, id)| !existing.contains_key(id)) {
         errors.add(format!("{prefix}.{field}"), format!("no file {id}; upload it with POST /v1/files first"));
     }
     errors.into_result()
@@ -158,10 +170,18 @@ pub async fn submit(
 /// `200` and the earlier job of the same idempotency key and body.
 pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob) -> Result<(StatusCode, JobRow), ApiError> {
     let (job, file_refs) = build_job(tenant, submission)?;
-    check_files(state, tenant, "payload", &file_refs).await?;
+    let audio = check_files(state, tenant, "payload", &file_refs).await?;
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
     }
+    let charged = match quota::charge(state, tenant.0, Use::of(&job.job_type, &job.payload, audio)).await {
+        Ok(charged) => charged,
+        // A replay of a job stored earlier is answered even when the quota is used up.
+        Err(refused) => match &job.idempotency_key {
+            Some(key) => return replay(state, tenant, key, &job.request_hash).await?.ok_or(refused),
+            None => return Err(refused),
+        },
+    };
     let idempotency_key = job.idempotency_key.clone();
     let request_hash = job.request_hash.clone();
     // Stored and pushed in a task of its own: a client that hangs up must not
@@ -176,19 +196,31 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
             Ok::<_, ApiError>(row)
         }
     });
-    let stored = stored.await.map_err(ApiError::internal)??;
-    let Some(row) = stored else {
+    let stored = stored.await.map_err(ApiError::internal)?;
+    if !matches!(stored, Ok(Some(_))) {
+        quota::refund(state, tenant.0, &charged).await;
+    }
+    let Some(row) = stored? else {
         let key = idempotency_key.expect("only keyed jobs conflict");
-        let existing = jobs::find_by_idempotency_key(&state.pool, tenant.0, &key)
-            .await?
-            .ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
-        if existing.request_hash == request_hash {
-            return Ok((StatusCode::OK, existing));
-        }
-        return Err(idempotency_conflict(existing.id));
+        return replay(state, tenant, &key, &request_hash).await?.ok_or_else(|| ApiError::internal("idempotency conflict without a row"));
     };
     metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
     Ok((StatusCode::ACCEPTED, row))
+}
+
+/// The job stored earlier under `key`: `200` and it when submitted with the
+/// same body, `409` when with another; `None` when there is none.
+async fn replay(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &str,
+    request_hash: &Option<Vec<u8>>,
+) -> Result<Option<(StatusCode, JobRow)>, ApiError> {
+    match jobs::find_by_idempotency_key(&state.pool, tenant.0, key).await? {
+        Some(existing) if &existing.request_hash == request_hash => Ok(Some((StatusCode::OK, existing))),
+        Some(existing) => Err(idempotency_conflict(existing.id)),
+        None => Ok(None),
+    }
 }
 
 /// 409: the key names `existing`, submitted with another body.

@@ -14,6 +14,7 @@ pub mod payments;
 pub mod pipelines;
 pub mod sms;
 pub mod transcripts;
+pub mod usage;
 pub mod webhook_attempts;
 pub mod webhook_endpoints;
 pub mod webhook_messages;
@@ -90,6 +91,8 @@ pub fn declared() -> Declared {
         .routes(routes!(admin::pause_tenant))
         .routes(routes!(admin::resume_tenant))
         .routes(routes!(admin::list_tenants))
+        .routes(routes!(usage::own_usage))
+        .routes(routes!(usage::all_usage))
         .routes(routes!(admin::update_tenant))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

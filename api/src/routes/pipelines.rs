@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
+use crate::quota::{self, Use};
 use crate::routes::jobs::{check_files, enqueue};
 use crate::state::AppState;
 use crate::views::{ErrorBody, JobErrorView};
@@ -108,12 +109,17 @@ pub async fn submit(
     let registry = registry::catalogue();
     pipeline::validate_steps(&registry, &submission.steps).map_err(ApiError::validation)?;
     let first_step = &submission.steps[0];
+    let mut audio = 0.0;
     if let Some(Ok(first)) = registry.get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
-        check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
+        audio = check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
     }
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
     }
+    // Every step is a job; what the first uses is known now, the later steps' inputs only as they run.
+    let mut usage = Use::of(&first_step.job_type, &first_step.payload, audio);
+    usage.jobs = submission.steps.len() as i64;
+    let charged = quota::charge(&state, tenant.0, usage).await?;
     let now = Utc::now();
     let row = PipelineRow {
         id: Uuid::now_v7(),
@@ -128,7 +134,13 @@ pub async fn submit(
         finished_at: None,
     };
     let first = pipeline::step_job(&registry, &row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
-    let job = q::create(&state.pool, &row, &first).await?;
+    let job = match q::create(&state.pool, &row, &first).await {
+        Ok(job) => job,
+        Err(e) => {
+            quota::refund(&state, tenant.0, &charged).await;
+            return Err(e.into());
+        }
+    };
     enqueue(&state, &job).await;
     Ok((StatusCode::ACCEPTED, Json(view(row, vec![job]))).into_response())
 }

@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use peyk_queue::queue::UsageKind;
+use peyk_queue::Clients;
+
 use crate::{Job, JobContext, JobError, ValidationErrors};
 use analysis::Analysis;
 
@@ -233,10 +236,19 @@ impl Job for MedicalAnalysisJob {
         let sent = self.outgoing(client.config.redact);
         let mut analysis = Analysis::new(client, kind);
         let output = if kind == AnalysisType::Generate {
-            analysis.generate(&sent, language, self.max_tokens, self.temperature).await?
+            analysis.generate(&sent, language, self.max_tokens, self.temperature).await
         } else {
-            analysis.structured(&sent, language).await?
+            analysis.structured(&sent, language).await
         };
+        // Tokens count against the tenant's month whether or not the answer was usable.
+        let used = analysis.usage.total_tokens as i64;
+        if used > 0 {
+            let queue = &ctx.clients.backbone().queue;
+            if let Err(e) = queue.record_usage(&ctx.tenant_id.to_string(), UsageKind::LlmTokens, used).await {
+                tracing::warn!(error = %e, "LLM tokens not recorded in the tenant's usage");
+            }
+        }
+        let output = output?;
         let usage = &analysis.usage;
         tracing::info!(
             analysis_type = kind.as_str(),

@@ -40,9 +40,11 @@ use uuid::Uuid;
 mod cluster;
 mod fair;
 mod limits;
+mod usage;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
 pub use limits::{Rate, Token};
+pub use usage::{Charge, OverQuota, Period, UsageKind};
 
 /// What a queue entry carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -209,6 +211,7 @@ pub enum QueueError {
 struct Scripts {
     ack: Script,
     replace_caps: Script,
+    charge: Script,
     token_bucket: Script,
     release: Script,
     push: Script,
@@ -245,6 +248,7 @@ impl Queue {
             scripts: Arc::new(Scripts {
                 ack: fair_script(include_str!("lua/ack.lua")),
                 replace_caps: fair_script(include_str!("lua/replace_caps.lua")),
+                charge: Script::new(include_str!("lua/charge.lua")),
                 token_bucket: Script::new(include_str!("lua/token_bucket.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
                 push: fair_script(include_str!("lua/push.lua")),

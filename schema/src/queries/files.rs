@@ -25,10 +25,15 @@ pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<Fil
         .optional()?)
 }
 
-/// Which of `ids` the tenant has.
-pub async fn existing(pool: &DbPool, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<Uuid>, DbError> {
+/// Which of `ids` the tenant has, with their audio's length (seconds) when they are audio.
+pub async fn existing(pool: &DbPool, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<f64>)>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(files::table.filter(files::tenant_id.eq(tenant.0)).filter(files::id.eq_any(ids)).select(files::id).load(&mut conn).await?)
+    Ok(files::table
+        .filter(files::tenant_id.eq(tenant.0))
+        .filter(files::id.eq_any(ids))
+        .select((files::id, files::duration_seconds))
+        .load(&mut conn)
+        .await?)
 }
 
 /// Deletes the record; true when there was one.

@@ -32,6 +32,16 @@ pub struct TenantLimits {
     pub weight: i32,
     pub requests_per_second: Option<i32>,
     pub burst: Option<i32>,
+    pub quotas: Quotas,
+}
+
+/// A tenant's quotas per period (`None`: the settings' default; 0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable)]
+pub struct Quotas {
+    pub jobs_per_day: Option<i64>,
+    pub sms_per_day: Option<i64>,
+    pub audio_minutes_per_month: Option<i64>,
+    pub llm_tokens_per_month: Option<i64>,
 }
 
 /// A change to a tenant's limits: `None` leaves a field as it is;
@@ -42,6 +52,22 @@ pub struct LimitsChange {
     pub weight: Option<i32>,
     pub requests_per_second: Option<Option<i32>>,
     pub burst: Option<Option<i32>>,
+    pub jobs_per_day: Option<Option<i64>>,
+    pub sms_per_day: Option<Option<i64>>,
+    pub audio_minutes_per_month: Option<Option<i64>>,
+    pub llm_tokens_per_month: Option<Option<i64>>,
+}
+
+impl LimitsChange {
+    fn is_empty(&self) -> bool {
+        self.weight.is_none()
+            && self.requests_per_second.is_none()
+            && self.burst.is_none()
+            && self.jobs_per_day.is_none()
+            && self.sms_per_day.is_none()
+            && self.audio_minutes_per_month.is_none()
+            && self.llm_tokens_per_month.is_none()
+    }
 }
 
 /// At most `max_running` of `tenant_id`'s jobs of `queue` run at once.
@@ -52,8 +78,10 @@ pub struct RunningCap {
     pub max_running: i32,
 }
 
-const LIMITS: (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst) =
-    (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst);
+type QuotaColumns = (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month);
+const QUOTAS: QuotaColumns = (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month);
+type LimitColumns = (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst, QuotaColumns);
+const LIMITS: LimitColumns = (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst, QUOTAS);
 
 /// Pauses or resumes `queue` (for every tenant, or for `tenant` only).
 pub async fn set_paused(pool: &DbPool, queue: &str, tenant: Option<Uuid>, paused: bool) -> Result<(), DbError> {
@@ -92,7 +120,7 @@ pub async fn tenant_by_name(pool: &DbPool, name: &str) -> Result<Option<TenantLi
 /// Changes a tenant's limits; `None` when there is no such tenant.
 pub async fn change_limits(pool: &DbPool, id: Uuid, change: &LimitsChange) -> Result<Option<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
-    if change.weight.is_none() && change.requests_per_second.is_none() && change.burst.is_none() {
+    if change.is_empty() {
         return Ok(tenants::table.find(id).select(LIMITS).first(&mut conn).await.optional()?);
     }
     Ok(diesel::update(tenants::table.find(id)).set(change).returning(LIMITS).get_result(&mut conn).await.optional()?)

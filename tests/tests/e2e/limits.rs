@@ -135,3 +135,67 @@ async fn a_cap_on_running_jobs_is_never_exceeded_and_lifting_it_takes_effect() {
     wait_succeeded(&env, 72).await;
     assert!(most_at_once(&env, "capped", before).await > 2, "the lifted cap still held");
 }
+
+#[tokio::test]
+async fn quotas_refuse_past_the_limit_naming_it_and_count_only_what_was_stored() {
+    let env = TestEnv::new("limits-quota").await;
+    let clinic = env.create_key("clinic").await;
+    let shop = env.create_key("shop").await;
+    let admin = env.create_admin_key().await;
+    env.cli(&["set-limits", "--tenant", "clinic", "--jobs-per-day", "4"]).await;
+    let api = env.start_api_with(&[("PEYK_QUOTA_SMS_PER_DAY", "5"), ("PEYK_KEY_CACHE_SECONDS", "1")]).await;
+    let hook = |n: u32| webhook(&format!("https://example.com/hook{n}"), json!({}));
+
+    for n in 0..3 {
+        api.submit(&clinic, &hook(n)).await;
+    }
+    let mut keyed = hook(9);
+    keyed["idempotency_key"] = json!("k");
+    let (status, _) = api.post("/v1/jobs", &clinic, &keyed).await;
+    assert_eq!(status, 202);
+    // A replay is not a new job and costs nothing; a batch that does not fit is refused whole.
+    let (status, _) = api.post("/v1/jobs", &clinic, &keyed).await;
+    assert_eq!(status, 200);
+    let (status, body) = api.post("/v1/jobs/batch", &clinic, &json!({"jobs": [hook(5)]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("quota_exceeded")), "{body}");
+    let response = api.http.post(format!("{}/v1/jobs", api.url)).bearer_auth(&clinic).json(&hook(6)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    let details = &body["error"]["details"];
+    assert_eq!((&details["quota"], &details["limit"], &details["used"]), (&json!("jobs_per_day"), &json!(4), &json!(4.0)), "{body}");
+    assert!(details["resets_at"].is_string(), "{body}");
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 4);
+
+    // SMS count one per number, against the server's default quota.
+    let sms = |numbers: &[&str]| json!({"type": "sms", "payload": {"mode": "send", "receptors": numbers, "message": "نوبت شما فردا"}});
+    let (status, _) = api.post("/v1/jobs", &shop, &sms(&["09121111111", "09122222222", "09123333333"])).await;
+    assert_eq!(status, 202);
+    let (status, body) = api.post("/v1/jobs", &shop, &sms(&["09124444444", "09125555555", "09126666666"])).await;
+    assert_eq!((status, &body["error"]["details"]["quota"]), (429, &json!("sms_per_day")), "{body}");
+    let (status, _) = api.post("/v1/jobs", &shop, &sms(&["09124444444", "09125555555"])).await;
+    assert_eq!(status, 202);
+
+    let (_, own) = api.get("/v1/usage", &clinic).await;
+    assert_eq!(
+        (&own["used"]["jobs"], &own["quotas"]["jobs_per_day"], &own["quotas"]["sms_per_day"]),
+        (&json!(4), &json!(4), &json!(5)),
+        "{own}"
+    );
+    let (_, own) = api.get("/v1/usage", &shop).await;
+    assert_eq!((&own["used"]["sms"], &own["used"]["jobs"]), (&json!(5), &json!(2)), "{own}");
+    let (status, all) = api.get("/v1/admin/usage", &admin).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> = all["data"].as_array().unwrap().iter().map(|t| t["tenant"].as_str().unwrap()).collect();
+    assert_eq!(names, ["clinic", "shop"], "{all}");
+
+    // Back to the default (none): accepted again once the cache lets go.
+    let (_, tenants) = api.get("/v1/admin/tenants", &admin).await;
+    let id = tenants["data"].as_array().unwrap().iter().find(|t| t["name"] == "clinic").unwrap()["id"].as_str().unwrap().to_string();
+    let (status, body) =
+        api.request(reqwest::Method::PATCH, &format!("/v1/admin/tenants/{id}"), Some(&admin), Some(&json!({"jobs_per_day": null}))).await;
+    assert_eq!((status, &body["jobs_per_day"]), (200, &json!(null)), "{body}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _) = api.post("/v1/jobs", &clinic, &hook(7)).await;
+    assert_eq!(status, 202);
+}

@@ -1,0 +1,162 @@
+//! Quotas per tenant and period: jobs a day, SMS messages a day, minutes of
+//! audio a month, LLM tokens a month (Tehran days and months). A job is
+//! charged before it is stored (`Queue::charge`, all kinds at once in
+//! Redis, shared by every API process) and refunded when it is not stored
+//! after all (an idempotent replay). Past a quota: `429` `quota_exceeded`
+//! naming it, with `Retry-After` until the period ends. LLM tokens are
+//! known only once a job ran: the worker adds them, and a tenant whose
+//! month is used up gets no more `medical_analysis` jobs.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use peyk_queue::queue::{Charge, OverQuota, UsageKind};
+use peyk_schema::queries::queue_controls::{self as q, Quotas};
+use peyk_schema::TenantId;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Each tenant's quotas (from PostgreSQL), for `PEYK_KEY_CACHE_SECONDS`.
+pub type QuotaCache = crate::cache::TtlCache<uuid::Uuid, Quotas>;
+
+/// What a job will use, as far as it is known at submission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Use {
+    pub jobs: i64,
+    pub sms: i64,
+    pub audio_seconds: f64,
+    /// A `medical_analysis` job: refused once the month's tokens are used up.
+    pub llm: bool,
+}
+
+impl Use {
+    /// One job of `job_type` with `payload`, whose files hold `audio_seconds`.
+    pub fn of(job_type: &str, payload: &Value, audio_seconds: f64) -> Self {
+        let sms = if job_type == "sms" {
+            // `send` names numbers; `sendarray` a message per number; the others one number.
+            payload["receptors"].as_array().or_else(|| payload["messages"].as_array()).map_or(1, |list| list.len() as i64)
+        } else {
+            0
+        };
+        Self {
+            jobs: 1,
+            sms,
+            audio_seconds: if job_type == "transcription" { audio_seconds } else { 0.0 },
+            llm: job_type == "medical_analysis",
+        }
+    }
+
+    pub fn add(&mut self, other: Use) {
+        self.jobs += other.jobs;
+        self.sms += other.sms;
+        self.audio_seconds += other.audio_seconds;
+        self.llm |= other.llm;
+    }
+}
+
+/// The charges made for a submission, to refund if it is not stored.
+#[derive(Debug, Clone, Default)]
+pub struct Charged(Vec<Charge>);
+
+impl Charged {
+    /// The charges `usage` made (limits play no part in a refund).
+    pub fn of(usage: Use) -> Self {
+        Self(usage_charges(usage, &Quotas::default()).into_iter().filter(|c| c.amount > 0).collect())
+    }
+}
+
+/// The quotas that apply to `tenant`: its own, else the server's defaults (0: none).
+pub async fn effective(state: &AppState, tenant: TenantId) -> Result<Quotas, ApiError> {
+    let own = quotas(state, tenant).await?;
+    let defaults = &state.limits.quotas;
+    Ok(Quotas {
+        jobs_per_day: own.jobs_per_day.or(defaults.jobs_per_day),
+        sms_per_day: own.sms_per_day.or(defaults.sms_per_day),
+        audio_minutes_per_month: own.audio_minutes_per_month.or(defaults.audio_minutes_per_month),
+        llm_tokens_per_month: own.llm_tokens_per_month.or(defaults.llm_tokens_per_month),
+    })
+}
+
+async fn quotas(state: &AppState, tenant: TenantId) -> Result<Quotas, ApiError> {
+    if let Some(quotas) = state.quotas.get(&tenant.0) {
+        return Ok(quotas);
+    }
+    let quotas = q::tenant(&state.pool, tenant.0).await?.map(|t| t.quotas).unwrap_or_default();
+    state.quotas.put(tenant.0, quotas);
+    Ok(quotas)
+}
+
+/// Charges `usage` to `tenant`, or answers which quota it would pass.
+pub async fn charge(state: &AppState, tenant: TenantId, usage: Use) -> Result<Charged, ApiError> {
+    let charges = usage_charges(usage, &effective(state, tenant).await?);
+    if charges.is_empty() {
+        return Ok(Charged::default());
+    }
+    match state.queue.charge(&tenant.0.to_string(), &charges).await {
+        Ok(Ok(())) => Ok(Charged(charges.into_iter().filter(|c| c.amount > 0).collect())),
+        Ok(Err(over)) => Err(exceeded(&over)),
+        Err(e) => {
+            tracing::warn!(error = %e, "quota not charged: redis did not answer");
+            Err(ApiError::queue_unavailable())
+        }
+    }
+}
+
+/// The charges for `usage` under `quotas`: only the kinds it uses, and
+/// the LLM month only as a check (amount 0).
+fn usage_charges(usage: Use, quotas: &Quotas) -> Vec<Charge> {
+    let limit = |quota: Option<i64>| quota.unwrap_or(0).max(0);
+    let charges = [
+        Charge { kind: UsageKind::Jobs, amount: usage.jobs, limit: limit(quotas.jobs_per_day) },
+        Charge { kind: UsageKind::Sms, amount: usage.sms, limit: limit(quotas.sms_per_day) },
+        Charge {
+            kind: UsageKind::AudioSeconds,
+            amount: usage.audio_seconds.ceil() as i64,
+            limit: limit(quotas.audio_minutes_per_month) * 60,
+        },
+        Charge { kind: UsageKind::LlmTokens, amount: if usage.llm { 0 } else { -1 }, limit: limit(quotas.llm_tokens_per_month) },
+    ];
+    charges.into_iter().filter(|c| c.amount > 0 || (c.amount == 0 && c.limit > 0)).collect()
+}
+
+/// Gives back what `charge` took for a submission that was not stored.
+pub async fn refund(state: &AppState, tenant: TenantId, charged: &Charged) {
+    if charged.0.is_empty() {
+        return;
+    }
+    if let Err(e) = state.queue.refund(&tenant.0.to_string(), &charged.0).await {
+        tracing::warn!(error = %e, "quota charge not refunded");
+    }
+}
+
+fn quota_name(kind: UsageKind) -> &'static str {
+    match kind {
+        UsageKind::Jobs => "jobs_per_day",
+        UsageKind::Sms => "sms_per_day",
+        UsageKind::AudioSeconds => "audio_minutes_per_month",
+        UsageKind::LlmTokens => "llm_tokens_per_month",
+    }
+}
+
+fn exceeded(over: &OverQuota) -> ApiError {
+    let name = quota_name(over.kind);
+    let (limit, used) = match over.kind {
+        UsageKind::AudioSeconds => (over.limit / 60, over.used as f64 / 60.0),
+        _ => (over.limit, over.used as f64),
+    };
+    let wait = (over.resets_at - chrono::Utc::now()).to_std().unwrap_or(Duration::from_secs(1));
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        format!("this tenant's quota {name} ({limit}) would be passed; it resets at {}", over.resets_at.to_rfc3339()),
+    )
+    .with_details(json!({
+        "quota": name,
+        "limit": limit,
+        "used": used,
+        "resets_at": over.resets_at,
+        "retry_after_seconds": wait.as_secs().max(1),
+    }))
+}

@@ -1,0 +1,164 @@
+//! What each tenant used in the current day and month, kept in Redis and
+//! shared by every API process and worker: jobs accepted, SMS messages,
+//! seconds of audio, LLM tokens. The API charges jobs, messages and audio
+//! against the tenant's quotas before it accepts a job; workers add the
+//! tokens a model reported. Days and months are counted in Tehran time
+//! (UTC+03:30; Iran keeps no daylight saving time since 2022).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+use redis::AsyncCommands;
+
+use super::{Queue, QueueError};
+
+/// Tehran's offset from UTC, in seconds.
+const TEHRAN: i32 = 3 * 3600 + 30 * 60;
+
+/// What is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageKind {
+    /// Jobs accepted, per day.
+    Jobs,
+    /// SMS messages (one per number), per day.
+    Sms,
+    /// Seconds of audio submitted for transcription, per month.
+    AudioSeconds,
+    /// LLM tokens used, per month.
+    LlmTokens,
+}
+
+impl UsageKind {
+    pub const ALL: [UsageKind; 4] = [UsageKind::Jobs, UsageKind::Sms, UsageKind::AudioSeconds, UsageKind::LlmTokens];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageKind::Jobs => "jobs",
+            UsageKind::Sms => "sms",
+            UsageKind::AudioSeconds => "audio_seconds",
+            UsageKind::LlmTokens => "llm_tokens",
+        }
+    }
+
+    pub fn period(self) -> Period {
+        match self {
+            UsageKind::Jobs | UsageKind::Sms => Period::Day,
+            UsageKind::AudioSeconds | UsageKind::LlmTokens => Period::Month,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+impl Period {
+    /// The period `at` falls in: its name and when it ends (UTC).
+    pub fn at(self, at: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let tehran = FixedOffset::east_opt(TEHRAN).expect("a valid offset");
+        let local = at.with_timezone(&tehran).date_naive();
+        let (name, next) = match self {
+            Period::Day => (local.format("%Y-%m-%d").to_string(), local + Duration::days(1)),
+            Period::Month => {
+                let first_of_next = if local.month() == 12 {
+                    NaiveDate::from_ymd_opt(local.year() + 1, 1, 1)
+                } else {
+                    NaiveDate::from_ymd_opt(local.year(), local.month() + 1, 1)
+                };
+                (local.format("%Y-%m").to_string(), first_of_next.expect("a valid date"))
+            }
+        };
+        let ends = tehran.from_local_datetime(&next.and_hms_opt(0, 0, 0).expect("midnight")).single().expect("a fixed offset").to_utc();
+        (name, ends)
+    }
+}
+
+/// One kind to charge: how much, and the tenant's limit for the period (0: none).
+#[derive(Debug, Clone, Copy)]
+pub struct Charge {
+    pub kind: UsageKind,
+    pub amount: i64,
+    pub limit: i64,
+}
+
+/// A quota a charge would pass.
+#[derive(Debug, Clone)]
+pub struct OverQuota {
+    pub kind: UsageKind,
+    pub limit: i64,
+    pub used: i64,
+    pub resets_at: DateTime<Utc>,
+}
+
+impl Queue {
+    fn usage_key(&self, kind: UsageKind, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let (period, ends) = kind.period().at(now);
+        (format!("{}:usage:{}:{period}", self.prefix, kind.as_str()), ends)
+    }
+
+    /// Charges `charges` to `tenant`, all or none: `Ok(Err(..))` names the
+    /// first quota that would be passed.
+    pub async fn charge(&self, tenant: &str, charges: &[Charge]) -> Result<Result<(), OverQuota>, QueueError> {
+        let now = Utc::now();
+        let mut invocation = self.scripts.charge.prepare_invoke();
+        invocation.arg(tenant);
+        let mut ends = Vec::with_capacity(charges.len());
+        for charge in charges {
+            let (key, end) = self.usage_key(charge.kind, now);
+            // Kept a day past the period's end, for the usage endpoint's "previous" look.
+            let keep = (end - now).num_seconds().max(1) + 86_400;
+            invocation.key(key).arg(charge.amount).arg(charge.limit).arg(keep);
+            ends.push(end);
+        }
+        let mut conn = self.conn.clone();
+        let answer: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        Ok(match answer.as_slice() {
+            [index, used] if *index > 0 => {
+                let i = (*index - 1) as usize;
+                Err(OverQuota { kind: charges[i].kind, limit: charges[i].limit, used: *used, resets_at: ends[i] })
+            }
+            _ => Ok(()),
+        })
+    }
+
+    /// Takes a charge back (a job that was not stored after all).
+    pub async fn refund(&self, tenant: &str, charges: &[Charge]) -> Result<(), QueueError> {
+        let back: Vec<Charge> = charges.iter().map(|c| Charge { amount: -c.amount, limit: 0, ..*c }).collect();
+        self.charge(tenant, &back).await?.ok();
+        Ok(())
+    }
+
+    /// Adds what a job used once it ran (e.g. LLM tokens).
+    pub async fn record_usage(&self, tenant: &str, kind: UsageKind, amount: i64) -> Result<(), QueueError> {
+        self.charge(tenant, &[Charge { kind, amount, limit: 0 }]).await?.ok();
+        Ok(())
+    }
+
+    /// Every tenant's use of `kind` in the current period (tenant id → used).
+    pub async fn usage(&self, kind: UsageKind) -> Result<HashMap<String, i64>, QueueError> {
+        let (key, _) = self.usage_key(kind, Utc::now());
+        let mut conn = self.conn.clone();
+        Ok(conn.hgetall(key).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_tehran_days_and_months() {
+        // 21:00 UTC on 31 Dec is 00:30 on 1 Jan in Tehran.
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 21, 0, 0).unwrap();
+        let (day, day_ends) = Period::Day.at(at);
+        assert_eq!(day, "2027-01-01");
+        assert_eq!(day_ends, Utc.with_ymd_and_hms(2027, 1, 1, 20, 30, 0).unwrap());
+        let (month, month_ends) = Period::Month.at(at);
+        assert_eq!(month, "2027-01");
+        assert_eq!(month_ends, Utc.with_ymd_and_hms(2027, 1, 31, 20, 30, 0).unwrap());
+        let (before, _) = Period::Day.at(Utc.with_ymd_and_hms(2026, 12, 31, 20, 29, 0).unwrap());
+        assert_eq!(before, "2026-12-31");
+    }
+}
