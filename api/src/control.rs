@@ -82,11 +82,10 @@ pub async fn set_limits(
     }
     let pool = connect()?;
     let id = tenant_id(&pool, tenant).await?;
-    let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
     let change = q::LimitsChange {
         weight,
-        requests_per_second: or_default(requests_per_second),
-        burst: or_default(burst),
+        requests_per_second: q::LimitsChange::rate(requests_per_second),
+        burst: q::LimitsChange::rate(burst),
         jobs_per_day: quota(quotas.jobs_per_day)?,
         sms_per_day: quota(quotas.sms_per_day)?,
         audio_minutes_per_month: quota(quotas.audio_minutes_per_month)?,

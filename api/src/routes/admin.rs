@@ -161,11 +161,10 @@ impl UpdateTenant {
     }
 
     fn change(&self) -> LimitsChange {
-        let or_default = |v: Option<i32>| v.map(|v| (v > 0).then_some(v));
         LimitsChange {
             weight: self.weight,
-            requests_per_second: or_default(self.requests_per_second),
-            burst: or_default(self.burst),
+            requests_per_second: LimitsChange::rate(self.requests_per_second),
+            burst: LimitsChange::rate(self.burst),
             jobs_per_day: self.jobs_per_day,
             sms_per_day: self.sms_per_day,
             audio_minutes_per_month: self.audio_minutes_per_month,

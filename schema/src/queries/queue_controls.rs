@@ -59,6 +59,11 @@ pub struct LimitsChange {
 }
 
 impl LimitsChange {
+    /// A rate as operators give it: 0 returns it to the default.
+    pub fn rate(given: Option<i32>) -> Option<Option<i32>> {
+        given.map(|v| (v > 0).then_some(v))
+    }
+
     fn is_empty(&self) -> bool {
         self.weight.is_none()
             && self.requests_per_second.is_none()
