@@ -389,3 +389,27 @@ async fn wait_for_end(api: &Api, key: &str, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn a_tenant_whose_month_of_llm_tokens_is_used_up_gets_no_more_analyses() {
+    let env = TestEnv::new("llm-quota").await;
+    let key = env.create_key("clinic").await;
+    env.cli(&["set-limits", "--tenant", "clinic", "--llm-tokens-per-month", "1"]).await;
+    let api = env.start_api().await;
+    let openai = OpenAi::start().await;
+    let _worker = worker_for(&env, &openai, &[]).await;
+
+    // The first fits (nothing used yet); the tokens it used, as the model reported them, fill the month.
+    let id = api.submit(&key, &analysis(json!({ "text": "Chest pain since this morning.", "analysis_type": "triage" }))).await;
+    let done = wait_for(&api, &key, &id, "succeeded").await;
+    let used = done["result"]["usage"]["total_tokens"].as_i64().unwrap();
+    assert!(used > 1, "{done}");
+    let (_, usage) = api.get("/v1/usage", &key).await;
+    assert_eq!(usage["used"]["llm_tokens"], used, "{usage}");
+
+    let (status, body) = api.post("/v1/jobs", &key, &analysis(json!({ "text": "Cough for a week.", "analysis_type": "triage" }))).await;
+    assert_eq!((status, &body["error"]["details"]["quota"]), (429, &json!("llm_tokens_per_month")), "{body}");
+    // Other job types are not held back by it.
+    let (status, _) = api.post("/v1/jobs", &key, &peyk_tests::webhook("https://example.com/hook", json!({}))).await;
+    assert_eq!(status, 202);
+}
