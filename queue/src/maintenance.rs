@@ -13,10 +13,9 @@
 //!
 //! Every worker sweeps; the statements are safe to run concurrently.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::HashSet;
 
 use peyk_schema::queries::queue_controls as controls;
 use peyk_schema::queries::worker::{self as q, WaitingJob};
@@ -80,9 +79,7 @@ pub async fn apply_controls_once(queue: &Queue, pool: &DbPool) -> Result<(), Box
     let pauses = controls::pauses(pool).await?;
     let caps = controls::caps(pool, None).await?;
     for job_type in queue.names() {
-        let of_queue: Vec<(String, u32)> =
-            caps.iter().filter(|c| c.queue == job_type).map(|c| (c.tenant_id.to_string(), c.max_running.max(1) as u32)).collect();
-        queue.replace_caps(job_type, &of_queue).await?;
+        queue.replace_caps(job_type, &controls::caps_of(&caps, job_type)).await?;
         let of_queue = pauses.iter().filter(|p| p.queue == job_type);
         let queue_paused = of_queue.clone().any(|p| p.tenant_id.is_none());
         let tenants_paused: HashSet<String> = of_queue.filter_map(|p| p.tenant_id.map(|t| t.to_string())).collect();

@@ -204,9 +204,9 @@ pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
             QUEUE_PAUSED.with_label_values(&[job_type]).set(paused as i64);
             QUEUE_TENANTS_PAUSED.with_label_values(&[job_type]).set(tenants.len() as i64);
         }
-        if let Ok(tenants) = queue.tenant_depths(job_type).await {
+        if let Ok(depth) = queue.depth(job_type).await {
             let mut other = 0;
-            for t in tenants {
+            for t in &depth.tenants {
                 if t.waiting > tenant_series.threshold || tenant_series.always.contains(&t.tenant) {
                     TENANT_WAITING.with_label_values(&[job_type, &t.tenant]).set(t.waiting as i64);
                 } else {
@@ -214,8 +214,6 @@ pub async fn refresh_queue_gauges(queue: &Queue, pool: &peyk_schema::DbPool) {
                 }
             }
             TENANT_WAITING.with_label_values(&[job_type, "other"]).set(other);
-        }
-        if let Ok(depth) = queue.depth(job_type).await {
             for (state, value) in [
                 ("waiting", depth.waiting as i64),
                 ("scheduled", depth.scheduled as i64),

@@ -205,11 +205,8 @@ async fn tenant(state: &AppState, id: &str) -> Result<TenantLimits, ApiError> {
 async fn view(state: &AppState, queue: &str, names: &[TenantLimits]) -> Result<QueueView, ApiError> {
     let depth = state.queue.depth(queue).await.map_err(queue_error)?;
     let (paused, paused_tenants) = state.queue.paused(queue).await.map_err(queue_error)?;
-    let mut tenants: Vec<TenantQueueView> = state
-        .queue
-        .tenant_depths(queue)
-        .await
-        .map_err(queue_error)?
+    let mut tenants: Vec<TenantQueueView> = depth
+        .tenants
         .into_iter()
         .map(|t| TenantQueueView { tenant_id: t.tenant, tenant: None, waiting: t.waiting, paused: t.paused })
         .collect();
@@ -333,9 +330,7 @@ pub async fn update_tenant(
     // Then Redis, at once (every worker would apply the same within seconds).
     let caps = q::caps(&state.pool, None).await?;
     for queue in body.max_running.iter().flatten().map(|(queue, _)| queue) {
-        let of_queue: Vec<(String, u32)> =
-            caps.iter().filter(|c| &c.queue == queue).map(|c| (c.tenant_id.to_string(), c.max_running as u32)).collect();
-        state.queue.replace_caps(queue, &of_queue).await.map_err(queue_error)?;
+        state.queue.replace_caps(queue, &q::caps_of(&caps, queue)).await.map_err(queue_error)?;
     }
     let weight = (updated.weight != 1).then_some(updated.weight as u32);
     state.queue.set_weight(&updated.id.to_string(), weight).await.map_err(queue_error)?;

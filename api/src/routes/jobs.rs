@@ -11,7 +11,7 @@ use base64::Engine;
 use chrono::Utc;
 use peyk_jobs::registry;
 use peyk_jobs::{metrics, ValidationErrors};
-use peyk_queue::queue::Enqueue;
+use peyk_queue::queue::{Enqueue, MAX_PRIORITY};
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobRow, JobStatus, NewJob};
 use serde_json::json;
@@ -66,8 +66,8 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
         }
     }
     if let Some(priority) = submission.priority {
-        if !(0..=10).contains(&priority) {
-            errors.add("priority", "must be between 0 and 10");
+        if !(0..=MAX_PRIORITY).contains(&priority) {
+            errors.add("priority", format!("must be between 0 and {MAX_PRIORITY}"));
         }
     }
     let now = Utc::now();

@@ -69,8 +69,9 @@ impl Queue {
         Ok(tasks)
     }
 
-    /// Each tenant with tasks waiting in `job_type`, paused or not.
-    pub async fn tenant_depths(&self, job_type: &str) -> Result<Vec<TenantDepth>, QueueError> {
+    /// Each tenant with tasks waiting in `job_type`, paused or not (read
+    /// through `Queue::depth`).
+    pub(super) async fn tenant_depths(&self, job_type: &str) -> Result<Vec<TenantDepth>, QueueError> {
         let ns = namespace(&self.prefix, job_type);
         let mut conn = self.conn.clone();
         let (tenants, paused): (Vec<String>, Vec<String>) =

@@ -191,11 +191,14 @@ impl Enqueue {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueDepth {
     pub waiting: u64,
     pub scheduled: u64,
     pub in_flight: u64,
+    /// The waiting tasks by tenant (paused or not); `waiting` is their sum
+    /// plus the inbox not yet sorted.
+    pub tenants: Vec<TenantDepth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -377,8 +380,8 @@ impl Queue {
         Ok(pipe.query_async(&mut conn).await?)
     }
 
-    /// How many tasks wait (in the inbox and every tenant's set), are
-    /// scheduled, and are in flight.
+    /// How many tasks wait (in the inbox and every tenant's set, and by
+    /// tenant), are scheduled, and are in flight.
     pub async fn depth(&self, job_type: &str) -> Result<QueueDepth, QueueError> {
         let config = self.config(job_type)?;
         let mut conn = self.conn.clone();
@@ -393,8 +396,9 @@ impl Queue {
             pipe.scard(inflight_set);
         }
         let in_flight: Vec<u64> = if consumers.is_empty() { Vec::new() } else { pipe.query_async(&mut conn).await? };
-        let waiting: u64 = self.tenant_depths(job_type).await?.iter().map(|tenant| tenant.waiting).sum();
-        Ok(QueueDepth { waiting: inbox + waiting, scheduled, in_flight: in_flight.iter().sum() })
+        let tenants = self.tenant_depths(job_type).await?;
+        let waiting: u64 = tenants.iter().map(|tenant| tenant.waiting).sum();
+        Ok(QueueDepth { waiting: inbox + waiting, scheduled, in_flight: in_flight.iter().sum(), tenants })
     }
 
     /// Deletes up to `limit` finished tasks older than `older_than` (their

@@ -141,6 +141,11 @@ pub async fn caps(pool: &DbPool, tenant: Option<Uuid>) -> Result<Vec<RunningCap>
     Ok(query.order((tenant_queue_caps::tenant_id, tenant_queue_caps::queue)).load(&mut conn).await?)
 }
 
+/// The caps of `queue` among `caps`, as (tenant id, cap): what Redis keeps.
+pub fn caps_of(caps: &[RunningCap], queue: &str) -> Vec<(String, u32)> {
+    caps.iter().filter(|c| c.queue == queue).map(|c| (c.tenant_id.to_string(), c.max_running.max(1) as u32)).collect()
+}
+
 /// Caps a tenant's running jobs of `queue` (`None`: no cap).
 pub async fn set_cap(pool: &DbPool, tenant: Uuid, queue: &str, max_running: Option<i32>) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
