@@ -66,12 +66,7 @@ impl Config {
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
                 requests_per_second: env_parse("PEYK_TENANT_REQUESTS_PER_SECOND", 10_000u32)?.max(1),
                 burst: env_parse("PEYK_TENANT_BURST", 20_000u32)?.max(1),
-                quotas: peyk_schema::queries::queue_controls::Quotas {
-                    jobs_per_day: Some(env_parse("PEYK_QUOTA_JOBS_PER_DAY", 0i64)?),
-                    sms_per_day: Some(env_parse("PEYK_QUOTA_SMS_PER_DAY", 0i64)?),
-                    audio_minutes_per_month: Some(env_parse("PEYK_QUOTA_AUDIO_MINUTES_PER_MONTH", 0i64)?),
-                    llm_tokens_per_month: Some(env_parse("PEYK_QUOTA_LLM_TOKENS_PER_MONTH", 0i64)?),
-                },
+                quotas: peyk_jobs::env::default_quotas()?,
                 callbacks: peyk_schema::queries::payments::CallbackLimits {
                     verifications_per_minute: env_parse("PEYK_CALLBACK_VERIFICATIONS_PER_MINUTE", 3)?.max(1),
                     events_per_payment: env_parse("PEYK_CALLBACK_EVENTS_PER_PAYMENT", 20)?.max(1),

@@ -70,6 +70,9 @@ pub struct JobView {
     pub pipeline_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipeline_step: Option<i32>,
+    /// The schedule whose fire submitted the job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<Uuid>,
 }
 
 impl From<JobRow> for JobView {
@@ -101,6 +104,7 @@ impl From<JobRow> for JobView {
             updated_at: row.updated_at,
             pipeline_id: row.pipeline_id,
             pipeline_step: row.pipeline_step,
+            schedule_id: row.schedule_id,
         }
     }
 }

@@ -59,3 +59,14 @@ pub async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
+
+/// Every tenant's quotas unless set for it (`PEYK_QUOTA_*`; 0: none): the
+/// API charges submissions against them, the workers' scheduler its fires.
+pub fn default_quotas() -> Result<peyk_schema::queries::queue_controls::Quotas, EnvError> {
+    Ok(peyk_schema::queries::queue_controls::Quotas {
+        jobs_per_day: Some(env_parse("PEYK_QUOTA_JOBS_PER_DAY", 0i64)?),
+        sms_per_day: Some(env_parse("PEYK_QUOTA_SMS_PER_DAY", 0i64)?),
+        audio_minutes_per_month: Some(env_parse("PEYK_QUOTA_AUDIO_MINUTES_PER_MONTH", 0i64)?),
+        llm_tokens_per_month: Some(env_parse("PEYK_QUOTA_LLM_TOKENS_PER_MONTH", 0i64)?),
+    })
+}

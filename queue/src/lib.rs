@@ -22,6 +22,7 @@ pub mod queue;
 pub mod registry;
 pub mod retry;
 pub mod runner;
+pub mod schedule;
 pub mod submit;
 pub mod validation;
 

@@ -155,6 +155,36 @@ impl TenantSeries {
     }
 }
 
+pub static SCHEDULE_FIRES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "peyk_schedule_fires_total",
+                "Schedule fire times acted on, by outcome (submitted, skipped_overlap, buffered, missed, quota_exceeded, error)",
+            ),
+            &["outcome"],
+        )
+        .unwrap(),
+    )
+});
+
+pub static SCHEDULE_LATENESS: LazyLock<prometheus::Histogram> = LazyLock::new(|| {
+    register(
+        prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "peyk_schedule_fire_lateness_seconds",
+                "From a fire time to its job stored and pushed, by the database's clock",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]),
+        )
+        .unwrap(),
+    )
+});
+
+pub static SCHEDULES_ACTIVE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(IntGauge::new("peyk_schedules_active", "Schedules that will fire again (not paused, not past their end)").unwrap())
+});
+
 pub static WORKERS: LazyLock<IntGaugeVec> =
     LazyLock::new(|| register(IntGaugeVec::new(Opts::new("peyk_workers", "Worker processes serving a queue"), &["queue"]).unwrap()));
 

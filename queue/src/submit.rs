@@ -33,6 +33,7 @@ pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value
         queue_task_id: Some(ulid::Ulid::new().to_string()),
         pipeline_id: None,
         pipeline_step: None,
+        schedule_id: None,
     }
 }
 

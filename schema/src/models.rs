@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use crate::schema::{
-    email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, sms_outbox, webhook_attempts,
-    webhook_endpoints, webhook_messages,
+    email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, schedule_fires, schedules,
+    sms_outbox, webhook_attempts, webhook_endpoints, webhook_messages,
 };
 use crate::status::JobStatus;
 
@@ -38,6 +38,7 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub pipeline_id: Option<Uuid>,
     pub pipeline_step: Option<i32>,
+    pub schedule_id: Option<Uuid>,
 }
 
 impl JobRow {
@@ -63,6 +64,8 @@ pub struct NewJob {
     pub queue_task_id: Option<String>,
     pub pipeline_id: Option<Uuid>,
     pub pipeline_step: Option<i32>,
+    /// The schedule whose fire submitted the job.
+    pub schedule_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -339,4 +342,56 @@ pub struct NewWebhookAttempt {
     pub latency_ms: f64,
     pub response_excerpt: Option<String>,
     pub error_code: Option<String>,
+}
+
+/// A schedule: what it submits and when (see `peyk_queue::schedule`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schedules)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ScheduleRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub cron: Option<String>,
+    pub every_seconds: Option<i32>,
+    pub timezone: String,
+    /// gregorian | persian
+    pub calendar: String,
+    pub anchor_at: DateTime<Utc>,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    /// `{"job": {...}}` or `{"pipeline": {"steps": [...]}}`.
+    pub target: serde_json::Value,
+    /// allow | skip | queue_one
+    pub overlap: String,
+    /// skip | run_once | run_all
+    pub misfire: String,
+    pub misfire_cap: i32,
+    pub misfire_grace_seconds: i32,
+    pub paused: bool,
+    pub next_fire_at: Option<DateTime<Utc>>,
+    pub buffered_fire_at: Option<DateTime<Utc>>,
+    pub last_fire_at: Option<DateTime<Utc>>,
+    pub last_job_id: Option<Uuid>,
+    pub last_pipeline_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What happened at one fire time of a schedule.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schedule_fires)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct FireRow {
+    pub schedule_id: Uuid,
+    pub fire_at: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    /// submitted | skipped_overlap | buffered | missed | quota_exceeded
+    pub outcome: String,
+    /// `missed`: how many fire times the row stands for.
+    pub missed: Option<i32>,
+    /// Fired by `POST /v1/schedules/{id}/trigger`, not by the clock.
+    pub manual: bool,
+    pub job_id: Option<Uuid>,
+    pub pipeline_id: Option<Uuid>,
 }

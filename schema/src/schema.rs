@@ -63,6 +63,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         pipeline_id -> Nullable<Uuid>,
         pipeline_step -> Nullable<Int4>,
+        schedule_id -> Nullable<Uuid>,
     }
 }
 
@@ -192,6 +193,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    schedules (id) {
+        id -> Uuid,
+        tenant_id -> Uuid,
+        name -> Text,
+        cron -> Nullable<Text>,
+        every_seconds -> Nullable<Int4>,
+        timezone -> Text,
+        calendar -> Text,
+        anchor_at -> Timestamptz,
+        start_at -> Nullable<Timestamptz>,
+        end_at -> Nullable<Timestamptz>,
+        target -> Jsonb,
+        overlap -> Text,
+        misfire -> Text,
+        misfire_cap -> Int4,
+        misfire_grace_seconds -> Int4,
+        paused -> Bool,
+        next_fire_at -> Nullable<Timestamptz>,
+        buffered_fire_at -> Nullable<Timestamptz>,
+        last_fire_at -> Nullable<Timestamptz>,
+        last_job_id -> Nullable<Uuid>,
+        last_pipeline_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    schedule_fires (schedule_id, fire_at) {
+        schedule_id -> Uuid,
+        fire_at -> Timestamptz,
+        fired_at -> Timestamptz,
+        outcome -> Text,
+        missed -> Nullable<Int4>,
+        manual -> Bool,
+        job_id -> Nullable<Uuid>,
+        pipeline_id -> Nullable<Uuid>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::table! {
     sms_outbox (id) {
@@ -261,7 +303,10 @@ diesel::joinable!(files -> tenants (tenant_id));
 diesel::joinable!(jobs -> tenants (tenant_id));
 diesel::joinable!(jobs -> pipelines (pipeline_id));
 diesel::joinable!(job_attempts -> jobs (job_id));
+diesel::joinable!(schedule_fires -> schedules (schedule_id));
+diesel::joinable!(schedules -> tenants (tenant_id));
 
 // Reconcile asks for pending payments whose gateway account exists.
 diesel::allow_tables_to_appear_in_same_query!(payments, payment_accounts);
 diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants);
+diesel::allow_tables_to_appear_in_same_query!(schedule_fires, jobs);

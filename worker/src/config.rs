@@ -11,6 +11,7 @@ use peyk_jobs::transcription::TranscriptionJob;
 use peyk_jobs::webhook::client::AddressPolicy;
 use peyk_jobs::Job;
 use peyk_queue::retry::Backoff;
+use peyk_queue::schedule::fire::SchedulerSettings;
 use peyk_speech::SpeechConfig;
 
 #[derive(Debug, Parser)]
@@ -49,6 +50,8 @@ pub struct Config {
     pub backoff: Backoff,
     pub webhook_policy: AddressPolicy,
     pub speech: SpeechConfig,
+    /// `None`: this worker fires no schedules (`PEYK_SCHEDULER=false`).
+    pub scheduler: Option<SchedulerSettings>,
 }
 
 impl Config {
@@ -113,6 +116,16 @@ impl Config {
             speech,
             webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
                 .map_err(|e| EnvError::new(format!("PEYK_WEBHOOK_ALLOWED_NETWORKS: {e}")))?,
+            scheduler: if env_parse("PEYK_SCHEDULER", true)? {
+                Some(SchedulerSettings {
+                    batch: env_parse("PEYK_SCHEDULER_BATCH", 500i64)?.clamp(1, 10_000),
+                    poll: env_seconds("PEYK_SCHEDULER_POLL_SECONDS", 0.5)?.max(Duration::from_millis(10)),
+                    default_quotas: peyk_jobs::env::default_quotas()?,
+                    history_retention: env_days("PEYK_SCHEDULE_HISTORY_DAYS", 30.0)?,
+                })
+            } else {
+                None
+            },
         })
     }
 }

@@ -2,7 +2,9 @@
 //! (`peyk_queue::maintenance`: leases, cancellation, heartbeats, the sweeper):
 //! - relay event messages whose writer died before dispatching them;
 //! - queue payment reconciliation (one worker of the fleet at a time), and
-//!   prune inbound events past their retention.
+//!   prune inbound events past their retention;
+//! - fire due schedules (`peyk_queue::schedule::fire`; every worker, sharing
+//!   the due schedules).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,9 @@ pub fn spawn_all(runner: &Arc<Runner>, config: &Config, stop: &CancellationToken
     let mut tasks = peyk_queue::maintenance::spawn_all(runner, queues, sweep, config.control_sync, stop);
     tasks.push(tokio::spawn(relay_events(runner.clone(), stop.clone())));
     tasks.push(tokio::spawn(reconcile_payments(runner.clone(), config.inbound_retention, stop.clone())));
+    if let Some(settings) = &config.scheduler {
+        tasks.push(tokio::spawn(peyk_queue::schedule::fire::run(runner.clone(), settings.clone(), stop.clone())));
+    }
     tasks
 }
 

@@ -109,6 +109,7 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
         queue_task_id: Some(ulid::Ulid::new().to_string()),
         pipeline_id: None,
         pipeline_step: None,
+        schedule_id: None,
     };
     Ok((job, validated.files))
 }
@@ -267,6 +268,7 @@ pub async fn get_job(State(state): State<AppState>, tenant: Tenant, Path(id): Pa
     params(
         ("type" = Option<String>, Query, description = "Only this job type"),
         ("status" = Option<String>, Query, description = "Only this status"),
+        ("schedule_id" = Option<String>, Query, description = "Only jobs this schedule submitted"),
         ("limit" = Option<i64>, Query, description = "1–200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -294,8 +296,12 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
                     .filter(|n| (1..=200).contains(n))
                     .ok_or_else(|| ApiError::bad_parameter("limit", "must be a whole number from 1 to 200"))?;
             }
+            "schedule_id" => {
+                filter.schedule_id =
+                    Some(Uuid::parse_str(&value).map_err(|_| ApiError::bad_parameter("schedule_id", "is not a schedule id"))?);
+            }
             "cursor" => filter.before = Some(decode_cursor(&value)?),
-            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: type, status, limit, cursor")),
+            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: type, status, schedule_id, limit, cursor")),
         }
     }
     let limit = filter.limit;
@@ -310,11 +316,11 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
     Ok(Json(JobList { data: rows.into_iter().map(JobView::from).collect(), next_cursor }))
 }
 
-fn url_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn url_pairs(query: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).filter(|(_, v)| !v.is_empty()).collect()
 }
 
-fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod openapi;
 pub mod payments;
 pub mod pipelines;
+pub mod schedules;
 pub mod sms;
 pub mod transcripts;
 pub mod usage;
@@ -63,6 +64,12 @@ pub fn declared() -> Declared {
         .routes(routes!(pipelines::submit))
         .routes(routes!(pipelines::get_pipeline))
         .routes(routes!(pipelines::cancel_pipeline))
+        .routes(routes!(schedules::create_schedule, schedules::list_schedules))
+        .routes(routes!(schedules::get_schedule, schedules::update_schedule, schedules::delete_schedule))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::trigger_schedule))
+        .routes(routes!(schedules::schedule_history))
         .routes(routes!(email_templates::list_templates))
         .routes(routes!(email_templates::put_template, email_templates::delete_template))
         .routes(routes!(payments::list_accounts))

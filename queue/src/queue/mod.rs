@@ -44,7 +44,7 @@ mod usage;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
 pub use limits::{Rate, Token};
-pub use usage::{Charge, OverQuota, Period, UsageKind};
+pub use usage::{usage_charges, Charge, OverQuota, Period, UsageKind, Use};
 
 /// What a queue entry carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

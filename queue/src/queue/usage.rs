@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
+use peyk_schema::queries::queue_controls::Quotas;
 use redis::AsyncCommands;
+use serde_json::Value;
 
 use super::{Queue, QueueError};
 
@@ -81,6 +83,58 @@ pub struct Charge {
     pub kind: UsageKind,
     pub amount: i64,
     pub limit: i64,
+}
+
+/// What a job will use, as far as it is known at submission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Use {
+    pub jobs: i64,
+    pub sms: i64,
+    pub audio_seconds: f64,
+    /// A `medical_analysis` job: refused once the month's tokens are used up.
+    pub llm: bool,
+}
+
+impl Use {
+    /// One job of `job_type` with `payload`, whose files hold `audio_seconds`.
+    pub fn of(job_type: &str, payload: &Value, audio_seconds: f64) -> Self {
+        let sms = if job_type == "sms" {
+            // `send` names numbers; `sendarray` a message per number; the others one number.
+            payload["receptors"].as_array().or_else(|| payload["messages"].as_array()).map_or(1, |list| list.len() as i64)
+        } else {
+            0
+        };
+        Self {
+            jobs: 1,
+            sms,
+            audio_seconds: if job_type == "transcription" { audio_seconds } else { 0.0 },
+            llm: job_type == "medical_analysis",
+        }
+    }
+
+    pub fn add(&mut self, other: Use) {
+        self.jobs += other.jobs;
+        self.sms += other.sms;
+        self.audio_seconds += other.audio_seconds;
+        self.llm |= other.llm;
+    }
+}
+
+/// The charges for `usage` under `quotas`: only the kinds it uses, and
+/// the LLM month only as a check (amount 0).
+pub fn usage_charges(usage: Use, quotas: &Quotas) -> Vec<Charge> {
+    let limit = |quota: Option<i64>| quota.unwrap_or(0).max(0);
+    let charges = [
+        Charge { kind: UsageKind::Jobs, amount: usage.jobs, limit: limit(quotas.jobs_per_day) },
+        Charge { kind: UsageKind::Sms, amount: usage.sms, limit: limit(quotas.sms_per_day) },
+        Charge {
+            kind: UsageKind::AudioSeconds,
+            amount: usage.audio_seconds.ceil() as i64,
+            limit: limit(quotas.audio_minutes_per_month) * 60,
+        },
+        Charge { kind: UsageKind::LlmTokens, amount: if usage.llm { 0 } else { -1 }, limit: limit(quotas.llm_tokens_per_month) },
+    ];
+    charges.into_iter().filter(|c| c.amount > 0 || (c.amount == 0 && c.limit > 0)).collect()
 }
 
 /// A quota a charge would pass.

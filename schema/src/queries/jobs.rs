@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
@@ -16,21 +16,27 @@ use crate::status::JobStatus;
 /// rows are the ones actually inserted.
 ///
 /// The rows travel as one array per column (`unnest`): the statement is the
-/// same whatever the batch's size, so PostgreSQL parses and plans 13
-/// parameters, not a `VALUES` list of 13 per row (13,000 for a bulk
+/// same whatever the batch's size, so PostgreSQL parses and plans 14
+/// parameters, not a `VALUES` list of 14 per row (14,000 for a bulk
 /// submission of 1,000, where parsing and planning took most of
 /// PostgreSQL's time).
 pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
+    let mut conn = pool.get().await?;
+    insert_batch_on(&mut conn, batch).await
+}
+
+/// [`insert_batch`] on a connection the caller holds (e.g. inside its own
+/// transaction).
+pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
     use diesel::sql_types::{Array, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     fn column<'a, T>(batch: &'a [NewJob], value: impl Fn(&'a NewJob) -> T) -> Vec<T> {
         batch.iter().map(value).collect()
     }
-    let mut conn = pool.get().await?;
     Ok(diesel::sql_query(
         "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
-                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step)
+                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
-                              $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[])
+                              $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[])
          ON CONFLICT DO NOTHING
          RETURNING *",
     )
@@ -47,7 +53,8 @@ pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>
     .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.queue_task_id.as_deref()))
     .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.pipeline_id))
     .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
-    .load(&mut conn)
+    .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.schedule_id))
+    .load(conn)
     .await?)
 }
 
@@ -77,6 +84,8 @@ pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<Job
 pub struct ListFilter {
     pub job_type: Option<String>,
     pub status: Option<JobStatus>,
+    /// Only jobs this schedule's fires submitted.
+    pub schedule_id: Option<Uuid>,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<Uuid>,
     pub limit: i64,
@@ -96,6 +105,9 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
     }
     if let Some(status) = filter.status {
         query = query.filter(jobs::status.eq(status.as_str()));
+    }
+    if let Some(schedule) = filter.schedule_id {
+        query = query.filter(jobs::schedule_id.eq(schedule));
     }
     if let Some(before) = filter.before {
         query = query.filter(jobs::id.lt(before));

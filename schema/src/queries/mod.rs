@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod payments;
 pub mod pipelines;
 pub mod queue_controls;
+pub mod schedules;
 pub mod sms;
 pub mod webhook_endpoints;
 pub mod worker;

@@ -44,6 +44,18 @@ pub struct Quotas {
     pub llm_tokens_per_month: Option<i64>,
 }
 
+impl Quotas {
+    /// These quotas, each unset one taken from `defaults`.
+    pub fn or(self, defaults: &Quotas) -> Quotas {
+        Quotas {
+            jobs_per_day: self.jobs_per_day.or(defaults.jobs_per_day),
+            sms_per_day: self.sms_per_day.or(defaults.sms_per_day),
+            audio_minutes_per_month: self.audio_minutes_per_month.or(defaults.audio_minutes_per_month),
+            llm_tokens_per_month: self.llm_tokens_per_month.or(defaults.llm_tokens_per_month),
+        }
+    }
+}
+
 /// A change to a tenant's limits: `None` leaves a field as it is;
 /// `Some(None)` returns a rate to the default.
 #[derive(Debug, Clone, Default, AsChangeset)]
@@ -115,6 +127,23 @@ pub async fn tenants(pool: &DbPool) -> Result<Vec<TenantLimits>, DbError> {
 pub async fn tenant(pool: &DbPool, id: Uuid) -> Result<Option<TenantLimits>, DbError> {
     let mut conn = pool.get().await?;
     Ok(tenants::table.find(id).select(LIMITS).first(&mut conn).await.optional()?)
+}
+
+/// The quotas of every tenant that has one of its own.
+pub async fn all_quotas(pool: &DbPool) -> Result<Vec<(Uuid, Quotas)>, DbError> {
+    let mut conn = pool.get().await?;
+    let rows: Vec<TenantLimits> = tenants::table
+        .filter(
+            tenants::jobs_per_day
+                .is_not_null()
+                .or(tenants::sms_per_day.is_not_null())
+                .or(tenants::audio_minutes_per_month.is_not_null())
+                .or(tenants::llm_tokens_per_month.is_not_null()),
+        )
+        .select(LIMITS)
+        .load(&mut conn)
+        .await?;
+    Ok(rows.into_iter().map(|t| (t.id, t.quotas)).collect())
 }
 
 pub async fn tenant_by_name(pool: &DbPool, name: &str) -> Result<Option<TenantLimits>, DbError> {

@@ -22,6 +22,7 @@ mod e2e {
     mod pipelines;
     mod resilience;
     mod runner;
+    mod schedules;
     mod sms;
     mod transcription;
     mod webhook;
