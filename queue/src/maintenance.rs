@@ -76,14 +76,23 @@ async fn apply_controls<C: Clients>(runner: Arc<Runner<C>>, period: Duration, st
 }
 
 pub async fn apply_controls_once(queue: &Queue, pool: &DbPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Redis is read before PostgreSQL, and only differences are written: the
+    // admin API stores a pause in PostgreSQL and then in Redis, so a pause
+    // made while this runs is either in both reads or newer in PostgreSQL.
+    // Reading PostgreSQL first would see the old value, then Redis the new
+    // one, and undo the pause until the next round.
+    let names = queue.names();
+    let mut in_redis = Vec::with_capacity(names.len());
+    for job_type in &names {
+        in_redis.push(queue.paused(job_type).await?);
+    }
     let pauses = controls::pauses(pool).await?;
     let caps = controls::caps(pool, None).await?;
-    for job_type in queue.names() {
+    for (job_type, (paused_now, tenants_now)) in names.into_iter().zip(in_redis) {
         queue.replace_caps(job_type, &controls::caps_of(&caps, job_type)).await?;
         let of_queue = pauses.iter().filter(|p| p.queue == job_type);
         let queue_paused = of_queue.clone().any(|p| p.tenant_id.is_none());
         let tenants_paused: HashSet<String> = of_queue.filter_map(|p| p.tenant_id.map(|t| t.to_string())).collect();
-        let (paused_now, tenants_now) = queue.paused(job_type).await?;
         if paused_now != queue_paused {
             queue.set_queue_paused(job_type, queue_paused).await?;
         }

@@ -60,15 +60,21 @@ pub fn timing_of(row: &ScheduleRow) -> Result<Timing, crate::ValidationErrors> {
 
 /// Runs until `stop` is cancelled.
 pub async fn run<C: Clients>(runner: Arc<Runner<C>>, settings: SchedulerSettings, stop: CancellationToken) {
+    // Every outcome's series exists from the start (alerts and dashboards select on them).
+    for outcome in ["submitted", "skipped_overlap", "buffered", "missed", "quota_exceeded", "error"] {
+        SCHEDULE_FIRES.with_label_values(&[outcome]);
+    }
+    std::sync::LazyLock::force(&SCHEDULE_LATENESS);
+    std::sync::LazyLock::force(&SCHEDULES_ACTIVE);
     let mut quotas = QuotaCache::default();
     let housekeeping = tokio::spawn(housekeeping(runner.pool.clone(), runner.queue.clone(), settings.clone(), stop.clone()));
     while !stop.is_cancelled() {
         let wait = match fire_due(&runner, &settings, &mut quotas).await {
-            // A full batch: more may be due at once.
-            Ok(locked) if locked as i64 == settings.batch => continue,
-            Ok(locked) => match q::due_in(&runner.pool).await {
-                // Due now but nothing was ours to lock: others are firing it.
-                Ok(Some(seconds)) if seconds <= 0.0 && locked == 0 => Duration::from_millis(20),
+            // A full batch of due schedules: more may be due at once.
+            Ok(due) if due as i64 == settings.batch => continue,
+            Ok(due) => match q::due_in(&runner.pool).await {
+                // Due now but none was ours to lock: another worker is firing it.
+                Ok(Some(seconds)) if seconds <= 0.0 && due == 0 => Duration::from_millis(20),
                 // A millisecond late rather than early: the clock's reading took time too.
                 Ok(Some(seconds)) => Duration::from_secs_f64(seconds.max(0.0) + 0.001).min(settings.poll),
                 Ok(None) => settings.poll,
@@ -90,7 +96,7 @@ pub async fn run<C: Clients>(runner: Arc<Runner<C>>, settings: SchedulerSettings
     let _ = housekeeping.await;
 }
 
-/// One batch: answers how many schedules it locked.
+/// One batch: answers how many due schedules it locked.
 async fn fire_due<C: Clients>(runner: &Runner<C>, settings: &SchedulerSettings, quotas: &mut QuotaCache) -> anyhow::Result<usize> {
     let started = Instant::now();
     // Quotas are looked up before the transaction, so that no cache work
@@ -126,7 +132,7 @@ async fn fire_due<C: Clients>(runner: &Runner<C>, settings: &SchedulerSettings, 
             SCHEDULE_LATENESS.observe((done_at - fire.fire_at).num_milliseconds().max(0) as f64 / 1000.0);
         }
     }
-    Ok(fired.locked)
+    Ok(fired.due)
 }
 
 /// A fire planned, with its tenant (for quotas).

@@ -175,14 +175,13 @@ pub async fn history(pool: &DbPool, schedule: Uuid, before: Option<DateTime<Utc>
 }
 
 /// Seconds until the earliest schedule is due (negative: overdue), by the
-/// database's clock; `None` when no schedule will fire. A fire waiting for
-/// its previous run (`queue_one`) counts as due now.
+/// database's clock; `None` when no schedule will fire. (A fire waiting
+/// for its previous run, `queue_one`, is looked at on every pass.)
 pub async fn due_in(pool: &DbPool) -> Result<Option<f64>, DbError> {
     let mut conn = pool.get().await?;
     Ok(diesel::select(sql::<Nullable<diesel::sql_types::Double>>(
-        "CASE WHEN EXISTS (SELECT 1 FROM schedules WHERE buffered_fire_at IS NOT NULL AND NOT paused) THEN 0
-              ELSE (SELECT EXTRACT(EPOCH FROM (min(next_fire_at) - clock_timestamp()))::float8
-                      FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL) END",
+        "(SELECT EXTRACT(EPOCH FROM (min(next_fire_at) - clock_timestamp()))::float8
+            FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL)",
     ))
     .get_result(&mut conn)
     .await?)
@@ -236,8 +235,9 @@ pub struct PlannedSchedule {
 pub struct Fired {
     /// The database's clock when the batch began.
     pub now: Option<DateTime<Utc>>,
-    /// Schedules locked.
-    pub locked: usize,
+    /// Schedules locked with a fire time due (not only a fire waiting for
+    /// its previous run): a full batch of them means more may be due.
+    pub due: usize,
     /// The fires recorded (only those: a fire time recorded before is never acted on again).
     pub recorded: Vec<FireRow>,
     /// The jobs stored, to push.
@@ -266,11 +266,11 @@ where
         let pipeline_ids: Vec<Uuid> = waiting.filter_map(|r| r.last_pipeline_id).collect();
         let open = unfinished(conn, &job_ids, &pipeline_ids).await?;
         let before: HashMap<Uuid, ScheduleRow> = rows.iter().map(|r| (r.id, r.clone())).collect();
-        let locked = rows.len();
+        let due = rows.iter().filter(|r| r.next_fire_at.is_some_and(|at| at <= now)).count();
         let planned = decide(now, rows, open).await;
         let mut fired = store_planned(conn, &before, planned).await?;
         fired.now = Some(now);
-        fired.locked = locked;
+        fired.due = due;
         Ok(fired)
     })
     .await
@@ -401,10 +401,12 @@ async fn unfinished(conn: &mut AsyncPgConnection, job_ids: &[Uuid], pipeline_ids
     Ok(open)
 }
 
-/// Records fires. A fire time already recorded is left alone — that is
-/// what makes a second firing impossible — except that a `buffered` fire
-/// may become `submitted` once. Answers the (schedule, fire time) pairs
-/// recorded or upgraded now: only those may submit their job.
+/// Records fires, each with the database's clock as it is recorded (its
+/// `fired_at`: the lateness of a fire counts the planning before it). A
+/// fire time already recorded is left alone — that is what makes a second
+/// firing impossible — except that a `buffered` fire may become
+/// `submitted` once. Answers the (schedule, fire time) pairs recorded or
+/// upgraded now: only those may submit their job.
 async fn record_fires(conn: &mut AsyncPgConnection, fires: &[FireRow]) -> Result<HashSet<(Uuid, DateTime<Utc>)>, DbError> {
     use diesel::sql_types::{Array, Bool, Int4, Text, Uuid as SqlUuid};
     if fires.is_empty() {
@@ -422,7 +424,9 @@ async fn record_fires(conn: &mut AsyncPgConnection, fires: &[FireRow]) -> Result
     }
     let recorded: Vec<Key> = diesel::sql_query(
         "INSERT INTO schedule_fires (schedule_id, fire_at, fired_at, outcome, missed, manual, job_id, pipeline_id)
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int4[], $6::bool[], $7::uuid[], $8::uuid[])
+         SELECT schedule_id, fire_at, clock_timestamp(), outcome, missed, manual, job_id, pipeline_id
+           FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int4[], $5::bool[], $6::uuid[], $7::uuid[])
+                AS f (schedule_id, fire_at, outcome, missed, manual, job_id, pipeline_id)
          ON CONFLICT (schedule_id, fire_at) DO UPDATE
             SET outcome = EXCLUDED.outcome, fired_at = EXCLUDED.fired_at, job_id = EXCLUDED.job_id, pipeline_id = EXCLUDED.pipeline_id
             WHERE schedule_fires.outcome = 'buffered' AND EXCLUDED.outcome = 'submitted'
@@ -430,7 +434,6 @@ async fn record_fires(conn: &mut AsyncPgConnection, fires: &[FireRow]) -> Result
     )
     .bind::<Array<SqlUuid>, _>(column(fires, |f| f.schedule_id))
     .bind::<Array<Timestamptz>, _>(column(fires, |f| f.fire_at))
-    .bind::<Array<Timestamptz>, _>(column(fires, |f| f.fired_at))
     .bind::<Array<Text>, _>(column(fires, |f| f.outcome.as_str()))
     .bind::<Array<Nullable<Int4>>, _>(column(fires, |f| f.missed))
     .bind::<Array<Bool>, _>(column(fires, |f| f.manual))

@@ -117,7 +117,6 @@ async fn misfire_policies_after_the_fleet_was_stopped_for_a_minute() {
     let mut worker = worker;
     worker.terminate();
     worker.wait_exit(Duration::from_secs(30)).await;
-    let stopped = Utc::now();
     tokio::time::sleep(Duration::from_secs(60)).await;
     let restarted = Utc::now();
     let _worker = env.start_worker_with(&[("PEYK_QUEUES", "webhook")]).await;
@@ -125,10 +124,12 @@ async fn misfire_policies_after_the_fleet_was_stopped_for_a_minute() {
 
     for (id, misfire) in ids.iter().zip(["skip", "run_once", "run_all"]) {
         let fires = history(&api, &key, id).await;
-        // Fire times of the outage, more than the 2 s grace late when the fleet came back.
-        let in_outage = |f: &&Value| time(&f["fire_at"]) > stopped && time(&f["fire_at"]) < restarted - chrono::Duration::seconds(2);
+        // Runs caught up after the outage: fired more than the 2 s grace after
+        // their time (a fire time just before the restart may fall either side
+        // of the grace, depending on how long the worker took to start).
+        let beyond_grace = |f: &&Value| time(&f["fired_at"]) - time(&f["fire_at"]) > chrono::Duration::seconds(2);
         let missed: Vec<&Value> = fires.iter().filter(|f| f["outcome"] == "missed").collect();
-        let caught_up = submitted(&fires).into_iter().filter(in_outage).count() as i64;
+        let caught_up = submitted(&fires).into_iter().filter(beyond_grace).count() as i64;
         let missed_count: i64 = missed.iter().map(|f| f["missed"].as_i64().unwrap()).sum();
         let late = caught_up + missed_count;
         assert!((10..=13).contains(&late), "{misfire}: {late} late fire times in a 60 s outage of a 5 s schedule: {fires:?}");
@@ -168,8 +169,11 @@ async fn overlap_skip_and_queue_one_with_a_slow_job() {
         assert!((2..=5).contains(&runs.len()), "{waiting_outcome}: {fires:?}");
         assert!(fires.iter().filter(|f| f["outcome"] == "skipped_overlap").count() >= 3, "{fires:?}");
         if waiting_outcome == "buffered" {
-            // A buffered fire became `submitted` once the run before it ended.
-            assert!(fires.iter().all(|f| f["outcome"] != "buffered") || fires.last().unwrap()["outcome"] == "buffered", "{fires:?}");
+            // A buffered fire became `submitted` once the run before it ended:
+            // only the latest run (if the pause came first) may still wait.
+            let buffered = fires.iter().filter(|f| f["outcome"] == "buffered").count();
+            let latest_run = fires.iter().rfind(|f| f["outcome"] != "skipped_overlap").unwrap();
+            assert!(buffered == 0 || (buffered == 1 && latest_run["outcome"] == "buffered"), "{fires:?}");
         }
         // No two runs of the schedule were ever under way at once.
         let (_, listed) = api.get(&format!("/v1/jobs?schedule_id={id}&limit=200"), &key).await;
