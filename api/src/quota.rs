@@ -75,6 +75,18 @@ pub async fn refund(state: &AppState, tenant: TenantId, charged: &Charged) {
     }
 }
 
+/// Gives back the charge of submissions undone after they were stored (a
+/// schedule's fires stored ahead of their time, undone by an edit).
+pub async fn refund_usage(state: &AppState, tenant: TenantId, usage: Use) {
+    match effective(state, tenant).await {
+        Ok(quotas) => {
+            let charges = usage_charges(usage, &quotas).into_iter().filter(|c| c.amount > 0).collect();
+            refund(state, tenant, &Charged(charges)).await;
+        }
+        Err(_) => tracing::warn!("quota charge of undone fires not refunded: the tenant's quotas could not be read"),
+    }
+}
+
 fn quota_name(kind: UsageKind) -> &'static str {
     match kind {
         UsageKind::Jobs => "jobs_per_day",

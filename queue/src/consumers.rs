@@ -27,6 +27,7 @@ use futures::{FutureExt, SinkExt};
 use tokio::sync::Notify;
 use tower::layer::util::Identity;
 
+use crate::metrics::DELAY_LATENESS;
 use crate::queue::{apalis_config, JobStorage, Queue, QueueTimings, QueuedJob};
 use crate::runner::Runner;
 use crate::Clients;
@@ -116,16 +117,27 @@ impl FairBackend {
         loop {
             tokio::select! {
                 _ = keep_alive.tick() => self.register().await,
-                _ = due.tick() => {
-                    if let Err(e) = self.storage.enqueue_scheduled(self.timings.buffer_size).await {
-                        tracing::warn!(queue = %self.job_type, error = %e, "could not promote scheduled tasks");
-                    }
-                }
+                _ = due.tick() => self.promote_due().await,
                 _ = orphans.tick() => self.recover_orphans().await,
                 // A slot freed, or the poll interval passed (new work may have come).
                 _ = slots.freed.notified() => self.fill(&worker, &mut tx).await,
                 _ = poll.tick() => self.fill(&worker, &mut tx).await,
             }
+        }
+    }
+
+    /// Moves delayed tasks that fell due into their waiting sets (and those
+    /// of apalis's `:scheduled`, where older versions left some).
+    async fn promote_due(&mut self) {
+        match self.queue.promote_due(&self.job_type).await {
+            Ok(late) => {
+                let histogram = DELAY_LATENESS.with_label_values(&[&self.job_type]);
+                late.iter().for_each(|late| histogram.observe(late.as_secs_f64()));
+            }
+            Err(e) => tracing::warn!(queue = %self.job_type, error = %e, "could not promote delayed tasks"),
+        }
+        if let Err(e) = self.storage.enqueue_scheduled(self.timings.buffer_size).await {
+            tracing::warn!(queue = %self.job_type, error = %e, "could not promote scheduled tasks");
         }
     }
 

@@ -83,6 +83,20 @@ pub static JOB_QUEUE_WAIT: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
+pub static DELAY_LATENESS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "peyk_queue_delay_lateness_seconds",
+                "From when a delayed job (run_at, a retry's backoff, a schedule's fire stored ahead) fell due to when it was moved into its waiting set",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0]),
+            &["queue"],
+        )
+        .unwrap(),
+    )
+});
+
 pub static QUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     register(IntGaugeVec::new(Opts::new("peyk_queue_depth", "Entries in a Redis queue by state"), &["queue", "state"]).unwrap())
 });
@@ -173,7 +187,7 @@ pub static SCHEDULE_LATENESS: LazyLock<prometheus::Histogram> = LazyLock::new(||
         prometheus::Histogram::with_opts(
             HistogramOpts::new(
                 "peyk_schedule_fire_lateness_seconds",
-                "From a fire time to its job stored and pushed, by the database's clock",
+                "From a fire time to its job stored and pushed, by the database's clock (0 for a fire stored ahead, whose job waits delayed: see peyk_queue_delay_lateness_seconds)",
             )
             .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0]),
         )

@@ -122,6 +122,7 @@ impl Config {
                     poll: env_seconds("PEYK_SCHEDULER_POLL_SECONDS", 0.5)?.max(Duration::from_millis(10)),
                     default_quotas: peyk_jobs::env::default_quotas()?,
                     history_retention: env_days("PEYK_SCHEDULE_HISTORY_DAYS", 30.0)?,
+                    lookahead: env_seconds("PEYK_SCHEDULER_LOOKAHEAD_SECONDS", 10.0)?.min(Duration::from_secs(300)),
                 })
             } else {
                 None

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use peyk_jobs::registry;
 use peyk_queue::pipeline;
 use peyk_queue::schedule::fire::{self, timing_of};
-use peyk_queue::schedule::target::{submission, submission_usage, JobTemplate, PipelineTemplate, Target};
+use peyk_queue::schedule::target::{submission, submission_usage, unstaged_usage, JobTemplate, PipelineTemplate, Target};
 use peyk_queue::schedule::{Calendar, Timing, TimingSpec};
 use peyk_queue::ValidationErrors;
 use peyk_schema::queries::schedules::{self as q, Edited};
@@ -586,12 +586,15 @@ pub async fn update_schedule(
         Ok(row)
     })
     .await?;
-    saved(edited)
+    saved(&state, &tenant, edited).await
 }
 
-fn saved(edited: Edited<ApiError>) -> Result<Json<ScheduleView>, ApiError> {
+async fn saved(state: &AppState, tenant: &Tenant, edited: Edited<ApiError>) -> Result<Json<ScheduleView>, ApiError> {
     match edited {
-        Edited::Saved(row) => Ok(Json(view(*row, Utc::now(), 5, None))),
+        Edited::Saved(row, unstaged) => {
+            quota::refund_usage(state, tenant.0, unstaged_usage(&unstaged)).await;
+            Ok(Json(view(*row, Utc::now(), 5, None)))
+        }
         Edited::NotFound => Err(ApiError::not_found("schedule")),
         Edited::Refused(error) => Err(error),
         Edited::NameTaken => {
@@ -608,11 +611,9 @@ fn saved(edited: Edited<ApiError>) -> Result<Json<ScheduleView>, ApiError> {
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_schedule(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
-    if q::delete(&state.pool, tenant.0, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("schedule"))
-    }
+    let unstaged = q::delete(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("schedule"))?;
+    quota::refund_usage(&state, tenant.0, unstaged_usage(&unstaged)).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Pause a schedule: it fires nothing until resumed.
@@ -651,7 +652,7 @@ async fn set_paused(state: &AppState, tenant: &Tenant, id: &str, paused: bool) -
         Ok(row)
     })
     .await?;
-    saved(edited)
+    saved(state, tenant, edited).await
 }
 
 /// Fire a schedule now, once (whatever its timing, pause or overlap).

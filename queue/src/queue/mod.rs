@@ -8,7 +8,12 @@
 //! apalis-redis 0.7.4 keeps, under the namespace `{prefix}:{job_type}`:
 //! `:active` (list), `:scheduled` (zset, seconds), `:inflight:{worker}`
 //! (sets), `:consumers` (zset of live workers), `:data` (task bodies),
-//! `:data::result`, `:done` and `:dead` (zsets). Waiting tasks do not stay
+//! `:data::result`, `:done` and `:dead` (zsets). Peyk adds `:delayed`
+//! (zset, due time in Unix ms): tasks that may start only later, moved into
+//! their tenants' sets by every consumer five times a second, all that fell
+//! due in one script call (apalis's `:scheduled` counts whole seconds and
+//! moves a few dozen a call; it only still holds tasks scheduled by older
+//! versions). Waiting tasks do not stay
 //! on `:active`: Peyk keeps them per tenant and per priority level under
 //! `:fair:` and takes them round-robin across tenants ([`fair`], whose
 //! layout `lua/fair.lua` explains); `:active` is an inbox that apalis's
@@ -28,7 +33,6 @@ use std::time::Duration;
 use apalis_core::codec::json::JsonCodec;
 use apalis_core::codec::Codec;
 use apalis_core::request::{Parts, Request};
-use apalis_core::storage::Storage;
 use apalis_core::task::task_id::TaskId;
 use apalis_redis::{Config, RedisContext, RedisStorage};
 use chrono::{DateTime, Utc};
@@ -56,14 +60,21 @@ pub struct QueuedJob {
     pub tenant: Option<Uuid>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i16,
-    /// The exact time the job may start (Unix ms). Scheduled entries are
-    /// promoted at whole-second precision; the worker waits out the rest.
+    /// The exact time the job may start (Unix ms): the worker waits out any
+    /// rest (an entry of apalis's `:scheduled` falls due by whole seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before_ms: Option<i64>,
 }
 
 /// An entry ready to push, with its encoded task.
 type EncodedEntry<'a> = (&'a Enqueue, Vec<u8>);
+
+/// Entries per script call: one call blocks Redis while it runs.
+const ENTRIES_PER_CALL: usize = 1000;
+
+/// Delayed tasks moved per consumer per promotion (Lua's `unpack` takes a
+/// few thousand values at most).
+const PROMOTE_AT_ONCE: usize = 5000;
 
 fn is_zero(n: &i16) -> bool {
     *n == 0
@@ -218,6 +229,8 @@ struct Scripts {
     token_bucket: Script,
     release: Script,
     push: Script,
+    delay: Script,
+    promote: Script,
     fetch: Script,
     pause_tenant: Script,
     expire_finished: Script,
@@ -255,6 +268,8 @@ impl Queue {
                 token_bucket: Script::new(include_str!("lua/token_bucket.lua")),
                 release: Script::new(include_str!("lua/release.lua")),
                 push: fair_script(include_str!("lua/push.lua")),
+                delay: Script::new(include_str!("lua/delay.lua")),
+                promote: fair_script(include_str!("lua/promote.lua")),
                 fetch: fair_script(include_str!("lua/fetch.lua")),
                 pause_tenant: fair_script(include_str!("lua/pause_tenant.lua")),
                 expire_finished: Script::new(include_str!("lua/expire_finished.lua")),
@@ -287,48 +302,74 @@ impl Queue {
         self.enqueue_many(std::slice::from_ref(entry)).await
     }
 
-    /// Puts entries on their queues: scheduled when `run_at` is in the
-    /// future (apalis's `schedule`; the fetch places them when they fall
-    /// due), else straight into their tenant's waiting set at their
-    /// priority. Immediate entries of one queue go in one script call, so a
-    /// batch costs one round trip.
+    /// Puts entries on their queues: into the delayed set when `run_at` is
+    /// in the future, else straight into their tenant's waiting set at
+    /// their priority. The entries of one queue go in one script call per
+    /// thousand, so a batch costs a round trip or a few.
     pub async fn enqueue_many(&self, entries: &[Enqueue]) -> Result<(), QueueError> {
         let now = Utc::now();
         // (job type, at the front?) → entries with their encoded tasks
         let mut immediate: HashMap<(&str, bool), Vec<EncodedEntry<'_>>> = HashMap::new();
+        let mut delayed: HashMap<&str, Vec<EncodedEntry<'_>>> = HashMap::new();
         for entry in entries {
             let task_id: TaskId = entry.task_id.parse().map_err(|_| QueueError::InvalidTaskId(entry.task_id.clone()))?;
-            let delayed = entry.run_at > now;
+            let later = entry.run_at > now;
             let message = QueuedJob {
                 job_id: entry.job_id,
                 tenant: Some(entry.tenant_id),
                 priority: entry.priority,
-                not_before_ms: delayed.then(|| entry.run_at.timestamp_millis()),
+                not_before_ms: later.then(|| entry.run_at.timestamp_millis()),
             };
             let mut parts: Parts<RedisContext> = Parts::default();
             parts.task_id = task_id;
-            let request = Request::new_with_parts(message, parts);
-            if delayed {
-                // apalis promotes scheduled entries by whole seconds; rounding down
-                // makes the entry due up to 1 s early and the worker waits the rest.
-                self.storage(&entry.job_type)?.schedule_request(request, entry.run_at.timestamp()).await?;
+            let body = JsonCodec::<Vec<u8>>::encode(Request::new_with_parts(message, parts))
+                .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
+            if later {
+                delayed.entry(entry.job_type.as_str()).or_default().push((entry, body));
             } else {
-                let body = JsonCodec::<Vec<u8>>::encode(&request)
-                    .map_err(|e| redis::RedisError::from((redis::ErrorKind::IoError, "encode", e.to_string())))?;
                 immediate.entry((entry.job_type.as_str(), entry.front)).or_default().push((entry, body));
             }
         }
+        let mut conn = self.conn.clone();
         for ((job_type, front), tasks) in immediate {
             let config = self.config(job_type)?;
-            let mut invocation = self.scripts.push.key(config.job_data_hash());
-            invocation.arg(namespace(&self.prefix, job_type)).arg(if front { "front" } else { "back" });
-            for (entry, body) in tasks {
-                invocation.arg(&entry.task_id).arg(body).arg(entry.tenant_id.to_string()).arg(entry.priority);
+            for chunk in tasks.chunks(ENTRIES_PER_CALL) {
+                let mut invocation = self.scripts.push.key(config.job_data_hash());
+                invocation.arg(namespace(&self.prefix, job_type)).arg(if front { "front" } else { "back" });
+                for (entry, body) in chunk {
+                    invocation.arg(&entry.task_id).arg(body).arg(entry.tenant_id.to_string()).arg(entry.priority);
+                }
+                let _: i64 = invocation.invoke_async(&mut conn).await?;
             }
-            let mut conn = self.conn.clone();
-            let _: i64 = invocation.invoke_async(&mut conn).await?;
+        }
+        for (job_type, tasks) in delayed {
+            let config = self.config(job_type)?;
+            for chunk in tasks.chunks(ENTRIES_PER_CALL) {
+                let mut invocation = self.scripts.delay.key(config.job_data_hash());
+                invocation.arg(namespace(&self.prefix, job_type));
+                for (entry, body) in chunk {
+                    invocation.arg(&entry.task_id).arg(body).arg(entry.run_at.timestamp_millis());
+                }
+                let _: i64 = invocation.invoke_async(&mut conn).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Moves the delayed tasks of `job_type` that fell due into their
+    /// tenants' waiting sets; answers how late each was moved.
+    pub async fn promote_due(&self, job_type: &str) -> Result<Vec<Duration>, QueueError> {
+        let config = self.config(job_type)?;
+        let mut conn = self.conn.clone();
+        let late_ms: Vec<i64> = self
+            .scripts
+            .promote
+            .key(config.job_data_hash())
+            .arg(namespace(&self.prefix, job_type))
+            .arg(PROMOTE_AT_ONCE)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(late_ms.into_iter().map(|ms| Duration::from_millis(ms.max(0) as u64)).collect())
     }
 
     /// Marks tasks done: removes each from its consumer's in-flight set
@@ -385,9 +426,10 @@ impl Queue {
     pub async fn depth(&self, job_type: &str) -> Result<QueueDepth, QueueError> {
         let config = self.config(job_type)?;
         let mut conn = self.conn.clone();
-        let (inbox, scheduled, consumers): (u64, u64, Vec<String>) = redis::pipe()
+        let (inbox, scheduled, delayed, consumers): (u64, u64, u64, Vec<String>) = redis::pipe()
             .llen(config.active_jobs_list())
             .zcard(config.scheduled_jobs_set())
+            .zcard(format!("{}:delayed", namespace(&self.prefix, job_type)))
             .zrange(config.consumers_set(), 0, -1)
             .query_async(&mut conn)
             .await?;
@@ -398,7 +440,7 @@ impl Queue {
         let in_flight: Vec<u64> = if consumers.is_empty() { Vec::new() } else { pipe.query_async(&mut conn).await? };
         let tenants = self.tenant_depths(job_type).await?;
         let waiting: u64 = tenants.iter().map(|tenant| tenant.waiting).sum();
-        Ok(QueueDepth { waiting: inbox + waiting, scheduled, in_flight: in_flight.iter().sum(), tenants })
+        Ok(QueueDepth { waiting: inbox + waiting, scheduled: scheduled + delayed, in_flight: in_flight.iter().sum(), tenants })
     }
 
     /// Deletes up to `limit` finished tasks older than `older_than` (their

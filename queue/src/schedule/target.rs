@@ -4,6 +4,7 @@
 //! `POST /v1/jobs` and `POST /v1/pipelines` validate them.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use peyk_schema::queries::schedules::Unstaged;
 use peyk_schema::{NewJob, PipelineRow, ScheduleRow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,9 +57,24 @@ pub struct Submission {
 /// What a fire's job (and pipeline) counts against the tenant's quotas:
 /// every step of a pipeline is a job.
 pub fn submission_usage(job: &NewJob, pipeline: Option<&PipelineRow>) -> Use {
-    let mut usage = Use::of(&job.job_type, &job.payload, 0.0);
-    if let Some(steps) = pipeline.and_then(|p| p.steps.as_array()) {
-        usage.jobs = steps.len() as i64;
+    usage_of(&job.job_type, &job.payload, pipeline.and_then(|p| p.steps.as_array()).map(Vec::len))
+}
+
+/// What the fires undone by an edit had been charged (to refund).
+pub fn unstaged_usage(unstaged: &[Unstaged]) -> Use {
+    let mut usage = Use::default();
+    for fire in unstaged {
+        if let (Some(job_type), Some(payload)) = (&fire.job_type, &fire.payload) {
+            usage.add(usage_of(job_type, payload, fire.pipeline_steps.map(|n| n.max(0) as usize)));
+        }
+    }
+    usage
+}
+
+fn usage_of(job_type: &str, payload: &Value, pipeline_steps: Option<usize>) -> Use {
+    let mut usage = Use::of(job_type, payload, 0.0);
+    if let Some(steps) = pipeline_steps {
+        usage.jobs = steps as i64;
     }
     usage
 }
@@ -69,9 +85,10 @@ pub fn idempotency_key(schedule: Uuid, fire_at: DateTime<Utc>) -> String {
     format!("schedule:{schedule}:{}", fire_at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
-/// The job (and pipeline) for `schedule`'s fire at `fire_at`, to run at
-/// `now`. Fails only when the stored target no longer fits the job types
-/// this process knows.
+/// The job (and pipeline) for `schedule`'s fire at `fire_at`, stored at
+/// `now`: it runs at its fire time, or at once when that has passed.
+/// Fails only when the stored target no longer fits the job types this
+/// process knows.
 pub fn submission<C: Clients>(
     registry: &Registry<C>,
     schedule: &ScheduleRow,
@@ -82,8 +99,8 @@ pub fn submission<C: Clients>(
     let keyed = |job: NewJob| NewJob {
         idempotency_key: Some(idempotency_key(schedule.id, fire_at)),
         schedule_id: Some(schedule.id),
-        run_at: now,
-        status: "queued".into(),
+        run_at: fire_at.max(now),
+        status: if fire_at > now { "scheduled" } else { "queued" }.into(),
         ..job
     };
     match target {

@@ -79,7 +79,9 @@ async fn lock(conn: &mut AsyncPgConnection, tenant: Uuid, id: Uuid) -> Result<Op
 /// How an edit of a schedule went.
 #[derive(Debug)]
 pub enum Edited<E> {
-    Saved(Box<ScheduleRow>),
+    /// With the fires that had been stored ahead of their time, undone so
+    /// that the schedule fires them as it now stands.
+    Saved(Box<ScheduleRow>, Vec<Unstaged>),
     NotFound,
     /// The edit refused the row (e.g. invalid fields).
     Refused(E),
@@ -87,8 +89,9 @@ pub enum Edited<E> {
     NameTaken,
 }
 
-/// Locks the schedule (waiting for a scheduler that is firing it), lets
-/// `edit` change it with the database's clock at hand, and saves it.
+/// Locks the schedule (waiting for a scheduler that is firing it), undoes
+/// its fires stored ahead of their time (see [`unstage`]), lets `edit`
+/// change it with the database's clock at hand, and saves it.
 pub async fn edit<E, F>(pool: &DbPool, tenant: TenantId, id: Uuid, edit: F) -> Result<Edited<E>, DbError>
 where
     E: Send + 'static,
@@ -109,6 +112,8 @@ where
                 return Ok(Edited::NotFound);
             };
             let now = diesel::select(sql::<Timestamptz>("clock_timestamp()")).get_result(conn).await?;
+            let (earliest, unstaged) = unstage(conn, id, now).await?;
+            let row = ScheduleRow { next_fire_at: earliest.into_iter().chain(row.next_fire_at).min(), ..row };
             let changed = match edit(row, now) {
                 Ok(changed) => changed,
                 Err(refused) => return Ok(Edited::Refused(refused)),
@@ -136,7 +141,7 @@ where
                 .returning(ScheduleRow::as_returning())
                 .get_result(conn)
                 .await?;
-            Ok(Edited::Saved(Box::new(saved)))
+            Ok(Edited::Saved(Box::new(saved), unstaged))
         })
         .await;
     match outcome {
@@ -146,12 +151,71 @@ where
     }
 }
 
-/// Deletes a schedule and its history (its jobs stay); false when there is none.
-pub async fn delete(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<bool, DbError> {
+/// Deletes a schedule and its history (the jobs of its past fires stay;
+/// those of fires stored ahead of their time go); `None` when there is none.
+pub async fn delete(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<Vec<Unstaged>>, DbError> {
     let mut conn = pool.get().await?;
-    let deleted =
-        diesel::delete(schedules::table.filter(schedules::tenant_id.eq(tenant.0)).filter(schedules::id.eq(id))).execute(&mut conn).await?;
-    Ok(deleted > 0)
+    conn.transaction(async move |conn| -> Result<Option<Vec<Unstaged>>, DbError> {
+        if lock(conn, tenant.0, id).await?.is_none() {
+            return Ok(None);
+        }
+        let now = diesel::select(sql::<Timestamptz>("clock_timestamp()")).get_result(conn).await?;
+        let (_, unstaged) = unstage(conn, id, now).await?;
+        diesel::delete(schedules::table.filter(schedules::id.eq(id))).execute(conn).await?;
+        Ok(Some(unstaged))
+    })
+    .await
+}
+
+/// A job of a fire stored ahead of its time, deleted unrun: what its
+/// submission was charged (for the quota refund).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Unstaged {
+    #[diesel(sql_type = Timestamptz)]
+    pub fire_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Text>)]
+    pub job_type: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Jsonb>)]
+    pub payload: Option<serde_json::Value>,
+    /// The pipeline's steps when the fire submitted a pipeline.
+    #[diesel(sql_type = Nullable<diesel::sql_types::Int4>)]
+    pub pipeline_steps: Option<i32>,
+}
+
+/// Undoes the fires of `schedule` recorded for times after `now`: a
+/// scheduler stores a fire and its job up to its lookahead early (the job
+/// waits as `scheduled`; see [`fire_due`]). Their jobs (not started: they
+/// may not start before their time) and pipelines are deleted with them;
+/// an entry already pushed for such a job finds no job and is dropped.
+/// Answers the earliest fire time undone (where the schedule goes on
+/// from) and what each fire had submitted.
+async fn unstage(
+    conn: &mut AsyncPgConnection,
+    schedule: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, Vec<Unstaged>), DieselError> {
+    let unstaged: Vec<Unstaged> = diesel::sql_query(
+        "WITH ahead AS (
+            SELECT fire_at, job_id FROM schedule_fires WHERE schedule_id = $1 AND fire_at > $2 AND NOT manual
+         ), jobs_gone AS (
+            DELETE FROM jobs j USING ahead a WHERE j.id = a.job_id AND j.status = 'scheduled'
+            RETURNING j.id, j.job_type, j.payload, j.pipeline_id
+         ), pipelines_gone AS (
+            DELETE FROM pipelines p USING jobs_gone g WHERE p.id = g.pipeline_id
+            RETURNING p.id, jsonb_array_length(p.steps) AS steps
+         ), fires_gone AS (
+            DELETE FROM schedule_fires f USING ahead a
+             WHERE f.schedule_id = $1 AND f.fire_at = a.fire_at AND (a.job_id IS NULL OR a.job_id IN (SELECT id FROM jobs_gone))
+            RETURNING f.fire_at, f.job_id
+         )
+         SELECT f.fire_at, g.job_type, g.payload, p.steps AS pipeline_steps
+           FROM fires_gone f LEFT JOIN jobs_gone g ON g.id = f.job_id LEFT JOIN pipelines_gone p ON p.id = g.pipeline_id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(schedule)
+    .bind::<Timestamptz, _>(now)
+    .load(conn)
+    .await?;
+    Ok((unstaged.iter().map(|u| u.fire_at).min(), unstaged))
 }
 
 /// A fire and the status its job has now.
@@ -174,17 +238,30 @@ pub async fn history(pool: &DbPool, schedule: Uuid, before: Option<DateTime<Utc>
     Ok(query.load(&mut conn).await?)
 }
 
-/// Seconds until the earliest schedule is due (negative: overdue), by the
-/// database's clock; `None` when no schedule will fire. (A fire waiting
-/// for its previous run, `queue_one`, is looked at on every pass.)
-pub async fn due_in(pool: &DbPool) -> Result<Option<f64>, DbError> {
+/// Seconds until a scheduler has something to do (negative: overdue), by
+/// the database's clock: `lookahead` before the earliest fire of an
+/// `overlap: allow` schedule (stored ahead), at the earliest fire of any
+/// other; `None` when no schedule will fire. (A fire waiting for its
+/// previous run, `queue_one`, is looked at on every pass.)
+pub async fn due_in(pool: &DbPool, lookahead: chrono::Duration) -> Result<Option<f64>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(diesel::select(sql::<Nullable<diesel::sql_types::Double>>(
-        "(SELECT EXTRACT(EPOCH FROM (min(next_fire_at) - clock_timestamp()))::float8
-            FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL)",
-    ))
-    .get_result(&mut conn)
-    .await?)
+    Ok(diesel::sql_query(
+        "SELECT EXTRACT(EPOCH FROM (LEAST(
+                    (SELECT min(next_fire_at) FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL AND overlap = 'allow')
+                        - make_interval(secs => $1),
+                    (SELECT min(next_fire_at) FROM schedules WHERE NOT paused AND next_fire_at IS NOT NULL AND overlap <> 'allow'))
+                - clock_timestamp()))::float8 AS seconds",
+    )
+    .bind::<diesel::sql_types::Double, _>(lookahead.as_seconds_f64())
+    .get_result::<DueIn>(&mut conn)
+    .await?
+    .seconds)
+}
+
+#[derive(QueryableByName)]
+struct DueIn {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Double>)]
+    seconds: Option<f64>,
 }
 
 /// Schedules that will fire again (not paused, not past their end).
@@ -245,19 +322,22 @@ pub struct Fired {
 }
 
 /// One scheduler batch, in one transaction: locks up to `limit` schedules
-/// with something to do, hands them to `decide` (with the database's clock
-/// and which of their last runs have not finished), records the fires it
-/// planned, stores the jobs of those recorded now and saves each schedule's
-/// progress.
-pub async fn fire_due<F, Fut>(pool: &DbPool, limit: i64, decide: F) -> Result<Fired, DbError>
+/// with something to do within `lookahead` (see [`Horizon`]), hands them to
+/// `decide` (with the database's clock and which of their last runs have
+/// not finished), records the fires it planned, stores the jobs of those
+/// recorded now and saves each schedule's progress. A fire stored ahead
+/// has its job wait as `scheduled` until its time; an edit of the schedule
+/// before then undoes it ([`unstage`]).
+pub async fn fire_due<F, Fut>(pool: &DbPool, limit: i64, lookahead: chrono::Duration, decide: F) -> Result<Fired, DbError>
 where
-    F: FnOnce(DateTime<Utc>, Vec<ScheduleRow>, HashSet<Uuid>) -> Fut + Send + 'static,
+    F: FnOnce(Horizon, Vec<ScheduleRow>, HashSet<Uuid>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Vec<PlannedSchedule>> + Send,
 {
     let mut conn = pool.get().await?;
     conn.transaction(async move |conn| -> Result<Fired, DbError> {
         let now = clock(conn).await?;
-        let rows = lock_due(conn, now, limit).await?;
+        let horizon = Horizon { now, ahead: now + lookahead };
+        let rows = lock_due(conn, horizon, limit).await?;
         if rows.is_empty() {
             return Ok(Fired { now: Some(now), ..Fired::default() });
         }
@@ -266,8 +346,8 @@ where
         let pipeline_ids: Vec<Uuid> = waiting.filter_map(|r| r.last_pipeline_id).collect();
         let open = unfinished(conn, &job_ids, &pipeline_ids).await?;
         let before: HashMap<Uuid, ScheduleRow> = rows.iter().map(|r| (r.id, r.clone())).collect();
-        let due = rows.iter().filter(|r| r.next_fire_at.is_some_and(|at| at <= now)).count();
-        let planned = decide(now, rows, open).await;
+        let due = rows.iter().filter(|r| r.next_fire_at.is_some_and(|at| horizon.reaches(r, at))).count();
+        let planned = decide(horizon, rows, open).await;
         let mut fired = store_planned(conn, &before, planned).await?;
         fired.now = Some(now);
         fired.due = due;
@@ -361,13 +441,36 @@ where
     .await
 }
 
-/// Locks up to `limit` schedules with something to do at `now`: a fire
-/// time due, or a fire waiting for its previous run. Rows another
-/// scheduler holds are skipped, so workers share the due schedules.
-async fn lock_due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<ScheduleRow>, DbError> {
+/// How far a scheduler's batch reaches: the fire times due at `now`, and
+/// those of `overlap: allow` schedules up to `ahead`, stored ahead of their
+/// time so that their jobs are waiting (delayed) when the time comes.
+/// Whether a run overlaps can only be told at the fire time, so the other
+/// schedules fire when they are due.
+#[derive(Debug, Clone, Copy)]
+pub struct Horizon {
+    pub now: DateTime<Utc>,
+    pub ahead: DateTime<Utc>,
+}
+
+impl Horizon {
+    /// Whether `schedule`'s fire time `at` is within this batch's reach.
+    pub fn reaches(&self, schedule: &ScheduleRow, at: DateTime<Utc>) -> bool {
+        at <= self.now || (schedule.overlap == "allow" && at <= self.ahead)
+    }
+}
+
+/// Locks up to `limit` schedules with something to do within `horizon`: a
+/// fire time it reaches, or a fire waiting for its previous run. Rows
+/// another scheduler holds are skipped, so workers share the due schedules.
+async fn lock_due(conn: &mut AsyncPgConnection, horizon: Horizon, limit: i64) -> Result<Vec<ScheduleRow>, DbError> {
     Ok(schedules::table
         .filter(schedules::paused.eq(false))
-        .filter(schedules::next_fire_at.le(now).or(schedules::buffered_fire_at.is_not_null()))
+        .filter(
+            schedules::next_fire_at
+                .le(horizon.now)
+                .or(schedules::next_fire_at.le(horizon.ahead).and(schedules::overlap.eq("allow")))
+                .or(schedules::buffered_fire_at.is_not_null()),
+        )
         .order(schedules::next_fire_at.asc())
         .limit(limit)
         .select(ScheduleRow::as_select())
