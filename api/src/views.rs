@@ -1,6 +1,7 @@
 //! What the API sends and receives, with their OpenAPI schemas.
 
 use chrono::{DateTime, Utc};
+use peyk_queue::metadata::{self, Metadata};
 use peyk_schema::{AttemptRow, FileRow, JobRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -33,6 +34,12 @@ pub struct SubmitJob {
     /// queue, ahead of every job of priority 0.
     #[serde(default)]
     pub priority: Option<i16>,
+    /// Your own keys, to find the job again (`GET /v1/jobs?metadata[appointment]=4242`):
+    /// up to 20 keys of 1–64 characters (`A-Z a-z 0-9 _ - . :`), string values of
+    /// up to 500 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!({"appointment": "4242"}))]
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,6 +80,8 @@ pub struct JobView {
     /// The schedule whose fire submitted the job.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_id: Option<Uuid>,
+    /// As submitted (`{}` when none; a pipeline's steps carry the pipeline's).
+    pub metadata: Metadata,
 }
 
 impl From<JobRow> for JobView {
@@ -105,6 +114,7 @@ impl From<JobRow> for JobView {
             pipeline_id: row.pipeline_id,
             pipeline_step: row.pipeline_step,
             schedule_id: row.schedule_id,
+            metadata: metadata::from_value(&row.metadata),
         }
     }
 }

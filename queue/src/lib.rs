@@ -16,6 +16,7 @@ pub mod context;
 pub mod error;
 pub mod job;
 pub mod maintenance;
+pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod queue;

@@ -212,6 +212,7 @@ pub fn step_job<C: Clients>(
         max_attempts: spec.max_attempts.unwrap_or(job.max_attempts),
         pipeline_id: Some(pipeline.id),
         pipeline_step: Some(index as i32),
+        metadata: pipeline.metadata.clone(),
         ..job
     })
 }
@@ -250,7 +251,7 @@ pub fn decide<C: Clients>(registry: &Registry<C>, pipeline: &PipelineRow, jobs: 
 
 fn start<C: Clients>(registry: &Registry<C>, pipeline: &PipelineRow, index: usize, jobs: &[JobRow]) -> Advance {
     match step_job(registry, pipeline, index, jobs) {
-        Ok(job) => Advance::Start(job),
+        Ok(job) => Advance::Start(Box::new(job)),
         Err(error) => Advance::Finish { status: "failed", error: Some(error) },
     }
 }

@@ -84,6 +84,9 @@ pub struct FinishedJob<'a> {
     /// `succeeded`, `failed` or `dead`.
     pub status: JobStatus,
     pub outcome: &'a Outcome,
+    /// The client's keys on the job (`{}` for none), so that a receiver
+    /// finds its own record.
+    pub metadata: &'a serde_json::Value,
 }
 
 /// What a job's end announces (Peyk's: `job.*` events to the tenant's
@@ -285,7 +288,15 @@ impl<C: Clients> Runner<C> {
         let events = match outcome.final_status() {
             Some(status) => {
                 let internal = kind.is_some_and(|kind| kind.internal);
-                let finished = FinishedJob { id: job.id, tenant_id: job.tenant_id, job_type, internal, status, outcome: &outcome };
+                let finished = FinishedJob {
+                    id: job.id,
+                    tenant_id: job.tenant_id,
+                    job_type,
+                    internal,
+                    status,
+                    outcome: &outcome,
+                    metadata: &job.metadata,
+                };
                 self.announcer.messages_for(finished).await
             }
             None => Vec::new(),

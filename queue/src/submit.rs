@@ -34,6 +34,7 @@ pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value
         pipeline_id: None,
         pipeline_step: None,
         schedule_id: None,
+        metadata: serde_json::json!({}),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct JobRow {
     pub pipeline_id: Option<Uuid>,
     pub pipeline_step: Option<i32>,
     pub schedule_id: Option<Uuid>,
+    /// The client's own keys (string values), to find the job again.
+    pub metadata: serde_json::Value,
 }
 
 impl JobRow {
@@ -66,6 +68,8 @@ pub struct NewJob {
     pub pipeline_step: Option<i32>,
     /// The schedule whose fire submitted the job.
     pub schedule_id: Option<Uuid>,
+    /// `{}` when the client gave none.
+    pub metadata: serde_json::Value,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -148,6 +152,27 @@ pub struct PipelineRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The client's own keys; each step's job carries them too.
+    pub metadata: serde_json::Value,
+}
+
+impl PipelineRow {
+    /// A new pipeline of `steps` (as submitted), at its first step.
+    pub fn started(tenant_id: Uuid, steps: serde_json::Value, metadata: serde_json::Value, now: DateTime<Utc>) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            tenant_id,
+            status: "running".into(),
+            steps,
+            current_step: 0,
+            error_code: None,
+            error_message: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            metadata,
+        }
+    }
 }
 
 /// A tenant's email template in one language (sources, not rendered).

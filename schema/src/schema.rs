@@ -64,6 +64,7 @@ diesel::table! {
         pipeline_id -> Nullable<Uuid>,
         pipeline_step -> Nullable<Int4>,
         schedule_id -> Nullable<Uuid>,
+        metadata -> Jsonb,
     }
 }
 
@@ -79,6 +80,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        metadata -> Jsonb,
     }
 }
 

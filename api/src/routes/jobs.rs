@@ -11,6 +11,7 @@ use base64::Engine;
 use chrono::Utc;
 use peyk_jobs::registry;
 use peyk_jobs::{metrics, ValidationErrors};
+use peyk_queue::metadata;
 use peyk_queue::queue::{Enqueue, MAX_PRIORITY};
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobRow, JobStatus, NewJob};
@@ -70,6 +71,9 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
             errors.add("priority", format!("must be between 0 and {MAX_PRIORITY}"));
         }
     }
+    if let Some(Err(invalid)) = submission.metadata.as_ref().map(|m| metadata::check("metadata", m)) {
+        errors.0.extend(invalid.0);
+    }
     let now = Utc::now();
     let run_at = match (submission.delay_seconds, submission.run_at) {
         (Some(_), Some(_)) => {
@@ -110,6 +114,7 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
         pipeline_id: None,
         pipeline_step: None,
         schedule_id: None,
+        metadata: metadata::to_value(submission.metadata.as_ref()),
     };
     Ok((job, validated.files))
 }
@@ -269,6 +274,8 @@ pub async fn get_job(State(state): State<AppState>, tenant: Tenant, Path(id): Pa
         ("type" = Option<String>, Query, description = "Only this job type"),
         ("status" = Option<String>, Query, description = "Only this status"),
         ("schedule_id" = Option<String>, Query, description = "Only jobs this schedule submitted"),
+        ("metadata" = Option<HashMap<String, String>>, Query, style = DeepObject, explode,
+            description = "Only jobs whose metadata holds each given key with that value: `metadata[appointment]=4242` (several: all of them)"),
         ("limit" = Option<i64>, Query, description = "1–200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -301,7 +308,18 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
                     Some(Uuid::parse_str(&value).map_err(|_| ApiError::bad_parameter("schedule_id", "is not a schedule id"))?);
             }
             "cursor" => filter.before = Some(decode_cursor(&value)?),
-            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: type, status, schedule_id, limit, cursor")),
+            other => match other.strip_prefix("metadata[").and_then(|rest| rest.strip_suffix(']')) {
+                Some(key) => {
+                    metadata::check_key(key).map_err(|problem| ApiError::bad_parameter(other, problem))?;
+                    filter.metadata.insert(key.to_string(), value.into());
+                }
+                None => {
+                    return Err(ApiError::bad_parameter(
+                        other,
+                        "unknown parameter; known: type, status, schedule_id, metadata[KEY], limit, cursor",
+                    ))
+                }
+            },
         }
     }
     let limit = filter.limit;

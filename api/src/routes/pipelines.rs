@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use peyk_jobs::registry;
+use peyk_queue::metadata::{self, Metadata};
 use peyk_queue::pipeline::{self, StepSpec};
 use peyk_schema::queries::pipelines as q;
 use peyk_schema::{JobRow, PipelineRow};
@@ -29,6 +30,10 @@ use crate::views::{ErrorBody, JobErrorView};
 pub struct SubmitPipeline {
     /// Run in order; each starts when the one before it succeeded.
     pub steps: Vec<StepSpec>,
+    /// Your own keys, as on a job (`POST /v1/jobs`); every step's job carries them too.
+    #[serde(default)]
+    #[schema(example = json!({"appointment": "4242"}))]
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,6 +47,8 @@ pub struct PipelineView {
     pub steps: Vec<StepView>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// As submitted (`{}` when none).
+    pub metadata: Metadata,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +97,7 @@ fn view(pipeline: PipelineRow, jobs: Vec<JobRow>) -> PipelineView {
         steps,
         created_at: pipeline.created_at,
         finished_at: pipeline.finished_at,
+        metadata: metadata::from_value(&pipeline.metadata),
     }
 }
 
@@ -108,6 +116,9 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     let registry = registry::catalogue();
     pipeline::validate_steps(&registry, &submission.steps).map_err(ApiError::validation)?;
+    if let Some(given) = &submission.metadata {
+        metadata::check("metadata", given).map_err(ApiError::validation)?;
+    }
     let first_step = &submission.steps[0];
     let mut audio = 0.0;
     if let Some(Ok(first)) = registry.get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
@@ -121,18 +132,8 @@ pub async fn submit(
     usage.jobs = submission.steps.len() as i64;
     let charged = quota::charge(&state, tenant.0, usage).await?;
     let now = Utc::now();
-    let row = PipelineRow {
-        id: Uuid::now_v7(),
-        tenant_id: tenant.0 .0,
-        status: "running".into(),
-        steps: serde_json::to_value(&submission.steps).map_err(ApiError::internal)?,
-        current_step: 0,
-        error_code: None,
-        error_message: None,
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-    };
+    let steps = serde_json::to_value(&submission.steps).map_err(ApiError::internal)?;
+    let row = PipelineRow::started(tenant.0 .0, steps, metadata::to_value(submission.metadata.as_ref()), now);
     let first = pipeline::step_job(&registry, &row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
     let job = match q::create(&state.pool, &row, &first).await {
         Ok(job) => job,

@@ -11,11 +11,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use peyk_jobs::registry;
-use peyk_queue::pipeline;
 use peyk_queue::schedule::fire::{self, timing_of};
 use peyk_queue::schedule::target::{submission, submission_usage, unstaged_usage, JobTemplate, PipelineTemplate, Target};
 use peyk_queue::schedule::{Calendar, Timing, TimingSpec};
 use peyk_queue::ValidationErrors;
+use peyk_queue::{metadata, pipeline};
 use peyk_schema::queries::schedules::{self as q, Edited};
 use peyk_schema::{FireRow, ScheduleRow};
 use serde::{Deserialize, Serialize};
@@ -345,6 +345,7 @@ async fn check_job(state: &AppState, tenant: &Tenant, job: &JobTemplate) -> Resu
         delay_seconds: None,
         run_at: None,
         priority: job.priority,
+        metadata: job.metadata.clone(),
     };
     let (built, files) = build_job(tenant, submission).map_err(|e| under("job", e))?;
     check_files(state, tenant, "job.payload", &files).await?;
@@ -354,6 +355,9 @@ async fn check_job(state: &AppState, tenant: &Tenant, job: &JobTemplate) -> Resu
 async fn check_pipeline(state: &AppState, tenant: &Tenant, template: &PipelineTemplate) -> Result<PipelineTemplate, ApiError> {
     let registry = registry::catalogue();
     pipeline::validate_steps(&registry, &template.steps).map_err(|e| ApiError::validation(e.nested("pipeline")))?;
+    if let Some(given) = &template.metadata {
+        metadata::check("pipeline.metadata", given).map_err(ApiError::validation)?;
+    }
     let first = &template.steps[0];
     if let Some(Ok(validated)) = registry.get(&first.job_type).map(|kind| kind.validate(first.payload.clone())) {
         check_files(state, tenant, "pipeline.steps[0].payload", &validated.files).await?;

@@ -187,6 +187,7 @@ async fn openai(
         delay_seconds: None,
         run_at: None,
         priority: None,
+        metadata: None,
     };
     let (_, row) = create_job(&state, &tenant, submission).await.map_err(form_field_names)?;
     let finished = wait_for(&state, &tenant, row, state.limits.openai_wait).await?;

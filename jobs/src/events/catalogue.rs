@@ -11,7 +11,7 @@ pub const ENDPOINT_DISABLED: &str = "endpoint.disabled";
 
 /// `(type, what it means)`.
 pub const EVENT_TYPES: &[(&str, &str)] = &[
-    (JOB_SUCCEEDED, "A job succeeded. data: {id, type, status, error_code, error_message, result}"),
+    (JOB_SUCCEEDED, "A job succeeded. data: {id, type, status, error_code, error_message, result, metadata}"),
     (JOB_FAILED, "A job failed permanently (`status` failed) or ran out of attempts (`status` dead). data as for job.succeeded; `result` holds what is known of the last attempt"),
     (TRANSCRIPTION_COMPLETED, "A transcription job succeeded; data.result is the transcript"),
     (PAYMENT_SUCCEEDED, "A payment was verified (also after an earlier `failed`: then data.reversed_from is `failed`)"),

@@ -135,6 +135,7 @@ fn event_data(job: &FinishedJob<'_>) -> Value {
         "error_code": error_code,
         "error_message": error_message,
         "result": result,
+        "metadata": job.metadata,
     })
 }
 
@@ -147,6 +148,7 @@ mod tests {
     #[test]
     fn transcriptions_also_complete_and_failures_carry_their_error() {
         let ok = Outcome::Succeeded { result: json!({"text": "x"}) };
+        let metadata = json!({"appointment": "4242"});
         let job = |job_type, outcome| FinishedJob {
             id: Uuid::nil(),
             tenant_id: Uuid::nil(),
@@ -154,6 +156,7 @@ mod tests {
             internal: false,
             status: JobStatus::Succeeded,
             outcome,
+            metadata: &metadata,
         };
         assert_eq!(events_of(&job("transcription", &ok)), [JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED]);
         assert_eq!(events_of(&job("webhook", &ok)), [JOB_SUCCEEDED]);
@@ -162,5 +165,6 @@ mod tests {
         assert_eq!(events_of(&dead), [JOB_FAILED]);
         let data = event_data(&dead);
         assert_eq!((data["status"].as_str(), data["error_code"].as_str()), (Some("dead"), Some("http_500")));
+        assert_eq!(data["metadata"]["appointment"], "4242");
     }
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::metadata::{self, Metadata};
 use crate::pipeline::{self, StepSpec};
 use crate::queue::Use;
 use crate::registry::Registry;
@@ -31,6 +32,9 @@ pub struct JobTemplate {
     /// Default: the type's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<i32>,
+    /// Put on each fire's job (see `metadata` on `POST /v1/jobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 /// The pipeline each fire submits.
@@ -38,6 +42,9 @@ pub struct JobTemplate {
 #[serde(deny_unknown_fields)]
 pub struct PipelineTemplate {
     pub steps: Vec<StepSpec>,
+    /// Put on each fire's pipeline and its steps' jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,23 +114,17 @@ pub fn submission<C: Clients>(
         Target::Job(template) => {
             let kind = registry.get(&template.job_type).ok_or_else(|| format!("unknown job type `{}`", template.job_type))?;
             let job = crate::submit::system_job(schedule.tenant_id, kind, template.payload, now);
-            let job =
-                NewJob { priority: template.priority.unwrap_or(0), max_attempts: template.max_attempts.unwrap_or(job.max_attempts), ..job };
+            let job = NewJob {
+                priority: template.priority.unwrap_or(0),
+                max_attempts: template.max_attempts.unwrap_or(job.max_attempts),
+                metadata: metadata::to_value(template.metadata.as_ref()),
+                ..job
+            };
             Ok(Submission { job: keyed(job), pipeline: None })
         }
         Target::Pipeline(template) => {
-            let row = PipelineRow {
-                id: Uuid::now_v7(),
-                tenant_id: schedule.tenant_id,
-                status: "running".into(),
-                steps: serde_json::to_value(&template.steps).map_err(|e| e.to_string())?,
-                current_step: 0,
-                error_code: None,
-                error_message: None,
-                created_at: now,
-                updated_at: now,
-                finished_at: None,
-            };
+            let steps = serde_json::to_value(&template.steps).map_err(|e| e.to_string())?;
+            let row = PipelineRow::started(schedule.tenant_id, steps, metadata::to_value(template.metadata.as_ref()), now);
             let first = pipeline::step_job(registry, &row, 0, &[]).map_err(|(_, message)| message)?;
             Ok(Submission { job: keyed(first), pipeline: Some(row) })
         }

@@ -34,9 +34,10 @@ pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> 
     }
     Ok(diesel::sql_query(
         "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
-                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id)
+                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id, metadata)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
-                              $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[])
+                              $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[],
+                              $15::jsonb[])
          ON CONFLICT DO NOTHING
          RETURNING *",
     )
@@ -54,6 +55,7 @@ pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> 
     .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.pipeline_id))
     .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
     .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.schedule_id))
+    .bind::<Array<Jsonb>, _>(column(batch, |j| &j.metadata))
     .load(conn)
     .await?)
 }
@@ -86,6 +88,8 @@ pub struct ListFilter {
     pub status: Option<JobStatus>,
     /// Only jobs this schedule's fires submitted.
     pub schedule_id: Option<Uuid>,
+    /// Only jobs whose metadata holds every one of these keys and values.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<Uuid>,
     pub limit: i64,
@@ -108,6 +112,11 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
     }
     if let Some(schedule) = filter.schedule_id {
         query = query.filter(jobs::schedule_id.eq(schedule));
+    }
+    if !filter.metadata.is_empty() {
+        // `@>` on the GIN index (jobs_metadata): the ids of the rows holding
+        // every pair, then the tenant and the page among those.
+        query = query.filter(jobs::metadata.contains(serde_json::Value::Object(filter.metadata.clone())));
     }
     if let Some(before) = filter.before {
         query = query.filter(jobs::id.lt(before));

@@ -22,7 +22,7 @@ pub enum Advance {
     /// The current step has not finished.
     Wait,
     /// Store and start the next step's job (and move `current_step` to it).
-    Start(NewJob),
+    Start(Box<NewJob>),
     /// The pipeline is over: `succeeded`, `failed` or `cancelled`, with the
     /// reason when it did not succeed.
     Finish { status: &'static str, error: Option<(String, String)> },
@@ -84,7 +84,7 @@ where
             Advance::Wait => Ok(None),
             Advance::Start(job) => {
                 let step = job.pipeline_step.unwrap_or(pipeline.current_step + 1);
-                let row = diesel::insert_into(jobs::table).values(&job).returning(JobRow::as_returning()).get_result(conn).await?;
+                let row = diesel::insert_into(jobs::table).values(&*job).returning(JobRow::as_returning()).get_result(conn).await?;
                 diesel::update(pipelines::table.filter(pipelines::id.eq(id)))
                     .set((pipelines::current_step.eq(step), pipelines::updated_at.eq(now)))
                     .execute(conn)

@@ -482,7 +482,9 @@ async fn schedules_are_edited_triggered_listed_and_deleted_within_their_tenant()
     let api = env.start_api().await;
     let sink = Sink::start().await;
     let _worker = env.start_worker_with(&[("PEYK_QUEUES", "webhook")]).await;
-    let schedule = create(&api, &key, json!({ "name": "daily", "cron": "0 9 * * *", "job": hook(&sink.url) })).await;
+    let mut job = hook(&sink.url);
+    job["metadata"] = json!({ "report": "daily" });
+    let schedule = create(&api, &key, json!({ "name": "daily", "cron": "0 9 * * *", "job": job })).await;
     let id = schedule["id"].as_str().unwrap();
     assert_eq!(schedule["timezone"], "Asia/Tehran");
     assert_eq!(schedule["misfire"], "run_once");
@@ -501,6 +503,7 @@ async fn schedules_are_edited_triggered_listed_and_deleted_within_their_tenant()
     let triggered = post_ok(&api, &key, &format!("/v1/schedules/{id}/trigger")).await;
     assert_eq!(triggered["fire"]["manual"], true);
     assert_eq!(triggered["job"]["schedule_id"], id);
+    assert_eq!(triggered["job"]["metadata"], json!({ "report": "daily" }), "a fire's job carries the template's metadata");
     sink.wait_for(1, Duration::from_secs(20)).await;
     assert!(started.elapsed() < Duration::from_secs(20));
     let (_, got) = api.get(&format!("/v1/schedules/{id}"), &key).await;
