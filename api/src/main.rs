@@ -143,6 +143,7 @@ async fn serve() -> anyhow::Result<()> {
         files: peyk_jobs::storage::FileStore::from_env()?,
         limits: config.limits,
         public_limiter: Arc::new(address_limit::AddressLimiter::new(config.public_rate_per_minute, config.trust_forwarded_for)),
+        waiters: peyk_queue::finished::Waiters::start(&config.redis_url, &config.redis_prefix),
     };
     tokio::spawn(state::watch_redis(state.clone()));
     tracing::info!(store = %state.files.description, "file store ready");

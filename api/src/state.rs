@@ -36,6 +36,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Per-sender rate limit of the public endpoints (callbacks, inbound).
     pub public_limiter: Arc<crate::address_limit::AddressLimiter>,
+    /// Requests waiting for a job or pipeline to end (`?wait=`).
+    pub waiters: peyk_queue::finished::Waiters,
 }
 
 impl AppState {

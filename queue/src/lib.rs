@@ -14,6 +14,7 @@
 pub mod consumers;
 pub mod context;
 pub mod error;
+pub mod finished;
 pub mod job;
 pub mod maintenance;
 pub mod metadata;

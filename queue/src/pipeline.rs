@@ -262,10 +262,16 @@ pub async fn advance<C: Clients>(registry: &Arc<Registry<C>>, pool: &DbPool, que
     // Decided inside the pipeline's transaction, which owns what it calls.
     let registry = registry.clone();
     let decide = move |pipeline: &PipelineRow, jobs: &[JobRow]| decide(&registry, pipeline, jobs);
-    if let Some((job, entry)) = q::advance(pool, pipeline, decide).await?.and_then(|job| Enqueue::for_row(&job).map(|e| (job, e))) {
-        if let Err(e) = queue.enqueue(&entry).await {
-            tracing::warn!(error = %e, job_id = %job.id, "pipeline step stored but not pushed; the sweeper will queue it");
+    match q::advance(pool, pipeline, decide).await? {
+        Some(job) => {
+            if let Some(entry) = Enqueue::for_row(&job) {
+                if let Err(e) = queue.enqueue(&entry).await {
+                    tracing::warn!(error = %e, job_id = %job.id, "pipeline step stored but not pushed; the sweeper will queue it");
+                }
+            }
         }
+        // Ended (or still waiting on its step: a waiter then reads it once more for nothing).
+        None => queue.announce_finished(&[pipeline]).await,
     }
     Ok(())
 }

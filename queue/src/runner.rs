@@ -47,7 +47,7 @@ fn start_acks(queue: &Queue) -> Acks {
     })
 }
 
-fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
+fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
     const MAX_BATCH: usize = 128;
     const PARALLEL: usize = 4;
     let claims = {
@@ -58,10 +58,21 @@ fn start_batchers(pool: &DbPool, worker_id: &str, lease: Duration) -> (Claims, F
         })
     };
     let finishes = {
-        let (pool, worker_id) = (pool.clone(), worker_id.to_string());
+        let (pool, queue, worker_id) = (pool.clone(), queue.clone(), worker_id.to_string());
         Batcher::start(MAX_BATCH, PARALLEL, move |finishes: Vec<Finish>| {
-            let (pool, worker_id) = (pool.clone(), worker_id.clone());
-            async move { q::finish_batch(&pool, &worker_id, &finishes).await }
+            let (pool, queue, worker_id) = (pool.clone(), queue.clone(), worker_id.clone());
+            async move {
+                let recorded = q::finish_batch(&pool, &worker_id, &finishes).await?;
+                // Committed: whoever waits for these jobs (`?wait=`) may read them now.
+                let ended: Vec<Uuid> = finishes
+                    .iter()
+                    .zip(&recorded)
+                    .filter(|(finish, recorded)| **recorded && finish.outcome.final_status().is_some())
+                    .map(|(finish, _)| finish.job_id)
+                    .collect();
+                queue.announce_finished(&ended).await;
+                Ok(recorded)
+            }
         })
     };
     (claims, finishes)
@@ -152,7 +163,7 @@ impl<C: Clients> Runner<C> {
     pub fn start(clients: Arc<C>, registry: Arc<Registry<C>>, announcer: Arc<dyn Announcer>, settings: RunnerSettings) -> Arc<Self> {
         let RunnerSettings { worker_id, lease, backoff } = settings;
         let backbone = clients.backbone();
-        let (claims, finishes) = start_batchers(&backbone.pool, &worker_id, lease);
+        let (claims, finishes) = start_batchers(&backbone.pool, &backbone.queue, &worker_id, lease);
         Arc::new(Self {
             pool: backbone.pool.clone(),
             claims,

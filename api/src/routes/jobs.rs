@@ -1,6 +1,7 @@
 //! `/v1/jobs`: submit, read, list, cancel, retry, attempts.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -260,12 +261,83 @@ pub(crate) fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
 
 /// Get a job.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    params(("id" = String, Path, description = "Job id"),
+        ("wait" = Option<f64>, Query, description = "Hold the request up to this many seconds (0–60) until the job ends (succeeded, failed, dead, cancelled); it answers the job as it is then, ended or not (Celery's `AsyncResult.get(timeout=…)`)")),
+    responses((status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<JobView>, ApiError> {
     let id = parse_job_id(&id)?;
-    let row = jobs::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    let wait = wait_param(query.as_deref())?;
+    let row = read_when_finished(&state, &tenant, id, wait).await?.ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(row.into()))
+}
+
+/// The most `?wait=` holds a request.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// `?wait=SECONDS` (0–60, fractions allowed); no other parameter.
+pub(crate) fn wait_param(query: Option<&str>) -> Result<Duration, ApiError> {
+    let mut wait = Duration::ZERO;
+    for (name, value) in url_pairs(query.unwrap_or("")) {
+        match name.as_str() {
+            "wait" => {
+                wait = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.0..=MAX_WAIT.as_secs_f64()).contains(s))
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| ApiError::bad_parameter("wait", "must be a number of seconds from 0 to 60"))?;
+            }
+            other => return Err(ApiError::bad_parameter(other, "unknown parameter; known: wait")),
+        }
+    }
+    Ok(wait)
+}
+
+/// The job, once it has ended or `limit` has passed.
+pub(crate) async fn read_when_finished(state: &AppState, tenant: &Tenant, id: Uuid, limit: Duration) -> Result<Option<JobRow>, ApiError> {
+    let (pool, tenant) = (state.pool.clone(), tenant.0);
+    let read = move || {
+        let pool = pool.clone();
+        async move { jobs::get(&pool, tenant, id).await }
+    };
+    read_when_ended(state, id, limit, read, |row: &JobRow| row.status().is_terminal()).await
+}
+
+/// What `read` answers for `id` once `ended` says so or `limit` has
+/// passed. Woken by the workers' announcement (`peyk_queue::finished`):
+/// two reads per waiter however long it waits; once a second while
+/// announcements are down.
+pub(crate) async fn read_when_ended<T, Read, Reading>(
+    state: &AppState,
+    id: Uuid,
+    limit: Duration,
+    read: Read,
+    ended: impl Fn(&T) -> bool,
+) -> Result<Option<T>, ApiError>
+where
+    Read: Fn() -> Reading,
+    Reading: std::future::Future<Output = Result<Option<T>, peyk_schema::DbError>> + Send,
+{
+    let deadline = Instant::now() + limit;
+    let watch = state.waiters.watch(id);
+    loop {
+        // Armed before the read: an announcement between the two is kept.
+        let notified = watch.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let Some(row) = read().await? else { return Ok(None) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ended(&row) || left.is_zero() {
+            return Ok(Some(row));
+        }
+        let step = if state.waiters.is_live() { left } else { left.min(Duration::from_secs(1)) };
+        let _ = tokio::time::timeout(step, notified).await;
+    }
 }
 
 /// List jobs, newest first.
@@ -360,6 +432,7 @@ pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id):
         return Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", format!("the job has already finished ({})", row.status))
             .with_details(json!({ "status": row.status })));
     }
+    state.queue.announce_finished(&[id]).await;
     // A cancelled step ends its pipeline.
     if let Some(pipeline) = row.pipeline_id {
         if let Err(e) = peyk_queue::pipeline::advance(&registry::catalogue(), &state.pool, &state.queue, pipeline).await {

@@ -2,7 +2,7 @@
 //! steps themselves are ordinary jobs (in `/v1/jobs`, with `pipeline_id`);
 //! `peyk_queue::pipeline` has the rules.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,7 +20,7 @@ use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::quota::{self, Use};
-use crate::routes::jobs::{check_files, enqueue};
+use crate::routes::jobs::{check_files, enqueue, read_when_ended, wait_param};
 use crate::state::AppState;
 use crate::views::{ErrorBody, JobErrorView};
 
@@ -148,11 +148,25 @@ pub async fn submit(
 
 /// A pipeline with every step's status.
 #[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("api_key" = [])),
-    params(("id" = String, Path, description = "Pipeline id")),
-    responses((status = 200, body = PipelineView), (status = 404, body = ErrorBody)))]
-pub async fn get_pipeline(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<PipelineView>, ApiError> {
+    params(("id" = String, Path, description = "Pipeline id"),
+        ("wait" = Option<f64>, Query, description = "Hold the request up to this many seconds (0–60) until the pipeline ends; it answers the pipeline as it is then")),
+    responses((status = 200, body = PipelineView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_pipeline(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<PipelineView>, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("pipeline"))?;
-    let row = q::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
+    let wait = wait_param(query.as_deref())?;
+    let (pool, tenant_id) = (state.pool.clone(), tenant.0);
+    let read = move || {
+        let pool = pool.clone();
+        async move { q::get(&pool, tenant_id, id).await }
+    };
+    let row = read_when_ended(&state, id, wait, read, |row: &PipelineRow| row.status != "running")
+        .await?
+        .ok_or_else(|| ApiError::not_found("pipeline"))?;
     let jobs = q::step_jobs(&state.pool, id).await?;
     Ok(Json(view(row, jobs)))
 }
@@ -176,8 +190,10 @@ pub async fn cancel_pipeline(
     for job in q::step_jobs(&state.pool, id).await? {
         if !job.status().is_terminal() {
             peyk_schema::queries::jobs::cancel(&state.pool, tenant.0, job.id).await?;
+            state.queue.announce_finished(&[job.id]).await;
         }
     }
+    state.queue.announce_finished(&[id]).await;
     let jobs = q::step_jobs(&state.pool, id).await?;
     Ok(Json(view(row, jobs)))
 }

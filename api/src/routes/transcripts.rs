@@ -3,8 +3,6 @@
 //! which upload, submit a normal job and wait for it, so that apps using
 //! OpenAI's SDKs switch to Peyk by changing the base URL.
 
-use std::time::{Duration, Instant};
-
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -18,7 +16,7 @@ use peyk_schema::{JobRow, JobStatus};
 use serde_json::json;
 
 use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, Upload};
-use super::jobs::{create_job, parse_job_id};
+use super::jobs::{create_job, parse_job_id, read_when_finished};
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -190,7 +188,8 @@ async fn openai(
         metadata: None,
     };
     let (_, row) = create_job(&state, &tenant, submission).await.map_err(form_field_names)?;
-    let finished = wait_for(&state, &tenant, row, state.limits.openai_wait).await?;
+    let finished =
+        read_when_finished(&state, &tenant, row.id, state.limits.openai_wait).await?.ok_or_else(|| ApiError::not_found("job"))?;
     match finished.status() {
         JobStatus::Succeeded => Ok(render(&transcript_of(&finished)?, format)),
         JobStatus::Failed | JobStatus::Dead | JobStatus::Cancelled => Err(job_failed(&finished)),
@@ -203,17 +202,6 @@ async fn openai(
 
 /// Polls the job until it finishes or `limit` passes: every 10 ms at first
 /// (short clips finish in well under a second), backing off to 250 ms.
-async fn wait_for(state: &AppState, tenant: &Tenant, mut row: JobRow, limit: Duration) -> Result<JobRow, ApiError> {
-    let started = Instant::now();
-    let mut interval = Duration::from_millis(10);
-    while !row.status().is_terminal() && started.elapsed() < limit {
-        tokio::time::sleep(interval.min(limit.saturating_sub(started.elapsed()))).await;
-        interval = (interval * 5 / 4).min(Duration::from_millis(250));
-        row = jobs::get(&state.pool, tenant.0, row.id).await?.ok_or_else(|| ApiError::not_found("job"))?;
-    }
-    Ok(row)
-}
-
 /// The job's own error, as OpenAI answers a file it cannot use: 400.
 fn job_failed(row: &JobRow) -> ApiError {
     let code = row.error_code.clone().unwrap_or_else(|| row.status.clone());

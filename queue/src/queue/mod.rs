@@ -105,6 +105,11 @@ impl Default for QueueTimings {
     }
 }
 
+/// The channel [`Queue::announce_finished`] publishes on.
+pub fn finished_channel(prefix: &str) -> String {
+    format!("{prefix}:finished")
+}
+
 pub fn namespace(prefix: &str, job_type: &str) -> String {
     format!("{prefix}:{job_type}")
 }
@@ -354,6 +359,20 @@ impl Queue {
             }
         }
         Ok(())
+    }
+
+    /// Tells whoever waits for these jobs or pipelines (`GET /v1/jobs/{id}?wait=`,
+    /// [`crate::finished`]) that they ended: one `PUBLISH` of their ids.
+    /// Best effort: a waiter that misses it reads the row at its timeout.
+    pub async fn announce_finished(&self, ids: &[Uuid]) {
+        if ids.is_empty() {
+            return;
+        }
+        let message = ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",");
+        let mut conn = self.conn.clone();
+        if let Err(e) = redis::cmd("PUBLISH").arg(finished_channel(&self.prefix)).arg(message).query_async::<i64>(&mut conn).await {
+            tracing::debug!(error = %e, "could not announce finished jobs");
+        }
     }
 
     /// Moves the delayed tasks of `job_type` that fell due into their

@@ -176,3 +176,65 @@ async fn priority_jobs_go_ahead_of_the_queue() {
     assert_eq!(received[0].path, "/urgent");
     assert_eq!(received[1].path, "/normal0");
 }
+
+#[tokio::test]
+async fn waiting_on_a_job_answers_when_it_ends_or_at_the_timeout_without_polling_the_database() {
+    let env = TestEnv::new("wait").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+    sink.default_reply(Reply::status(200).delay(Duration::from_millis(2000)));
+    let _worker = env.start_worker_with(&[("PEYK_QUEUES", "webhook")]).await;
+
+    for bad in ["wait=61", "wait=-1", "wait=soon", "timeout=3"] {
+        let (status, body) = api.get(&format!("/v1/jobs/{}?{bad}", uuid::Uuid::now_v7()), &key).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")), "{bad}: {body}");
+    }
+
+    // Answered as soon as the job ends.
+    let id = api.submit(&key, &webhook(&format!("{}/slow", sink.url), json!({}))).await;
+    let started = Instant::now();
+    let (status, job) = api.get(&format!("/v1/jobs/{id}?wait=20"), &key).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("succeeded")), "{job}");
+    assert!(started.elapsed() < Duration::from_secs(6), "answered {:?} after the submission", started.elapsed());
+
+    // Not ended: answered as it is at the timeout.
+    let (_, later) = api
+        .post(
+            "/v1/jobs",
+            &key,
+            &json!({ "type": "webhook", "payload": { "url": format!("{}/later", sink.url), "body": {} }, "delay_seconds": 3600 }),
+        )
+        .await;
+    let started = Instant::now();
+    let (_, job) = api.get(&format!("/v1/jobs/{}?wait=1.5", later["id"].as_str().unwrap()), &key).await;
+    assert_eq!(job["status"], "scheduled");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(3), "{waited:?}");
+
+    // The same for a pipeline: answered once its last step ended.
+    let step = |path: &str| json!({ "type": "webhook", "payload": { "url": format!("{}/{path}", sink.url), "body": {} } });
+    let (status, pipeline) = api.post("/v1/pipelines", &key, &json!({ "steps": [step("one"), step("two")] })).await;
+    assert_eq!(status, 202, "{pipeline}");
+    let started = Instant::now();
+    let (_, pipeline) = api.get(&format!("/v1/pipelines/{}?wait=30", pipeline["id"].as_str().unwrap()), &key).await;
+    assert_eq!(pipeline["status"], "succeeded", "{pipeline}");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered {:?} after the submission", started.elapsed());
+
+    // 300 waiters on one job: about two reads each, whatever the wait (a poll every 250 ms would be 2,400 more).
+    const WAITERS: i64 = 300;
+    let id = api.submit(&key, &webhook(&format!("{}/slow", sink.url), json!({}))).await;
+    // A backend idle within a second of its last report sends its counts up to 10 s later.
+    let stats_flushed = Duration::from_secs(11);
+    tokio::time::sleep(stats_flushed).await;
+    let commits = "SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()";
+    let before = env.sql_count(commits).await;
+    let path = format!("/v1/jobs/{id}?wait=30");
+    let waits: Vec<_> = (0..WAITERS).map(|_| api.get(&path, &key)).collect();
+    let answers = futures::future::join_all(waits).await;
+    assert!(answers.iter().all(|(status, job)| *status == 200 && job["status"] == "succeeded"), "{:?}", answers[0]);
+    tokio::time::sleep(stats_flushed).await;
+    let transactions = env.sql_count(commits).await - before;
+    // Two reads per waiter, and what the worker and the API do meanwhile (about 150 in these 14 s).
+    assert!(transactions < 2 * WAITERS + 250, "{transactions} transactions for {WAITERS} waiters");
+}
