@@ -64,13 +64,17 @@ fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration
             async move {
                 let recorded = q::finish_batch(&pool, &worker_id, &finishes).await?;
                 // Committed: whoever waits for these jobs (`?wait=`) may read them now.
+                // Announced beside the batch's answer, not before it: the
+                // outcomes' acks need not wait for the publish.
                 let ended: Vec<Uuid> = finishes
                     .iter()
                     .zip(&recorded)
                     .filter(|(finish, recorded)| **recorded && finish.outcome.final_status().is_some())
                     .map(|(finish, _)| finish.job_id)
                     .collect();
-                queue.announce_finished(&ended).await;
+                if !ended.is_empty() {
+                    tokio::spawn(async move { queue.announce_finished(&ended).await });
+                }
                 Ok(recorded)
             }
         })

@@ -187,13 +187,15 @@ pub async fn cancel_pipeline(
         return Err(ApiError::new(StatusCode::CONFLICT, "not_cancellable", format!("the pipeline already ended ({})", before.status)));
     }
     let row = q::cancel(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("pipeline"))?;
+    // The pipeline and the steps cancelled here, announced together to their waiters.
+    let mut ended = vec![id];
     for job in q::step_jobs(&state.pool, id).await? {
         if !job.status().is_terminal() {
             peyk_schema::queries::jobs::cancel(&state.pool, tenant.0, job.id).await?;
-            state.queue.announce_finished(&[job.id]).await;
+            ended.push(job.id);
         }
     }
-    state.queue.announce_finished(&[id]).await;
+    state.queue.announce_finished(&ended).await;
     let jobs = q::step_jobs(&state.pool, id).await?;
     Ok(Json(view(row, jobs)))
 }

@@ -200,8 +200,6 @@ async fn openai(
     }
 }
 
-/// Polls the job until it finishes or `limit` passes: every 10 ms at first
-/// (short clips finish in well under a second), backing off to 250 ms.
 /// The job's own error, as OpenAI answers a file it cannot use: 400.
 fn job_failed(row: &JobRow) -> ApiError {
     let code = row.error_code.clone().unwrap_or_else(|| row.status.clone());

@@ -159,7 +159,7 @@ pub async fn delete(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<
         if lock(conn, tenant.0, id).await?.is_none() {
             return Ok(None);
         }
-        let now = diesel::select(sql::<Timestamptz>("clock_timestamp()")).get_result(conn).await?;
+        let now = clock(conn).await?;
         let (_, unstaged) = unstage(conn, id, now).await?;
         diesel::delete(schedules::table.filter(schedules::id.eq(id))).execute(conn).await?;
         Ok(Some(unstaged))
