@@ -93,10 +93,7 @@ impl IntoResponse for ApiError {
             StatusCode::UNAUTHORIZED => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            StatusCode::TOO_MANY_REQUESTS => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 let seconds = self.details["retry_after_seconds"].as_u64().unwrap_or(1);
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }

@@ -3,6 +3,7 @@
 //! This file only wires things together.
 
 mod address_limit;
+mod admission;
 mod auth;
 mod cache;
 mod config;
@@ -144,6 +145,7 @@ async fn serve() -> anyhow::Result<()> {
         limits: config.limits,
         public_limiter: Arc::new(address_limit::AddressLimiter::new(config.public_rate_per_minute, config.trust_forwarded_for)),
         waiters: peyk_queue::finished::Waiters::start(&config.redis_url, &config.redis_prefix),
+        checks: Arc::new(admission::Checks::new(&config.redis_prefix, peyk_jobs::sms::rate_limiter_from_env(&config.redis_prefix)?)),
     };
     tokio::spawn(state::watch_redis(state.clone()));
     tracing::info!(store = %state.files.description, "file store ready");

@@ -38,6 +38,8 @@ pub struct AppState {
     pub public_limiter: Arc<crate::address_limit::AddressLimiter>,
     /// Requests waiting for a job or pipeline to end (`?wait=`).
     pub waiters: peyk_queue::finished::Waiters,
+    /// What submissions are checked against beyond their payload.
+    pub checks: Arc<crate::admission::Checks>,
 }
 
 impl AppState {

@@ -40,6 +40,17 @@ pub struct SubmitJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = json!({"appointment": "4242"}))]
     pub metadata: Option<Metadata>,
+    /// Where Peyk POSTs the job's record once it has succeeded, failed or
+    /// died (`{"type": "job.succeeded"|"job.failed", "timestamp", "data"}`),
+    /// retried on the webhook endpoints' schedule under one `webhook-id`.
+    /// http or https, no credentials in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://clinic.example/peyk/done")]
+    pub callback_url: Option<String>,
+    /// Signs the callback (Standard Webhooks): `whsec_` + base64 of 24–64
+    /// bytes. Without it the callback is sent unsigned. Never shown again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,6 +93,9 @@ pub struct JobView {
     pub schedule_id: Option<Uuid>,
     /// As submitted (`{}` when none; a pipeline's steps carry the pipeline's).
     pub metadata: Metadata,
+    /// Where the finished job is delivered (its secret is never shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 impl From<JobRow> for JobView {
@@ -115,6 +129,7 @@ impl From<JobRow> for JobView {
             pipeline_step: row.pipeline_step,
             schedule_id: row.schedule_id,
             metadata: metadata::from_value(&row.metadata),
+            callback_url: row.callback.as_ref().and_then(|c| c["url"].as_str()).map(str::to_owned),
         }
     }
 }

@@ -41,6 +41,11 @@ export PEYK_TEST_MOTO="$venv/bin/moto_server"
 OPENAPI_VALIDATOR_VERSION=0.9.0
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('openapi-spec-validator') == '$OPENAPI_VALIDATOR_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+# standardwebhooks: the specification's own library checks Peyk's signatures
+# (tests/src/signatures.rs).
+STANDARDWEBHOOKS_VERSION=1.1.0
+"$venv/bin/python" -c "import importlib.metadata as m; assert m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION'" 2>/dev/null \
+  || "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 export PEYK_TEST_PYTHON="$venv/bin/python"
 phase_done "models, audio fixtures and Python test servers"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"

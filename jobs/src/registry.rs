@@ -25,6 +25,8 @@ macro_rules! peyk_types {
             .$add::<crate::payments::PaymentVerificationJob>()
             .$add::<crate::payments::reconcile::PaymentReconcileJob>()
             .$add::<crate::events::delivery::WebhookDeliveryJob>()
+            .$add::<crate::events::callback::JobCallbackJob>()
+            .$add::<crate::task::TaskJob>()
     };
 }
 

@@ -51,13 +51,21 @@ pub struct JobContext<C> {
     pub tenant_id: Uuid,
     /// 1-based number of this attempt.
     pub attempt: i32,
+    /// The job's own limit: after this attempt, a retryable error ends it as `dead`.
+    pub max_attempts: i32,
     pub clients: Arc<C>,
     progress: Option<watch::Sender<i16>>,
 }
 
 impl<C: Clients> JobContext<C> {
-    pub fn new(job_id: Uuid, tenant_id: Uuid, attempt: i32, clients: Arc<C>, progress: Option<watch::Sender<i16>>) -> Self {
-        Self { job_id, tenant_id, attempt, clients, progress }
+    pub fn new(
+        job_id: Uuid,
+        tenant_id: Uuid,
+        (attempt, max_attempts): (i32, i32),
+        clients: Arc<C>,
+        progress: Option<watch::Sender<i16>>,
+    ) -> Self {
+        Self { job_id, tenant_id, attempt, max_attempts, clients, progress }
     }
 
     /// Reports progress (0–100). Cheap: the runner writes only the latest

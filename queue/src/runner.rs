@@ -102,6 +102,10 @@ pub struct FinishedJob<'a> {
     /// The client's keys on the job (`{}` for none), so that a receiver
     /// finds its own record.
     pub metadata: &'a serde_json::Value,
+    /// The attempts it took.
+    pub attempts: i32,
+    /// Its own callback (`jobs.callback`), if it was submitted with one.
+    pub callback: Option<&'a serde_json::Value>,
 }
 
 /// What a job's end announces (Peyk's: `job.*` events to the tenant's
@@ -266,7 +270,7 @@ impl<C: Clients> Runner<C> {
 
         let (progress_tx, progress_rx) = watch::channel(job.progress.unwrap_or(0));
         let progress_writer = tokio::spawn(write_progress(self.pool.clone(), job.id, self.worker_id.clone(), progress_rx));
-        let ctx = JobContext::new(job.id, job.tenant_id, job.attempts, self.clients.clone(), Some(progress_tx));
+        let ctx = JobContext::new(job.id, job.tenant_id, (job.attempts, job.max_attempts), self.clients.clone(), Some(progress_tx));
 
         let started = Instant::now();
         // Every attempt allowed was claimed and none reported: each ended with
@@ -311,6 +315,8 @@ impl<C: Clients> Runner<C> {
                     status,
                     outcome: &outcome,
                     metadata: &job.metadata,
+                    attempts: job.attempts,
+                    callback: job.callback.as_ref(),
                 };
                 self.announcer.messages_for(finished).await
             }

@@ -35,6 +35,7 @@ pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value
         pipeline_step: None,
         schedule_id: None,
         metadata: serde_json::json!({}),
+        callback: None,
     }
 }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::schema::{
     email_templates, files, inbound_events, job_attempts, jobs, payment_accounts, payments, pipelines, schedule_fires, schedules,
-    sms_outbox, webhook_attempts, webhook_endpoints, webhook_messages,
+    sms_outbox, task_targets, webhook_attempts, webhook_endpoints, webhook_messages,
 };
 use crate::status::JobStatus;
 
@@ -41,6 +41,8 @@ pub struct JobRow {
     pub schedule_id: Option<Uuid>,
     /// The client's own keys (string values), to find the job again.
     pub metadata: serde_json::Value,
+    /// The job's own callback, `{"url", "secret"}`; see [`JobCallback`].
+    pub callback: Option<serde_json::Value>,
 }
 
 impl JobRow {
@@ -70,6 +72,8 @@ pub struct NewJob {
     pub schedule_id: Option<Uuid>,
     /// `{}` when the client gave none.
     pub metadata: serde_json::Value,
+    /// Where the finished job is delivered ([`JobCallback`] as JSON).
+    pub callback: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -188,6 +192,34 @@ pub struct EmailTemplateRow {
     pub text: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's HTTP task target: where `task` jobs of that name are POSTed.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = task_targets)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct TaskTargetRow {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub url: String,
+    /// `whsec_…`: signs every request (Standard Webhooks).
+    pub secret: String,
+    pub timeout_seconds: i32,
+    pub max_attempts: i32,
+    pub min_backoff_seconds: i32,
+    pub max_backoff_seconds: i32,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A job's own callback as stored in `jobs.callback`: the finished job is
+/// POSTed to `url`, signed with `secret` when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobCallback {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// A tenant's account at a payment gateway.
@@ -338,6 +370,8 @@ pub struct WebhookMessageRow {
     pub event_type: String,
     pub payload: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// Set for a message to one job's callback (not to the endpoints).
+    pub callback_job_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -65,6 +65,7 @@ diesel::table! {
         pipeline_step -> Nullable<Int4>,
         schedule_id -> Nullable<Uuid>,
         metadata -> Jsonb,
+        callback -> Nullable<Jsonb>,
     }
 }
 
@@ -119,6 +120,22 @@ diesel::table! {
         subject -> Text,
         html -> Nullable<Text>,
         text -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    task_targets (tenant_id, name) {
+        tenant_id -> Uuid,
+        name -> Text,
+        url -> Text,
+        secret -> Text,
+        timeout_seconds -> Int4,
+        max_attempts -> Int4,
+        min_backoff_seconds -> Int4,
+        max_backoff_seconds -> Int4,
+        description -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -278,6 +295,7 @@ diesel::table! {
         payload -> Jsonb,
         created_at -> Timestamptz,
         dispatched_at -> Nullable<Timestamptz>,
+        callback_job_id -> Nullable<Uuid>,
     }
 }
 
@@ -297,6 +315,7 @@ diesel::table! {
 }
 
 diesel::joinable!(email_templates -> tenants (tenant_id));
+diesel::joinable!(task_targets -> tenants (tenant_id));
 diesel::joinable!(webhook_endpoints -> tenants (tenant_id));
 diesel::joinable!(webhook_messages -> tenants (tenant_id));
 diesel::joinable!(webhook_attempts -> webhook_messages (message_id));

@@ -10,6 +10,7 @@
 pub mod gateways;
 pub mod kavenegar;
 pub mod openai;
+pub mod signatures;
 pub mod sink;
 pub mod smtp;
 pub mod speech;

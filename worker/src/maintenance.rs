@@ -4,7 +4,9 @@
 //! - queue payment reconciliation (one worker of the fleet at a time), and
 //!   prune inbound events past their retention;
 //! - fire due schedules (`peyk_queue::schedule::fire`; every worker, sharing
-//!   the due schedules).
+//!   the due schedules);
+//! - report which providers this worker has (`peyk_jobs::providers`), for
+//!   `/readyz?providers=1` and the API's checks at submission.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +27,9 @@ type Runner = peyk_queue::runner::Runner<SharedClients>;
 pub fn spawn_all(runner: &Arc<Runner>, config: &Config, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
     let queues: Vec<String> = config.queues.keys().cloned().collect();
     let sweep = SweepSettings { interval: config.sweep_interval, min_age: config.sweep_min_age, redis_retention: config.redis_retention };
-    let mut tasks = peyk_queue::maintenance::spawn_all(runner, queues, sweep, config.control_sync, stop);
+    let mut tasks = peyk_queue::maintenance::spawn_all(runner, queues.clone(), sweep, config.control_sync, stop);
     tasks.push(tokio::spawn(relay_events(runner.clone(), stop.clone())));
+    tasks.push(tokio::spawn(report_providers(runner.clone(), queues, config.redis_prefix.clone(), stop.clone())));
     tasks.push(tokio::spawn(reconcile_payments(runner.clone(), config.inbound_retention, stop.clone())));
     if let Some(settings) = &config.scheduler {
         tasks.push(tokio::spawn(peyk_queue::schedule::fire::run(runner.clone(), settings.clone(), stop.clone())));
@@ -43,6 +46,28 @@ async fn relay_events(runner: Arc<Runner>, stop: CancellationToken) {
             tracing::warn!(error = %e, "could not relay stranded events; will try again");
         }
     }
+}
+
+/// Every `REPORT_EVERY`: which providers this worker has for its queues,
+/// and whether they answer; withdrawn when the worker stops.
+async fn report_providers(runner: Arc<Runner>, queues: Vec<String>, prefix: String, stop: CancellationToken) {
+    use peyk_jobs::providers;
+    let mut redis = runner.queue.redis();
+    // What is configured is known at once; the checks may take seconds.
+    let configured = providers::configured(&runner.clients, &queues);
+    if let Err(e) = providers::publish(&mut redis, &prefix, &runner.worker_id, configured).await {
+        tracing::debug!(error = %e, "could not report the providers");
+    }
+    loop {
+        let report = providers::check(&runner.clients, providers::configured(&runner.clients, &queues)).await;
+        if let Err(e) = providers::publish(&mut redis, &prefix, &runner.worker_id, report).await {
+            tracing::debug!(error = %e, "could not report the providers");
+        }
+        if !every(providers::REPORT_EVERY, &stop).await {
+            break;
+        }
+    }
+    let _ = providers::withdraw(&mut redis, &prefix, &runner.worker_id).await;
 }
 
 /// Once per period across the fleet (whichever worker takes the lead),

@@ -22,11 +22,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::{from_value, ValidJson};
 use crate::quota::{self, Use};
-use crate::routes::jobs::{audio_seconds, build_job, idempotency_conflict, missing_files, FileRefs};
+use crate::routes::jobs::{audio_seconds, build_job, idempotency_conflict, missing_files, refused_unless_replayed, FileRefs};
 use crate::state::AppState;
 use crate::views::{ErrorBody, ErrorDetail, SubmitJob};
 
@@ -46,7 +47,7 @@ pub struct SubmitBatch {
 pub struct BatchItem {
     /// The item's position in `jobs`.
     pub index: usize,
-    /// What `POST /v1/jobs` would have answered: 202, 200, 409 or 422.
+    /// What `POST /v1/jobs` would have answered: 202, 200, 409, 422, 429 or 503.
     pub status: u16,
     /// The job (202: stored now; 200: stored before, same key and body);
     /// `GET /v1/jobs/{id}` reads it. Only its id is sent: an answer of a
@@ -87,7 +88,7 @@ impl BatchItem {
 #[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = SubmitBatch,
     security(("api_key" = [])),
     responses(
-        (status = 200, description = "Every item's answer, in order: `202` stored, `200` replay, `409` key reused, `422` invalid (its fields named)", body = BatchAnswer),
+        (status = 200, description = "Every item's answer, in order: `202` stored, `200` replay, `409` key reused, `422` invalid (its fields named), `429` an SMS rate rule, `503` a provider no worker has", body = BatchAnswer),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 413, description = "Body over `PEYK_MAX_BATCH_BODY_BYTES`", body = ErrorBody),
@@ -116,6 +117,7 @@ pub async fn submit_batch(
         }
     }
     let valid = drop_missing_files(&state, &tenant, valid, &mut answers).await?;
+    let valid = admit(&state, &tenant, valid, &mut answers).await?;
 
     // An idempotency key repeated inside the batch: the first item is
     // stored, the later ones answered as replays of it (or 409).
@@ -188,6 +190,32 @@ pub async fn submit_batch(
     let tally = |status: u16| data.iter().filter(|item| item.status == status).count();
     let (accepted, replayed) = (tally(202), tally(200));
     Ok(Json(BatchAnswer { accepted, replayed, rejected: count - accepted - replayed, data }))
+}
+
+/// Answers the items that admission refuses ([`Admission`]: 422, 429,
+/// 503 as `POST /v1/jobs` would, or 200 where a refused item's key names
+/// an earlier job of the same body) and returns the others.
+async fn admit(
+    state: &AppState,
+    tenant: &Tenant,
+    valid: Vec<(usize, NewJob, Use)>,
+    answers: &mut [Option<BatchItem>],
+) -> Result<Vec<(usize, NewJob, Use)>, ApiError> {
+    let mut admission = Admission::new(state, tenant);
+    let mut admitted = Vec::with_capacity(valid.len());
+    for (index, mut job, usage) in valid {
+        let Err(refused) = admission.check("payload", &mut job).await else {
+            admitted.push((index, job, usage));
+            continue;
+        };
+        answers[index] = Some(match refused_unless_replayed(state, tenant, &job, refused).await {
+            Ok((status, row)) => BatchItem::job(index, status, &row),
+            // The database or Redis being down fails the whole batch.
+            Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE && error.code != "provider_not_configured" => return Err(error),
+            Err(error) => BatchItem::error(index, error),
+        });
+    }
+    Ok(admitted)
 }
 
 /// Answers 422 for the items that name files the tenant does not have

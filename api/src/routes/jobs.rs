@@ -11,15 +11,18 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use peyk_jobs::registry;
+use peyk_jobs::webhook::check_url;
+use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::{metrics, ValidationErrors};
 use peyk_queue::metadata;
 use peyk_queue::queue::{Enqueue, MAX_PRIORITY};
 use peyk_schema::queries::{attempts, files, jobs};
-use peyk_schema::{JobRow, JobStatus, NewJob};
+use peyk_schema::{JobCallback, JobRow, JobStatus, NewJob};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
@@ -75,6 +78,7 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
     if let Some(Err(invalid)) = submission.metadata.as_ref().map(|m| metadata::check("metadata", m)) {
         errors.0.extend(invalid.0);
     }
+    let callback = check_callback(&submission, &mut errors);
     let now = Utc::now();
     let run_at = match (submission.delay_seconds, submission.run_at) {
         (Some(_), Some(_)) => {
@@ -116,8 +120,30 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
         pipeline_step: None,
         schedule_id: None,
         metadata: metadata::to_value(submission.metadata.as_ref()),
+        callback,
     };
     Ok((job, validated.files))
+}
+
+/// `callback_url` and `callback_secret` as stored (`jobs.callback`), or the
+/// problems with them.
+fn check_callback(submission: &SubmitJob, errors: &mut ValidationErrors) -> Option<serde_json::Value> {
+    let url = submission.callback_url.as_ref();
+    if let Some(Err(problem)) = url.map(|url| check_url(url)) {
+        errors.add("callback_url", problem);
+    }
+    if url.is_some_and(|url| url.len() > 2048) {
+        errors.add("callback_url", "must be at most 2048 bytes");
+    }
+    if let Some(secret) = &submission.callback_secret {
+        if url.is_none() {
+            errors.add("callback_secret", "needs `callback_url`");
+        } else if let Err(problem) = SigningSecret::parse(secret) {
+            errors.add("callback_secret", problem);
+        }
+    }
+    let callback = JobCallback { url: url?.clone(), secret: submission.callback_secret.clone() };
+    serde_json::to_value(callback).ok()
 }
 
 /// Checks that the tenant has every file `refs` names; returns the seconds
@@ -161,8 +187,9 @@ pub(crate) fn missing_files(
         (status = 409, description = "Idempotency key reused with a different body", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Unknown type or invalid fields", body = ErrorBody),
-        (status = 503, description = "Queue or database unreachable", body = ErrorBody),
+        (status = 422, description = "Unknown type or invalid fields; a `task` without a target (`unknown_task`), a payment verification without a gateway account (`no_gateway_account`), an SMS template Kavenegar does not have (`unknown_template`); each names its field", body = ErrorBody),
+        (status = 429, description = "An SMS rate rule refuses the message now (`rate_limited`; `Retry-After`, the rule in `details`); no job is created", body = ErrorBody),
+        (status = 503, description = "Queue or database unreachable, or no worker has the job's provider configured (`provider_not_configured`, the setting in `details`); `Retry-After`", body = ErrorBody),
     ))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -176,10 +203,13 @@ pub async fn submit(
 /// Validates, stores and queues a submission: `202` and the new job, or
 /// `200` and the earlier job of the same idempotency key and body.
 pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob) -> Result<(StatusCode, JobRow), ApiError> {
-    let (job, file_refs) = build_job(tenant, submission)?;
+    let (mut job, file_refs) = build_job(tenant, submission)?;
     let audio = check_files(state, tenant, "payload", &file_refs).await?;
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
+    }
+    if let Err(refused) = Admission::new(state, tenant).check("payload", &mut job).await {
+        return refused_unless_replayed(state, tenant, &job, refused).await;
     }
     let charged = match quota::charge(state, tenant.0, Use::of(&job.job_type, &job.payload, audio)).await {
         Ok(charged) => charged,
@@ -213,6 +243,21 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
     };
     metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
     Ok((StatusCode::ACCEPTED, row))
+}
+
+/// A submission refused at admission: the refusal, unless its idempotency
+/// key names a job stored earlier with the same body (a client retrying a
+/// submission that went through gets that job, not a 429).
+pub(crate) async fn refused_unless_replayed(
+    state: &AppState,
+    tenant: &Tenant,
+    job: &NewJob,
+    refused: ApiError,
+) -> Result<(StatusCode, JobRow), ApiError> {
+    match &job.idempotency_key {
+        Some(key) => replay(state, tenant, key, &job.request_hash).await?.ok_or(refused),
+        None => Err(refused),
+    }
 }
 
 /// The job stored earlier under `key`: `200` and it when submitted with the

@@ -14,6 +14,7 @@ pub mod payments;
 pub mod pipelines;
 pub mod schedules;
 pub mod sms;
+pub mod task_targets;
 pub mod transcripts;
 pub mod usage;
 pub mod webhook_attempts;
@@ -72,6 +73,8 @@ pub fn declared() -> Declared {
         .routes(routes!(schedules::schedule_history))
         .routes(routes!(email_templates::list_templates))
         .routes(routes!(email_templates::put_template, email_templates::delete_template))
+        .routes(routes!(task_targets::list_targets))
+        .routes(routes!(task_targets::put_target, task_targets::get_target, task_targets::delete_target))
         .routes(routes!(payments::list_accounts))
         .routes(routes!(payments::put_account, payments::delete_account))
         .routes(routes!(payments::register, payments::list))

@@ -113,6 +113,7 @@ impl Modify for UniqueOperationIds {
         (name = "pipelines", description = "Steps that run one after another, each an ordinary job"),
         (name = "sms", description = "The development SMS outbox"),
         (name = "email", description = "Email templates of the tenant"),
+        (name = "tasks", description = "Task targets: your app's own endpoints that `task` jobs call, signed, with retries"),
         (name = "payments", description = "Gateway accounts, payments, and the gateways' callbacks"),
         (name = "inbound", description = "Standard Webhooks from other providers, and every inbound event"),
         (name = "webhooks", description = "Outbound webhook endpoints, the events they receive, and every delivery attempt"),

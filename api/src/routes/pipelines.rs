@@ -11,11 +11,12 @@ use peyk_jobs::registry;
 use peyk_queue::metadata::{self, Metadata};
 use peyk_queue::pipeline::{self, StepSpec};
 use peyk_schema::queries::pipelines as q;
-use peyk_schema::{JobRow, PipelineRow};
+use peyk_schema::{JobRow, NewJob, PipelineRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::ValidJson;
@@ -106,8 +107,9 @@ fn view(pipeline: PipelineRow, jobs: Vec<JobRow>) -> PipelineView {
     security(("api_key" = [])),
     responses(
         (status = 202, description = "Stored; the first step is queued", body = PipelineView),
-        (status = 422, description = "Unknown step type, invalid step payload, or a reference to a step or field that does not exist", body = ErrorBody),
-        (status = 503, description = "Queue or database unreachable", body = ErrorBody),
+        (status = 422, description = "Unknown step type, invalid step payload, a reference to a step or field that does not exist, or a step refused at admission (`unknown_task`, `no_gateway_account`, `unknown_template`)", body = ErrorBody),
+        (status = 429, description = "The first step is an SMS that a rate rule refuses now (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "Queue or database unreachable, or no worker has a step's provider configured (`provider_not_configured`)", body = ErrorBody),
     ))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -134,7 +136,11 @@ pub async fn submit(
     let now = Utc::now();
     let steps = serde_json::to_value(&submission.steps).map_err(ApiError::internal)?;
     let row = PipelineRow::started(tenant.0 .0, steps, metadata::to_value(submission.metadata.as_ref()), now);
-    let first = pipeline::step_job(&registry, &row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
+    let mut first = pipeline::step_job(&registry, &row, 0, &[]).map_err(|(_, message)| ApiError::internal(message))?;
+    if let Err(refused) = admit_steps(&state, &tenant, &submission.steps, &mut first).await {
+        quota::refund(&state, tenant.0, &charged).await;
+        return Err(refused);
+    }
     let job = match q::create(&state.pool, &row, &first).await {
         Ok(job) => job,
         Err(e) => {
@@ -144,6 +150,18 @@ pub async fn submit(
     };
     enqueue(&state, &job).await;
     Ok((StatusCode::ACCEPTED, Json(view(row, vec![job]))).into_response())
+}
+
+/// What admission answers for the steps (see `crate::admission`): the
+/// first as a job that runs now, the later ones as far as their payloads
+/// are known before the earlier steps run.
+async fn admit_steps(state: &AppState, tenant: &Tenant, steps: &[StepSpec], first: &mut NewJob) -> Result<(), ApiError> {
+    let mut admission = Admission::new(state, tenant);
+    admission.check("steps[0].payload", first).await?;
+    for (index, step) in steps.iter().enumerate().skip(1) {
+        admission.check_later(&format!("steps[{index}].payload"), &step.job_type, &step.payload).await?;
+    }
+    Ok(())
 }
 
 /// A pipeline with every step's status.

@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::auth::Tenant;
 use crate::error::ApiError;
 use crate::extract::{from_value, ValidJson};
@@ -346,9 +347,12 @@ async fn check_job(state: &AppState, tenant: &Tenant, job: &JobTemplate) -> Resu
         run_at: None,
         priority: job.priority,
         metadata: job.metadata.clone(),
+        callback_url: None,
+        callback_secret: None,
     };
     let (built, files) = build_job(tenant, submission).map_err(|e| under("job", e))?;
     check_files(state, tenant, "job.payload", &files).await?;
+    Admission::new(state, tenant).check_later("job.payload", &built.job_type, &built.payload).await?;
     Ok(JobTemplate { payload: built.payload, ..job.clone() })
 }
 

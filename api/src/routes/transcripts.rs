@@ -186,6 +186,8 @@ async fn openai(
         run_at: None,
         priority: None,
         metadata: None,
+        callback_url: None,
+        callback_secret: None,
     };
     let (_, row) = create_job(&state, &tenant, submission).await.map_err(form_field_names)?;
     let finished =

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{catalogue, settings};
 use crate::webhook::signing::SigningSecret;
-use crate::webhook::{deliver, Delivery};
+use crate::webhook::{deliver, Delivery, RESPONSE_EXCERPT_BYTES};
 use crate::{Job, JobContext, JobError, RetryHint, ValidationErrors};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -83,6 +83,7 @@ impl Job for WebhookDeliveryJob {
             secrets: signing_secrets(&endpoint)?,
             event_type: Some(&message.event_type),
             timeout: TIMEOUT,
+            answer_limit: RESPONSE_EXCERPT_BYTES,
         };
         let result = deliver(&ctx.clients.webhook, delivery).await;
         log_attempt(ctx, &self, &result).await;
@@ -143,7 +144,7 @@ fn signing_secrets(endpoint: &WebhookEndpointRow) -> Result<Vec<SigningSecret>, 
 /// schedule (as Svix does): a receiver that answers 401 while it rotates
 /// its own configuration should not lose events. 410 Gone, redirects and
 /// refused addresses stay permanent.
-fn retry_client_errors(mut error: JobError) -> JobError {
+pub(super) fn retry_client_errors(mut error: JobError) -> JobError {
     let client_error = error.code.starts_with("http_4") && error.code != "http_410";
     if error.hint == RetryHint::Permanent && client_error {
         error.hint = RetryHint::Retry { after: None };

@@ -57,15 +57,17 @@ impl FinishedJobEvents {
     /// `Finish`): none for internal types, for retries, or for tenants
     /// without endpoints.
     async fn messages(&self, job: FinishedJob<'_>) -> Vec<WebhookMessageRow> {
-        if job.internal || self.known_to_have_none(job.tenant_id) {
+        if job.internal {
             return Vec::new();
         }
         let events = events_of(&job);
-        if events.is_empty() || !self.has_endpoints(job.tenant_id).await {
-            return Vec::new();
+        let mut messages: Vec<WebhookMessageRow> = callback_message(&job, &events).into_iter().collect();
+        if events.is_empty() || self.known_to_have_none(job.tenant_id) || !self.has_endpoints(job.tenant_id).await {
+            return messages;
         }
         let data = event_data(&job);
-        events.into_iter().map(|event| super::new_message(job.tenant_id, event, data.clone())).collect()
+        messages.extend(events.into_iter().map(|event| super::new_message(job.tenant_id, event, data.clone())));
+        messages
     }
 
     fn known_to_have_none(&self, tenant: Uuid) -> bool {
@@ -122,6 +124,17 @@ fn events_of(job: &FinishedJob<'_>) -> Vec<&'static str> {
     }
 }
 
+/// The message to the job's own callback, when it has one: the first of
+/// its events (`job.succeeded` or `job.failed`) with the job's record.
+fn callback_message(job: &FinishedJob<'_>, events: &[&'static str]) -> Option<WebhookMessageRow> {
+    let (_, event) = job.callback.zip(events.first())?;
+    let mut data = event_data(job);
+    data["attempts"] = json!(job.attempts);
+    let mut message = super::new_message(job.tenant_id, event, data);
+    message.callback_job_id = Some(job.id);
+    Some(message)
+}
+
 fn event_data(job: &FinishedJob<'_>) -> Value {
     let (error_code, error_message, result) = match job.outcome {
         Outcome::Succeeded { result } => (None, None, Some(result.clone())),
@@ -157,6 +170,8 @@ mod tests {
             status: JobStatus::Succeeded,
             outcome,
             metadata: &metadata,
+            attempts: 1,
+            callback: None,
         };
         assert_eq!(events_of(&job("transcription", &ok)), [JOB_SUCCEEDED, TRANSCRIPTION_COMPLETED]);
         assert_eq!(events_of(&job("webhook", &ok)), [JOB_SUCCEEDED]);

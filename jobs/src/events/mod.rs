@@ -18,19 +18,23 @@
 //! - [`settings`]: the retry schedule and the disable threshold.
 //! - [`delivery`]: the `webhook_delivery` job: one attempt, its log row, the failure clock.
 //! - [`finished`]: `job.*` and `transcription.completed` events of finished jobs.
+//! - [`callback`]: the `job_callback` job: a finished job to its own `callback_url`.
 
+pub mod callback;
 pub mod catalogue;
 pub mod delivery;
 pub mod finished;
 pub mod settings;
 
 use chrono::{SecondsFormat, Utc};
-use peyk_schema::queries::{outbox, webhook_endpoints as q};
+use peyk_schema::queries::outbox::{self, Destination};
+use peyk_schema::queries::webhook_endpoints as q;
 use peyk_schema::{Batcher, DbPool, NewJob, TenantId, WebhookMessageRow};
 use uuid::Uuid;
 
 use crate::context::SharedClients;
 use crate::{JobError, JobKind};
+use callback::JobCallbackJob;
 use delivery::WebhookDeliveryJob;
 use peyk_queue::queue::{Enqueue, Queue};
 use peyk_queue::submit::{system_job, Inserter, Pusher};
@@ -58,6 +62,7 @@ pub fn new_message(tenant_id: Uuid, event_type: &str, data: serde_json::Value) -
         event_type: event_type.to_string(),
         payload: message_body(event_type, data, now),
         created_at: now,
+        callback_job_id: None,
     }
 }
 
@@ -131,8 +136,18 @@ pub async fn dispatch(pool: &DbPool, queue: &Queue, message_ids: &[String]) -> R
     let now = Utc::now();
     let mut deliveries = Vec::new();
     for target in outbox::targets(pool, message_ids).await.map_err(database)? {
-        let mut job = delivery_job(target.tenant_id, &target.message_id, target.endpoint_id, now)?;
-        job.idempotency_key = Some(format!("delivery:{}:{}", target.message_id, target.endpoint_id));
+        let job = match target.to {
+            Destination::Endpoint(endpoint_id) => {
+                let mut job = delivery_job(target.tenant_id, &target.message_id, endpoint_id, now)?;
+                job.idempotency_key = Some(format!("delivery:{}:{endpoint_id}", target.message_id));
+                job
+            }
+            Destination::Callback(job_id) => {
+                let mut job = callback_job(target.tenant_id, &target.message_id, job_id, now)?;
+                job.idempotency_key = Some(format!("callback:{}", target.message_id));
+                job
+            }
+        };
         deliveries.push(job);
     }
     let stored = outbox::store_deliveries(pool, &deliveries, message_ids).await.map_err(database)?;
@@ -142,6 +157,16 @@ pub async fn dispatch(pool: &DbPool, queue: &Queue, message_ids: &[String]) -> R
         tracing::warn!(error = %e, count = entries.len(), "deliveries stored but not pushed; the sweeper will queue them");
     }
     Ok(stored.len())
+}
+
+/// The `job_callback` job of one finished job's message, with as many
+/// attempts as the retry schedule has entries.
+fn callback_job(tenant_id: Uuid, message_id: &str, job_id: Uuid, now: chrono::DateTime<Utc>) -> Result<NewJob, JobError> {
+    let payload = serde_json::to_value(JobCallbackJob { job_id, message_id: message_id.to_string() })
+        .map_err(|e| JobError::permanent("invalid_payload", e.to_string()))?;
+    let mut job = system_job(tenant_id, &JobKind::described::<JobCallbackJob>(), payload, now);
+    job.max_attempts = settings::get().max_attempts();
+    Ok(job)
 }
 
 /// The `webhook_delivery` job of one message to one endpoint, with as many

@@ -53,6 +53,12 @@ pub static LLM_INVALID_OUTPUTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// Settings read once at worker start.
 #[derive(Debug, Clone)]
 pub struct LlmConfig {
+    /// Whether the operator named a provider (`PEYK_LLM_BASE_URL`, or
+    /// `PEYK_LLM_API_KEY` for OpenAI itself). Without either, analyses fail
+    /// at once naming the setting (and the API refuses them when every
+    /// worker says so) instead of trying `api.openai.com`, which many of
+    /// Peyk's users cannot reach.
+    pub configured: bool,
     pub base_url: String,
     pub api_key: String,
     pub model: String,
@@ -79,6 +85,7 @@ impl LlmConfig {
             return Err(EnvError::new("PEYK_LLM_RESPONSE_FORMAT must be json_schema or json_object"));
         }
         Ok(Self {
+            configured: !env_or("PEYK_LLM_BASE_URL", "").trim().is_empty() || !env_or("PEYK_LLM_API_KEY", "").trim().is_empty(),
             redact: env_parse("PEYK_LLM_REDACT", !is_loopback(&parsed))?,
             base_url,
             api_key: env_or("PEYK_LLM_API_KEY", ""),

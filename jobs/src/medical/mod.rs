@@ -231,6 +231,9 @@ impl Job for MedicalAnalysisJob {
     async fn run(self, ctx: &JobContext) -> Result<Value, JobError> {
         let started = Instant::now();
         let client = &ctx.clients.llm;
+        if !client.config.configured {
+            return Err(not_configured());
+        }
         let kind = self.analysis_type.ok_or_else(|| JobError::permanent("invalid_payload", "analysis_type is missing"))?;
         let language = self.language.unwrap_or_else(|| prompt::detect_language(&self.text));
         let sent = self.outgoing(client.config.redact);
@@ -278,6 +281,16 @@ impl Job for MedicalAnalysisJob {
 
 fn round(ms: f64) -> f64 {
     (ms * 100.0).round() / 100.0
+}
+
+/// The error of an analysis on a worker without an LLM: permanent (retrying
+/// cannot configure one), naming the setting.
+pub fn not_configured() -> JobError {
+    JobError::permanent(
+        "provider_not_configured",
+        "no LLM is configured on this worker: set PEYK_LLM_BASE_URL (an OpenAI-compatible /v1 URL) and PEYK_LLM_MODEL, or PEYK_LLM_API_KEY for OpenAI itself",
+    )
+    .with_details(serde_json::json!({ "provider": "llm", "setting": "PEYK_LLM_BASE_URL" }))
 }
 
 #[cfg(test)]

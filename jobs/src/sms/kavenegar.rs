@@ -159,6 +159,11 @@ pub struct KavenegarClient {
 }
 
 impl KavenegarClient {
+    /// Where requests go (no key in it).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     pub fn new(base_url: &str, api_key: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(TIMEOUT)

@@ -23,6 +23,7 @@ mod payload;
 pub mod phone;
 pub mod rate_limit;
 pub mod status;
+pub mod templates;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use crate::{Job, JobContext, JobError, JobKind, ValidationErrors};
 use kavenegar::{Entry, Handling, KavenegarClient, KavenegarError};
 use phone::{masked, Mobile};
 use rate_limit::RateLimiter;
+use templates::MissingTemplates;
 
 pub use payload::{ArrayMessage, SmsJob, TemplateMessage};
 
@@ -69,10 +71,13 @@ impl Job for SmsJob {
             .check(&mut redis, ctx.tenant_id, ctx.job_id, self.is_otp(), &receptors)
             .await
             .map_err(|e| JobError::retry("redis_unavailable", format!("could not check rate limits: {e}")))?;
-        if let Some(wait) = wait {
+        if let Some((wait, rule)) = wait {
             let seconds = wait.as_secs_f64().ceil() as u64;
-            return Err(JobError::permanent("rate_limited", format!("a rate limit refuses this message; try again in {seconds} s"))
-                .with_details(json!({ "retry_after_seconds": seconds })));
+            return Err(JobError::permanent(
+                "rate_limited",
+                format!("the rate rule {rule} refuses this message; try again in {seconds} s"),
+            )
+            .with_details(json!({ "retry_after_seconds": seconds, "rule": rule.to_string() })));
         }
         let Some(client) = &sms.kavenegar else {
             return self.keep_in_outbox(ctx).await;
@@ -175,7 +180,15 @@ impl SmsJob {
         let mut form: Vec<(&str, String)> = vec![("receptor", template.receptor.0.clone()), ("template", template.template.clone())];
         form.extend(template.tokens().into_iter().map(|(name, value)| (name, value.to_string())));
         form.push(("type", if matches!(self, SmsJob::Call(_)) { "call" } else { "sms" }.to_string()));
-        client.call("verify/lookup", &form).await.map_err(|e| provider_error(&e, false))
+        let answer = client.call("verify/lookup", &form).await.map_err(|e| provider_error(&e, false));
+        if answer.as_ref().is_err_and(|e| e.code == "template_not_found") {
+            // So that the API refuses the next ones at submission.
+            let mut redis = ctx.clients.backbone.queue.redis();
+            if let Err(e) = ctx.clients.sms.missing_templates.remember(&mut redis, &template.template).await {
+                tracing::warn!(error = %e, "could not remember the missing template");
+            }
+        }
+        answer
     }
 
     async fn keep_in_outbox(&self, ctx: &JobContext) -> Result<serde_json::Value, JobError> {
@@ -255,6 +268,7 @@ pub struct SmsClient {
     pub kavenegar: Option<KavenegarClient>,
     pub default_sender: Option<String>,
     pub limiter: RateLimiter,
+    pub missing_templates: MissingTemplates,
     pub status_delay: Duration,
 }
 
@@ -272,10 +286,17 @@ impl SmsClient {
         Ok(Self {
             kavenegar,
             default_sender: (!sender.is_empty()).then_some(sender),
-            limiter: RateLimiter::new(rate_limit::parse_rules(&env_or("PEYK_SMS_RATE_LIMITS", rate_limit::DEFAULT_RULES))?, redis_prefix),
+            limiter: rate_limiter_from_env(redis_prefix)?,
+            missing_templates: MissingTemplates::new(redis_prefix),
             status_delay: env_seconds("PEYK_SMS_STATUS_CHECK_SECONDS", 60.0)?,
         })
     }
+}
+
+/// The rate rules of `PEYK_SMS_RATE_LIMITS` (the worker enforces them; the
+/// API checks them at submission).
+pub fn rate_limiter_from_env(redis_prefix: &str) -> Result<RateLimiter, EnvError> {
+    Ok(RateLimiter::new(rate_limit::parse_rules(&env_or("PEYK_SMS_RATE_LIMITS", rate_limit::DEFAULT_RULES))?, redis_prefix))
 }
 
 #[cfg(test)]

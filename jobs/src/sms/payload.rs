@@ -133,7 +133,8 @@ impl SmsJob {
         }
     }
 
-    pub(super) fn receptors(&self) -> Vec<String> {
+    /// The numbers it goes to (as stored: `09XXXXXXXXX`).
+    pub fn receptors(&self) -> Vec<String> {
         match self {
             SmsJob::Send { receptors, .. } => receptors.iter().map(|r| r.0.clone()).collect(),
             SmsJob::Sendarray { messages } => messages.iter().map(|m| m.receptor.0.clone()).collect(),
@@ -141,8 +142,17 @@ impl SmsJob {
         }
     }
 
-    pub(super) fn is_otp(&self) -> bool {
+    /// Template (`lookup`) and voice (`call`) messages: the OTP rate rules apply.
+    pub fn is_otp(&self) -> bool {
         matches!(self, SmsJob::Lookup(_) | SmsJob::Call(_))
+    }
+
+    /// The Kavenegar template a `lookup` or `call` uses.
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            SmsJob::Lookup(t) | SmsJob::Call(t) => Some(&t.template),
+            SmsJob::Send { .. } | SmsJob::Sendarray { .. } => None,
+        }
     }
 
     /// The checks of `Job::validate`: each field named with what is wrong.

@@ -46,6 +46,21 @@ impl Rule {
     }
 }
 
+/// As written in `PEYK_SMS_RATE_LIMITS`: `receptor:otp:1/60`.
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scope = match self.scope {
+            Scope::Receptor => "receptor",
+            Scope::Tenant => "tenant",
+        };
+        let kind = match self.kind {
+            Kind::Otp => "otp",
+            Kind::Any => "any",
+        };
+        write!(f, "{scope}:{kind}:{}/{}", self.limit, self.window.as_secs())
+    }
+}
+
 pub fn parse_rules(text: &str) -> Result<Vec<Rule>, EnvError> {
     let bad = |rule: &str, why: &str| EnvError::new(format!("PEYK_SMS_RATE_LIMITS: `{rule}`: {why} (expected SCOPE:KIND:COUNT/SECONDS)"));
     text.split(',')
@@ -79,6 +94,7 @@ const CHECK_LUA: &str = r#"
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
 local wait = 0
+local which = 0
 for i, key in ipairs(KEYS) do
   local window = tonumber(ARGV[1 + 2 * i])
   local limit = tonumber(ARGV[2 + 2 * i])
@@ -89,16 +105,16 @@ for i, key in ipairs(KEYS) do
       -- the entry whose expiry brings the count under the limit
       local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
       local w = tonumber(oldest[2]) + window - now
-      if w > wait then wait = w end
+      if w > wait then wait = w; which = i end
     end
   end
 end
-if wait > 0 then return wait end
+if wait > 0 then return {wait, which} end
 for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, 'NX', now, member)
   redis.call('PEXPIRE', key, tonumber(ARGV[1 + 2 * i]))
 end
-return 0
+return {0, 0}
 "#;
 
 #[derive(Clone)]
@@ -113,8 +129,8 @@ impl RateLimiter {
         Self { rules, prefix: format!("{redis_prefix}:sms:ratelimit"), script: std::sync::Arc::new(Script::new(CHECK_LUA)) }
     }
 
-    /// `Ok(None)` when the job may send; `Ok(Some(wait))` when a rule
-    /// refuses it, with how long until it would be let through.
+    /// `Ok(None)` when the job may send; `Ok(Some((wait, rule)))` when a
+    /// rule refuses it, with how long until it would be let through.
     pub async fn check(
         &self,
         redis: &mut ConnectionManager,
@@ -122,10 +138,11 @@ impl RateLimiter {
         job: Uuid,
         is_otp: bool,
         receptors: &[String],
-    ) -> Result<Option<Duration>, redis::RedisError> {
+    ) -> Result<Option<(Duration, &Rule)>, redis::RedisError> {
         let mut invocation = self.script.prepare_invoke();
         invocation.arg(chrono::Utc::now().timestamp_millis()).arg(job.to_string());
-        let mut keys = 0;
+        // The rule of each key, in order (Lua's index is 1-based).
+        let mut key_rules = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
             if rule.kind == Kind::Otp && !is_otp {
                 continue;
@@ -137,14 +154,14 @@ impl RateLimiter {
             for subject in subjects {
                 invocation.key(format!("{}:{}:{tenant}:{subject}", self.prefix, rule.name(index)));
                 invocation.arg(rule.window.as_millis() as u64).arg(rule.limit);
-                keys += 1;
+                key_rules.push(rule);
             }
         }
-        if keys == 0 {
+        if key_rules.is_empty() {
             return Ok(None);
         }
-        let wait_ms: u64 = invocation.invoke_async(redis).await?;
-        Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
+        let (wait_ms, which): (u64, usize) = invocation.invoke_async(redis).await?;
+        Ok((wait_ms > 0).then(|| (Duration::from_millis(wait_ms), key_rules[which.saturating_sub(1)])))
     }
 }
 
@@ -158,6 +175,7 @@ mod tests {
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[1], Rule { scope: Scope::Receptor, kind: Kind::Otp, limit: 5, window: Duration::from_secs(3600) });
         assert_eq!(parse_rules("tenant:any:1000/60").unwrap()[0].scope, Scope::Tenant);
+        assert_eq!(rules[1].to_string(), "receptor:otp:5/3600");
         assert!(parse_rules("").unwrap().is_empty());
         assert!(parse_rules("none").unwrap().is_empty());
         for bad in ["receptor:otp", "phone:otp:1/60", "receptor:sms:1/60", "receptor:otp:0/60", "receptor:otp:1/x", "receptor:otp:1"] {

@@ -24,7 +24,7 @@ use client::{blocked_address_in, WebhookClient};
 use signing::SigningSecret;
 
 /// How much of the response body the result keeps.
-const RESPONSE_EXCERPT_BYTES: usize = 1024;
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
 const DEFAULT_TIMEOUT_SECONDS: u32 = 15;
 const MAX_TIMEOUT_SECONDS: u32 = 60;
 /// Headers Peyk sets itself; a payload may not override them.
@@ -133,6 +133,7 @@ impl Job for WebhookJob {
             secrets,
             event_type: self.event_type.as_deref(),
             timeout: Duration::from_secs(self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS) as u64),
+            answer_limit: RESPONSE_EXCERPT_BYTES,
         };
         deliver(&ctx.clients.webhook, delivery).await
     }
@@ -166,6 +167,9 @@ pub struct Delivery<'a> {
     /// Sent as `webhook-event-type`.
     pub event_type: Option<&'a str>,
     pub timeout: Duration,
+    /// How much of the answer's body `response_excerpt` keeps (usually
+    /// [`RESPONSE_EXCERPT_BYTES`]; a task's whole answer for `task` jobs).
+    pub answer_limit: usize,
 }
 
 /// POSTs a delivery and classifies the answer. `Ok` (2xx) and the error's
@@ -202,7 +206,7 @@ pub async fn deliver(client: &WebhookClient, delivery: Delivery<'_>) -> Result<s
     let status = response.status();
     let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
     let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let excerpt = read_excerpt(response).await;
+    let excerpt = read_excerpt(response, delivery.answer_limit).await;
     let took = started.elapsed();
     let latency_ms = took.as_secs_f64() * 1000.0;
     let outcome = match status.as_u16() {
@@ -275,15 +279,15 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-async fn read_excerpt(mut response: reqwest::Response) -> String {
+async fn read_excerpt(mut response: reqwest::Response, limit: usize) -> String {
     let mut bytes = Vec::with_capacity(256);
-    while bytes.len() < RESPONSE_EXCERPT_BYTES {
+    while bytes.len() < limit {
         match response.chunk().await {
             Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
             _ => break,
         }
     }
-    bytes.truncate(RESPONSE_EXCERPT_BYTES);
+    bytes.truncate(limit);
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

@@ -16,8 +16,8 @@ use crate::status::JobStatus;
 /// rows are the ones actually inserted.
 ///
 /// The rows travel as one array per column (`unnest`): the statement is the
-/// same whatever the batch's size, so PostgreSQL parses and plans 14
-/// parameters, not a `VALUES` list of 14 per row (14,000 for a bulk
+/// same whatever the batch's size, so PostgreSQL parses and plans 16
+/// parameters, not a `VALUES` list of 16 per row (16,000 for a bulk
 /// submission of 1,000, where parsing and planning took most of
 /// PostgreSQL's time).
 pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
@@ -34,10 +34,10 @@ pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> 
     }
     Ok(diesel::sql_query(
         "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
-                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id, metadata)
+                           request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id, metadata, callback)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
                               $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[],
-                              $15::jsonb[])
+                              $15::jsonb[], $16::jsonb[])
          ON CONFLICT DO NOTHING
          RETURNING *",
     )
@@ -56,6 +56,7 @@ pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> 
     .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
     .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.schedule_id))
     .bind::<Array<Jsonb>, _>(column(batch, |j| &j.metadata))
+    .bind::<Array<Nullable<Jsonb>>, _>(column(batch, |j| j.callback.as_ref()))
     .load(conn)
     .await?)
 }
@@ -204,4 +205,17 @@ pub async fn oldest_waiting_seconds(pool: &DbPool, job_type: &str) -> Result<Opt
         .await
         .optional()?;
     Ok(run_at.map(|at| (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0))
+}
+
+/// The job's own callback (`jobs.callback`), if it has one.
+pub async fn callback_of(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<serde_json::Value>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(jobs::table
+        .filter(jobs::tenant_id.eq(tenant.0))
+        .filter(jobs::id.eq(id))
+        .select(jobs::callback)
+        .first::<Option<serde_json::Value>>(&mut conn)
+        .await
+        .optional()?
+        .flatten())
 }

@@ -11,5 +11,6 @@ pub mod pipelines;
 pub mod queue_controls;
 pub mod schedules;
 pub mod sms;
+pub mod task_targets;
 pub mod webhook_endpoints;
 pub mod worker;

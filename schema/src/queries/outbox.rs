@@ -11,12 +11,20 @@ use crate::db::{DbError, DbPool};
 use crate::models::{JobRow, NewJob, WebhookMessageRow};
 use crate::schema::{jobs, webhook_messages as m};
 
-/// One delivery a dispatch owes: this message to this endpoint.
+/// One delivery a dispatch owes: this message to this endpoint, or to the
+/// callback of this job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub message_id: String,
     pub tenant_id: Uuid,
-    pub endpoint_id: Uuid,
+    pub to: Destination,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    Endpoint(Uuid),
+    /// The job's own `callback_url`.
+    Callback(Uuid),
 }
 
 #[derive(QueryableByName)]
@@ -25,26 +33,43 @@ struct TargetRow {
     message_id: String,
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     tenant_id: Uuid,
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    endpoint_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    endpoint_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    callback_job_id: Option<Uuid>,
 }
 
-/// The deliveries the undispatched ones among `message_ids` owe: each
-/// message to every enabled endpoint of its tenant that wants its type.
+/// The deliveries the undispatched ones among `message_ids` owe: an event
+/// to every enabled endpoint of its tenant that wants its type; a
+/// callback message to its job's callback.
 pub async fn targets(pool: &DbPool, message_ids: &[String]) -> Result<Vec<Target>, DbError> {
     let mut conn = pool.get().await?;
     let rows: Vec<TargetRow> = diesel::sql_query(
-        "SELECT m.id AS message_id, m.tenant_id, e.id AS endpoint_id
+        "SELECT m.id AS message_id, m.tenant_id, e.id AS endpoint_id, NULL::uuid AS callback_job_id
            FROM webhook_messages m
            JOIN webhook_endpoints e ON e.tenant_id = m.tenant_id AND e.enabled
                                    AND (cardinality(e.event_types) = 0 OR m.event_type = ANY (e.event_types))
-          WHERE m.id = ANY ($1) AND m.dispatched_at IS NULL
-          ORDER BY m.id, e.created_at",
+          WHERE m.id = ANY ($1) AND m.dispatched_at IS NULL AND m.callback_job_id IS NULL
+         UNION ALL
+         SELECT m.id, m.tenant_id, NULL, m.callback_job_id
+           FROM webhook_messages m
+          WHERE m.id = ANY ($1) AND m.dispatched_at IS NULL AND m.callback_job_id IS NOT NULL
+          ORDER BY 1, 3",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(message_ids)
     .load(&mut conn)
     .await?;
-    Ok(rows.into_iter().map(|r| Target { message_id: r.message_id, tenant_id: r.tenant_id, endpoint_id: r.endpoint_id }).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let to = match (r.endpoint_id, r.callback_job_id) {
+                (Some(endpoint), _) => Destination::Endpoint(endpoint),
+                (None, Some(job)) => Destination::Callback(job),
+                (None, None) => return None,
+            };
+            Some(Target { message_id: r.message_id, tenant_id: r.tenant_id, to })
+        })
+        .collect())
 }
 
 /// Stores the delivery jobs and marks the messages dispatched, in one

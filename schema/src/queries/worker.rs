@@ -154,12 +154,14 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
     let (mut run_ats, mut next_tasks, mut attempt_outcomes, mut attempt_ids) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     let (mut event_jobs, mut event_ids, mut event_types, mut event_payloads) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut event_callbacks: Vec<Option<Uuid>> = Vec::new();
     for finish in finishes {
         for event in &finish.events {
             event_jobs.push(finish.job_id);
             event_ids.push(event.id.as_str());
             event_types.push(event.event_type.as_str());
             event_payloads.push(&event.payload);
+            event_callbacks.push(event.callback_job_id);
         }
         let (status, attempt_outcome, result, code, message, run_at, next_task) = match &finish.outcome {
             Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
@@ -208,9 +210,10 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
             RETURNING jobs.id, jobs.tenant_id
          ), events AS (
             -- The outbox: a finished job's events, only if it did finish here.
-            INSERT INTO webhook_messages (id, tenant_id, event_type, payload, created_at)
-            SELECT e.id, done.tenant_id, e.event_type, e.payload, now()
-              FROM unnest($11::uuid[], $12::text[], $13::text[], $14::jsonb[]) AS e(job_id, id, event_type, payload)
+            INSERT INTO webhook_messages (id, tenant_id, event_type, payload, created_at, callback_job_id)
+            SELECT e.id, done.tenant_id, e.event_type, e.payload, now(), e.callback_job_id
+              FROM unnest($11::uuid[], $12::text[], $13::text[], $14::jsonb[], $15::uuid[])
+                   AS e(job_id, id, event_type, payload, callback_job_id)
               JOIN done ON done.id = e.job_id
             ON CONFLICT (id) DO NOTHING
          ), attempt AS (
@@ -237,6 +240,7 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
     .bind::<diesel::sql_types::Array<Text>, _>(&event_ids)
     .bind::<diesel::sql_types::Array<Text>, _>(&event_types)
     .bind::<diesel::sql_types::Array<Jsonb>, _>(&event_payloads)
+    .bind::<diesel::sql_types::Array<Nullable<SqlUuid>>, _>(&event_callbacks)
     .load(&mut conn)
     .await?;
     let done: std::collections::HashSet<Uuid> = done.into_iter().map(|row| row.id).collect();

@@ -24,6 +24,7 @@ mod e2e {
     mod runner;
     mod schedules;
     mod sms;
+    mod tasks;
     mod transcription;
     mod webhook;
     mod webhook_endpoints;

@@ -192,22 +192,22 @@ async fn provider_errors_are_retried_or_fail_at_once_by_their_meaning() {
 }
 
 #[tokio::test]
-async fn rate_limits_refuse_without_calling_the_provider() {
+async fn rate_limits_refuse_at_submission_without_calling_the_provider() {
     let env = TestEnv::new("sms-limits").await;
     let key = env.create_key("clinic").await;
     let other = env.create_key("writing-service").await;
-    let api = env.start_api().await;
+    // The API answers the rules at submission; the worker holds to them too.
+    let rules = [("PEYK_SMS_RATE_LIMITS", "receptor:otp:1/60,receptor:otp:5/3600,tenant:any:3/60")];
+    let api = env.start_api_with(&rules).await;
     let kavenegar = Kavenegar::start().await;
-    let _worker = worker_for(&env, &kavenegar, &[("PEYK_SMS_RATE_LIMITS", "receptor:otp:1/60,receptor:otp:5/3600,tenant:any:3/60")]).await;
+    let _worker = worker_for(&env, &kavenegar, &rules).await;
 
     let first = api.submit(&key, &otp("09121234567")).await;
     wait_for(&api, &key, &first, "succeeded").await;
-    let second = api.submit(&key, &otp("0912 123 4567")).await;
-    let job = wait_for(&api, &key, &second, "failed").await;
-    assert_eq!((job["attempts"].as_i64(), job["error"]["code"].as_str()), (Some(1), Some("rate_limited")), "{job}");
-    let message = job["error"]["message"].as_str().unwrap();
-    let wait: u64 = message.split("try again in ").nth(1).unwrap().trim_end_matches(" s").parse().unwrap();
-    assert!((55..=60).contains(&wait), "{message}");
+    let (status, refused) = api.post("/v1/jobs", &key, &otp("0912 123 4567")).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (429, Some("rate_limited")), "{refused}");
+    let wait = refused["error"]["details"]["retry_after_seconds"].as_u64().unwrap();
+    assert!((55..=60).contains(&wait), "{refused}");
     assert_eq!(kavenegar.calls("verify/lookup"), 1);
 
     // Another tenant's OTP to the same number is its own matter.
@@ -219,10 +219,13 @@ async fn rate_limits_refuse_without_calling_the_provider() {
         let id = api.submit(&key, &sms(json!({ "mode": "send", "receptors": [format!("0912000000{n}")], "message": "x" }))).await;
         wait_for(&api, &key, &id, "succeeded").await;
     }
-    let id = api.submit(&key, &sms(json!({ "mode": "send", "receptors": ["09120000009"], "message": "x" }))).await;
-    let job = wait_for(&api, &key, &id, "failed").await;
-    assert_eq!(job["error"]["code"], "rate_limited");
+    let (status, refused) = api.post("/v1/jobs", &key, &sms(json!({ "mode": "send", "receptors": ["09120000009"], "message": "x" }))).await;
+    assert_eq!((status, refused["error"]["details"]["rule"].as_str()), (429, Some("tenant:any:3/60")), "{refused}");
     assert_eq!(kavenegar.sent().len(), 4);
+    // A message for later is taken: the rules hold when it is sent.
+    let mut later = sms(json!({ "mode": "send", "receptors": ["09120000009"], "message": "x" }));
+    later["delay_seconds"] = json!(600);
+    api.submit(&key, &later).await;
 }
 
 #[tokio::test]

@@ -3,34 +3,11 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use peyk_tests::signatures::verify;
 use peyk_tests::{webhook, Reply, Sink, TestEnv};
 use serde_json::json;
-use sha2::Sha256;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// Standard Webhooks verification, written from the specification: the key
-/// is the base64-decoded part after `whsec_`; the signed content is
-/// `{webhook-id}.{webhook-timestamp}.{raw body}`; the header lists
-/// space-separated `v1,<base64 signature>` entries.
-fn verify(secret: &str, headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
-    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap();
-    let id = headers["webhook-id"].to_str().unwrap();
-    let timestamp = headers["webhook-timestamp"].to_str().unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    let expected = STANDARD.encode(mac.finalize().into_bytes());
-    headers["webhook-signature"]
-        .to_str()
-        .unwrap()
-        .split(' ')
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .any(|signature| signature == expected)
-}
 
 #[tokio::test]
 async fn deliveries_are_signed_and_keep_their_id_across_retries() {
