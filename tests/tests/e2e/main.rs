@@ -20,6 +20,7 @@ mod e2e {
     mod operations;
     mod payments;
     mod pipelines;
+    mod python;
     mod resilience;
     mod runner;
     mod schedules;
