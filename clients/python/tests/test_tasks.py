@@ -19,8 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 
 import peyk
-from peyk.fastapi import task_router
-from peyk.signatures import sign, verify
+from peyk.contrib.fastapi import task_router
+from peyk.webhooks import sign, verify
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 client = peyk.Peyk()
@@ -103,7 +103,7 @@ def django_url() -> Iterator[str]:
     from django.urls import path
 
     django.setup()
-    from peyk.django import task_view
+    from peyk.contrib.django import task_view
 
     urls.urlpatterns = [path("peyk/tasks", task_view(django_tasks))]
 
@@ -171,12 +171,14 @@ def test_a_call_without_peyks_signature_is_refused_and_runs_nothing(fastapi_url:
 
 def test_signatures_follow_the_standard() -> None:
     body, now = b'{"a": 1}', int(time.time())
-    headers = {"Webhook-Id": "msg_2", "Webhook-Timestamp": str(now), "Webhook-Signature": "v1,bogus " + sign(SECRET, "msg_2", now, body)}
+    headers = {"Webhook-Id": "msg_2", "Webhook-Timestamp": str(now), "Webhook-Signature": "v1,Ym9ndXM= " + sign(SECRET, "msg_2", now, body)}
     assert verify(SECRET, headers, body) == "msg_2"
     with pytest.raises(peyk.InvalidSignature):
         verify(SECRET, headers, b'{"a": 2}')
     with pytest.raises(peyk.InvalidSignature):
         verify(SECRET, headers, body, now=now + 301)
+    with pytest.raises(peyk.InvalidSignature):
+        verify(SECRET, {**headers, "Webhook-Signature": "v1,not base64!"}, body)
 
 
 def test_refusals_are_typed_errors_naming_the_field() -> None:

@@ -1,9 +1,9 @@
 """Peyk's Python client: submit jobs, wait for them, and run your own
-functions as HTTP tasks from Django or FastAPI (`peyk.django`, `peyk.fastapi`)."""
+functions as HTTP tasks from Django or FastAPI (`peyk.contrib.django`, `peyk.contrib.fastapi`)."""
 
 from .client import Peyk
 from .errors import PeykError, Reject, Retry
-from .signatures import InvalidSignature, verify
+from .webhooks import InvalidSignature, verify
 from .tasks import Task, TaskApp
 
 __all__ = ["InvalidSignature", "Peyk", "PeykError", "Reject", "Retry", "Task", "TaskApp", "verify"]

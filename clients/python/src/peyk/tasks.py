@@ -14,7 +14,7 @@
     rebuild_report.apply_async(("1405-09",), {"clinic": 12}, countdown=60)
 
 One endpoint of the app serves every task of a `TaskApp`
-(`peyk.django.task_view(tasks)` or `peyk.fastapi.task_router(tasks)`), and
+(`peyk.contrib.django.task_view(tasks)` or `peyk.contrib.fastapi.task_router(tasks)`), and
 `tasks.register(url)` creates a task target per task pointing there. Peyk
 POSTs `{"task", "args": {"args": [...], "kwargs": {...}}, "job_id",
 "attempt"}`, signed; the endpoint checks the signature, binds the arguments
@@ -40,7 +40,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from .client import Peyk
 from .errors import Reject, Retry
-from .signatures import InvalidSignature, verify
+from .webhooks import InvalidSignature, verify
 
 P = ParamSpec("P")
 R = TypeVar("R")

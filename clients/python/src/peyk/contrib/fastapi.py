@@ -1,6 +1,6 @@
 """The task endpoint as a FastAPI router.
 
-    from peyk.fastapi import task_router
+    from peyk.contrib.fastapi import task_router
     app.include_router(task_router(tasks, path="/peyk/tasks"))
 
 Synchronous tasks run in the thread pool; `async def` tasks are awaited.
@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from .tasks import Answer, TaskApp
+from ..tasks import Answer, TaskApp
 
 
 def _reraise(error: BaseException) -> NoReturn:

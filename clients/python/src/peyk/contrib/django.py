@@ -1,7 +1,7 @@
 """The task endpoint as a Django view.
 
     # urls.py
-    from peyk.django import task_view
+    from peyk.contrib.django import task_view
     from myapp.tasks import tasks          # a peyk.TaskApp
 
     urlpatterns = [path("peyk/tasks", task_view(tasks))]
@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .tasks import TaskApp
+from ..tasks import TaskApp
 
 
 def task_view(app: TaskApp) -> Callable[[HttpRequest], HttpResponse]:
