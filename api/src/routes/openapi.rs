@@ -1,17 +1,20 @@
 //! The OpenAPI document (`/openapi.json`) and the interactive docs page
 //! (`/docs`). Each job type's payload schema comes from the registry, and
-//! `SubmitJob.payload` is documented as one of them.
+//! `SubmitJob.payload` is documented as one of them. The page's viewer
+//! (Redoc) is vendored in `api/assets/docs/` and served from here: `/docs`
+//! loads nothing from any other host.
 
 use std::sync::LazyLock;
 
+use axum::http::header;
 use axum::response::IntoResponse;
+use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::schema::{AllOfBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_scalar::{Scalar, Servable};
 
 use super::{declared, Declared};
 
@@ -121,7 +124,7 @@ impl Modify for UniqueOperationIds {
 )]
 struct ApiDoc;
 
-/// A GET route served outside the declared ones (the docs page, served by utoipa-scalar).
+/// A GET route served outside the declared ones (the docs page, `with_docs`).
 fn plain_get(summary: &str, answer: &str) -> utoipa::openapi::path::PathItem {
     utoipa::openapi::path::PathItem::new(
         utoipa::openapi::HttpMethod::Get,
@@ -151,6 +154,101 @@ pub async fn openapi_json() -> impl IntoResponse {
     Json(DOCUMENT.clone())
 }
 
+/// The vendored viewer's version (`api/assets/docs/README.md` says how to
+/// refresh it); its file's name carries it, so browsers may keep it for good.
+macro_rules! viewer_version {
+    () => {
+        "2.5.4"
+    };
+}
+
+/// Where the viewer is served.
+const VIEWER_PATH: &str = concat!("/docs/redoc-", viewer_version!(), ".standalone.js");
+
+/// Redoc's standalone bundle (npm `redoc`, `bundles/redoc.standalone.js`,
+/// unchanged), carried in the binary.
+static VIEWER: &[u8] = include_bytes!("../../assets/docs/redoc.standalone.js");
+
+/// The docs page: Redoc starts by itself on the `<redoc>` element and reads
+/// `/openapi.json`. No inline script, no outside address, no web fonts (the
+/// theme's fonts fall back to the system's).
+const PAGE: &str = concat!(
+    r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Peyk API</title>
+<style>body { margin: 0; padding: 0; }</style>
+</head>
+<body>
+<noscript>This page needs JavaScript. The OpenAPI document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+<redoc spec-url="/openapi.json"></redoc>
+<script src=""#,
+    concat!("/docs/redoc-", viewer_version!(), ".standalone.js"),
+    r#""></script>
+</body>
+</html>
+"#
+);
+
+/// Everything from Peyk itself. Redoc needs inline styles (styled
+/// components), `data:` images, and a `blob:` worker for its search; the
+/// one outside address it tries on its own (the "API docs by Redocly" logo)
+/// is refused here before any request is made.
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+async fn docs_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        PAGE,
+    )
+}
+
+async fn viewer() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        VIEWER,
+    )
+}
+
+/// `/docs` and its viewer, outside the declared routes (no key, no rate
+/// limit); the document lists `/docs` (`DOCUMENT`), not the viewer's file.
 pub fn with_docs(router: Router) -> Router {
-    router.merge(Scalar::with_url("/docs", DOCUMENT.clone()))
+    router.route("/docs", get(docs_page)).route(VIEWER_PATH, get(viewer))
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn the_vendored_viewer_is_the_version_and_file_its_readme_names() {
+        let bundle = String::from_utf8_lossy(VIEWER);
+        assert!(bundle.contains(concat!("\"", viewer_version!(), "\"")), "the bundle is not Redoc {}", viewer_version!());
+        let readme = include_str!("../../assets/docs/README.md");
+        let sha256 = format!("{:x}", Sha256::digest(VIEWER));
+        assert!(readme.contains(&sha256), "api/assets/docs/README.md does not name the bundle's sha256 {sha256}");
+        assert!(readme.contains(concat!("exactly **", viewer_version!(), "**")), "README.md names another version");
+    }
+
+    #[test]
+    fn the_page_names_no_other_host_and_loads_the_served_viewer() {
+        assert!(!PAGE.contains("//"), "an outside (or scheme-relative) address in the page:\n{PAGE}");
+        assert!(PAGE.contains(&format!("<script src=\"{VIEWER_PATH}\"></script>")));
+        assert!(PAGE_POLICY.starts_with("default-src 'self';"));
+    }
 }

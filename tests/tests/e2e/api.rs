@@ -534,3 +534,124 @@ async fn the_openapi_document_is_valid_and_lists_every_route_and_answer() {
     }
     assert!(checked_answers > 100, "only {checked_answers} answers checked");
 }
+
+/// `/docs` works with no network: Peyk serves the page and its viewer
+/// itself. A real headless Chromium, with every host but 127.0.0.1 cut off
+/// (`--host-resolver-rules`), loads the page; the viewer must render the
+/// document (an operation's summary appears, which only `/openapi.json`
+/// holds), and Chromium's own network log must show that every request the
+/// page made (its navigation, scripts, fetches, images, fonts, workers) went
+/// to this API and nowhere else. Chromium's requests for itself (component
+/// updates, sign-in, the clock: no initiator, not a frame) are not the
+/// page's and are left out. (Checked the other way too: the former page,
+/// which loaded Scalar from cdn.jsdelivr.net, fails here on that request.)
+#[tokio::test]
+async fn the_docs_page_renders_with_no_request_to_another_host() {
+    let chromium = std::env::var("PEYK_TEST_CHROMIUM").expect("PEYK_TEST_CHROMIUM is set by infrastructure/dev/test.sh");
+    assert!(std::path::Path::new(&chromium).is_file(), "no Chromium at {chromium} (Debian package chromium)");
+    let env = TestEnv::new("docs-offline").await;
+    let api = env.start_api().await;
+
+    // The page: ours, with no outside address, under a strict policy.
+    let response = api.http.get(format!("{}/docs", api.url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).unwrap_or_else(|| panic!("no {name}")).to_str().unwrap().to_string()
+    };
+    assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8");
+    let policy = header(&response, "content-security-policy");
+    for directive in ["default-src 'self'", "script-src 'self'", "connect-src 'self'", "font-src 'self' data:", "img-src 'self' data:"] {
+        assert!(policy.contains(directive), "{directive} missing from {policy}");
+    }
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("//"), "an outside address in the page:\n{page}");
+    let summary = "Submit a job";
+    assert!(!page.contains(summary), "the page itself must not hold the document's text");
+    // The viewer's file: named by its version, kept by browsers.
+    let script = page.split("<script src=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a script in the page");
+    assert!(script.starts_with("/docs/") && script.ends_with(".js"), "{script}");
+    let response = api.http.get(format!("{}{script}", api.url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "content-type"), "text/javascript; charset=utf-8");
+    assert!(header(&response, "cache-control").contains("max-age=31536000"));
+    assert!(response.bytes().await.unwrap().len() > 100_000);
+
+    let dir = std::env::temp_dir().join(format!("peyk-chromium-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+    let profile = dir.join("profile");
+    std::fs::create_dir_all(&profile).unwrap();
+    let net_log = dir.join("net-log.json");
+    let mut command = tokio::process::Command::new(&chromium);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--log-net-log={}", net_log.display()))
+        .arg(format!("{}/docs", api.url))
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("Chromium did not finish within 120 s")
+        .expect("run Chromium");
+    let dom = String::from_utf8_lossy(&output.stdout).to_string();
+    let console = String::from_utf8_lossy(&output.stderr).to_string();
+    let log = std::fs::read_to_string(&net_log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "Chromium failed: {}\n{console}", output.status);
+
+    // (a) The viewer rendered the document.
+    assert!(dom.contains(summary), "the viewer did not render the document; DOM:\n{}\nconsole:\n{console}", &dom[..dom.len().min(4000)]);
+    assert!(dom.contains("/v1/jobs"), "no path of the document in the DOM");
+
+    // (b) Every request of the page went to this API.
+    let log: Value = serde_json::from_str(&log).unwrap_or_else(|error| panic!("Chromium's net log is not JSON ({error})"));
+    let event_type = |name: &str| log["constants"]["logEventTypes"][name].as_u64().unwrap_or_else(|| panic!("no {name} in the net log"));
+    let (start_job, stream_job) = (event_type("URL_REQUEST_START_JOB"), event_type("HTTP_STREAM_JOB_CONTROLLER"));
+    let mut page_requests = Vec::new();
+    for event in log["events"].as_array().expect("events in the net log") {
+        let params = &event["params"];
+        let Some(url) = params["url"].as_str() else { continue };
+        let kind = event["type"].as_u64();
+        let of_the_page = if kind == Some(start_job) {
+            // A page's request names the page's origin as its initiator; a
+            // navigation (the page itself, a frame, a redirect of the page) is a frame.
+            params["initiator"].as_str() != Some("not an origin")
+                || params["request_type"].as_str().is_some_and(|kind| kind.contains("frame"))
+        } else {
+            // A connection opened ahead for the page, where Chromium logs one.
+            kind == Some(stream_job) && params["is_preconnect"].as_bool() == Some(true)
+        };
+        if of_the_page {
+            page_requests.push(url.to_string());
+        }
+    }
+    let own = format!("{}/", api.url);
+    let elsewhere: Vec<&String> = page_requests.iter().filter(|url| !url.starts_with(&own)).collect();
+    assert!(elsewhere.is_empty(), "the page made requests to other hosts: {elsewhere:#?}");
+    // The log holds the page's requests: this check can fail.
+    for path in ["/docs", script, "/openapi.json"] {
+        let url = format!("{}{path}", api.url);
+        assert!(page_requests.contains(&url), "{url} is not in the net log: {page_requests:#?}");
+    }
+
+    // The policy refused nothing the viewer needs: the one thing it refuses
+    // is the viewer's own attempt at an outside logo (never requested).
+    let refused: Vec<&str> = console.lines().filter(|line| line.contains("Content Security Policy")).collect();
+    for line in &refused {
+        assert!(line.contains("'https://cdn.redoc.ly/redoc/logo-mini.svg'"), "the policy refused something else: {line}");
+    }
+}
