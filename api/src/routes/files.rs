@@ -21,6 +21,7 @@ use peyk_schema::queries::files;
 use peyk_schema::FileRow;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
@@ -35,9 +36,20 @@ pub struct Upload {
     pub data: Spool,
 }
 
+/// The upload form (`multipart/form-data`).
+// Only describes the form in the document: `upload` reads it field by field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file; its name and content type (from the part's headers) are
+    /// kept with it.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// Upload a file (multipart/form-data, field `file`).
 #[utoipa::path(post, path = "/v1/files", tag = "files", security(("api_key" = [])),
-    request_body(content_type = "multipart/form-data", description = "A form with one field `file`"),
+    request_body(content = UploadForm, content_type = "multipart/form-data", description = "A form with one field `file`"),
     responses(
         (status = 201, description = "Stored", body = FileView),
         (status = 400, description = "Not a multipart form, or no `file` field", body = ErrorBody),

@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use super::{declared, Declared};
 
 mod errors;
+mod unions;
 
 struct Security;
 
@@ -140,7 +141,7 @@ pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
     let Declared { uploads, batches, api } = declared();
     let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).merge(uploads).merge(batches).into_openapi();
     // After the paths are in: these complete what the operations declared.
-    for modifier in [&Security as &dyn Modify, &JobPayloads, &errors::StandardErrors, &UniqueOperationIds] {
+    for modifier in [&Security as &dyn Modify, &JobPayloads, &unions::NamedVariants, &errors::StandardErrors, &UniqueOperationIds] {
         modifier.modify(&mut doc);
     }
     // The document describes itself and the docs page too.

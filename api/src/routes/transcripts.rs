@@ -9,11 +9,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use peyk_jobs::transcription::transcript::{Transcript, TranscriptFormat};
-use peyk_jobs::transcription::TranscriptionJob;
+use peyk_jobs::transcription::{Timestamps, TranscriptionJob};
 use peyk_jobs::Job;
 use peyk_schema::queries::jobs;
 use peyk_schema::{JobRow, JobStatus};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, Upload};
 use super::jobs::{create_job, parse_job_id, read_when_finished};
@@ -76,10 +77,71 @@ fn render(transcript: &Transcript, format: TranscriptFormat) -> Response {
     ([(header::CONTENT_TYPE, format.content_type())], transcript.render(format)).into_response()
 }
 
+/// OpenAI's transcription form (`multipart/form-data`). Other fields
+/// OpenAI's SDKs send (e.g. `stream`) are ignored.
+// This and `TranslationForm` only describe the forms in the document:
+// `read_form` reads them field by field.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TranscriptionForm {
+    /// The audio file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `whisper-*` or `gpt-*` (what OpenAI's SDKs send): the worker's
+    /// default model; anything else: a model the workers have loaded
+    /// (e.g. `base`, `tiny.en`).
+    #[schema(required = false, example = "whisper-1")]
+    model: String,
+    /// ISO 639-1 code of the spoken language (`fa`, `en`, …); absent: detected.
+    #[schema(required = false)]
+    language: String,
+    /// Vocabulary and style to expect, e.g. drug names.
+    #[schema(required = false)]
+    prompt: String,
+    /// The answer's format; default `json`.
+    #[schema(required = false)]
+    response_format: TranscriptFormat,
+    /// Sampling temperature 0–1; absent: whisper's default with fallback.
+    #[schema(required = false, minimum = 0, maximum = 1)]
+    temperature: f32,
+    /// `word` adds word timestamps (in `verbose_json`); default `segment`.
+    #[serde(rename = "timestamp_granularities[]")]
+    #[schema(required = false)]
+    timestamp_granularities: Vec<Timestamps>,
+}
+
+/// OpenAI's translation form (`multipart/form-data`): the transcription
+/// form without `language` (the audio's is detected; the text is English).
+/// Other fields OpenAI's SDKs send are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TranslationForm {
+    /// The audio file.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `whisper-*` or `gpt-*` (what OpenAI's SDKs send): the worker's
+    /// default model; anything else: a model the workers have loaded
+    /// (e.g. `base`, `tiny.en`).
+    #[schema(required = false, example = "whisper-1")]
+    model: String,
+    /// Vocabulary and style to expect.
+    #[schema(required = false)]
+    prompt: String,
+    /// The answer's format; default `json`.
+    #[schema(required = false)]
+    response_format: TranscriptFormat,
+    /// Sampling temperature 0–1; absent: whisper's default with fallback.
+    #[schema(required = false, minimum = 0, maximum = 1)]
+    temperature: f32,
+    /// `word` adds word timestamps (in `verbose_json`); default `segment`.
+    #[serde(rename = "timestamp_granularities[]")]
+    #[schema(required = false)]
+    timestamp_granularities: Vec<Timestamps>,
+}
+
 /// OpenAI-compatible transcription.
 #[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "transcription", security(("api_key" = [])),
-    request_body(content_type = "multipart/form-data",
-        description = "OpenAI's form: file, model, language, prompt, response_format (json | text | srt | verbose_json | vtt), temperature, timestamp_granularities[]"),
+    request_body(content = TranscriptionForm, content_type = "multipart/form-data", description = "OpenAI's transcription form"),
     responses(
         (status = 200, description = "The transcript in `response_format`"),
         (status = 202, description = "Still running after PEYK_OPENAI_WAIT_SECONDS: the job to poll", body = JobView),
@@ -96,7 +158,7 @@ pub async fn openai_transcriptions(
 
 /// OpenAI-compatible translation to English.
 #[utoipa::path(post, path = "/v1/audio/translations", tag = "transcription", security(("api_key" = [])),
-    request_body(content_type = "multipart/form-data", description = "OpenAI's form: file, model, prompt, response_format, temperature"),
+    request_body(content = TranslationForm, content_type = "multipart/form-data", description = "OpenAI's translation form"),
     responses(
         (status = 200, description = "The English transcript in `response_format`"),
         (status = 202, description = "Still running: the job to poll", body = JobView),

@@ -535,6 +535,130 @@ async fn the_openapi_document_is_valid_and_lists_every_route_and_answer() {
     assert!(checked_answers > 100, "only {checked_answers} answers checked");
 }
 
+/// A Python client generated from the served document (openapi-python-client,
+/// pinned in infrastructure/dev/test.sh) has a module for every operation the
+/// document lists, every module of it imports, and the generator warns of
+/// nothing: no endpoint or schema it had to skip.
+#[tokio::test]
+async fn a_generated_python_client_covers_every_operation_without_warnings() {
+    let env = TestEnv::new("openapi-client").await;
+    let api = env.start_api().await;
+    let (status, doc) = api.request(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+
+    let python = std::env::var("PEYK_TEST_CODEGEN_PYTHON")
+        .expect("PEYK_TEST_CODEGEN_PYTHON (openapi-python-client's venv) is set by infrastructure/dev/test.sh");
+    let dir = std::env::temp_dir().join(format!("peyk-openapi-client-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (document, config, client) = (dir.join("openapi.json"), dir.join("config.yaml"), dir.join("peyk_client"));
+    std::fs::write(&document, doc.to_string()).unwrap();
+    // No post hooks: the generated code is read here, not formatted.
+    std::fs::write(&config, "post_hooks: []\n").unwrap();
+    let generated = std::process::Command::new(&python)
+        .args(["-m", "openapi_python_client", "generate", "--meta", "none", "--fail-on-warning"])
+        .arg("--path")
+        .arg(&document)
+        .arg("--config")
+        .arg(&config)
+        .arg("--output-path")
+        .arg(&client)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run openapi-python-client");
+    let output = format!("{}{}", String::from_utf8_lossy(&generated.stdout), String::from_utf8_lossy(&generated.stderr));
+    assert!(generated.status.success(), "openapi-python-client failed:\n{output}");
+    assert!(!output.to_lowercase().contains("warning") && !output.to_lowercase().contains("error"), "the generator warned:\n{output}");
+
+    // Every operation: (method, path, its first tag, its operationId), from the document.
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in methods {
+            if let Some(operation) = item.get(method) {
+                let tag = operation["tags"][0].as_str().unwrap_or("default");
+                operations.push((method, path.clone(), tag.to_string(), operation["operationId"].clone()));
+            }
+        }
+    }
+    assert!(operations.len() > 50, "only {} operations in the document", operations.len());
+    // The folder and module names the generator gives them, by its own
+    // naming: `PythonIdentifier` (snake case, Python's reserved words
+    // suffixed) of the tag and of the operationId, or of the method and path
+    // where there is no operationId.
+    let names: Vec<Value> = operations.iter().map(|(method, path, tag, id)| json!([tag, id, method, path])).collect();
+    let mut naming = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from openapi_python_client.strings import PythonIdentifier as P\n\
+             from openapi_python_client.parser.openapi import generate_operation_id as generated\n\
+             from openapi_python_client.schema.untrusted_string import UntrustedString as U\n\
+             print(json.dumps([[P(t, 'tag'), P(o, 'field_') if o is not None else generated(path=U(p), method=m, prefix='field_')]\n\
+                               for t, o, m, p in json.load(sys.stdin)]))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the generator's naming");
+    std::io::Write::write_all(&mut naming.stdin.take().unwrap(), serde_json::to_string(&names).unwrap().as_bytes()).unwrap();
+    let named = naming.wait_with_output().unwrap();
+    assert!(named.status.success());
+    let modules: Vec<[String; 2]> = serde_json::from_slice(&named.stdout).unwrap();
+
+    // `--meta none`: the output folder is the package itself.
+    let package = client.join("api");
+    // Path parameters carry their Python names in the generated URL.
+    let placeholders = |path: &str| {
+        let mut out = String::new();
+        let mut inside = false;
+        for c in path.chars() {
+            match c {
+                '{' => {
+                    inside = true;
+                    out.push_str("{}");
+                }
+                '}' => inside = false,
+                _ if !inside => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let mut missing = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for ((method, path, _, _), [tag, module]) in operations.iter().zip(&modules) {
+        assert!(seen.insert((tag.clone(), module.clone())), "two operations share the module {tag}/{module}.py ({method} {path})");
+        let file = package.join(tag).join(format!("{module}.py"));
+        let Ok(code) = std::fs::read_to_string(&file) else {
+            missing.push(format!("{} {path}: no {}", method.to_uppercase(), file.display()));
+            continue;
+        };
+        let url = code.lines().find_map(|line| line.trim().strip_prefix("\"url\": \"")).map(|rest| rest.split('"').next().unwrap());
+        let serves = code.contains(&format!("\"method\": \"{method}\"")) && url.map(placeholders) == Some(placeholders(path));
+        if !serves {
+            missing.push(format!("{} {path}: {} is another operation's", method.to_uppercase(), file.display()));
+        }
+    }
+    assert!(missing.is_empty(), "operations without a generated module:\n{}", missing.join("\n"));
+
+    // And the client is usable: every module of it imports.
+    let imported = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import importlib, pkgutil, sys\n\
+             sys.path.insert(0, sys.argv[1])\n\
+             import peyk_client\n\
+             for module in pkgutil.walk_packages(peyk_client.__path__, 'peyk_client.'):\n    \
+                 importlib.import_module(module.name)",
+        ])
+        .arg(&dir)
+        .output()
+        .expect("import the generated client");
+    assert!(imported.status.success(), "the generated client does not import:\n{}", String::from_utf8_lossy(&imported.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `/docs` works with no network: Peyk serves the page and its viewer
 /// itself. A real headless Chromium, with every host but 127.0.0.1 cut off
 /// (`--host-resolver-rules`), loads the page; the viewer must render the
