@@ -48,7 +48,22 @@ OPENAPI_VALIDATOR_VERSION=0.9.0
 STANDARDWEBHOOKS_VERSION=1.1.0
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+# The Python client (clients/python, installed editable) and what its tests
+# serve tasks from: real FastAPI (uvicorn) and Django servers.
+PY_CLIENT_PINS=(fastapi==0.165.0 django==5.2.19 uvicorn==0.55.0 pytest==9.2.0 httpx==0.29.0)
+if ! "$venv/bin/python" -c "import peyk, importlib.metadata as m; assert all(m.version(p.split('==')[0]) == p.split('==')[1] for p in '${PY_CLIENT_PINS[*]}'.split())" 2>/dev/null; then
+  "$venv/bin/pip" install -q -e "clients/python[django,fastapi]" "${PY_CLIENT_PINS[@]}"
+fi
 export PEYK_TEST_PYTHON="$venv/bin/python"
+# openapi-python-client: a client generated from the served document must
+# cover every operation without warnings (tests/tests/e2e/api.rs). A venv of
+# its own: it requires httpx<0.29, the Python client's tests pin 0.29.
+OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+codegen="$root/.peyk/codegen"
+[ -x "$codegen/bin/pip" ] || python3 -m venv "$codegen"
+"$codegen/bin/python" -c "import importlib.metadata as m; assert m.version('openapi-python-client') == '$OPENAPI_PYTHON_CLIENT_VERSION'" 2>/dev/null \
+  || "$codegen/bin/pip" install -q "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"
+export PEYK_TEST_CODEGEN_PYTHON="$codegen/bin/python"
 phase_done "models, audio fixtures and Python test servers"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
 # Test data is thrown away: no fsync, no AOF.

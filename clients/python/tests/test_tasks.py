@@ -162,7 +162,11 @@ def test_a_django_view_runs_its_tasks_and_countdown_delays_them(django_url: str)
 def test_a_call_without_peyks_signature_is_refused_and_runs_nothing(fastapi_url: str, django_url: str) -> None:
     before = len(calls)
     body = b'{"task": "tests.test_tasks.rebuild_report", "args": {"args": ["forged", 1]}, "job_id": "x", "attempt": 1}'
-    forged = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": sign("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_1", int(time.time()), body)}
+    forged = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(time.time())),
+        "webhook-signature": sign("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_1", int(time.time()), body),
+    }
     for url in (fastapi_url, django_url):
         answer = httpx.post(url, content=body, headers=forged)
         assert answer.status_code == 401, answer.text

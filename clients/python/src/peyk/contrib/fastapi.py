@@ -9,6 +9,7 @@ Synchronous tasks run in the thread pool; `async def` tasks are awaited.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request, Response
@@ -32,7 +33,7 @@ async def handle(app: TaskApp, body: bytes, headers: dict[str, str]) -> Answer:
     try:
         value: Any = await task.function(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 — answered as the sync path answers it
-        return app.answer(lambda: _reraise(error))
+        return app.answer(partial(_reraise, error))
     return app.answer(lambda: value)
 
 
