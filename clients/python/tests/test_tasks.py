@@ -6,12 +6,9 @@ and Django (wsgiref) servers on loopback."""
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
 import pytest
@@ -92,31 +89,16 @@ def fastapi_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def django_url() -> Iterator[str]:
-    from django.conf import settings
-
-    urls = types.ModuleType("peyk_test_urls")
-    sys.modules["peyk_test_urls"] = urls
-    settings.configure(ROOT_URLCONF="peyk_test_urls", ALLOWED_HOSTS=["*"], SECRET_KEY="test", DEBUG=False)
-    import django
-    from django.core.wsgi import get_wsgi_application
+def django_url(django_server: str) -> str:
     from django.urls import path
 
-    django.setup()
     from peyk.contrib.django import task_view
+    from peyk_test_urls import urlpatterns  # type: ignore[import-not-found]
 
-    urls.urlpatterns = [path("peyk/tasks", task_view(django_tasks))]
-
-    class Quiet(WSGIRequestHandler):
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = make_server("127.0.0.1", free_port(), get_wsgi_application(), handler_class=Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/peyk/tasks"
+    urlpatterns.append(path("peyk/tasks", task_view(django_tasks)))
+    url = f"{django_server}/peyk/tasks"
     django_tasks.register(url)
-    yield url
-    server.shutdown()
+    return url
 
 
 def test_delay_runs_the_function_and_its_return_value_is_the_result(fastapi_url: str) -> None:

@@ -12,7 +12,7 @@ import httpx
 
 from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
 from .client import _read_audio
-from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, Webhooks, transcription_call
+from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, WebhookEndpoints, Webhooks, transcription_call
 
 
 class AsyncPeyk:
@@ -42,6 +42,7 @@ class AsyncPeyk:
         self.medical: Medical[Any] = Medical(self._run)
         self.files: Files[Any] = Files(self._run)
         self.task_targets: TaskTargets[Any] = TaskTargets(self._run)
+        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
-from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, Webhooks, transcription_call
+from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, WebhookEndpoints, Webhooks, transcription_call
 
 
 class Peyk:
@@ -43,6 +43,7 @@ class Peyk:
         self.medical: Medical[Any] = Medical(self._run)
         self.files: Files[Any] = Files(self._run)
         self.task_targets: TaskTargets[Any] = TaskTargets(self._run)
+        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(self._run)
 
     def close(self) -> None:
         self._http.close()

@@ -202,6 +202,23 @@ class TaskTargets(_Resource[T]):
         return self._run(Call("DELETE", f"/v1/task-targets/{quote(name)}", empty=True))
 
 
+class WebhookEndpoints(_Resource[T]):
+    """`/v1/webhook-endpoints`: where Peyk sends the tenant's events."""
+
+    def create(self, url: str, *, event_types: Sequence[str] | None = None, secret: str | None = None, description: str | None = None) -> T:
+        """Answers the endpoint with its secret (generated when not given)."""
+        body = drop_none(
+            {"url": url, "event_types": list(event_types) if event_types else None, "secret": secret, "description": description}
+        )
+        return self._run(Call("POST", "/v1/webhook-endpoints", json=body))
+
+    def list(self) -> T:
+        return self._run(Call("GET", "/v1/webhook-endpoints"))
+
+    def delete(self, endpoint_id: str) -> T:
+        return self._run(Call("DELETE", f"/v1/webhook-endpoints/{quote(endpoint_id)}", empty=True))
+
+
 def transcription_call(file_id: str, language: str | None, model: str | None, options: dict[str, Any]) -> Call:
     """The `transcription` job of an uploaded file; `options` holds payload
     fields (`prompt`, `translate`, `timestamps`, `temperature`) and job options."""
