@@ -1,0 +1,103 @@
+"""`AsyncPeyk`, the asynchronous client: the same namespaces and helpers
+as `Peyk`, each answering an awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, BinaryIO
+
+import httpx
+
+from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
+from .client import _read_audio
+from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, WebhookEndpoints, Webhooks, transcription_call
+
+
+class AsyncPeyk:
+    """An asynchronous client (one `httpx.AsyncClient`; share it)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        max_retry_wait: float = 60.0,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = Settings.of(base_url, api_key, timeout=timeout, retries=retries, max_retry_wait=max_retry_wait)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=self.settings.base_url, headers=self.settings.headers, timeout=timeout, limits=limits, transport=transport
+        )
+        self.jobs: Jobs[Any] = Jobs(self._run)
+        self.pipelines: Pipelines[Any] = Pipelines(self._run)
+        self.sms: Sms[Any] = Sms(self._run)
+        self.webhooks: Webhooks[Any] = Webhooks(self._run)
+        self.email: Email[Any] = Email(self._run)
+        self.medical: Medical[Any] = Medical(self._run)
+        self.files: Files[Any] = Files(self._run)
+        self.task_targets: TaskTargets[Any] = TaskTargets(self._run)
+        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(self._run)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncPeyk:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def submit(self, type: str, payload: dict[str, Any], **options: Any) -> dict[str, Any]:
+        result: dict[str, Any] = await self._run(Call("POST", "/v1/jobs", json=job_body(type, payload, **options)))
+        return result
+
+    async def wait(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            job: dict[str, Any] = await self.jobs.get(job_id, wait=max(0.0, min(left, MAX_WAIT_SECONDS)))
+            if job["status"] in FINISHED:
+                return job
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
+
+    async def transcribe(
+        self,
+        audio: str | os.PathLike[str] | bytes | BinaryIO,
+        *,
+        language: str | None = None,
+        model: str | None = None,
+        filename: str = "audio",
+        wait: float | None = 300.0,
+        **options: Any,
+    ) -> dict[str, Any]:
+        name, content = _read_audio(audio, filename)
+        uploaded = await self.files.upload(name, content)
+        job: dict[str, Any] = await self._run(transcription_call(uploaded["id"], language, model, dict(options)))
+        return job if wait is None else await self.wait(job["id"], timeout=wait)
+
+    async def _run(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = self.settings.timeout + call.holds
+            try:
+                response = await self._http.request(
+                    call.method, call.path, json=call.json, params=call.params, files=call.files, data=call.data, timeout=timeout
+                )
+            except httpx.TransportError:
+                delay = retry_delay(self.settings, attempt, None)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+                continue
+            delay = retry_delay(self.settings, attempt, response)
+            if delay is None:
+                return answer(call, response)
+            await asyncio.sleep(delay)
