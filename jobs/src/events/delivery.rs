@@ -48,11 +48,7 @@ impl Job for WebhookDeliveryJob {
         &["status_code", "latency_ms", "response_excerpt", "message_id", "endpoint_id", "skipped"];
 
     fn validate(&self) -> Result<(), ValidationErrors> {
-        if self.message_id.starts_with("msg_") {
-            Ok(())
-        } else {
-            Err(ValidationErrors::single("message_id", "must be a message id (`msg_…`)"))
-        }
+        super::check_message_id(&self.message_id)
     }
 
     fn retry_delay(attempt: u32, provider_asked: Option<Duration>) -> Option<Duration> {

@@ -44,6 +44,15 @@ pub fn new_message_id() -> String {
     format!("msg_{}", Uuid::now_v7().simple())
 }
 
+/// What a delivery's `message_id` must look like.
+pub(crate) fn check_message_id(id: &str) -> Result<(), crate::ValidationErrors> {
+    if id.starts_with("msg_") {
+        Ok(())
+    } else {
+        Err(crate::ValidationErrors::single("message_id", "must be a message id (`msg_…`)"))
+    }
+}
+
 /// The body every endpoint receives for one event.
 pub fn message_body(event_type: &str, data: serde_json::Value, at: chrono::DateTime<Utc>) -> serde_json::Value {
     serde_json::json!({ "type": event_type, "timestamp": at.to_rfc3339_opts(SecondsFormat::Millis, true), "data": data })

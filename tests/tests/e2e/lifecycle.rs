@@ -221,8 +221,8 @@ async fn waiting_on_a_job_answers_when_it_ends_or_at_the_timeout_without_polling
     assert_eq!(pipeline["status"], "succeeded", "{pipeline}");
     assert!(started.elapsed() < Duration::from_secs(10), "answered {:?} after the submission", started.elapsed());
 
-    // 300 waiters on one job: about two reads each, whatever the wait (a poll every 250 ms would be 2,400 more).
-    const WAITERS: i64 = 300;
+    // 500 waiters on one job: about two reads each, whatever the wait (a poll every 250 ms would be 4,000 more).
+    const WAITERS: i64 = 500;
     let id = api.submit(&key, &webhook(&format!("{}/slow", sink.url), json!({}))).await;
     // A backend idle within a second of its last report sends its counts up to 10 s later.
     let stats_flushed = Duration::from_secs(11);

@@ -12,10 +12,10 @@ import httpx
 
 from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
 from .client import _read_audio
-from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, WebhookEndpoints, Webhooks, transcription_call
+from .resources import Namespaces, transcription_call
 
 
-class AsyncPeyk:
+class AsyncPeyk(Namespaces):
     """An asynchronous client (one `httpx.AsyncClient`; share it)."""
 
     def __init__(
@@ -34,15 +34,7 @@ class AsyncPeyk:
         self._http = httpx.AsyncClient(
             base_url=self.settings.base_url, headers=self.settings.headers, timeout=timeout, limits=limits, transport=transport
         )
-        self.jobs: Jobs[Any] = Jobs(self._run)
-        self.pipelines: Pipelines[Any] = Pipelines(self._run)
-        self.sms: Sms[Any] = Sms(self._run)
-        self.webhooks: Webhooks[Any] = Webhooks(self._run)
-        self.email: Email[Any] = Email(self._run)
-        self.medical: Medical[Any] = Medical(self._run)
-        self.files: Files[Any] = Files(self._run)
-        self.task_targets: TaskTargets[Any] = TaskTargets(self._run)
-        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(self._run)
+        self._attach(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 import httpx
 
 from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
-from .resources import Email, Files, Jobs, Medical, Pipelines, Sms, TaskTargets, WebhookEndpoints, Webhooks, transcription_call
+from .resources import Namespaces, transcription_call
 
 
-class Peyk:
+class Peyk(Namespaces):
     """A synchronous client. `base_url` and `api_key` default to `PEYK_URL`
     and `PEYK_API_KEY`; `retries` counts the retries of one call."""
 
@@ -35,15 +35,7 @@ class Peyk:
     ) -> None:
         self.settings = Settings.of(base_url, api_key, timeout=timeout, retries=retries, max_retry_wait=max_retry_wait)
         self._http = httpx.Client(base_url=self.settings.base_url, headers=self.settings.headers, timeout=timeout, transport=transport)
-        self.jobs: Jobs[Any] = Jobs(self._run)
-        self.pipelines: Pipelines[Any] = Pipelines(self._run)
-        self.sms: Sms[Any] = Sms(self._run)
-        self.webhooks: Webhooks[Any] = Webhooks(self._run)
-        self.email: Email[Any] = Email(self._run)
-        self.medical: Medical[Any] = Medical(self._run)
-        self.files: Files[Any] = Files(self._run)
-        self.task_targets: TaskTargets[Any] = TaskTargets(self._run)
-        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(self._run)
+        self._attach(self._run)
 
     def close(self) -> None:
         self._http.close()

@@ -219,6 +219,21 @@ class WebhookEndpoints(_Resource[T]):
         return self._run(Call("DELETE", f"/v1/webhook-endpoints/{quote(endpoint_id)}", empty=True))
 
 
+class Namespaces:
+    """The namespaces of a client, each running its calls through `run`."""
+
+    def _attach(self, run: Callable[[Call], Any]) -> None:
+        self.jobs: Jobs[Any] = Jobs(run)
+        self.pipelines: Pipelines[Any] = Pipelines(run)
+        self.sms: Sms[Any] = Sms(run)
+        self.webhooks: Webhooks[Any] = Webhooks(run)
+        self.email: Email[Any] = Email(run)
+        self.medical: Medical[Any] = Medical(run)
+        self.files: Files[Any] = Files(run)
+        self.task_targets: TaskTargets[Any] = TaskTargets(run)
+        self.webhook_endpoints: WebhookEndpoints[Any] = WebhookEndpoints(run)
+
+
 def transcription_call(file_id: str, language: str | None, model: str | None, options: dict[str, Any]) -> Call:
     """The `transcription` job of an uploaded file; `options` holds payload
     fields (`prompt`, `translate`, `timestamps`, `temperature`) and job options."""

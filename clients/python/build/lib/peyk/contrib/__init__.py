@@ -1,2 +1,0 @@
-"""Framework integrations: `peyk.contrib.django`, `peyk.contrib.fastapi`
-(each imports its framework, so neither is imported here)."""
