@@ -175,3 +175,18 @@ def test_refusals_are_typed_errors_naming_the_field() -> None:
     with pytest.raises(peyk.PeykError) as unknown:
         client.submit("task", {"name": "no.such.task", "args": {}})
     assert (unknown.value.code, unknown.value.fields[0]["field"]) == ("unknown_task", "payload.name")
+
+
+def test_peyk_task_registers_on_the_default_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    @peyk.task(name="default.app.task")
+    def hello(name: str) -> str:
+        return f"hello {name}"
+
+    assert peyk.tasks.tasks["default.app.task"] is hello and hello("x") == "hello x"
+    monkeypatch.setenv("PEYK_TASK_SECRET", SECRET)
+    body = b'{"task": "default.app.task", "args": {"args": ["peyk"]}, "job_id": "j", "attempt": 1}'
+    now = int(time.time())
+    answer = peyk.tasks.handle(
+        body, {"webhook-id": "msg_3", "webhook-timestamp": str(now), "webhook-signature": sign(SECRET, "msg_3", now, body)}
+    )
+    assert (answer.status, answer.body) == (200, "hello peyk")

@@ -16,7 +16,7 @@ from .errors import (
     ValidationFailed,
 )
 from .webhooks import InvalidSignature, verify
-from .tasks import Task, TaskApp
+from .tasks import Task, TaskApp, task, tasks
 
 __all__ = [
     "AsyncPeyk",
@@ -34,6 +34,8 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "ValidationFailed",
+    "task",
+    "tasks",
     "verify",
 ]
 __version__ = "0.1.0"

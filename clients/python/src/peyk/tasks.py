@@ -3,7 +3,7 @@
 
     import peyk
 
-    tasks = peyk.TaskApp(secret=os.environ["PEYK_TASK_SECRET"])
+    tasks = peyk.TaskApp(secret=os.environ["PEYK_TASK_SECRET"])   # or `@peyk.task`, the default app's
 
     @tasks.task
     def rebuild_report(month: str, clinic: int) -> dict:
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -114,10 +115,19 @@ class TaskApp:
     the client that queues them (built from `PEYK_URL`/`PEYK_API_KEY` when
     first needed, unless given)."""
 
-    def __init__(self, secret: str, client: Peyk | None = None) -> None:
-        self.secret = secret
+    def __init__(self, secret: str | None = None, client: Peyk | None = None) -> None:
+        self._secret = secret
         self._client = client
         self.tasks: dict[str, Task[Any, Any]] = {}
+
+    @property
+    def secret(self) -> str:
+        """The `whsec_` secret (the environment's `PEYK_TASK_SECRET` unless given)."""
+        if self._secret is None:
+            self._secret = os.environ.get("PEYK_TASK_SECRET")
+            if not self._secret:
+                raise ValueError("TaskApp needs a secret (or PEYK_TASK_SECRET): the whsec_ secret Peyk signs task calls with")
+        return self._secret
 
     @property
     def client(self) -> Peyk:
@@ -197,3 +207,13 @@ class TaskApp:
 
 def _rejected(code: str, message: str) -> Answer:
     return Answer(422, {"error": {"code": code, "message": message}})
+
+
+#: The app of `@peyk.task` (secret from `PEYK_TASK_SECRET`, client from
+#: `PEYK_URL`/`PEYK_API_KEY`): serve it with `task_view(peyk.tasks)`.
+tasks = TaskApp()
+
+
+def task(function: Callable[P, R] | None = None, *, name: str | None = None, **policy: int) -> Any:
+    """`@peyk.task`: `TaskApp.task` of the default app, `peyk.tasks`."""
+    return tasks.task(function, name=name, **policy)
