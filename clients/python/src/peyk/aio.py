@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
+from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, retry_delay
 from .client import _read_audio
 from .resources import Namespaces, transcription_call
 
@@ -46,7 +46,8 @@ class AsyncPeyk(Namespaces):
         await self.aclose()
 
     async def submit(self, type: str, payload: dict[str, Any], **options: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await self._run(Call("POST", "/v1/jobs", json=job_body(type, payload, **options)))
+        """Submits a job (`jobs.submit`); answers its record."""
+        result: dict[str, Any] = await self.jobs.submit(type, payload, **options)
         return result
 
     async def wait(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, job_body, retry_delay
+from ._calls import FINISHED, MAX_WAIT_SECONDS, Call, Settings, answer, retry_delay
 from .resources import Namespaces, transcription_call
 
 
@@ -47,14 +47,9 @@ class Peyk(Namespaces):
         self.close()
 
     def submit(self, type: str, payload: dict[str, Any], **options: Any) -> dict[str, Any]:
-        """Submits a job (see `jobs.submit`); answers its record."""
-        return self._run(Call("POST", "/v1/jobs", json=job_body(type, payload, **options)))
-
-    def get_job(self, job_id: str, *, wait: float | None = None) -> dict[str, Any]:
-        return self.jobs.get(job_id, wait=wait)
-
-    def put_task_target(self, name: str, url: str, *, secret: str | None = None, **policy: int) -> dict[str, Any]:
-        return self.task_targets.put(name, url, secret=secret, **policy)
+        """Submits a job (`jobs.submit`); answers its record."""
+        result: dict[str, Any] = self.jobs.submit(type, payload, **options)
+        return result
 
     def wait(self, job_id: str, timeout: float = 300.0) -> dict[str, Any]:
         """Waits until the job ends (Celery's `AsyncResult.get`); answers its

@@ -156,7 +156,7 @@ class TaskApp:
     def register(self, url: str) -> list[dict[str, Any]]:
         """Creates or updates a task target per task, all at `url` (where
         the app serves `task_view`/`task_router`), signed with the secret."""
-        return [self.client.put_task_target(task.name, url, secret=self.secret, **task.policy) for task in self.tasks.values()]
+        return [self.client.task_targets.put(task.name, url, secret=self.secret, **task.policy) for task in self.tasks.values()]
 
     # -- the endpoint ------------------------------------------------------
 
