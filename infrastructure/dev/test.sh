@@ -50,7 +50,7 @@ STANDARDWEBHOOKS_VERSION=1.1.0
   || "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 # The Python client (clients/python, installed editable) and what its tests
 # serve tasks from: real FastAPI (uvicorn) and Django servers.
-PY_CLIENT_PINS=(fastapi==0.165.0 django==5.2.19 uvicorn==0.55.0 pytest==9.2.0 httpx==0.29.0 build==1.6.1)
+PY_CLIENT_PINS=(fastapi==0.165.0 django==5.2.19 uvicorn==0.55.0 pytest==9.2.0 httpx==0.29.0 sniffio==1.3.1 build==1.6.1)
 if ! "$venv/bin/python" -c "import peyk, importlib.metadata as m; assert all(m.version(p.split('==')[0]) == p.split('==')[1] for p in '${PY_CLIENT_PINS[*]}'.split())" 2>/dev/null; then
   "$venv/bin/pip" install -q -e "clients/python[django,fastapi]" "${PY_CLIENT_PINS[@]}"
 fi
