@@ -134,6 +134,8 @@ async fn serve() -> anyhow::Result<()> {
     let state = AppState {
         pool: pool.clone(),
         pusher: peyk_queue::submit::start_pusher(queue.clone()),
+        tokens: peyk_queue::queue::start_token_taker(queue.clone()),
+        charger: peyk_queue::queue::start_charger(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         quotas: Arc::new(quota::QuotaCache::new(config.key_cache_ttl)),

@@ -55,7 +55,7 @@ pub async fn charge(state: &AppState, tenant: TenantId, usage: Use) -> Result<Ch
     if charges.is_empty() {
         return Ok(Charged::default());
     }
-    match state.queue.charge(&tenant.0.to_string(), &charges).await {
+    match state.charger.call((tenant.0.to_string(), charges.clone())).await {
         Ok(Ok(())) => Ok(Charged(charges.into_iter().filter(|c| c.amount > 0).collect())),
         Ok(Err(over)) => Err(exceeded(&over)),
         Err(e) => {

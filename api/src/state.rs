@@ -29,6 +29,9 @@ pub struct AppState {
     pub accounts: Arc<AccountCache>,
     pub inserter: Inserter,
     pub pusher: Pusher,
+    /// Request tokens (`rate_limit`) and quota charges (`quota`), taken in batches.
+    pub tokens: peyk_queue::queue::TokenTaker,
+    pub charger: peyk_queue::queue::Charger,
     /// Inbound events and the verifications they queue, recorded in batches.
     pub callbacks: peyk_schema::queries::payments::CallbackRecorder,
     pub redis_up: Arc<AtomicBool>,

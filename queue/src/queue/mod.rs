@@ -47,8 +47,8 @@ mod limits;
 mod usage;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
-pub use limits::{Rate, Token};
-pub use usage::{usage_charges, Charge, OverQuota, Period, UsageKind, Use};
+pub use limits::{start_token_taker, Rate, Token, TokenTaker};
+pub use usage::{start_charger, usage_charges, Charge, Charger, OverQuota, Period, UsageKind, Use};
 
 /// What a queue entry carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use super::{Queue, QueueError};
+use peyk_schema::Batcher;
 
 /// Tehran's offset from UTC, in seconds.
 const TEHRAN: i32 = 3 * 3600 + 30 * 60;
@@ -153,28 +154,42 @@ impl Queue {
     }
 
     /// Charges `charges` to `tenant`, all or none: `Ok(Err(..))` names the
-    /// first quota that would be passed.
+    /// quota it would pass.
     pub async fn charge(&self, tenant: &str, charges: &[Charge]) -> Result<Result<(), OverQuota>, QueueError> {
+        let mut answers = self.charge_many(&[(tenant.to_string(), charges.to_vec())]).await?;
+        Ok(answers.remove(0))
+    }
+
+    /// Several tenants' charges, each all or none, in order, in one round trip.
+    pub async fn charge_many(&self, charges: &[(String, Vec<Charge>)]) -> Result<Vec<Result<(), OverQuota>>, QueueError> {
         let now = Utc::now();
         let mut invocation = self.scripts.charge.prepare_invoke();
-        invocation.arg(tenant);
         let mut ends = Vec::with_capacity(charges.len());
-        for charge in charges {
-            let (key, end) = self.usage_key(charge.kind, now);
-            // Kept a day past the period's end, for the usage endpoint's "previous" look.
-            let keep = (end - now).num_seconds().max(1) + 86_400;
-            invocation.key(key).arg(charge.amount).arg(charge.limit).arg(keep);
-            ends.push(end);
+        for (tenant, kinds) in charges {
+            invocation.arg(tenant).arg(kinds.len());
+            let mut kind_ends = Vec::with_capacity(kinds.len());
+            for charge in kinds {
+                let (key, end) = self.usage_key(charge.kind, now);
+                // Kept a day past the period's end, for the usage endpoint's "previous" look.
+                let keep = (end - now).num_seconds().max(1) + 86_400;
+                invocation.key(key).arg(charge.amount).arg(charge.limit).arg(keep);
+                kind_ends.push(end);
+            }
+            ends.push(kind_ends);
         }
         let mut conn = self.conn.clone();
         let answer: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-        Ok(match answer.as_slice() {
-            [index, used] if *index > 0 => {
-                let i = (*index - 1) as usize;
-                Err(OverQuota { kind: charges[i].kind, limit: charges[i].limit, used: *used, resets_at: ends[i] })
-            }
-            _ => Ok(()),
-        })
+        Ok(answer
+            .chunks_exact(2)
+            .zip(charges.iter().zip(ends))
+            .map(|(refused, ((_, kinds), ends))| match refused {
+                [index, used] if *index > 0 => {
+                    let i = (*index - 1) as usize;
+                    Err(OverQuota { kind: kinds[i].kind, limit: kinds[i].limit, used: *used, resets_at: ends[i] })
+                }
+                _ => Ok(()),
+            })
+            .collect())
     }
 
     /// Takes a charge back (a job that was not stored after all).
@@ -196,6 +211,17 @@ impl Queue {
         let mut conn = self.conn.clone();
         Ok(conn.hgetall(key).await?)
     }
+}
+
+/// Charges concurrent submissions together: one script call for whatever
+/// charges are waiting, instead of one round trip each.
+pub type Charger = Batcher<(String, Vec<Charge>), Result<(), OverQuota>, QueueError>;
+
+pub fn start_charger(queue: Queue) -> Charger {
+    Batcher::start(256, 2, move |charges: Vec<(String, Vec<Charge>)>| {
+        let queue = queue.clone();
+        async move { queue.charge_many(&charges).await }
+    })
 }
 
 #[cfg(test)]

@@ -136,6 +136,40 @@ async fn a_cap_on_running_jobs_is_never_exceeded_and_lifting_it_takes_effect() {
     assert!(most_at_once(&env, "capped", before).await > 2, "the lifted cap still held");
 }
 
+/// Tokens and quota charges of concurrent requests are taken together in
+/// one Redis call (`TokenTaker`, `Charger`); each request still gets exactly
+/// its own: as many through as the bucket and the quota hold, no more.
+#[tokio::test]
+async fn concurrent_requests_take_exactly_the_tokens_and_quota_there_are() {
+    let env = TestEnv::new("limits-concurrent").await;
+    let key = env.create_key("busy").await;
+    env.cli(&["set-limits", "--tenant", "busy", "--jobs-per-day", "12"]).await;
+    let api = env.start_api_with(&[("PEYK_TENANT_REQUESTS_PER_SECOND", "1"), ("PEYK_TENANT_BURST", "30")]).await;
+    let hook = |n: u32| webhook(&format!("https://example.com/hook{n}"), json!({}));
+
+    let answers = futures::future::join_all((0..60).map(|n| {
+        let request = api.http.post(format!("{}/v1/jobs", api.url)).bearer_auth(&key).json(&hook(n));
+        async move {
+            let response = request.send().await.unwrap();
+            let remaining: Option<u64> = response.headers().get("ratelimit-remaining").and_then(|v| v.to_str().ok()?.parse().ok());
+            let body: serde_json::Value = response.json().await.unwrap();
+            (body["error"]["code"].as_str().map(str::to_string), remaining)
+        }
+    }))
+    .await;
+    let count = |code: Option<&str>| answers.iter().filter(|(c, _)| c.as_deref() == code).count();
+    // 30 tokens (one more if a second passed): 12 stored, the rest over the quota.
+    let (stored, over_quota, over_rate) = (count(None), count(Some("quota_exceeded")), count(Some("rate_limited")));
+    assert_eq!(stored, 12, "{answers:?}");
+    assert!((30..=31).contains(&(stored + over_quota)), "{answers:?}");
+    assert_eq!(stored + over_quota + over_rate, 60, "{answers:?}");
+    let mut left: Vec<u64> = answers.iter().filter(|(c, _)| c.as_deref() != Some("rate_limited")).filter_map(|(_, r)| *r).collect();
+    left.sort_unstable();
+    left.dedup();
+    assert!(left.len() >= 29, "each admitted request left the bucket one token lower: {left:?}");
+    assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 12);
+}
+
 #[tokio::test]
 async fn quotas_refuse_past_the_limit_naming_it_and_count_only_what_was_stored() {
     let env = TestEnv::new("limits-quota").await;

@@ -1,22 +1,36 @@
--- Takes one token from a bucket that refills at `rate` per second up to
--- `burst`; the clock is Redis's own, so every API process agrees.
--- KEYS: the bucket (hash: tokens, at_ms); ARGV: rate, burst
--- Returns: {allowed (0|1), tokens left (floor), ms until a token is back (0 if allowed), ms until full}
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- Takes one token per request from each request's bucket; a bucket refills
+-- at `rate` per second up to `burst`; the clock is Redis's own, so every
+-- API process agrees. Requests are taken in order, so a batch answers as
+-- the same requests one by one would; each bucket is written once.
+-- KEYS: each request's bucket (hash: tokens, at_ms); ARGV: rate, burst of each request
+-- Returns, per request: allowed (0|1), tokens left (floor), ms until a token is back (0 if allowed), ms until full
 local time = redis.call("time")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local state = redis.call("hmget", KEYS[1], "tokens", "at_ms")
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local allowed, wait = 0, 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
+local tokens, full_in, out = {}, {}, {}
+for i, key in ipairs(KEYS) do
+  local rate, burst = tonumber(ARGV[i * 2 - 1]), tonumber(ARGV[i * 2])
+  local left = tokens[key]
+  if left == nil then
+    local state = redis.call("hmget", key, "tokens", "at_ms")
+    left = tonumber(state[1]) or burst
+    left = math.min(burst, left + math.max(0, now - (tonumber(state[2]) or now)) * rate / 1000)
+  end
+  local allowed, wait = 0, 0
+  if left >= 1 then
+    left = left - 1
+    allowed = 1
+  else
+    wait = math.ceil((1 - left) * 1000 / rate)
+  end
+  tokens[key] = left
+  full_in[key] = math.ceil((burst - left) * 1000 / rate)
+  out[#out + 1] = allowed
+  out[#out + 1] = math.floor(left)
+  out[#out + 1] = wait
+  out[#out + 1] = full_in[key]
 end
-local full_in = math.ceil((burst - tokens) * 1000 / rate)
-redis.call("hset", KEYS[1], "tokens", tostring(tokens), "at_ms", now)
-redis.call("pexpire", KEYS[1], full_in + 1000)
-return {allowed, math.floor(tokens), wait, full_in}
+for key, left in pairs(tokens) do
+  redis.call("hset", key, "tokens", tostring(left), "at_ms", now)
+  redis.call("pexpire", key, full_in[key] + 1000)
+end
+return out
