@@ -136,6 +136,7 @@ async fn serve() -> anyhow::Result<()> {
         pusher: peyk_queue::submit::start_pusher(queue.clone()),
         tokens: peyk_queue::queue::start_token_taker(queue.clone()),
         charger: peyk_queue::queue::start_charger(queue.clone()),
+        tally: peyk_queue::queue::UsageTally::start(queue.clone()),
         queue,
         keys: Arc::new(auth::KeyCache::new(config.key_cache_ttl)),
         quotas: Arc::new(quota::QuotaCache::new(config.key_cache_ttl)),

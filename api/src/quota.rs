@@ -55,6 +55,11 @@ pub async fn charge(state: &AppState, tenant: TenantId, usage: Use) -> Result<Ch
     if charges.is_empty() {
         return Ok(Charged::default());
     }
+    if charges.iter().all(|c| c.limit == 0) {
+        // Nothing to refuse: counted without waiting for Redis.
+        state.tally.add(&tenant.0.to_string(), &charges);
+        return Ok(Charged(charges));
+    }
     match state.charger.call((tenant.0.to_string(), charges.clone())).await {
         Ok(Ok(())) => Ok(Charged(charges.into_iter().filter(|c| c.amount > 0).collect())),
         Ok(Err(over)) => Err(exceeded(&over)),
@@ -68,6 +73,11 @@ pub async fn charge(state: &AppState, tenant: TenantId, usage: Use) -> Result<Ch
 /// Gives back what `charge` took for a submission that was not stored.
 pub async fn refund(state: &AppState, tenant: TenantId, charged: &Charged) {
     if charged.0.is_empty() {
+        return;
+    }
+    if charged.0.iter().all(|c| c.limit == 0) {
+        let back: Vec<Charge> = charged.0.iter().map(|c| Charge { amount: -c.amount, ..*c }).collect();
+        state.tally.add(&tenant.0.to_string(), &back);
         return;
     }
     if let Err(e) = state.queue.refund(&tenant.0.to_string(), &charged.0).await {

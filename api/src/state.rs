@@ -32,6 +32,8 @@ pub struct AppState {
     /// Request tokens (`rate_limit`) and quota charges (`quota`), taken in batches.
     pub tokens: peyk_queue::queue::TokenTaker,
     pub charger: peyk_queue::queue::Charger,
+    /// Usage no quota limits, added to Redis in batches.
+    pub tally: peyk_queue::queue::UsageTally,
     /// Inbound events and the verifications they queue, recorded in batches.
     pub callbacks: peyk_schema::queries::payments::CallbackRecorder,
     pub redis_up: Arc<AtomicBool>,

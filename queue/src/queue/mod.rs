@@ -48,7 +48,7 @@ mod usage;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
 pub use limits::{start_token_taker, Rate, Token, TokenTaker};
-pub use usage::{start_charger, usage_charges, Charge, Charger, OverQuota, Period, UsageKind, Use};
+pub use usage::{start_charger, usage_charges, Charge, Charger, OverQuota, Period, UsageKind, UsageTally, Use};
 
 /// What a queue entry carries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -117,7 +117,10 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
     if !filter.metadata.is_empty() {
         // `@>` on the GIN index (jobs_metadata): the ids of the rows holding
         // every pair, then the tenant and the page among those.
-        query = query.filter(jobs::metadata.contains(serde_json::Value::Object(filter.metadata.clone())));
+        query = query
+            .filter(jobs::metadata.contains(serde_json::Value::Object(filter.metadata.clone())))
+            // The index holds only jobs with metadata (a literal, so that the planner matches it).
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("jobs.metadata <> '{}'::jsonb"));
     }
     if let Some(before) = filter.before {
         query = query.filter(jobs::id.lt(before));

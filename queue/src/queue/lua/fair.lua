@@ -61,12 +61,16 @@ end
 
 -- Puts a task in its tenant's waiting set, at the back of its priority band
 -- (or at the front: a task handed back unstarted keeps its turn).
-local function place(ns, task_id, tenant, priority, front)
+-- `entered`: the tenant was placed earlier in this same script with nothing
+-- taken since, so it is in `waiting` and, unless paused or capped, in the
+-- ring already (saves five commands per task of a batch).
+local function place(ns, task_id, tenant, priority, front, entered)
   local level = math.floor(tonumber(priority) or 0)
   if level < 0 then level = 0 elseif level > MAX_PRIORITY then level = MAX_PRIORITY end
   local seq = redis.call("incr", ns .. ":fair:seq")
   local rank = (MAX_PRIORITY - level) * BAND + MIDDLE + (front and -seq or seq)
   redis.call("zadd", tenant_key(ns, tenant), rank, task_id)
+  if entered then return end
   redis.call("sadd", ns .. ":fair:waiting", tenant)
   enter_ring(ns, tenant)
 end
