@@ -170,6 +170,35 @@ async fn concurrent_requests_take_exactly_the_tokens_and_quota_there_are() {
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 12);
 }
 
+/// A tenant without quotas is counted in the API and its count reaches
+/// Redis within a quarter second (`UsageTally`), refunds of replays too.
+#[tokio::test]
+async fn usage_without_a_quota_is_counted_soon_after() {
+    let env = TestEnv::new("limits-tally").await;
+    let key = env.create_key("free").await;
+    let api = env.start_api().await;
+    for n in 0..3 {
+        api.submit(&key, &webhook(&format!("https://example.com/hook{n}"), json!({}))).await;
+    }
+    let mut keyed = webhook("https://example.com/keyed", json!({}));
+    keyed["idempotency_key"] = json!("once");
+    for expected in [202, 200] {
+        assert_eq!(api.post("/v1/jobs", &key, &keyed).await.0, expected);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let used = loop {
+        let (_, usage) = api.get("/v1/usage", &key).await;
+        if usage["used"]["jobs"] == json!(4) || Instant::now() > deadline {
+            break usage;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(used["used"]["jobs"], json!(4), "three jobs and one keyed job, its replay refunded: {used}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, later) = api.get("/v1/usage", &key).await;
+    assert_eq!(later["used"]["jobs"], json!(4), "{later}");
+}
+
 #[tokio::test]
 async fn quotas_refuse_past_the_limit_naming_it_and_count_only_what_was_stored() {
     let env = TestEnv::new("limits-quota").await;
