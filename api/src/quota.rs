@@ -76,7 +76,7 @@ pub async fn refund(state: &AppState, tenant: TenantId, charged: &Charged) {
         return;
     }
     if charged.0.iter().all(|c| c.limit == 0) {
-        let back: Vec<Charge> = charged.0.iter().map(|c| Charge { amount: -c.amount, ..*c }).collect();
+        let back: Vec<Charge> = charged.0.iter().map(Charge::undone).collect();
         state.tally.add(&tenant.0.to_string(), &back);
         return;
     }

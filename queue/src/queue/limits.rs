@@ -26,12 +26,6 @@ pub struct Token {
 }
 
 impl Queue {
-    /// Takes a request token from `tenant`'s bucket.
-    pub async fn take_token(&self, tenant: &str, rate: Rate) -> Result<Token, QueueError> {
-        let mut tokens = self.take_tokens(&[(tenant.to_string(), rate)]).await?;
-        Ok(tokens.remove(0))
-    }
-
     /// Takes one token for each request, in order, in one round trip.
     pub async fn take_tokens(&self, requests: &[(String, Rate)]) -> Result<Vec<Token>, QueueError> {
         let mut invocation = self.scripts.token_bucket.prepare_invoke();

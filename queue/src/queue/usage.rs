@@ -87,6 +87,13 @@ pub struct Charge {
     pub limit: i64,
 }
 
+impl Charge {
+    /// The charge that takes this one back (limits play no part in a refund).
+    pub fn undone(&self) -> Charge {
+        Charge { amount: -self.amount, limit: 0, ..*self }
+    }
+}
+
 /// What a job will use, as far as it is known at submission.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Use {
@@ -195,7 +202,7 @@ impl Queue {
 
     /// Takes a charge back (a job that was not stored after all).
     pub async fn refund(&self, tenant: &str, charges: &[Charge]) -> Result<(), QueueError> {
-        let back: Vec<Charge> = charges.iter().map(|c| Charge { amount: -c.amount, limit: 0, ..*c }).collect();
+        let back: Vec<Charge> = charges.iter().map(Charge::undone).collect();
         self.charge(tenant, &back).await?.ok();
         Ok(())
     }

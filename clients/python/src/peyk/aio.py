@@ -43,7 +43,7 @@ class AsyncPeyk(Namespaces):
         # Calls beyond the pool's size wait here rather than in httpcore's
         # pool, whose every hand-out walks all waiting requests and idle
         # connections: 1,000 calls gathered on 8 connections ran 87 a second
-        # when queued there, ~430 when queued here (bench/python_client.sh).
+        # when queued there, 353 when queued here (bench/python_client.sh).
         self._gate = asyncio.Semaphore(max_connections)
         self._attach(self._run)
 
