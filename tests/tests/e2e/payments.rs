@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use peyk_tests::gateways::{self, BitPay, Failure, IdPay, Stripe, Zarinpal};
 use peyk_tests::sink::Sink;
@@ -833,14 +834,22 @@ async fn a_thousand_forged_callbacks_cost_a_bounded_amount() {
         .await;
 
     let (shop, authority) = (&shop, &authority);
-    let answers: Vec<u16> = futures::future::join_all((0..1000).map(|n| async move {
-        if n % 2 == 0 {
-            shop.zarinpal_callback(authority, if n % 4 == 0 { "OK" } else { "NOK" }).await.0
-        } else {
-            shop.callback_query("bitpay", &format!("trans_id={}&id_get={id_get}", 9_000_000 + n)).await.0
-        }
-    }))
-    .await;
+    // 64 in flight: what this asserts is the cost of each callback. A
+    // thousand at once on a slow machine under the rest of the suite would
+    // queue some past the database pool's 5 s wait — answered `503` with
+    // `Retry-After`, which is the right answer to overload but not this
+    // test's subject (CI saw 92 of 1,000 so on 2026-12-03).
+    let answers: Vec<u16> = futures::stream::iter(0..1000)
+        .map(|n| async move {
+            if n % 2 == 0 {
+                shop.zarinpal_callback(authority, if n % 4 == 0 { "OK" } else { "NOK" }).await.0
+            } else {
+                shop.callback_query("bitpay", &format!("trans_id={}&id_get={id_get}", 9_000_000 + n)).await.0
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
     assert!(answers.iter().all(|s| *s == 200), "{:?}", answers.iter().filter(|s| **s != 200).collect::<Vec<_>>());
     // One verification per payment while it waits; at most 3 a minute anyway.
     for (payment, name) in [(&zarinpal_id, "zarinpal"), (&bitpay_id, "bitpay")] {
