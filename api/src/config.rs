@@ -52,8 +52,8 @@ impl Config {
         Ok(Self {
             database_url: env_required("DATABASE_URL")?,
             db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,
-            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
-            redis_prefix: env_or("PEYK_REDIS_PREFIX", "peyk"),
+            redis_url: Self::redis().0,
+            redis_prefix: Self::redis().1,
             addr: env_parse("PEYK_API_ADDR", "127.0.0.1:8080".parse().unwrap())?,
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
             max_batch_body_bytes: env_parse("PEYK_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024)?,
@@ -79,5 +79,11 @@ impl Config {
     /// Only what `migrate` and `create-key` need.
     pub fn database_url() -> Result<String, EnvError> {
         env_required("DATABASE_URL")
+    }
+
+    /// Redis and its prefix, for the commands that tell the API processes
+    /// something (`revoke-key`).
+    pub fn redis() -> (String, String) {
+        (env_or("REDIS_URL", "redis://127.0.0.1:6379"), env_or("PEYK_REDIS_PREFIX", "peyk"))
     }
 }

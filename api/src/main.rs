@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod http_metrics;
 mod inbound;
+mod keys;
 mod paging;
 mod quota;
 mod rate_limit;
@@ -46,10 +47,35 @@ enum Command {
     CreateKey {
         #[arg(long)]
         tenant: String,
-        /// An admin key: it reaches `/v1/admin/*` (queues, pauses, weights).
+        /// What the key is for (shown when keys are listed).
+        #[arg(long, default_value = "")]
+        name: String,
+        /// A scope the key gets; may be given several times. Without any:
+        /// every scope but `admin`. The scopes: jobs:read, jobs:write,
+        /// files, payments:read, payments:write, payments:admin,
+        /// webhooks:admin, admin (README, "Keys and scopes").
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// An admin key: adds the `admin` scope (every tenant: queues,
+        /// limits, usage, keys, the audit log).
         #[arg(long)]
         admin: bool,
+        /// How long the key works: 30d, 12h, 90m (default: until revoked).
+        #[arg(long, value_name = "LIFETIME")]
+        expires_in: Option<String>,
     },
+    /// List keys (prefix, name, scopes, last use), newest first.
+    ListKeys {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Revoked keys too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a key, given its id or its prefix; API processes refuse it
+    /// within a second.
+    RevokeKey { key: String },
     /// Pause a queue (for every tenant, or for `--tenant` only). Stored in
     /// PostgreSQL; workers apply it within `PEYK_CONTROL_SYNC_SECONDS`.
     Pause {
@@ -106,16 +132,12 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("migrations applied: {}", if applied.is_empty() { "none pending".to_string() } else { applied.join(", ") });
             Ok(())
         }
-        Command::CreateKey { tenant, admin } => {
-            let tenant = tenant.trim();
-            anyhow::ensure!(!tenant.is_empty() && tenant.len() <= 200, "--tenant must be 1 to 200 characters");
-            let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
-            let key = auth::generate_key();
-            peyk_schema::queries::api_keys::create_key(&pool, tenant, &key, &key[..12], admin).await?;
-            // The only place the key ever appears: stdout, once.
-            println!("{key}");
-            Ok(())
+        Command::CreateKey { tenant, name, scopes, admin, expires_in } => {
+            let expires_at = expires_in.as_deref().map(keys::parse_lifetime).transpose()?.map(|lifetime| chrono::Utc::now() + lifetime);
+            keys::create_from_cli(keys::KeyRequest { tenant, name, scopes, admin, expires_at }).await
         }
+        Command::ListKeys { tenant, all } => keys::list_from_cli(tenant.as_deref(), all).await,
+        Command::RevokeKey { key } => keys::revoke_from_cli(&key).await,
         Command::Pause { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), true).await,
         Command::Resume { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), false).await,
         Command::SetLimits { tenant, weight, requests_per_second, burst, max_running, quotas } => {
@@ -151,6 +173,7 @@ async fn serve() -> anyhow::Result<()> {
         checks: Arc::new(admission::Checks::new(&config.redis_prefix, peyk_jobs::sms::rate_limiter_from_env(&config.redis_prefix)?)),
     };
     tokio::spawn(state::watch_redis(state.clone()));
+    tokio::spawn(auth::watch_key_changes(state.clone()));
     tracing::info!(store = %state.files.description, "file store ready");
     let app = routes::router(state, &config);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;

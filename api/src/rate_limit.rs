@@ -5,8 +5,8 @@
 //! `Retry-After`. Every answer to such a request carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (the IETF draft's fields).
 //!
-//! Admin keys are not limited, and requests without a valid key pass on
-//! (their handler answers `401`). Should Redis not answer, requests pass
+//! Admin keys are not limited, and public routes (no key) have their own
+//! per-sender limit (`address_limit`). Should Redis not answer, requests pass
 //! too: the limit must not take the API down with it (what needs Redis
 //! answers `503` by itself).
 
@@ -16,17 +16,16 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use peyk_queue::queue::{Rate, Token};
 
-use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
+use peyk_schema::queries::api_keys::KeyOwner;
 
-pub async fn limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Ok(owner) = auth::key_owner(request.headers(), &state).await else {
+pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // `auth::authenticate` put the owner there; public routes have none.
+    let Some(owner) = request.extensions().get::<KeyOwner>().copied() else {
         return next.run(request).await;
     };
-    // The handler's `Tenant` takes the owner from here instead of looking again.
-    request.extensions_mut().insert(owner);
-    if owner.admin {
+    if owner.admin() {
         return next.run(request).await;
     }
     let rate = Rate {

@@ -33,7 +33,23 @@ diesel::table! {
         key_prefix -> Text,
         created_at -> Timestamptz,
         revoked_at -> Nullable<Timestamptz>,
-        admin -> Bool,
+        name -> Text,
+        scopes -> Array<Text>,
+        expires_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        tenant_id -> Nullable<Uuid>,
+        actor_key_id -> Nullable<Uuid>,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        details -> Jsonb,
     }
 }
 
@@ -330,4 +346,5 @@ diesel::joinable!(schedules -> tenants (tenant_id));
 // Reconcile asks for pending payments whose gateway account exists.
 diesel::allow_tables_to_appear_in_same_query!(payments, payment_accounts);
 diesel::allow_tables_to_appear_in_same_query!(api_keys, tenants);
+diesel::allow_tables_to_appear_in_same_query!(audit_log, tenants);
 diesel::allow_tables_to_appear_in_same_query!(schedule_fires, jobs);

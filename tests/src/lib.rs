@@ -187,7 +187,17 @@ impl TestEnv {
         stderr
     }
 
-    async fn create_key_with(&self, args: &[&str]) -> String {
+    /// Runs `peyk-api ARGS` and returns its stdout.
+    pub async fn cli_stdout(&self, args: &[&str]) -> String {
+        let mut command = Command::new(bin("peyk-api"));
+        self.base_env(&mut command);
+        let output = command.args(args).output().await.unwrap();
+        assert!(output.status.success(), "peyk-api {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+
+    /// `peyk-api create-key ARGS`: the key printed on stdout.
+    pub async fn create_key_with(&self, args: &[&str]) -> String {
         let mut command = Command::new(bin("peyk-api"));
         self.base_env(&mut command);
         let output = command.arg("create-key").args(args).output().await.unwrap();

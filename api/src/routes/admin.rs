@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Admin;
+use crate::auth::{Admin, Caller};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::state::AppState;
 use crate::views::ErrorBody;
+use serde_json::json;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantQueueView {
@@ -94,7 +95,7 @@ pub struct TenantList {
 }
 
 /// What to change; what is absent stays as it is.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     /// 1 to 1,000; a tenant of weight 2 gets twice the turns of one of weight 1.
@@ -230,7 +231,7 @@ async fn view(state: &AppState, queue: &str, names: &[TenantLimits]) -> Result<Q
 }
 
 /// Every queue: whether it is paused, what waits in it, per tenant.
-#[utoipa::path(get, path = "/v1/admin/queues", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/admin/queues", tag = "admin", security(("api_key" = ["admin"])),
     responses((status = 200, body = QueueList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn list_queues(State(state): State<AppState>, _admin: Admin) -> Result<Json<QueueList>, ApiError> {
     let names = q::tenants(&state.pool).await?;
@@ -243,81 +244,104 @@ pub async fn list_queues(State(state): State<AppState>, _admin: Admin) -> Result
     Ok(Json(QueueList { data }))
 }
 
-async fn set_queue_paused(state: &AppState, queue: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
+fn pause_action(paused: bool) -> &'static str {
+    if paused {
+        "queue.paused"
+    } else {
+        "queue.resumed"
+    }
+}
+
+async fn set_queue_paused(state: &AppState, caller: &Caller, queue: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
     known_queue(state, queue)?;
     q::set_paused(&state.pool, queue, None, paused).await?;
     state.queue.set_queue_paused(queue, paused).await.map_err(queue_error)?;
+    caller.audit_for(state, None, pause_action(paused), queue, json!({})).await?;
     let names = q::tenants(&state.pool).await?;
     Ok(Json(view(state, queue, &names).await?))
 }
 
-async fn set_tenant_paused(state: &AppState, queue: &str, tenant_id: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
+async fn set_tenant_paused(
+    state: &AppState,
+    caller: &Caller,
+    queue: &str,
+    tenant_id: &str,
+    paused: bool,
+) -> Result<Json<QueueView>, ApiError> {
     known_queue(state, queue)?;
     let tenant = tenant(state, tenant_id).await?;
     q::set_paused(&state.pool, queue, Some(tenant.id), paused).await?;
     state.queue.set_tenant_paused(queue, &tenant.id.to_string(), paused).await.map_err(queue_error)?;
+    caller.audit_for(state, Some(tenant.id), pause_action(paused), queue, json!({})).await?;
     let names = q::tenants(&state.pool).await?;
     Ok(Json(view(state, queue, &names).await?))
 }
 
 /// Pause a queue for every tenant: workers take nothing from it; what
 /// waits keeps its order, and new jobs are still accepted.
-#[utoipa::path(post, path = "/v1/admin/queues/{queue}/pause", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/pause", tag = "admin", security(("api_key" = ["admin"])),
     params(("queue" = String, Path, description = "Queue (job type)")),
     responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
-pub async fn pause_queue(State(state): State<AppState>, _admin: Admin, Path(queue): Path<String>) -> Result<Json<QueueView>, ApiError> {
-    set_queue_paused(&state, &queue, true).await
+pub async fn pause_queue(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueView>, ApiError> {
+    set_queue_paused(&state, &caller, &queue, true).await
 }
 
 /// Resume a paused queue; it continues in order.
-#[utoipa::path(post, path = "/v1/admin/queues/{queue}/resume", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/resume", tag = "admin", security(("api_key" = ["admin"])),
     params(("queue" = String, Path, description = "Queue (job type)")),
     responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
-pub async fn resume_queue(State(state): State<AppState>, _admin: Admin, Path(queue): Path<String>) -> Result<Json<QueueView>, ApiError> {
-    set_queue_paused(&state, &queue, false).await
+pub async fn resume_queue(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(queue): Path<String>,
+) -> Result<Json<QueueView>, ApiError> {
+    set_queue_paused(&state, &caller, &queue, false).await
 }
 
 /// Pause one tenant in a queue; other tenants go on.
-#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/pause", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/pause", tag = "admin", security(("api_key" = ["admin"])),
     params(("queue" = String, Path, description = "Queue (job type)"), ("tenant_id" = String, Path, description = "Tenant id")),
     responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn pause_tenant(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(caller): Admin,
     Path((queue, tenant_id)): Path<(String, String)>,
 ) -> Result<Json<QueueView>, ApiError> {
-    set_tenant_paused(&state, &queue, &tenant_id, true).await
+    set_tenant_paused(&state, &caller, &queue, &tenant_id, true).await
 }
 
 /// Resume one tenant in a queue; its jobs continue in order.
-#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/resume", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/admin/queues/{queue}/tenants/{tenant_id}/resume", tag = "admin", security(("api_key" = ["admin"])),
     params(("queue" = String, Path, description = "Queue (job type)"), ("tenant_id" = String, Path, description = "Tenant id")),
     responses((status = 200, body = QueueView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn resume_tenant(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(caller): Admin,
     Path((queue, tenant_id)): Path<(String, String)>,
 ) -> Result<Json<QueueView>, ApiError> {
-    set_tenant_paused(&state, &queue, &tenant_id, false).await
+    set_tenant_paused(&state, &caller, &queue, &tenant_id, false).await
 }
 
 /// Every tenant, with its weight and limits.
-#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin", security(("api_key" = ["admin"])),
     responses((status = 200, body = TenantList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn list_tenants(State(state): State<AppState>, _admin: Admin) -> Result<Json<TenantList>, ApiError> {
     let caps = q::caps(&state.pool, None).await?;
     Ok(Json(TenantList { data: q::tenants(&state.pool).await?.into_iter().map(|t| TenantView::of(t, &caps)).collect() }))
 }
 
-/// Change a tenant's weight, request rate or caps on running jobs. Weights
-/// and caps apply at once; a request rate once the API's key cache
-/// (`PEYK_KEY_CACHE_SECONDS`) lets go of the tenant's keys.
-#[utoipa::path(patch, path = "/v1/admin/tenants/{tenant_id}", tag = "admin", security(("api_key" = [])),
+/// Change a tenant's weight, request rate or caps on running jobs; each
+/// applies at once, in every API process.
+#[utoipa::path(patch, path = "/v1/admin/tenants/{tenant_id}", tag = "admin", security(("api_key" = ["admin"])),
     params(("tenant_id" = String, Path, description = "Tenant id")), request_body = UpdateTenant,
     responses((status = 200, body = TenantView), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn update_tenant(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin(caller): Admin,
     Path(tenant_id): Path<String>,
     ValidJson(body): ValidJson<UpdateTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
@@ -334,5 +358,10 @@ pub async fn update_tenant(
     }
     let weight = (updated.weight != 1).then_some(updated.weight as u32);
     state.queue.set_weight(&updated.id.to_string(), weight).await.map_err(queue_error)?;
+    // Request rates travel with the cached keys: every process drops them.
+    crate::auth::announce_key_change(&state).await;
+    caller
+        .audit_for(&state, Some(updated.id), "tenant.limits_changed", updated.id, serde_json::to_value(&body).unwrap_or_default())
+        .await?;
     Ok(Json(TenantView::of(updated, &caps)))
 }

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::paging;
@@ -328,15 +328,16 @@ fn valid_source_name(name: &str) -> bool {
 
 /// Create or replace an inbound source: a provider that will post Standard
 /// Webhooks to `/v1/inbound/{tenant}/{name}` signed with `secret`.
-#[utoipa::path(put, path = "/v1/inbound-sources/{name}", tag = "inbound", security(("api_key" = [])),
+#[utoipa::path(put, path = "/v1/inbound-sources/{name}", tag = "inbound", security(("api_key" = ["payments:admin"])),
     params(("name" = String, Path, description = "lowercase letters, digits, `-`, `_`")), request_body = PutSource,
     responses((status = 200, description = "`{name, secret, path}`"), (status = 422, body = ErrorBody)))]
 pub async fn put_source(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(name): Path<String>,
     ValidJson(body): ValidJson<PutSource>,
 ) -> Result<Json<Value>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let mut errors = ValidationErrors::new();
     if !valid_source_name(&name) {
         errors.add("name", "must be 1 to 64 lowercase letters, digits, `-` or `_`");
@@ -347,12 +348,14 @@ pub async fn put_source(
         }
     }
     errors.into_result().map_err(ApiError::validation)?;
+    let secret_given = body.secret.is_some();
     let secret = body.secret.unwrap_or_else(SigningSecret::generate);
     q::put_source(&state.pool, tenant.0, &name, &secret).await?;
+    caller.audit(&state, "inbound_source.changed", &name, json!({ "secret_given": secret_given })).await?;
     Ok(Json(json!({ "name": name, "secret": secret, "path": format!("/v1/inbound/{}/{name}", tenant.0 .0) })))
 }
 
-#[utoipa::path(get, path = "/v1/inbound-sources", tag = "inbound", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/inbound-sources", tag = "inbound", security(("api_key" = ["payments:admin"])),
     responses((status = 200, description = "`{\"data\": [{name, created_at}]}` (secrets are not shown)")))]
 pub async fn list_sources(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {
     let sources: Vec<Value> = q::source_names(&state.pool, tenant.0)
@@ -363,12 +366,14 @@ pub async fn list_sources(State(state): State<AppState>, tenant: Tenant) -> Resu
     Ok(Json(json!({ "data": sources })))
 }
 
-#[utoipa::path(delete, path = "/v1/inbound-sources/{name}", tag = "inbound", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/inbound-sources/{name}", tag = "inbound", security(("api_key" = ["payments:admin"])),
     params(("name" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_source(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_source(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let tenant = Tenant(caller.tenant());
     if !q::delete_source(&state.pool, tenant.0, &name).await? {
         return Err(ApiError::not_found("inbound source"));
     }
+    caller.audit(&state, "inbound_source.deleted", &name, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -423,7 +428,7 @@ pub struct ListEvents {
 
 /// Inbound events as they arrived (gateway callbacks and Standard Webhooks),
 /// newest first.
-#[utoipa::path(get, path = "/v1/inbound-events", tag = "inbound", security(("api_key" = [])), params(ListEvents),
+#[utoipa::path(get, path = "/v1/inbound-events", tag = "inbound", security(("api_key" = ["payments:read"])), params(ListEvents),
     responses((status = 200, description = "`{\"data\": [events], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
 pub async fn list_events(
     State(state): State<AppState>,

@@ -88,7 +88,7 @@ pub struct DeleteQuery {
 }
 
 /// Create or replace a template in one language.
-#[utoipa::path(put, path = "/v1/email/templates/{name}", tag = "email", security(("api_key" = [])),
+#[utoipa::path(put, path = "/v1/email/templates/{name}", tag = "email", security(("api_key" = ["jobs:write"])),
     params(("name" = String, Path, description = "Template name: lowercase letters, digits, `-`, `_`")),
     request_body = PutTemplate,
     responses(
@@ -144,7 +144,7 @@ fn validate(name: &str, body: &PutTemplate) -> Result<(), ValidationErrors> {
 }
 
 /// The tenant's templates, and the built-in ones.
-#[utoipa::path(get, path = "/v1/email/templates", tag = "email", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/email/templates", tag = "email", security(("api_key" = ["jobs:read"])),
     responses((status = 200, body = TemplateList)))]
 pub async fn list_templates(State(state): State<AppState>, tenant: Tenant) -> Result<Json<TemplateList>, ApiError> {
     let data = q::list(&state.pool, tenant.0).await?.into_iter().map(TemplateView::from).collect();
@@ -160,7 +160,7 @@ pub async fn list_templates(State(state): State<AppState>, tenant: Tenant) -> Re
 
 /// Delete a template (every language, or `?language=`). A built-in template
 /// of the same name applies again.
-#[utoipa::path(delete, path = "/v1/email/templates/{name}", tag = "email", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/email/templates/{name}", tag = "email", security(("api_key" = ["jobs:write"])),
     params(("name" = String, Path, description = "Template name"), DeleteQuery),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete_template(

@@ -20,7 +20,7 @@ pub struct EventTypeList {
 }
 
 /// The event types endpoints can subscribe to.
-#[utoipa::path(get, path = "/v1/event-types", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/event-types", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     responses((status = 200, body = EventTypeList)))]
 pub async fn event_types(_tenant: Tenant) -> Json<EventTypeList> {
     let data = catalogue::EVENT_TYPES

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{ErrorBody, FileView};
@@ -48,7 +48,7 @@ pub struct UploadForm {
 }
 
 /// Upload a file (multipart/form-data, field `file`).
-#[utoipa::path(post, path = "/v1/files", tag = "files", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("api_key" = ["files"])),
     request_body(content = UploadForm, content_type = "multipart/form-data", description = "A form with one field `file`"),
     responses(
         (status = 201, description = "Stored", body = FileView),
@@ -73,7 +73,7 @@ pub async fn upload(
 }
 
 /// Get an uploaded file's record.
-#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("api_key" = ["files"])),
     params(("id" = String, Path, description = "File id")),
     responses((status = 200, body = FileView), (status = 404, body = ErrorBody)))]
 pub async fn get_file(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<FileView>, ApiError> {
@@ -83,15 +83,17 @@ pub async fn get_file(State(state): State<AppState>, tenant: Tenant, Path(id): P
 }
 
 /// Delete an uploaded file. Jobs that still need it fail with `file_not_found`.
-#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", security(("api_key" = ["files"])),
     params(("id" = String, Path, description = "File id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_file(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let id = parse_file_id(&id)?;
     if !files::delete(&state.pool, tenant.0, id).await? {
         return Err(ApiError::not_found("file"));
     }
     state.files.delete(tenant.0 .0, id).await.map_err(ApiError::internal)?;
+    caller.audit(&state, "file.erased", id, serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

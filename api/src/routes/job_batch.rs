@@ -86,7 +86,7 @@ impl BatchItem {
 
 /// Submit up to 1,000 jobs.
 #[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", request_body = SubmitBatch,
-    security(("api_key" = [])),
+    security(("api_key" = ["jobs:write"])),
     responses(
         (status = 200, description = "Every item's answer, in order: `202` stored, `200` replay, `409` key reused, `422` invalid (its fields named), `429` an SMS rate rule, `503` a provider no worker has", body = BatchAnswer),
         (status = 400, description = "Malformed JSON", body = ErrorBody),

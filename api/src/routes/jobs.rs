@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::admission::Admission;
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::quota::{self, Use};
@@ -178,7 +178,7 @@ pub(crate) fn missing_files(
 
 /// Submit a job.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = SubmitJob,
-    security(("api_key" = [])),
+    security(("api_key" = ["jobs:write"])),
     responses(
         (status = 202, description = "Accepted and queued", body = JobView),
         (status = 200, description = "Same idempotency key and body as an earlier submission: that job", body = JobView),
@@ -305,7 +305,7 @@ pub(crate) fn parse_job_id(id: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Get a job.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Job id"),
         ("wait" = Option<f64>, Query, description = "Hold the request up to this many seconds (0–60) until the job ends (succeeded, failed, dead, cancelled); it answers the job as it is then, ended or not (Celery's `AsyncResult.get(timeout=…)`)")),
     responses((status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -386,7 +386,7 @@ where
 }
 
 /// List jobs, newest first.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("api_key" = ["jobs:read"])),
     params(
         ("type" = Option<String>, Query, description = "Only this job type"),
         ("status" = Option<String>, Query, description = "Only this status"),
@@ -464,13 +464,14 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<Uuid, ApiError> {
 }
 
 /// Cancel a job that has not finished.
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 200, description = "Cancelled. A queued or scheduled job never runs; a running one finishes but its result is discarded.", body = JobView),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Already finished", body = ErrorBody)))]
-pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+pub async fn cancel_job(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let id = parse_job_id(&id)?;
     let row = jobs::cancel(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
     if row.status() != JobStatus::Cancelled {
@@ -478,6 +479,7 @@ pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id):
             .with_details(json!({ "status": row.status })));
     }
     state.queue.announce_finished(&[id]).await;
+    caller.audit(&state, "job.cancelled", id, json!({ "type": row.job_type })).await?;
     // A cancelled step ends its pipeline.
     if let Some(pipeline) = row.pipeline_id {
         if let Err(e) = peyk_queue::pipeline::advance(&registry::catalogue(), &state.pool, &state.queue, pipeline).await {
@@ -488,13 +490,14 @@ pub async fn cancel_job(State(state): State<AppState>, tenant: Tenant, Path(id):
 }
 
 /// Run a `failed` or `dead` job again, with a fresh attempt budget.
-#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 202, description = "Queued again", body = JobView),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Only failed or dead jobs can be retried", body = ErrorBody)))]
-pub async fn retry_job(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn retry_job(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let id = parse_job_id(&id)?;
     if !state.redis_is_up() {
         return Err(ApiError::queue_unavailable());
@@ -510,11 +513,12 @@ pub async fn retry_job(State(state): State<AppState>, tenant: Tenant, Path(id): 
         .with_details(json!({ "status": row.status })));
     }
     enqueue(&state, &row).await;
+    caller.audit(&state, "job.retried", id, json!({ "type": row.job_type })).await?;
     Ok((StatusCode::ACCEPTED, Json(JobView::from(row))).into_response())
 }
 
 /// The attempts of a job, oldest first.
-#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/jobs/{id}/attempts", tag = "jobs", security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Job id")),
     responses((status = 200, body = AttemptList), (status = 404, body = ErrorBody)))]
 pub async fn list_attempts(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<AttemptList>, ApiError> {

@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod job_batch;
 pub mod jobs;
+pub mod keys;
 pub mod openapi;
 pub mod payments;
 pub mod pipelines;
@@ -104,6 +105,9 @@ pub fn declared() -> Declared {
         .routes(routes!(usage::own_usage))
         .routes(routes!(usage::all_usage))
         .routes(routes!(admin::update_tenant))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::list_audit))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
@@ -117,7 +121,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let batches = batches.layer(DefaultBodyLimit::max(config.max_batch_body_bytes));
     let api = api.layer(DefaultBodyLimit::max(config.max_body_bytes));
     let (routes, _document) = api.merge(uploads).merge(batches).split_for_parts();
-    let routes = routes.layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::limit));
+    // A misdeclared scope stops the start, not a request.
+    std::sync::LazyLock::force(&crate::auth::ROUTE_SCOPES);
+    // `authenticate` runs first (the outer layer), then the tenant's rate.
+    let routes = routes
+        .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::limit))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
     openapi::with_docs(routes.with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::paging;
@@ -79,16 +79,17 @@ fn parse_gateway(name: &str) -> Result<Gateway, ApiError> {
 }
 
 /// Create or replace the account at a gateway.
-#[utoipa::path(put, path = "/v1/payment-accounts/{gateway}", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(put, path = "/v1/payment-accounts/{gateway}", tag = "payments", security(("api_key" = ["payments:admin"])),
     params(("gateway" = String, Path, description = "zarinpal | idpay | bitpay | stripe")),
     request_body = PutAccount,
     responses((status = 200, body = AccountView), (status = 422, description = "Bad gateway or credentials", body = ErrorBody)))]
 pub async fn put_account(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(gateway): Path<String>,
     ValidJson(body): ValidJson<PutAccount>,
 ) -> Result<Json<AccountView>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let gateway = parse_gateway(&gateway)?;
     let mut errors = ValidationErrors::new();
     if let Err(invalid) = payments::validate_credentials(gateway, &body.credentials) {
@@ -112,32 +113,35 @@ pub async fn put_account(
     };
     let stored = q::upsert_account(&state.pool, &row).await?;
     state.accounts.put((stored.tenant_id, gateway.name()), stored.clone());
+    caller.audit(&state, "payment_account.changed", gateway.name(), json!({ "sandbox": stored.sandbox })).await?;
     Ok(Json(stored.into()))
 }
 
 /// The tenant's gateway accounts (credentials are never shown).
-#[utoipa::path(get, path = "/v1/payment-accounts", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/payment-accounts", tag = "payments", security(("api_key" = ["payments:admin"])),
     responses((status = 200, description = "`{\"data\": [accounts]}`")))]
 pub async fn list_accounts(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Value>, ApiError> {
     let accounts: Vec<AccountView> = q::accounts(&state.pool, tenant.0).await?.into_iter().map(AccountView::from).collect();
     Ok(Json(json!({ "data": accounts })))
 }
 
-#[utoipa::path(delete, path = "/v1/payment-accounts/{gateway}", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/payment-accounts/{gateway}", tag = "payments", security(("api_key" = ["payments:admin"])),
     params(("gateway" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_account(State(state): State<AppState>, tenant: Tenant, Path(gateway): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_account(State(state): State<AppState>, caller: Caller, Path(gateway): Path<String>) -> Result<StatusCode, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let gateway = parse_gateway(&gateway)?;
     state.accounts.remove(&(tenant.0 .0, gateway.name()));
     if !q::delete_account(&state.pool, tenant.0, gateway.name()).await? {
         return Err(ApiError::not_found("payment account"));
     }
+    caller.audit(&state, "payment_account.deleted", gateway.name(), json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Registers a payment to expect: the same fields as a
 /// `payment_verification` job.
-#[utoipa::path(post, path = "/v1/payments", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", security(("api_key" = ["payments:write"])),
     request_body = PaymentVerificationJob,
     responses(
         (status = 201, description = "Registered (pending until its callback or a verification)"),
@@ -186,7 +190,7 @@ pub struct ListPayments {
 }
 
 /// The tenant's payments, newest first.
-#[utoipa::path(get, path = "/v1/payments", tag = "payments", security(("api_key" = [])), params(ListPayments),
+#[utoipa::path(get, path = "/v1/payments", tag = "payments", security(("api_key" = ["payments:read"])), params(ListPayments),
     responses((status = 200, description = "`{\"data\": [payments], \"next\": cursor}`"), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -214,7 +218,7 @@ async fn find_payment(state: &AppState, tenant: &Tenant, id: &str) -> Result<Pay
     q::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("payment"))
 }
 
-#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", security(("api_key" = ["payments:read"])),
     params(("id" = Uuid, Path)), responses((status = 200, description = "The payment"), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(payments::result_of(&find_payment(&state, &tenant, &id).await?, false)))
@@ -223,7 +227,7 @@ pub async fn get(State(state): State<AppState>, tenant: Tenant, Path(id): Path<S
 /// Queues a verification of a registered payment now (e.g. when the tenant
 /// got the callback itself). Verifying a settled payment returns its stored
 /// outcome.
-#[utoipa::path(post, path = "/v1/payments/{id}/verify", tag = "payments", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/payments/{id}/verify", tag = "payments", security(("api_key" = ["payments:write"])),
     params(("id" = Uuid, Path)), responses((status = 202, description = "`{\"job_id\": …}`"), (status = 404, body = ErrorBody)))]
 pub async fn verify(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     let row = find_payment(&state, &tenant, &id).await?;

@@ -104,7 +104,7 @@ fn view(pipeline: PipelineRow, jobs: Vec<JobRow>) -> PipelineView {
 
 /// Submit a pipeline.
 #[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", request_body = SubmitPipeline,
-    security(("api_key" = [])),
+    security(("api_key" = ["jobs:write"])),
     responses(
         (status = 202, description = "Stored; the first step is queued", body = PipelineView),
         (status = 422, description = "Unknown step type, invalid step payload, a reference to a step or field that does not exist, or a step refused at admission (`unknown_task`, `no_gateway_account`, `unknown_template`)", body = ErrorBody),
@@ -165,7 +165,7 @@ async fn admit_steps(state: &AppState, tenant: &Tenant, steps: &[StepSpec], firs
 }
 
 /// A pipeline with every step's status.
-#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Pipeline id"),
         ("wait" = Option<f64>, Query, description = "Hold the request up to this many seconds (0–60) until the pipeline ends; it answers the pipeline as it is then")),
     responses((status = 200, body = PipelineView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -191,7 +191,7 @@ pub async fn get_pipeline(
 
 /// Cancel a pipeline: steps not started never start; a queued or running
 /// step is cancelled. `409` when the pipeline already ended.
-#[utoipa::path(post, path = "/v1/pipelines/{id}/cancel", tag = "pipelines", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/pipelines/{id}/cancel", tag = "pipelines", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Pipeline id")),
     responses((status = 200, body = PipelineView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_pipeline(

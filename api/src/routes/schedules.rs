@@ -398,7 +398,7 @@ fn next_runs_param(query: Option<&str>) -> Result<usize, ApiError> {
 
 /// Create a schedule.
 #[utoipa::path(post, path = "/v1/schedules", tag = "schedules", request_body = ScheduleSpec,
-    security(("api_key" = [])),
+    security(("api_key" = ["jobs:write"])),
     responses(
         (status = 201, description = "Created; `next_runs` shows when it fires", body = ScheduleView),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -448,7 +448,7 @@ pub async fn create_schedule(
 }
 
 /// List schedules, newest first.
-#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("api_key" = ["jobs:read"])),
     params(
         ("limit" = Option<i64>, Query, description = "1–200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
@@ -486,7 +486,7 @@ pub async fn list_schedules(
 }
 
 /// Get a schedule, its next fire times and its latest fires.
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Schedule id"),
         ("next_runs" = Option<usize>, Query, description = "How many next fire times to show, 1–100 (default 5)")),
     responses((status = 200, body = ScheduleView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -533,7 +533,7 @@ fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
 /// `pipeline`. The result is validated as a new schedule is. A change of
 /// timing takes effect from now: the next fire time is computed afresh.
 #[utoipa::path(patch, path = "/v1/schedules/{id}", tag = "schedules", request_body = ScheduleSpec,
-    security(("api_key" = [])),
+    security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Schedule id")),
     responses(
         (status = 200, body = ScheduleView),
@@ -613,7 +613,7 @@ async fn saved(state: &AppState, tenant: &Tenant, edited: Edited<ApiError>) -> R
 }
 
 /// Delete a schedule and its history. Jobs it submitted stay.
-#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Schedule id")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -625,7 +625,7 @@ pub async fn delete_schedule(State(state): State<AppState>, tenant: Tenant, Path
 }
 
 /// Pause a schedule: it fires nothing until resumed.
-#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -636,7 +636,7 @@ pub async fn pause_schedule(State(state): State<AppState>, tenant: Tenant, Path(
 /// Resume a paused schedule. It continues from its next fire time; fire
 /// times that passed while it was paused follow `misfire` (`skip`: none of
 /// them; `run_once`: the latest; `run_all`: up to `misfire_cap`).
-#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Schedule id")),
     responses((status = 200, body = ScheduleView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -664,7 +664,7 @@ async fn set_paused(state: &AppState, tenant: &Tenant, id: &str, paused: bool) -
 }
 
 /// Fire a schedule now, once (whatever its timing, pause or overlap).
-#[utoipa::path(post, path = "/v1/schedules/{id}/trigger", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/schedules/{id}/trigger", tag = "schedules", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Schedule id")),
     responses(
         (status = 202, description = "The job (or the pipeline's first step) is queued", body = TriggerView),
@@ -705,7 +705,7 @@ pub async fn trigger_schedule(
 }
 
 /// A schedule's fires, newest first.
-#[utoipa::path(get, path = "/v1/schedules/{id}/history", tag = "schedules", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/schedules/{id}/history", tag = "schedules", security(("api_key" = ["jobs:read"])),
     params(("id" = String, Path, description = "Schedule id"),
         ("limit" = Option<i64>, Query, description = "1–200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),

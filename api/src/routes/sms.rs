@@ -22,7 +22,7 @@ pub struct OutboxQuery {
 }
 
 /// List the development SMS outbox.
-#[utoipa::path(get, path = "/v1/sms/outbox", tag = "sms", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/sms/outbox", tag = "sms", security(("api_key" = ["jobs:read"])),
     params(OutboxQuery),
     responses(
         (status = 200, description = "`{\"outbox\": true, \"data\": [messages]}`: kept, never sent"),

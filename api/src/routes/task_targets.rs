@@ -16,7 +16,7 @@ use peyk_schema::TaskTargetRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::extract::ValidJson;
 use crate::state::AppState;
@@ -102,7 +102,7 @@ pub struct TaskTargetList {
 }
 
 /// Create or replace a task target.
-#[utoipa::path(put, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = [])),
+#[utoipa::path(put, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = ["webhooks:admin"])),
     params(("name" = String, Path, description = "The task's name, as `task` jobs give it: 1–128 characters of `A-Z a-z 0-9 _ - . :`")),
     request_body = PutTaskTarget,
     responses(
@@ -114,10 +114,11 @@ pub struct TaskTargetList {
     ))]
 pub async fn put_target(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(name): Path<String>,
     ValidJson(body): ValidJson<PutTaskTarget>,
 ) -> Result<Json<TaskTargetView>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     validate(&name, &body).map_err(ApiError::validation)?;
     let secret = match body.secret {
         Some(secret) => secret,
@@ -142,7 +143,9 @@ pub async fn put_target(
         created_at: now,
         updated_at: now,
     };
-    Ok(Json(TaskTargetView::of(q::upsert(&state.pool, &row).await?, true)))
+    let stored = q::upsert(&state.pool, &row).await?;
+    caller.audit(&state, "task_target.changed", &stored.name, serde_json::json!({ "url": stored.url })).await?;
+    Ok(Json(TaskTargetView::of(stored, true)))
 }
 
 fn validate(name: &str, body: &PutTaskTarget) -> Result<(), ValidationErrors> {
@@ -178,7 +181,7 @@ fn validate(name: &str, body: &PutTaskTarget) -> Result<(), ValidationErrors> {
 }
 
 /// The tenant's task targets.
-#[utoipa::path(get, path = "/v1/task-targets", tag = "tasks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/task-targets", tag = "tasks", security(("api_key" = ["webhooks:admin"])),
     responses((status = 200, body = TaskTargetList), (status = 401, body = ErrorBody)))]
 pub async fn list_targets(State(state): State<AppState>, tenant: Tenant) -> Result<Json<TaskTargetList>, ApiError> {
     let data = q::list(&state.pool, tenant.0).await?.into_iter().map(|row| TaskTargetView::of(row, false)).collect();
@@ -186,7 +189,7 @@ pub async fn list_targets(State(state): State<AppState>, tenant: Tenant) -> Resu
 }
 
 /// Get a task target (without its secret).
-#[utoipa::path(get, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = ["webhooks:admin"])),
     params(("name" = String, Path, description = "The task's name")),
     responses((status = 200, body = TaskTargetView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_target(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>) -> Result<Json<TaskTargetView>, ApiError> {
@@ -196,13 +199,15 @@ pub async fn get_target(State(state): State<AppState>, tenant: Tenant, Path(name
 
 /// Delete a task target. Jobs of the task that have not run yet fail with
 /// `unknown_task` when they do.
-#[utoipa::path(delete, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/task-targets/{name}", tag = "tasks", security(("api_key" = ["webhooks:admin"])),
     params(("name" = String, Path, description = "The task's name")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_target(State(state): State<AppState>, tenant: Tenant, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_target(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    let tenant = Tenant(caller.tenant());
     if !q::delete(&state.pool, tenant.0, &name).await? {
         return Err(ApiError::not_found("task target"));
     }
+    caller.audit(&state, "task_target.deleted", &name, serde_json::json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

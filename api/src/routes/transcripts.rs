@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::views::{ErrorBody, JobView, SubmitJob};
 
 /// A finished transcription as json, text, srt, vtt or verbose_json.
-#[utoipa::path(get, path = "/v1/jobs/{id}/transcript", tag = "transcription", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/jobs/{id}/transcript", tag = "transcription", security(("api_key" = ["jobs:read"])),
     params(
         ("id" = String, Path, description = "Id of a transcription job"),
         ("format" = Option<String>, Query, description = "json (default), text, srt, vtt or verbose_json"),
@@ -140,7 +140,7 @@ pub struct TranslationForm {
 }
 
 /// OpenAI-compatible transcription.
-#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "transcription", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "transcription", security(("api_key" = ["jobs:write"])),
     request_body(content = TranscriptionForm, content_type = "multipart/form-data", description = "OpenAI's transcription form"),
     responses(
         (status = 200, description = "The transcript in `response_format`"),
@@ -157,7 +157,7 @@ pub async fn openai_transcriptions(
 }
 
 /// OpenAI-compatible translation to English.
-#[utoipa::path(post, path = "/v1/audio/translations", tag = "transcription", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "transcription", security(("api_key" = ["jobs:write"])),
     request_body(content = TranslationForm, content_type = "multipart/form-data", description = "OpenAI's translation form"),
     responses(
         (status = 200, description = "The English transcript in `response_format`"),

@@ -99,7 +99,7 @@ async fn all_used(state: &AppState) -> Result<HashMap<String, Used>, QueueError>
 }
 
 /// The caller's use in the current Tehran day and month, and its quotas.
-#[utoipa::path(get, path = "/v1/usage", tag = "jobs", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/usage", tag = "jobs", security(("api_key" = ["jobs:read"])),
     responses((status = 200, body = OwnUsage), (status = 503, body = ErrorBody)))]
 pub async fn own_usage(State(state): State<AppState>, tenant: Tenant) -> Result<Json<OwnUsage>, ApiError> {
     let used = all_used(&state).await.map_err(|_| ApiError::queue_unavailable())?.remove(&tenant.0 .0.to_string()).unwrap_or_default();
@@ -118,7 +118,7 @@ pub async fn own_usage(State(state): State<AppState>, tenant: Tenant) -> Result<
 }
 
 /// Every tenant's use in the current Tehran day and month.
-#[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/admin/usage", tag = "admin", security(("api_key" = ["admin"])),
     responses((status = 200, body = UsageList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn all_usage(State(state): State<AppState>, _admin: Admin) -> Result<Json<UsageList>, ApiError> {
     let used = all_used(&state).await.map_err(|_| ApiError::queue_unavailable())?;

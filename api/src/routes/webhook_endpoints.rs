@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::ApiError;
 use crate::extract::{OptionalJson, ValidJson};
 use crate::state::AppState;
 use crate::views::ErrorBody;
+use serde_json::json;
 
 use super::webhook_attempts::{check_limit, query, AttemptsQuery, WebhookAttemptList};
 
@@ -178,7 +179,7 @@ fn check_secret(secret: &str, errors: &mut ValidationErrors) {
 }
 
 /// Register an endpoint.
-#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "Created; the answer shows the secret", body = WebhookEndpointView),
@@ -186,9 +187,10 @@ fn check_secret(secret: &str, errors: &mut ValidationErrors) {
     ))]
 pub async fn create_endpoint(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     ValidJson(body): ValidJson<CreateEndpoint>,
 ) -> Result<Response, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let mut errors = ValidationErrors::new();
     check_endpoint_url(&body.url, &mut errors);
     if let Some(description) = &body.description {
@@ -216,11 +218,12 @@ pub async fn create_endpoint(
         updated_at: now,
     };
     let row = q::insert_endpoint(&state.pool, &row).await?;
+    caller.audit(&state, "webhook_endpoint.created", row.id, json!({ "url": row.url })).await?;
     Ok((StatusCode::CREATED, Json(WebhookEndpointView::of(row, true))).into_response())
 }
 
 /// The tenant's endpoints, oldest first.
-#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     responses((status = 200, body = WebhookEndpointList)))]
 pub async fn list_endpoints(State(state): State<AppState>, tenant: Tenant) -> Result<Json<WebhookEndpointList>, ApiError> {
     let rows = q::list_endpoints(&state.pool, tenant.0).await?;
@@ -228,7 +231,7 @@ pub async fn list_endpoints(State(state): State<AppState>, tenant: Tenant) -> Re
 }
 
 /// One endpoint (without its secret).
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, body = WebhookEndpointView), (status = 404, body = ErrorBody)))]
 pub async fn get_endpoint(
@@ -240,7 +243,7 @@ pub async fn get_endpoint(
 }
 
 /// Change an endpoint; `enabled: true` re-enables it and resets its failure clock.
-#[utoipa::path(patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(patch, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id")), request_body = UpdateEndpoint,
     responses((status = 200, body = WebhookEndpointView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_endpoint(
@@ -281,41 +284,46 @@ pub async fn update_endpoint(
 }
 
 /// Delete an endpoint and its attempt log; queued deliveries to it are skipped.
-#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(delete, path = "/v1/webhook-endpoints/{id}", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_endpoint(State(state): State<AppState>, tenant: Tenant, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let tenant = Tenant(caller.tenant());
     if !q::delete_endpoint(&state.pool, tenant.0, endpoint_id(&id)?).await? {
         return Err(ApiError::not_found("webhook endpoint"));
     }
+    caller.audit(&state, "webhook_endpoint.deleted", &id, json!({})).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The endpoint's signing secret.
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/secret", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/secret", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, body = WebhookSecretView), (status = 404, body = ErrorBody)))]
 pub async fn get_secret(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<WebhookSecretView>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let row = endpoint(&state, &tenant, &id).await?;
+    caller.audit(&state, "webhook_endpoint.secret_read", row.id, json!({})).await?;
     let previous_secret_expires_at = row.previous_secret_at(Utc::now()).and(row.previous_secret_expires_at);
     Ok(Json(WebhookSecretView { secret: row.secret, previous_secret_expires_at }))
 }
 
 /// Replace the signing secret; the old one keeps signing too (a second
 /// signature) for `grace_seconds`.
-#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id")), request_body = RotateSecret,
     responses((status = 200, body = WebhookSecretView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RotateSecret>,
 ) -> Result<Json<WebhookSecretView>, ApiError> {
+    let tenant = Tenant(caller.tenant());
     let id = endpoint_id(&id)?;
     let mut errors = ValidationErrors::new();
     if let Some(secret) = &body.secret {
@@ -329,11 +337,12 @@ pub async fn rotate_secret(
     let secret = body.secret.unwrap_or_else(SigningSecret::generate);
     let until = (grace > 0).then(|| Utc::now() + chrono::Duration::seconds(grace as i64));
     let row = q::rotate_secret(&state.pool, tenant.0, id, &secret, until).await?.ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
+    caller.audit(&state, "webhook_endpoint.secret_rotated", row.id, json!({ "grace_seconds": grace })).await?;
     Ok(Json(WebhookSecretView { secret: row.secret, previous_secret_expires_at: row.previous_secret_expires_at }))
 }
 
 /// The endpoint's delivery attempts, newest first.
-#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/attempts", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-endpoints/{id}/attempts", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Endpoint id"), AttemptsQuery),
     responses((status = 200, body = WebhookAttemptList), (status = 404, body = ErrorBody)))]
 pub async fn endpoint_attempts(

@@ -78,7 +78,7 @@ async fn message(state: &AppState, tenant: &Tenant, id: &str) -> Result<WebhookM
 }
 
 /// Published events, newest first.
-#[utoipa::path(get, path = "/v1/webhook-messages", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-messages", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(MessagesQuery),
     responses((status = 200, body = WebhookMessageList), (status = 400, body = ErrorBody)))]
 pub async fn list_messages(
@@ -104,7 +104,7 @@ pub async fn list_messages(
 }
 
 /// One published event.
-#[utoipa::path(get, path = "/v1/webhook-messages/{id}", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-messages/{id}", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Message id (`msg_…`)")),
     responses((status = 200, body = WebhookMessageView), (status = 404, body = ErrorBody)))]
 pub async fn get_message(
@@ -116,7 +116,7 @@ pub async fn get_message(
 }
 
 /// Every delivery attempt of a message, oldest first.
-#[utoipa::path(get, path = "/v1/webhook-messages/{id}/attempts", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/webhook-messages/{id}/attempts", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = WebhookAttemptList), (status = 404, body = ErrorBody)))]
 pub async fn message_attempts(
@@ -131,7 +131,7 @@ pub async fn message_attempts(
 
 /// Deliver a past message again (same `webhook-id` and body), to one
 /// endpoint or to every enabled endpoint that wants its type now.
-#[utoipa::path(post, path = "/v1/webhook-messages/{id}/replay", tag = "webhooks", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/webhook-messages/{id}/replay", tag = "webhooks", security(("api_key" = ["webhooks:admin"])),
     params(("id" = String, Path, description = "Message id")), request_body = ReplayMessage,
     responses(
         (status = 202, description = "Deliveries queued", body = ReplayView),

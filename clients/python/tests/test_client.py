@@ -124,6 +124,11 @@ def test_each_refusal_is_its_typed_error() -> None:
         peyk.Peyk(api_key="peyk_wrong").jobs.list()
     with pytest.raises(peyk.NotFound):
         client.jobs.get(str(uuid.uuid4()))
+    reader = peyk.Peyk(api_key=os.environ["PEYK_TEST_READ_ONLY_KEY"])
+    assert reader.jobs.list()["data"] is not None
+    with pytest.raises(peyk.Forbidden) as refused:
+        reader.webhooks.send("https://example.com/a", {})
+    assert (refused.value.code, refused.value.scope) == ("missing_scope", "jobs:write")
     client.webhooks.send("https://example.com/a", {"n": 1}, idempotency_key="same-key", delay_seconds=600)
     with pytest.raises(peyk.Conflict) as reused:
         client.webhooks.send("https://example.com/a", {"n": 2}, idempotency_key="same-key", delay_seconds=600)

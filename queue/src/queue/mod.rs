@@ -37,7 +37,7 @@ use apalis_core::task::task_id::TaskId;
 use apalis_redis::{Config, RedisContext, RedisStorage};
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -502,5 +502,23 @@ impl Queue {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
+    }
+
+    /// A counter that moves whenever an API key is revoked or changed: each
+    /// API process reads it a few times a second and forgets the keys it
+    /// cached when it moves, so a revocation holds everywhere within a second.
+    pub async fn keys_epoch(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let epoch: Option<u64> = conn.get(self.keys_epoch_key()).await?;
+        Ok(epoch.unwrap_or(0))
+    }
+
+    pub async fn bump_keys_epoch(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.incr(self.keys_epoch_key(), 1).await?)
+    }
+
+    fn keys_epoch_key(&self) -> String {
+        format!("{}:keys:epoch", self.prefix)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod attempts;
+pub mod audit;
 pub mod email_templates;
 pub mod files;
 pub mod jobs;

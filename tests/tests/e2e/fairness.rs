@@ -150,7 +150,7 @@ async fn paused_queues_and_tenants_keep_their_jobs_in_order_until_resumed() {
 
     // Only admin keys reach the admin API.
     let (status, body) = api.post("/v1/admin/queues/webhook/pause", &clinic, &json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("missing_scope")), "{body}");
     let (status, _) = api.post("/v1/admin/queues/no-such-queue/pause", &admin, &json!({})).await;
     assert_eq!(status, 404);
 

@@ -15,6 +15,7 @@ use peyk_tests::TestEnv;
 async fn the_python_clients_tests_pass_against_a_real_peyk() {
     let env = TestEnv::new("python").await;
     let key = env.create_key("clinic").await;
+    let read_only = env.create_key_with(&["--tenant", "clinic", "--scope", "jobs:read"]).await;
     let api = env.start_api().await;
     let openai = OpenAi::start().await;
     let smtp = SmtpSink::start("python").await;
@@ -30,6 +31,7 @@ async fn the_python_clients_tests_pass_against_a_real_peyk() {
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", tests])
         .env("PEYK_URL", &api.url)
         .env("PEYK_API_KEY", &key)
+        .env("PEYK_TEST_READ_ONLY_KEY", &read_only)
         .env("PEYK_TEST_AUDIO", fixture_path("jfk.wav"))
         .kill_on_drop(true)
         .output();

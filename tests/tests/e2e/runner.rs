@@ -87,7 +87,9 @@ impl Harness {
     async fn new(name: &str) -> Self {
         let env = TestEnv::new(name).await;
         let pool = peyk_schema::connect_pool(&env.database_url, 4).unwrap();
-        let tenant = peyk_schema::queries::api_keys::create_key(&pool, "toys", "peyk_toys_unused", "peyk_toy", false).await.unwrap();
+        use peyk_schema::queries::api_keys::{create_key, NewKey, Scopes};
+        let new = NewKey { tenant_name: "toys", key: "peyk_toys_unused", name: "", scopes: Scopes::tenant(), expires_at: None };
+        let tenant = TenantId(create_key(&pool, &new).await.unwrap().tenant_id);
         let registry = Arc::new(toy_registry());
         let conn = peyk_queue::queue::connect_with_retry(&env.redis_url).await;
         let queue = Queue::new(conn, &env.prefix, &QueueTimings::default(), &registry.names());

@@ -2,8 +2,8 @@
 //! can give them (an operation's own, more specific description stays):
 //! what a client needs to handle, and what a generated client types.
 //!
-//! - `401` where an API key is required; `403` under `/v1/admin/` (a
-//!   tenant's key there);
+//! - `401` where an API key is required (none, unknown, revoked, expired),
+//!   and `403` there too (the key lacks the operation's scope);
 //! - `400`, `413`, `415` and `422` where there is a request body (malformed,
 //!   too large, wrong content type, a field that fails validation);
 //! - `400` where there are query parameters, `404` where there are path ones;
@@ -51,8 +51,8 @@ fn add_standard_errors(operation: &mut Operation, under_v1: bool, admin: bool) {
     if secured {
         add("401", error("No valid API key (`Authorization: Bearer <key>`)"));
     }
-    if secured && admin {
-        add("403", error("The key is a tenant's, not an admin key"));
+    if secured {
+        add("403", error("The key lacks the scope this operation needs (`error.details.scope` names it)"));
     }
     if has_body {
         add("400", error("The body could not be read (malformed JSON or form)"));

@@ -6,6 +6,7 @@ from .client import Peyk
 from .errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     PeykError,
     RateLimited,
@@ -22,6 +23,7 @@ __all__ = [
     "AsyncPeyk",
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "InvalidSignature",
     "NotFound",
     "Peyk",

@@ -30,6 +30,15 @@ class Unauthorized(PeykError):
     """401: the API key is missing, wrong or revoked."""
 
 
+class Forbidden(PeykError):
+    """403: the API key lacks the scope the call needs (`scope` names it)."""
+
+    @property
+    def scope(self) -> str | None:
+        scope = self.details.get("scope")
+        return str(scope) if scope is not None else None
+
+
 class NotFound(PeykError):
     """404: no such job (or other resource) for this tenant."""
 
@@ -61,6 +70,7 @@ class Unavailable(PeykError):
 _BY_STATUS: dict[int, type[PeykError]] = {
     400: BadRequest,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     422: ValidationFailed,

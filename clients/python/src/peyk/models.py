@@ -51,6 +51,28 @@ class AttemptView(_AttemptViewRequired, total=False):
     outcome: Union[str, None]
 
 
+class _AuditEntryViewRequired(TypedDict):
+    action: str
+    actor: str
+    at: str
+    details: Any
+    id: str
+
+
+class AuditEntryView(_AuditEntryViewRequired, total=False):
+    actor_key_id: Union[str, None]
+    target: Union[str, None]
+    tenant_id: Union[str, None]
+
+
+class _AuditListRequired(TypedDict):
+    data: list[AuditEntryView]
+
+
+class AuditList(_AuditListRequired, total=False):
+    next: Union[str, None]
+
+
 class BatchAnswer(TypedDict):
     accepted: int
     data: list[BatchItem]
@@ -86,6 +108,32 @@ class CreateEndpoint(_CreateEndpointRequired, total=False):
     enabled: Union[bool, None]
     event_types: Union[list[str], None]
     secret: Union[str, None]
+
+
+class _CreateKeyRequired(TypedDict):
+    tenant: str
+
+
+class CreateKey(_CreateKeyRequired, total=False):
+    expires_at: Union[str, None]
+    name: str
+    scopes: list[str]
+
+
+class _CreatedKeyRequired(TypedDict):
+    created_at: str
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    tenant_id: str
+    key: str
+
+
+class CreatedKey(_CreatedKeyRequired, total=False):
+    expires_at: Union[str, None]
+    last_used_at: Union[str, None]
+    revoked_at: Union[str, None]
 
 
 class _EmailAttachmentRequired(TypedDict):
@@ -218,6 +266,26 @@ class JobView(_JobViewRequired, total=False):
     result: Any
     schedule_id: Union[str, None]
     started_at: Union[str, None]
+
+
+class KeyList(TypedDict):
+    data: list[KeyView]
+
+
+class _KeyViewRequired(TypedDict):
+    created_at: str
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    tenant_id: str
+
+
+class KeyView(_KeyViewRequired, total=False):
+    """A key as operators see it: never the key itself."""
+    expires_at: Union[str, None]
+    last_used_at: Union[str, None]
+    revoked_at: Union[str, None]
 
 
 class _MedicalAnalysisJobRequired(TypedDict):
