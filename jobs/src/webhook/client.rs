@@ -82,7 +82,13 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 /// The error a refused address produces; found again in reqwest's error
 /// chain so the delivery fails permanently with a clear reason.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {address}, which is not a public address; allow its network in PEYK_WEBHOOK_ALLOWED_NETWORKS to deliver there")]
+///
+/// Its message names the host, never the address it resolved to: the
+/// tenant who reads it must not learn the operator's internal addresses
+/// (`address` is for the worker's log).
+#[error(
+    "{host} is not a public address (or resolves to one that is not); allow its network in PEYK_WEBHOOK_ALLOWED_NETWORKS to deliver there"
+)]
 pub struct BlockedAddress {
     pub host: String,
     pub address: IpAddr,
@@ -118,6 +124,10 @@ impl WebhookClient {
     pub fn new(policy: AddressPolicy) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(policy);
         let http = reqwest::Client::builder()
+            // `HTTP(S)_PROXY`/`ALL_PROXY` are ignored: through a proxy the
+            // resolver would check only the proxy's address while the proxy
+            // fetched whatever host it was asked for.
+            .no_proxy()
             .dns_resolver(Arc::new(PolicyResolver { policy: policy.clone() }))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))

@@ -103,10 +103,17 @@ impl Job for WebhookJob {
         errors.into_result()
     }
 
+    /// The secret, and every header's value (credentials go there: the
+    /// names stay, so the tenant sees what was set).
     fn redact(payload: &mut serde_json::Value) {
         if let Some(secret) = payload.get_mut("secret") {
             if secret.is_string() {
                 *secret = serde_json::Value::String("whsec_****".into());
+            }
+        }
+        if let Some(serde_json::Value::Object(headers)) = payload.get_mut("headers") {
+            for value in headers.values_mut() {
+                *value = serde_json::Value::String("****".into());
             }
         }
     }
@@ -321,9 +328,11 @@ mod tests {
     }
 
     #[test]
-    fn redaction_hides_the_secret() {
-        let mut payload = serde_json::json!({"url": "https://x", "secret": "whsec_abc"});
+    fn redaction_hides_the_secret_and_header_values() {
+        let mut payload =
+            serde_json::json!({"url": "https://x", "secret": "whsec_abc", "headers": {"Authorization": "Bearer t0ken", "X-Tenant": "7"}});
         WebhookJob::redact(&mut payload);
         assert_eq!(payload["secret"], "whsec_****");
+        assert_eq!(payload["headers"], serde_json::json!({"Authorization": "****", "X-Tenant": "****"}));
     }
 }

@@ -20,9 +20,13 @@ async fn deliveries_are_signed_and_keep_their_id_across_retries() {
     let mut job = webhook(&format!("{}/signed", sink.url), json!({"event": "invoice.paid", "amount": 1200, "text": "سلام"}));
     job["payload"]["secret"] = json!(SECRET);
     job["payload"]["event_type"] = json!("invoice.paid");
-    job["payload"]["headers"] = json!({"x-tenant-ref": "abc"});
+    job["payload"]["headers"] = json!({"x-tenant-ref": "abc", "Authorization": "Bearer s3cret-t0ken"});
     let id = api.submit(&key, &job).await;
-    api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(10)).await;
+    let shown = api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(10)).await;
+    // Header values are credentials: shown by name only, delivered whole.
+    assert_eq!(shown["payload"]["headers"], json!({"x-tenant-ref": "****", "Authorization": "****"}), "{shown}");
+    let (_, listed) = api.get("/v1/jobs", &key).await;
+    assert!(!listed.to_string().contains("s3cret-t0ken") && !listed.to_string().contains(SECRET), "{listed}");
 
     let received = sink.received();
     assert_eq!(received.len(), 2);
@@ -32,6 +36,7 @@ async fn deliveries_are_signed_and_keep_their_id_across_retries() {
         assert_eq!(delivery.headers["content-type"], "application/json");
         assert_eq!(delivery.headers["webhook-event-type"], "invoice.paid");
         assert_eq!(delivery.headers["x-tenant-ref"], "abc");
+        assert_eq!(delivery.headers["authorization"], "Bearer s3cret-t0ken");
         let body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
         assert_eq!(body["text"], "سلام");
         let timestamp: i64 = delivery.headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
@@ -47,7 +52,13 @@ async fn private_addresses_are_refused_unless_allowed() {
     let env = TestEnv::new("wh-ssrf").await;
     let key = env.create_key("acme").await;
     let api = env.start_api().await;
-    let _worker = env.start_worker_with(&[("PEYK_WEBHOOK_ALLOWED_NETWORKS", "")]).await;
+    // A proxy in the environment must not carry deliveries past the guard.
+    let proxy = Sink::start().await;
+    let mut settings = vec![("PEYK_WEBHOOK_ALLOWED_NETWORKS", "")];
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        settings.push((name, proxy.url.as_str()));
+    }
+    let _worker = env.start_worker_with(&settings).await;
     let sink = Sink::start().await;
     let port = sink.url.rsplit(':').next().unwrap().to_string();
     let mut ids = Vec::new();
@@ -64,9 +75,14 @@ async fn private_addresses_are_refused_unless_allowed() {
         let job = api.wait_for_status(&key, &id, "failed", Duration::from_secs(10)).await;
         assert_eq!(job["error"]["code"], "blocked_address", "{url}: {job}");
         assert_eq!(job["attempts"], 1, "refusal is permanent: {url}");
-        assert!(job["error"]["message"].as_str().unwrap().contains("PEYK_WEBHOOK_ALLOWED_NETWORKS"));
+        let message = job["error"]["message"].as_str().unwrap();
+        assert!(message.contains("PEYK_WEBHOOK_ALLOWED_NETWORKS"), "{message}");
+        if url.contains("localhost") {
+            assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "the resolved address is not told: {message}");
+        }
     }
     assert_eq!(sink.count(), 0, "nothing may reach the private address");
+    assert_eq!(proxy.count(), 0, "nor the proxy of the environment");
 }
 
 #[tokio::test]
