@@ -76,6 +76,14 @@ enum Command {
     /// Revoke a key, given its id or its prefix; API processes refuse it
     /// within a second.
     RevokeKey { key: String },
+    /// Seal every stored secret with PEYK_SECRETS_KEY (the old keys in
+    /// PEYK_SECRETS_OLD_KEYS), in batches, while the service runs; also
+    /// seals secrets stored before there was a key.
+    RotateSecretsKey {
+        /// Rows a statement at most.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
+    },
     /// Pause a queue (for every tenant, or for `--tenant` only). Stored in
     /// PostgreSQL; workers apply it within `PEYK_CONTROL_SYNC_SECONDS`.
     Pause {
@@ -138,6 +146,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::ListKeys { tenant, all } => keys::list_from_cli(tenant.as_deref(), all).await,
         Command::RevokeKey { key } => keys::revoke_from_cli(&key).await,
+        Command::RotateSecretsKey { batch } => {
+            let sealer = peyk_schema::sealed::install_from_env()?;
+            let Some(key_id) = sealer.current_key_id() else {
+                anyhow::bail!("rotate-secrets-key needs PEYK_SECRETS_KEY: the key to seal with")
+            };
+            let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
+            for (column, resealed) in peyk_schema::queries::secrets::reseal_all(&pool, batch.clamp(1, 10_000)).await? {
+                eprintln!("{column}: {resealed} sealed again");
+            }
+            eprintln!("every secret is sealed with key {key_id}; the old keys may go from PEYK_SECRETS_OLD_KEYS");
+            Ok(())
+        }
         Command::Pause { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), true).await,
         Command::Resume { queue, tenant } => control::set_paused(&queue, tenant.as_deref(), false).await,
         Command::SetLimits { tenant, weight, requests_per_second, burst, max_running, quotas } => {
@@ -148,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve() -> anyhow::Result<()> {
     let config = Config::load()?;
+    peyk_schema::sealed::install_from_env()?;
     let job_types = peyk_jobs::registry::catalogue().names();
     metrics::init_series(&job_types);
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;

@@ -83,6 +83,9 @@ psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $template" post
 DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$template" PEYK_LOG_FORMAT=text target/debug/peyk-api migrate
 
 export PEYK_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT"
+# pg_dump, for the test that no secret is in a dump of the database.
+PEYK_TEST_PG_BIN=$(pg_bindir)
+export PEYK_TEST_PG_BIN
 export PEYK_TEST_PG_TEMPLATE=$template
 export PEYK_TEST_REDIS_URL="$REDIS_URL"
 export PEYK_BIN_DIR="$root/target/debug"

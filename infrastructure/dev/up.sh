@@ -42,6 +42,12 @@ if [ "$PROFILE" = release ]; then cargo build --release --quiet --bins; else car
 bin="$root/target/$PROFILE"
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/peyk" REDIS_URL PEYK_LOG_FORMAT=${PEYK_LOG_FORMAT:-text}
+# The key that seals stored secrets (gateway credentials, signing secrets):
+# made once, readable by this user only.
+if [ ! -s "$state/secrets-key" ]; then
+  (umask 077; head -c 32 /dev/urandom | base64 > "$state/secrets-key")
+fi
+export PEYK_SECRETS_KEY_FILE="$state/secrets-key"
 "$bin/peyk-api" migrate
 
 if [ ! -s "$state/api-key" ]; then

@@ -207,7 +207,7 @@ mod tests {
             tenant_id: Uuid::nil(),
             name: "t".into(),
             url: "https://app.example/peyk".into(),
-            secret: SigningSecret::generate(),
+            secret: SigningSecret::generate().into(),
             timeout_seconds: 30,
             max_attempts,
             min_backoff_seconds: 10,

@@ -21,6 +21,10 @@ pub enum DbError {
     Build(#[from] BuildError),
     #[error("migrations: {0}")]
     Migration(String),
+    #[error("stored secrets: {0}")]
+    Sealed(#[from] crate::sealed::SealError),
+    #[error("stored secrets: {0}")]
+    SealedJson(#[from] serde_json::Error),
 }
 
 impl DbError {

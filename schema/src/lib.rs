@@ -7,9 +7,11 @@ pub mod db;
 pub mod models;
 pub mod queries;
 pub mod schema;
+pub mod sealed;
 pub mod status;
 
 pub use batch::Batcher;
 pub use db::{connect_pool, run_migrations, DbError, DbPool};
 pub use models::*;
+pub use sealed::{SealedJson, SealedText};
 pub use status::JobStatus;

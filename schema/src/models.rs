@@ -1,6 +1,8 @@
 //! Row types: what a query returns and what an insert takes.
 
 use chrono::{DateTime, Utc};
+
+use crate::sealed::{SealedJson, SealedText};
 use diesel::prelude::*;
 use uuid::Uuid;
 
@@ -202,8 +204,8 @@ pub struct TaskTargetRow {
     pub tenant_id: Uuid,
     pub name: String,
     pub url: String,
-    /// `whsec_…`: signs every request (Standard Webhooks).
-    pub secret: String,
+    /// `whsec_…`: signs every request (Standard Webhooks). Sealed at rest.
+    pub secret: SealedText,
     pub timeout_seconds: i32,
     pub max_attempts: i32,
     pub min_backoff_seconds: i32,
@@ -229,8 +231,8 @@ pub struct JobCallback {
 pub struct PaymentAccountRow {
     pub tenant_id: Uuid,
     pub gateway: String,
-    /// Secret: never shown by the API, never logged.
-    pub credentials: serde_json::Value,
+    /// Secret: never shown by the API, never logged, sealed at rest.
+    pub credentials: SealedJson,
     pub sandbox: bool,
     pub return_url: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -299,8 +301,9 @@ pub struct WebhookEndpointRow {
     /// Empty: every event type.
     pub event_types: Vec<String>,
     pub enabled: bool,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    /// Sealed at rest, as the previous one.
+    pub secret: SealedText,
+    pub previous_secret: Option<SealedText>,
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub failing_since: Option<DateTime<Utc>>,
     pub disabled_reason: Option<String>,

@@ -7,6 +7,9 @@
 //! its own Redis key prefix, so tests run in parallel without seeing each
 //! other.
 
+/// The key the tests' processes seal secrets with (32 bytes of 0x11).
+pub const TEST_SECRETS_KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
+
 pub mod gateways;
 pub mod kavenegar;
 pub mod openai;
@@ -164,6 +167,11 @@ impl TestEnv {
             .env("REDIS_URL", &self.redis_url)
             .env("PEYK_REDIS_PREFIX", &self.prefix)
             .env("PEYK_LOG_FORMAT", "text")
+            // Secrets are sealed in every test, as in production.
+            .env("PEYK_SECRETS_KEY", TEST_SECRETS_KEY)
+            .env_remove("PEYK_SECRETS_KEY_FILE")
+            .env_remove("PEYK_SECRETS_OLD_KEYS")
+            .env_remove("PEYK_ENVIRONMENT")
             .env("RUST_LOG", std::env::var("PEYK_TEST_LOG").unwrap_or_else(|_| "info".into()));
     }
 
@@ -179,9 +187,14 @@ impl TestEnv {
 
     /// Runs `peyk-api ARGS` (an operator's command) and returns its stderr.
     pub async fn cli(&self, args: &[&str]) -> String {
+        self.cli_with(args, &[]).await
+    }
+
+    /// `cli` with settings of its own.
+    pub async fn cli_with(&self, args: &[&str], extra: &[(&str, &str)]) -> String {
         let mut command = Command::new(bin("peyk-api"));
         self.base_env(&mut command);
-        let output = command.args(args).output().await.unwrap();
+        let output = command.args(args).envs(extra.iter().copied()).output().await.unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).to_string();
         assert!(output.status.success(), "peyk-api {args:?} failed: {stderr}");
         stderr

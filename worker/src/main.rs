@@ -68,6 +68,7 @@ async fn run() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let registry = peyk_jobs::registry::production();
     let config = Config::load(args, &registry.names())?;
+    peyk_schema::sealed::install_from_env()?;
     metrics::init_series(&registry.names());
 
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;

@@ -105,7 +105,7 @@ pub async fn put_account(
     let row = PaymentAccountRow {
         tenant_id: tenant.0 .0,
         gateway: gateway.name().to_string(),
-        credentials: body.credentials,
+        credentials: peyk_schema::SealedJson(body.credentials),
         sandbox: body.sandbox,
         return_url: body.return_url,
         created_at: now,

@@ -82,7 +82,7 @@ pub struct TaskTargetView {
 impl TaskTargetView {
     fn of(row: TaskTargetRow, with_secret: bool) -> Self {
         Self {
-            secret: with_secret.then_some(row.secret),
+            secret: with_secret.then_some(row.secret.into_inner()),
             name: row.name,
             url: row.url,
             timeout_seconds: row.timeout_seconds,
@@ -121,10 +121,10 @@ pub async fn put_target(
     let tenant = Tenant(caller.tenant());
     validate(&name, &body).map_err(ApiError::validation)?;
     let secret = match body.secret {
-        Some(secret) => secret,
+        Some(secret) => secret.into(),
         None => match q::get(&state.pool, tenant.0, &name).await? {
             Some(existing) => existing.secret,
-            None => SigningSecret::generate(),
+            None => SigningSecret::generate().into(),
         },
     };
     let now = Utc::now();

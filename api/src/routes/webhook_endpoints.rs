@@ -118,7 +118,7 @@ impl WebhookEndpointView {
             previous_secret_expires_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
-            secret: show_secret.then_some(row.secret),
+            secret: show_secret.then_some(row.secret.into_inner()),
         }
     }
 }
@@ -209,7 +209,7 @@ pub async fn create_endpoint(
         description: body.description.filter(|d| !d.is_empty()),
         event_types,
         enabled: body.enabled.unwrap_or(true),
-        secret: body.secret.unwrap_or_else(SigningSecret::generate),
+        secret: body.secret.unwrap_or_else(SigningSecret::generate).into(),
         previous_secret: None,
         previous_secret_expires_at: None,
         failing_since: None,
@@ -309,7 +309,7 @@ pub async fn get_secret(
     let row = endpoint(&state, &tenant, &id).await?;
     caller.audit(&state, "webhook_endpoint.secret_read", row.id, json!({})).await?;
     let previous_secret_expires_at = row.previous_secret_at(Utc::now()).and(row.previous_secret_expires_at);
-    Ok(Json(WebhookSecretView { secret: row.secret, previous_secret_expires_at }))
+    Ok(Json(WebhookSecretView { secret: row.secret.into_inner(), previous_secret_expires_at }))
 }
 
 /// Replace the signing secret; the old one keeps signing too (a second
@@ -338,7 +338,7 @@ pub async fn rotate_secret(
     let until = (grace > 0).then(|| Utc::now() + chrono::Duration::seconds(grace as i64));
     let row = q::rotate_secret(&state.pool, tenant.0, id, &secret, until).await?.ok_or_else(|| ApiError::not_found("webhook endpoint"))?;
     caller.audit(&state, "webhook_endpoint.secret_rotated", row.id, json!({ "grace_seconds": grace })).await?;
-    Ok(Json(WebhookSecretView { secret: row.secret, previous_secret_expires_at: row.previous_secret_expires_at }))
+    Ok(Json(WebhookSecretView { secret: row.secret.into_inner(), previous_secret_expires_at: row.previous_secret_expires_at }))
 }
 
 /// The endpoint's delivery attempts, newest first.

@@ -185,7 +185,7 @@ mod tests {
             event_types: vec![],
             enabled: true,
             secret: secret.into(),
-            previous_secret: previous.map(|(s, _)| s.to_string()),
+            previous_secret: previous.map(|(s, _)| s.into()),
             previous_secret_expires_at: previous.map(|(_, seconds)| now + chrono::Duration::seconds(seconds)),
             failing_since: None,
             disabled_reason: None,

@@ -432,7 +432,7 @@ pub fn idpay_for<'a>(client: &'a PaymentsClient, account: &PaymentAccountRow) ->
 
 /// The account's credentials in its gateway's shape.
 pub fn credentials<T: DeserializeOwned>(account: &PaymentAccountRow) -> Result<T, JobError> {
-    serde_json::from_value(account.credentials.clone())
+    serde_json::from_value(account.credentials.0.clone())
         .map_err(|e| JobError::permanent("invalid_account", format!("the {} account's credentials do not parse: {e}", account.gateway)))
 }
 

@@ -11,6 +11,7 @@ pub mod payments;
 pub mod pipelines;
 pub mod queue_controls;
 pub mod schedules;
+pub mod secrets;
 pub mod sms;
 pub mod task_targets;
 pub mod webhook_endpoints;

@@ -488,7 +488,7 @@ pub async fn list_events(
 pub async fn put_source(pool: &DbPool, tenant: TenantId, name: &str, secret: &str) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
     diesel::insert_into(src::table)
-        .values((src::tenant_id.eq(tenant.0), src::name.eq(name), src::secret.eq(secret)))
+        .values((src::tenant_id.eq(tenant.0), src::name.eq(name), src::secret.eq(crate::SealedText::from(secret))))
         .on_conflict((src::tenant_id, src::name))
         .do_update()
         .set(src::secret.eq(excluded(src::secret)))
@@ -499,7 +499,9 @@ pub async fn put_source(pool: &DbPool, tenant: TenantId, name: &str, secret: &st
 
 pub async fn source_secret(pool: &DbPool, tenant: Uuid, name: &str) -> Result<Option<String>, DbError> {
     let mut conn = pool.get().await?;
-    Ok(src::table.filter(src::tenant_id.eq(tenant)).filter(src::name.eq(name)).select(src::secret).first(&mut conn).await.optional()?)
+    let secret: Option<crate::SealedText> =
+        src::table.filter(src::tenant_id.eq(tenant)).filter(src::name.eq(name)).select(src::secret).first(&mut conn).await.optional()?;
+    Ok(secret.map(crate::SealedText::into_inner))
 }
 
 pub async fn source_names(pool: &DbPool, tenant: TenantId) -> Result<Vec<(String, DateTime<Utc>)>, DbError> {

@@ -83,6 +83,8 @@ pub async fn rotate_secret(
     previous_expires_at: Option<DateTime<Utc>>,
 ) -> Result<Option<WebhookEndpointRow>, DbError> {
     let mut conn = pool.get().await?;
+    // The old value moves over still sealed; the new one is sealed on its way in.
+    let new_secret = crate::SealedText::from(new_secret);
     let previous = previous_expires_at.map(|_| e::secret.nullable());
     let query = diesel::update(e::table.filter(e::tenant_id.eq(tenant.0)).filter(e::id.eq(id)));
     let updated = match previous {
@@ -91,7 +93,7 @@ pub async fn rotate_secret(
                 .set((
                     e::previous_secret.eq(previous),
                     e::previous_secret_expires_at.eq(previous_expires_at),
-                    e::secret.eq(new_secret),
+                    e::secret.eq(&new_secret),
                     e::updated_at.eq(Utc::now()),
                 ))
                 .returning(WebhookEndpointRow::as_returning())
@@ -103,7 +105,7 @@ pub async fn rotate_secret(
                 .set((
                     e::previous_secret.eq(None::<String>),
                     e::previous_secret_expires_at.eq(None::<DateTime<Utc>>),
-                    e::secret.eq(new_secret),
+                    e::secret.eq(&new_secret),
                     e::updated_at.eq(Utc::now()),
                 ))
                 .returning(WebhookEndpointRow::as_returning())

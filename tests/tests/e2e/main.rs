@@ -25,6 +25,7 @@ mod e2e {
     mod resilience;
     mod runner;
     mod schedules;
+    mod secrets;
     mod sms;
     mod tasks;
     mod transcription;
