@@ -20,6 +20,8 @@ pub struct Config {
     /// How long a verified API key is trusted without asking PostgreSQL again
     /// (so a revoked key stops working within this time).
     pub key_cache_ttl: Duration,
+    /// What `/metrics` asks for (`None`: open, for a scraper on a private network).
+    pub metrics_token: Option<String>,
     /// Largest upload (`/v1/files`, `/v1/audio/*`), bytes.
     pub max_upload_bytes: usize,
     pub limits: Limits,
@@ -34,6 +36,8 @@ pub struct Config {
 pub struct Limits {
     /// Longest audio upload accepted, seconds.
     pub max_audio_seconds: f64,
+    /// Webhook endpoints a tenant may have.
+    pub max_webhook_endpoints: i64,
     /// How long the OpenAI endpoints wait for the job before answering 202.
     pub openai_wait: Duration,
     /// What unauthenticated gateway callbacks may make Peyk store and do.
@@ -58,12 +62,14 @@ impl Config {
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
             max_batch_body_bytes: env_parse("PEYK_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024)?,
             key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
+            metrics_token: Some(env_or("PEYK_METRICS_TOKEN", "")).filter(|t| !t.trim().is_empty()),
             max_upload_bytes: env_parse("PEYK_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)?,
             public_rate_per_minute: env_parse("PEYK_PUBLIC_RATE_PER_MINUTE", 120)?,
             trust_forwarded_for: env_parse("PEYK_TRUST_FORWARDED_FOR", false)?,
             limits: Limits {
                 max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
+                max_webhook_endpoints: env_parse("PEYK_MAX_WEBHOOK_ENDPOINTS", 20i64)?.max(1),
                 requests_per_second: env_parse("PEYK_TENANT_REQUESTS_PER_SECOND", 10_000u32)?.max(1),
                 burst: env_parse("PEYK_TENANT_BURST", 20_000u32)?.max(1),
                 quotas: peyk_jobs::env::default_quotas()?,

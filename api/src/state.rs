@@ -45,6 +45,8 @@ pub struct AppState {
     pub waiters: peyk_queue::finished::Waiters,
     /// What submissions are checked against beyond their payload.
     pub checks: Arc<crate::admission::Checks>,
+    /// `PEYK_METRICS_TOKEN`: what `/metrics` asks for, when set.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl AppState {

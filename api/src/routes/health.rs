@@ -13,6 +13,7 @@ use diesel_async::RunQueryDsl;
 use peyk_jobs::providers::WorkerReport;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::Digest;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
@@ -114,13 +115,41 @@ fn fleet_providers(reports: &HashMap<String, WorkerReport>) -> Vec<ProviderReadi
     merged.into_values().collect()
 }
 
+/// Queue depths and the rest read from Redis and PostgreSQL at most this
+/// often, however many scrapers ask (each refresh is about nine queries).
+const METRICS_REFRESH: Duration = Duration::from_secs(5);
+
 /// Prometheus metrics of this API process, with queue depths and live
-/// workers read from Redis at scrape time.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if state.redis_is_up() {
+/// workers read at scrape time (at most every 5 s). With
+/// `PEYK_METRICS_TOKEN` set, only `Authorization: Bearer <token>` gets them.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 401, description = "`PEYK_METRICS_TOKEN` is set and the request does not carry it", body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &state.metrics_token {
+        let given = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // Compared as hashes: the time taken says nothing about the token.
+        let digest = |text: &str| sha2::Sha256::digest(text.as_bytes());
+        if given.map(digest) != Some(digest(token)) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "/metrics needs `Authorization: Bearer <PEYK_METRICS_TOKEN>`",
+            ));
+        }
+    }
+    static LAST_REFRESH: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    let due = {
+        let mut last = LAST_REFRESH.lock().unwrap();
+        let due = last.is_none_or(|at| at.elapsed() >= METRICS_REFRESH);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    };
+    if due && state.redis_is_up() {
         let _ = tokio::time::timeout(Duration::from_secs(2), peyk_jobs::metrics::refresh_queue_gauges(&state.queue, &state.pool)).await;
     }
     peyk_jobs::metrics::refresh_connection_gauges(&state.pool, state.redis_is_up());
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render())
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], peyk_jobs::metrics::render()))
 }

@@ -183,6 +183,7 @@ fn check_secret(secret: &str, errors: &mut ValidationErrors) {
     request_body = CreateEndpoint,
     responses(
         (status = 201, description = "Created; the answer shows the secret", body = WebhookEndpointView),
+        (status = 409, description = "The tenant has `PEYK_MAX_WEBHOOK_ENDPOINTS` endpoints already (`too_many_endpoints`)", body = ErrorBody),
         (status = 422, description = "Invalid URL, event type or secret", body = ErrorBody),
     ))]
 pub async fn create_endpoint(
@@ -201,6 +202,17 @@ pub async fn create_endpoint(
         check_secret(secret, &mut errors);
     }
     errors.into_result().map_err(ApiError::validation)?;
+    // Each event fans out to every endpoint: without a cap a tenant could
+    // aim Peyk at a third party many times over.
+    let cap = state.limits.max_webhook_endpoints;
+    if q::count_endpoints(&state.pool, tenant.0).await? >= cap {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "too_many_endpoints",
+            format!("a tenant has at most {cap} webhook endpoints (PEYK_MAX_WEBHOOK_ENDPOINTS); delete one first"),
+        )
+        .with_details(json!({ "limit": cap })));
+    }
     let now = Utc::now();
     let row = WebhookEndpointRow {
         id: Uuid::now_v7(),

@@ -29,6 +29,12 @@ pub async fn insert_endpoint(pool: &DbPool, row: &WebhookEndpointRow) -> Result<
     Ok(diesel::insert_into(e::table).values(row).returning(WebhookEndpointRow::as_returning()).get_result(&mut conn).await?)
 }
 
+/// How many endpoints the tenant has.
+pub async fn count_endpoints(pool: &DbPool, tenant: TenantId) -> Result<i64, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(e::table.filter(e::tenant_id.eq(tenant.0)).count().get_result(&mut conn).await?)
+}
+
 /// The tenant's endpoints, oldest first.
 pub async fn list_endpoints(pool: &DbPool, tenant: TenantId) -> Result<Vec<WebhookEndpointRow>, DbError> {
     let mut conn = pool.get().await?;

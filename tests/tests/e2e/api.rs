@@ -455,6 +455,15 @@ async fn health_readiness_metrics_and_documents() {
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("<html"));
 
+    // With a metrics token, /metrics answers only to it.
+    let guarded = env.start_api_with(&[("PEYK_METRICS_TOKEN", "scrape-t0ken")]).await;
+    let (status, body) = guarded.request(reqwest::Method::GET, "/metrics", None, None).await;
+    assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")), "{body}");
+    assert_eq!(guarded.request(reqwest::Method::GET, "/metrics", Some("wrong"), None).await.0, 401);
+    let scraped = guarded.http.get(format!("{}/metrics", guarded.url)).bearer_auth("scrape-t0ken").send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("peyk_queue_depth"));
+
     // PostgreSQL unreachable: readiness says which one.
     let broken = TestEnv { database_url: format!("postgres://postgres@127.0.0.1:{}/none", peyk_tests::free_port()), ..env };
     let api = broken.start_api().await;

@@ -418,6 +418,20 @@ async fn bad_input_names_fields_and_tenants_see_only_their_own() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
+
+    // Endpoints per tenant are capped: each event fans out to every one.
+    let capped = env.start_api_with(&[("PEYK_MAX_WEBHOOK_ENDPOINTS", "2")]).await;
+    let newcomer = env.create_key("newcomer").await;
+    for n in 0..2 {
+        let (status, _) = capped.post("/v1/webhook-endpoints", &newcomer, &json!({"url": format!("https://example.com/{n}")})).await;
+        assert_eq!(status, 201);
+    }
+    let (status, error) = capped.post("/v1/webhook-endpoints", &newcomer, &json!({"url": "https://example.com/2"})).await;
+    assert_eq!(
+        (status, &error["error"]["code"], &error["error"]["details"]["limit"]),
+        (409, &json!("too_many_endpoints"), &json!(2)),
+        "{error}"
+    );
 }
 
 /// The outbox relay: a message stored with its outcome whose writer died
