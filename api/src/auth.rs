@@ -160,12 +160,13 @@ pub async fn announce_key_change(state: &AppState) {
 /// from the OpenAPI document made from the same routes as the router.
 pub static ROUTE_SCOPES: LazyLock<RouteScopes> = LazyLock::new(|| RouteScopes::from_document(&crate::routes::openapi::DOCUMENT));
 
-/// `None`: a public operation.
-pub struct RouteScopes(HashMap<(Method, String), Option<Scope>>);
+/// By route template, each method's scope (`None`: a public operation).
+/// Looked up by `&str`: no allocation on the request's path.
+pub struct RouteScopes(HashMap<String, Vec<(Method, Option<Scope>)>>);
 
 impl RouteScopes {
     pub fn from_document(document: &OpenApi) -> Self {
-        let mut scopes = HashMap::new();
+        let mut scopes: HashMap<String, Vec<(Method, Option<Scope>)>> = HashMap::new();
         for (path, item) in &document.paths.paths {
             let operations = [
                 (Method::GET, &item.get),
@@ -178,7 +179,7 @@ impl RouteScopes {
             ];
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
-                scopes.insert((method, path.clone()), required_scope(operation));
+                scopes.entry(path.clone()).or_default().push((method, required_scope(operation)));
             }
         }
         Self(scopes)
@@ -187,7 +188,7 @@ impl RouteScopes {
     /// `Err`: the route is not in the document (it cannot happen with the
     /// router made from the same list; refused rather than let through).
     fn required(&self, method: &Method, path: &str) -> Result<Option<Scope>, ()> {
-        self.0.get(&(method.clone(), path.to_string())).copied().ok_or(())
+        self.0.get(path).and_then(|methods| methods.iter().find(|(m, _)| m == method)).map(|(_, scope)| *scope).ok_or(())
     }
 }
 
@@ -214,8 +215,9 @@ fn required_scope(operation: &utoipa::openapi::path::Operation) -> Option<Scope>
 /// route's scope: `401` without a valid key, `403 missing_scope` naming the
 /// scope. The owner goes into the request for the rate limit and handlers.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let scope = match ROUTE_SCOPES.required(request.method(), &path) {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let path = matched.as_ref().map_or("", MatchedPath::as_str);
+    let scope = match ROUTE_SCOPES.required(request.method(), path) {
         Ok(None) => return next.run(request).await,
         Ok(Some(scope)) => scope,
         Err(()) => return ApiError::internal(format!("route {path} has no declared scope")).into_response(),
