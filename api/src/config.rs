@@ -53,11 +53,12 @@ impl Config {
     pub fn load() -> Result<Self, EnvError> {
         // Replayed deliveries get as many attempts as the retry schedule lists.
         peyk_jobs::events::settings::check()?;
+        let (redis_url, redis_prefix) = Self::redis();
         Ok(Self {
             database_url: env_required("DATABASE_URL")?,
             db_pool_size: env_parse("PEYK_DB_POOL_SIZE", 16)?,
-            redis_url: Self::redis().0,
-            redis_prefix: Self::redis().1,
+            redis_url,
+            redis_prefix,
             addr: env_parse("PEYK_API_ADDR", "127.0.0.1:8080".parse().unwrap())?,
             max_body_bytes: env_parse("PEYK_MAX_BODY_BYTES", 1024 * 1024)?,
             max_batch_body_bytes: env_parse("PEYK_MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024)?,

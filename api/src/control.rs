@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::config::Config;
 
-fn connect() -> anyhow::Result<DbPool> {
+/// The pool of a one-off operator's command (`pause`, `create-key`, …).
+pub fn connect() -> anyhow::Result<DbPool> {
     Ok(peyk_schema::connect_pool(&Config::database_url()?, 1)?)
 }
 

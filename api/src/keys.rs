@@ -10,6 +10,7 @@ use peyk_schema::{DbError, DbPool};
 use serde_json::json;
 
 use crate::auth;
+use crate::control::connect;
 
 /// A key to issue, as an operator asked for it.
 pub struct KeyRequest {
@@ -105,10 +106,6 @@ pub fn parse_lifetime(text: &str) -> anyhow::Result<chrono::Duration> {
 }
 
 // ---- the command line ----
-
-fn connect() -> anyhow::Result<DbPool> {
-    Ok(peyk_schema::connect_pool(&crate::config::Config::database_url()?, 1)?)
-}
 
 /// `create-key`: the key on stdout (the only place it ever appears), what
 /// it may do on stderr.

@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
             let Some(key_id) = sealer.current_key_id() else {
                 anyhow::bail!("rotate-secrets-key needs PEYK_SECRETS_KEY: the key to seal with")
             };
-            let pool = peyk_schema::connect_pool(&Config::database_url()?, 1)?;
+            let pool = control::connect()?;
             for (column, resealed) in peyk_schema::queries::secrets::reseal_all(&pool, batch.clamp(1, 10_000)).await? {
                 eprintln!("{column}: {resealed} sealed again");
             }

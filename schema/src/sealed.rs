@@ -128,9 +128,14 @@ impl Sealer {
     pub fn is_current(&self, stored: &str) -> bool {
         match &self.current {
             Some((id, _)) => stored.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with(&format!("{id}:"))),
-            None => !stored.starts_with(PREFIX),
+            None => !is_sealed(stored),
         }
     }
+}
+
+/// Whether a stored value was sealed (by any key), rather than stored as it was.
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(PREFIX)
 }
 
 /// A short id for a key, stored with each value it seals: the first 8 hex
@@ -252,7 +257,7 @@ impl FromSql<Jsonb, Pg> for SealedJson {
     fn from_sql(bytes: PgValue<'_>) -> diesel::deserialize::Result<Self> {
         let stored = <serde_json::Value as FromSql<Jsonb, Pg>>::from_sql(bytes)?;
         match &stored {
-            serde_json::Value::String(text) if text.starts_with(PREFIX) => Ok(Self(serde_json::from_str(&sealer().open(text)?)?)),
+            serde_json::Value::String(text) if is_sealed(text) => Ok(Self(serde_json::from_str(&sealer().open(text)?)?)),
             _ => Ok(Self(stored)),
         }
     }

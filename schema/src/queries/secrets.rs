@@ -10,7 +10,7 @@ use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 
 use crate::db::{DbError, DbPool};
-use crate::sealed::sealer;
+use crate::sealed::{is_sealed, sealer};
 
 /// A column that holds secrets.
 struct SecretColumn {
@@ -66,7 +66,7 @@ pub async fn reseal_all(pool: &DbPool, batch: i64) -> Result<Vec<(String, usize)
             for stored in &rows {
                 let plain = if json {
                     match serde_json::from_str::<serde_json::Value>(&stored.value)? {
-                        serde_json::Value::String(sealed) if sealed.starts_with("peyk:v1:") => sealer.open(&sealed)?,
+                        serde_json::Value::String(sealed) if is_sealed(&sealed) => sealer.open(&sealed)?,
                         _ => stored.value.clone(),
                     }
                 } else {
