@@ -24,6 +24,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Largest upload (`/v1/files`, `/v1/audio/*`), bytes.
     pub max_upload_bytes: usize,
+    /// Uploads this process reads and stores at once; others wait their turn
+    /// (up to `Limits::upload_wait`) without their bodies being read.
+    pub max_concurrent_uploads: usize,
     pub limits: Limits,
     /// Requests per minute one address may send to the public endpoints.
     pub public_rate_per_minute: u32,
@@ -40,6 +43,8 @@ pub struct Limits {
     pub max_webhook_endpoints: i64,
     /// How long the OpenAI endpoints wait for the job before answering 202.
     pub openai_wait: Duration,
+    /// How long an upload waits for its turn before answering 503 `uploads_busy`.
+    pub upload_wait: Duration,
     /// What unauthenticated gateway callbacks may make Peyk store and do.
     pub callbacks: peyk_schema::queries::payments::CallbackLimits,
     /// A tenant's API requests a second, and its burst, unless set for it.
@@ -65,11 +70,13 @@ impl Config {
             key_cache_ttl: Duration::from_secs(env_parse("PEYK_KEY_CACHE_SECONDS", 60)?),
             metrics_token: Some(env_or("PEYK_METRICS_TOKEN", "")).filter(|t| !t.trim().is_empty()),
             max_upload_bytes: env_parse("PEYK_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)?,
+            max_concurrent_uploads: env_parse("PEYK_MAX_CONCURRENT_UPLOADS", 8usize)?.clamp(1, 1 << 20),
             public_rate_per_minute: env_parse("PEYK_PUBLIC_RATE_PER_MINUTE", 120)?,
             trust_forwarded_for: env_parse("PEYK_TRUST_FORWARDED_FOR", false)?,
             limits: Limits {
                 max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,
+                upload_wait: env_seconds("PEYK_UPLOAD_WAIT_SECONDS", 30.0)?,
                 max_webhook_endpoints: env_parse("PEYK_MAX_WEBHOOK_ENDPOINTS", 20i64)?.max(1),
                 requests_per_second: env_parse("PEYK_TENANT_REQUESTS_PER_SECOND", 10_000u32)?.max(1),
                 burst: env_parse("PEYK_TENANT_BURST", 20_000u32)?.max(1),

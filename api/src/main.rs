@@ -188,6 +188,7 @@ async fn serve() -> anyhow::Result<()> {
         inserter: peyk_queue::submit::start_inserter(pool),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,
+        uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
         limits: config.limits,
         public_limiter: Arc::new(address_limit::AddressLimiter::new(config.public_rate_per_minute, config.trust_forwarded_for)),
         waiters: peyk_queue::finished::Waiters::start(&config.redis_url, &config.redis_prefix),

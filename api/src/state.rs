@@ -38,6 +38,8 @@ pub struct AppState {
     pub callbacks: peyk_schema::queries::payments::CallbackRecorder,
     pub redis_up: Arc<AtomicBool>,
     pub files: FileStore,
+    /// Places for the uploads read and stored at once (`PEYK_MAX_CONCURRENT_UPLOADS`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
     pub limits: Limits,
     /// Per-sender rate limit of the public endpoints (callbacks, inbound).
     pub public_limiter: Arc<crate::address_limit::AddressLimiter>,

@@ -8,6 +8,12 @@
 //! Uploads are never held whole in memory: the form's file field is spooled
 //! to a temporary file as it arrives, probed and hashed through a memory map,
 //! and sent to the file store part by part.
+//!
+//! At most `PEYK_MAX_CONCURRENT_UPLOADS` uploads are read and stored at once
+//! per process. A later one waits for a place before its body is read (so
+//! TCP back-pressure, not the API's memory or disk, holds what its client
+//! sends), and after `PEYK_UPLOAD_WAIT_SECONDS` is answered 503 `uploads_busy`
+//! with `Retry-After`.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Path, State};
@@ -21,6 +27,7 @@ use peyk_schema::queries::files;
 use peyk_schema::FileRow;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -54,6 +61,8 @@ pub struct UploadForm {
         (status = 201, description = "Stored", body = FileView),
         (status = 400, description = "Not a multipart form, or no `file` field", body = ErrorBody),
         (status = 413, description = "Larger than PEYK_MAX_UPLOAD_BYTES, or audio longer than PEYK_MAX_AUDIO_SECONDS", body = ErrorBody),
+        (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store or database is unreachable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
@@ -61,6 +70,8 @@ pub async fn upload(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut form = form.map_err(not_multipart)?;
+    // Held until the file is stored; nothing of the body is read before.
+    let _place = upload_place(&state).await?;
     let mut upload = None;
     while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
         if field.name() == Some("file") {
@@ -137,6 +148,32 @@ pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
     })?;
     Ok(files::insert(&state.pool, &row).await?)
+}
+
+/// How many seconds a client refused with `uploads_busy` is asked to wait.
+const UPLOADS_BUSY_RETRY_AFTER_SECONDS: u64 = 5;
+
+/// A place among the uploads this process reads and stores at once
+/// (`PEYK_MAX_CONCURRENT_UPLOADS`): take it before reading the form, and hold
+/// it until the upload is stored. While a request waits here its body stays
+/// unread, in the client's socket. Waiting longer than
+/// `PEYK_UPLOAD_WAIT_SECONDS` answers 503 `uploads_busy` with `Retry-After`.
+pub async fn upload_place(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    match tokio::time::timeout(state.limits.upload_wait, state.uploads.clone().acquire_owned()).await {
+        Ok(Ok(place)) => Ok(place),
+        Ok(Err(closed)) => Err(ApiError::internal(closed)),
+        Err(_) => {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "uploads_busy",
+                format!(
+                    "this server is storing as many uploads as it takes at once (PEYK_MAX_CONCURRENT_UPLOADS) and none finished within {} s; try again shortly",
+                    state.limits.upload_wait.as_secs_f64()
+                ),
+            )
+            .with_details(json!({ "retry_after_seconds": UPLOADS_BUSY_RETRY_AFTER_SECONDS })))
+        }
+    }
 }
 
 /// Spools a file field to a temporary file as its chunks arrive; the

@@ -16,7 +16,7 @@ use peyk_schema::{JobRow, JobStatus};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, Upload};
+use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, upload_place, Upload};
 use super::jobs::{create_job, parse_job_id, read_when_finished};
 use crate::auth::Tenant;
 use crate::error::ApiError;
@@ -147,6 +147,8 @@ pub struct TranslationForm {
         (status = 202, description = "Still running after PEYK_OPENAI_WAIT_SECONDS: the job to poll", body = JobView),
         (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store, database or queue is unreachable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn openai_transcriptions(
     state: State<AppState>,
@@ -164,6 +166,8 @@ pub async fn openai_transcriptions(
         (status = 202, description = "Still running: the job to poll", body = JobView),
         (status = 400, body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store, database or queue is unreachable", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     ))]
 pub async fn openai_translations(
     state: State<AppState>,
@@ -217,7 +221,10 @@ async fn openai(
     form: Result<Multipart, MultipartRejection>,
     translate: bool,
 ) -> Result<Response, ApiError> {
-    let form = read_form(form.map_err(not_multipart)?).await?;
+    let form = form.map_err(not_multipart)?;
+    // Held while the form is read and the file stored, not while the job runs.
+    let place = upload_place(&state).await?;
+    let form = read_form(form).await?;
     let format = match &form.response_format {
         Some(value) => parse_format("response_format", value, ApiError::invalid_field)?,
         None => TranscriptFormat::Json,
@@ -228,6 +235,7 @@ async fn openai(
     };
     let upload = form.file.ok_or_else(|| missing_field("file"))?;
     let file = store(&state, &tenant, upload).await?;
+    drop(place);
     let payload = json!({
         "file_id": file.id,
         // `whisper-1` (what OpenAI's examples send) means "the default model".

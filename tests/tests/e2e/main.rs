@@ -14,6 +14,7 @@ mod e2e {
     mod deployment;
     mod email;
     mod fairness;
+    mod files;
     mod keys;
     mod lifecycle;
     mod limits;
