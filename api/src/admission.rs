@@ -12,6 +12,8 @@
 //!   refuses (`429 rate_limited`, `Retry-After`, the rule's scope). A
 //!   message let through is counted then, under its job id, so the worker's
 //!   own check of the same rules lets it pass without counting it twice.
+//! - `email`: a `from` at one of the tenant's sender domains
+//!   (`422 sender_not_allowed`).
 //! - `medical_analysis`: live workers serve the queue and none has an LLM
 //!   configured (`503 provider_not_configured`, naming the setting).
 //!
@@ -23,6 +25,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use peyk_jobs::email::{self, EmailJob};
 use peyk_jobs::medical::MedicalAnalysisJob;
 use peyk_jobs::payments::gateway::Gateway;
 use peyk_jobs::payments::PaymentVerificationJob;
@@ -32,7 +35,7 @@ use peyk_jobs::sms::templates::MissingTemplates;
 use peyk_jobs::sms::SmsJob;
 use peyk_jobs::task::TaskJob;
 use peyk_jobs::Job;
-use peyk_schema::queries::task_targets;
+use peyk_schema::queries::{queue_controls, task_targets};
 use peyk_schema::{JobStatus, NewJob};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -85,11 +88,13 @@ pub struct Admission<'a> {
     tenant: &'a Tenant,
     /// Task name → the target's `max_attempts` (`None`: no such target).
     targets: HashMap<String, Option<i32>>,
+    /// The tenant's sender domains, once an email with `from` needed them.
+    sender_domains: Option<Vec<String>>,
 }
 
 impl<'a> Admission<'a> {
     pub fn new(state: &'a AppState, tenant: &'a Tenant) -> Self {
-        Self { state, tenant, targets: HashMap::new() }
+        Self { state, tenant, targets: HashMap::new(), sender_domains: None }
     }
 
     /// Checks one job about to be stored; `field` is where its payload sits
@@ -125,6 +130,7 @@ impl<'a> Admission<'a> {
             PaymentVerificationJob::TYPE => self.gateway_account(field, payload).await.map(|_| None),
             SmsJob::TYPE => self.sms(field, payload, sms_job).await.map(|_| None),
             MedicalAnalysisJob::TYPE => self.provider("llm").await.map(|_| None),
+            EmailJob::TYPE => self.sender(field, payload).await.map(|_| None),
             _ => Ok(None),
         }
     }
@@ -144,6 +150,19 @@ impl<'a> Admission<'a> {
                 format!("no task target `{name}`: create it with PUT /v1/task-targets/{name}"),
             )),
         }
+    }
+
+    /// An email's `from` is at one of the tenant's sender domains.
+    async fn sender(&mut self, field: &str, payload: &Value) -> Result<(), ApiError> {
+        let Some(from) = payload["from"].as_str() else { return Ok(()) };
+        if self.sender_domains.is_none() {
+            self.sender_domains = Some(queue_controls::sender_domains(&self.state.pool, self.tenant.0 .0).await?);
+        }
+        let domains = self.sender_domains.as_deref().unwrap_or_default();
+        if email::sender_allowed(from, domains) {
+            return Ok(());
+        }
+        Err(refusal(StatusCode::UNPROCESSABLE_ENTITY, "sender_not_allowed", &format!("{field}.from"), email::sender_refusal(domains)))
     }
 
     async fn gateway_account(&mut self, field: &str, payload: &Value) -> Result<(), ApiError> {

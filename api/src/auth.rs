@@ -167,18 +167,9 @@ pub struct RouteScopes(HashMap<String, Vec<(Method, Option<Scope>)>>);
 impl RouteScopes {
     pub fn from_document(document: &OpenApi) -> Self {
         let mut scopes: HashMap<String, Vec<(Method, Option<Scope>)>> = HashMap::new();
-        for (path, item) in &document.paths.paths {
-            let operations = [
-                (Method::GET, &item.get),
-                (Method::PUT, &item.put),
-                (Method::POST, &item.post),
-                (Method::DELETE, &item.delete),
-                (Method::PATCH, &item.patch),
-                (Method::HEAD, &item.head),
-                (Method::OPTIONS, &item.options),
-            ];
-            for (method, operation) in operations {
-                let Some(operation) = operation else { continue };
+        // A copy: the walk over a path item's operations takes it mutably.
+        for (path, mut item) in document.paths.paths.clone() {
+            for (method, operation) in crate::routes::openapi::operations_mut(&mut item) {
                 scopes.entry(path.clone()).or_default().push((method, required_scope(operation)));
             }
         }
@@ -230,7 +221,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         return missing_scope(scope).into_response();
     }
     request.extensions_mut().insert(owner);
-    next.run(request).await
+    crate::rate_limit::admit(&state, owner, request, next).await
 }
 
 fn missing_scope(scope: Scope) -> ApiError {

@@ -47,6 +47,48 @@ pub struct QuotaArgs {
     /// LLM tokens a month: N, 0 for none, or `default`.
     #[arg(long)]
     pub llm_tokens_per_month: Option<String>,
+    /// Email recipients a day: N, 0 for none, or `default`.
+    #[arg(long)]
+    pub emails_per_day: Option<String>,
+    /// A domain its email jobs may send from (`from`); may be given several
+    /// times; replaces the list. `--sender-domain none` empties it.
+    #[arg(long = "sender-domain", value_name = "DOMAIN")]
+    pub sender_domains: Vec<String>,
+    /// Days sensitive jobs' content is kept (medical_analysis,
+    /// transcription, email, sms): N (fractions allowed, 0: erase at the
+    /// next sweep) or `default`.
+    #[arg(long)]
+    pub retention_sensitive_days: Option<String>,
+    /// Days other jobs' content is kept: N or `default`.
+    #[arg(long)]
+    pub retention_content_days: Option<String>,
+    /// Days uploads are kept after their last job finished: N or `default`.
+    #[arg(long)]
+    pub retention_upload_days: Option<String>,
+    /// Days attempt errors, event message bodies and SMS texts are kept: N or `default`.
+    #[arg(long)]
+    pub retention_trail_days: Option<String>,
+}
+
+fn sender_domains(given: &[String]) -> anyhow::Result<Option<Vec<String>>> {
+    match given {
+        [] => Ok(None),
+        [none] if none == "none" => Ok(Some(Vec::new())),
+        domains => Ok(Some(peyk_jobs::email::sender_domains(domains).map_err(|problem| anyhow::anyhow!("--sender-domain {problem}"))?)),
+    }
+}
+
+fn days(value: Option<String>) -> anyhow::Result<Option<Option<f64>>> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(n) => Ok(Some(Some(
+            n.parse()
+                .ok()
+                .filter(|d: &f64| (0.0..=q::MAX_RETENTION_DAYS).contains(d))
+                .with_context(|| format!("days are 0 to {} or `default`, not `{n}`", q::MAX_RETENTION_DAYS))?,
+        ))),
+    }
 }
 
 fn quota(value: Option<String>) -> anyhow::Result<Option<Option<i64>>> {
@@ -91,6 +133,12 @@ pub async fn set_limits(
         sms_per_day: quota(quotas.sms_per_day)?,
         audio_minutes_per_month: quota(quotas.audio_minutes_per_month)?,
         llm_tokens_per_month: quota(quotas.llm_tokens_per_month)?,
+        emails_per_day: quota(quotas.emails_per_day)?,
+        sender_domains: sender_domains(&quotas.sender_domains)?,
+        sensitive_retention_days: days(quotas.retention_sensitive_days)?,
+        content_retention_days: days(quotas.retention_content_days)?,
+        upload_retention_days: days(quotas.retention_upload_days)?,
+        trail_retention_days: days(quotas.retention_trail_days)?,
     };
     q::change_limits(&pool, id, &change).await?;
     for (queue, cap) in caps {

@@ -38,6 +38,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// `set-limits` carries many options; a command is parsed once per run.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve the API (the default).
     Serve,

@@ -103,6 +103,7 @@ fn quota_name(kind: UsageKind) -> &'static str {
         UsageKind::Sms => "sms_per_day",
         UsageKind::AudioSeconds => "audio_minutes_per_month",
         UsageKind::LlmTokens => "llm_tokens_per_month",
+        UsageKind::Emails => "emails_per_day",
     }
 }
 

@@ -96,6 +96,10 @@ pub struct JobView {
     /// Where the finished job is delivered (its secret is never shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// When its content (payload, result, error message, metadata) was
+    /// erased, by `DELETE /v1/jobs/{id}` or the tenant's retention; the
+    /// bare record stays. `null`: not erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl From<JobRow> for JobView {
@@ -130,6 +134,7 @@ impl From<JobRow> for JobView {
             schedule_id: row.schedule_id,
             metadata: metadata::from_value(&row.metadata),
             callback_url: row.callback.as_ref().and_then(|c| c["url"].as_str()).map(str::to_owned),
+            erased_at: row.erased_at,
         }
     }
 }
@@ -200,6 +205,9 @@ pub struct FileView {
     /// Seconds, when the file is audio.
     pub duration_seconds: Option<f64>,
     pub created_at: DateTime<Utc>,
+    /// When its bytes, name, type and hash were erased (`DELETE
+    /// /v1/files/{id}` or the upload retention); `null`: not erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl From<FileRow> for FileView {
@@ -212,6 +220,7 @@ impl From<FileRow> for FileView {
             sha256: row.sha256.iter().map(|b| format!("{b:02x}")).collect(),
             duration_seconds: row.duration_seconds,
             created_at: row.created_at,
+            erased_at: row.erased_at,
         }
     }
 }

@@ -68,5 +68,7 @@ pub fn default_quotas() -> Result<peyk_schema::queries::queue_controls::Quotas, 
         sms_per_day: Some(env_parse("PEYK_QUOTA_SMS_PER_DAY", 0i64)?),
         audio_minutes_per_month: Some(env_parse("PEYK_QUOTA_AUDIO_MINUTES_PER_MONTH", 0i64)?),
         llm_tokens_per_month: Some(env_parse("PEYK_QUOTA_LLM_TOKENS_PER_MONTH", 0i64)?),
+        // Email goes out through the operator's relay: capped unless set.
+        emails_per_day: Some(env_parse("PEYK_QUOTA_EMAILS_PER_DAY", 1000i64)?),
     })
 }

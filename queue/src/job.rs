@@ -27,6 +27,10 @@ pub trait Job: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + '
     /// /v1/jobs` and pipelines refuse it, and finishing it publishes no
     /// `job.*` event (which could otherwise loop).
     const INTERNAL: bool = false;
+    /// Its payload and result hold what people wrote or said (medical text,
+    /// transcripts, messages): kept `PEYK_RETENTION_SENSITIVE_DAYS` (30)
+    /// after the job finished, not `PEYK_RETENTION_CONTENT_DAYS` (90).
+    const SENSITIVE: bool = false;
 
     /// Checks what serde cannot: ranges, formats, combinations. Field paths
     /// are relative to the payload.

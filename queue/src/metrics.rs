@@ -37,6 +37,15 @@ pub static JOBS_FINISHED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Rows (and uploads) whose content retention erased, by what they were:
+/// job, pipeline, attempt_error, message, sms, upload.
+pub static RETENTION_ERASED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("peyk_retention_erased_total", "Content erased past its retention, by what held it"), &["what"])
+            .unwrap(),
+    )
+});
+
 pub static JOB_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(Opts::new("peyk_job_retries_total", "Failed attempts scheduled to run again, by error code"), &["type", "code"])

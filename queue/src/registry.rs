@@ -36,6 +36,7 @@ pub struct JobKind<C> {
     pub attempt_timeout: Duration,
     pub result_fields: &'static [&'static str],
     pub internal: bool,
+    pub sensitive: bool,
     validate: fn(serde_json::Value) -> Result<Validated, ValidationErrors>,
     /// `None`: described only (see [`JobKind::described`]).
     run: Option<RunFn<C>>,
@@ -63,6 +64,7 @@ impl<C: Clients> JobKind<C> {
             attempt_timeout: J::ATTEMPT_TIMEOUT,
             result_fields: J::RESULT_FIELDS,
             internal: J::INTERNAL,
+            sensitive: J::SENSITIVE,
             validate: validate_as::<J>,
             run: None,
             redact: J::redact,
@@ -180,6 +182,11 @@ impl<C: Clients> Registry<C> {
     /// The types clients may submit (every type but the internal ones).
     pub fn submittable_names(&self) -> Vec<&'static str> {
         self.kinds.iter().filter(|kind| !kind.internal).map(|kind| kind.name).collect()
+    }
+
+    /// The types whose content is sensitive ([`Job::SENSITIVE`]).
+    pub fn sensitive_names(&self) -> Vec<&'static str> {
+        self.kinds.iter().filter(|kind| kind.sensitive).map(|kind| kind.name).collect()
     }
 
     /// The schemas the payloads refer to (nested structs), by name.

@@ -45,6 +45,9 @@ pub struct JobRow {
     pub metadata: serde_json::Value,
     /// The job's own callback, `{"url", "secret"}`; see [`JobCallback`].
     pub callback: Option<serde_json::Value>,
+    /// When its content (payload, result, error message, metadata) was
+    /// erased, by `DELETE /v1/jobs/{id}` or retention.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -110,7 +113,7 @@ pub struct ClaimedJob {
 pub struct TenantId(pub Uuid);
 
 /// An uploaded file's record (its bytes are in the file store).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = files)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct FileRow {
@@ -122,6 +125,8 @@ pub struct FileRow {
     pub sha256: Vec<u8>,
     pub duration_seconds: Option<f64>,
     pub created_at: DateTime<Utc>,
+    /// When its bytes, name, type and hash were erased.
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 /// A message kept in the development outbox instead of being sent.
@@ -160,6 +165,8 @@ pub struct PipelineRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// The client's own keys; each step's job carries them too.
     pub metadata: serde_json::Value,
+    /// When the steps' payloads and the metadata were erased (retention).
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl PipelineRow {
@@ -177,6 +184,7 @@ impl PipelineRow {
             updated_at: now,
             finished_at: None,
             metadata,
+            erased_at: None,
         }
     }
 }

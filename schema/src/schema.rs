@@ -14,6 +14,12 @@ diesel::table! {
         sms_per_day -> Nullable<Int8>,
         audio_minutes_per_month -> Nullable<Int8>,
         llm_tokens_per_month -> Nullable<Int8>,
+        sensitive_retention_days -> Nullable<Float8>,
+        content_retention_days -> Nullable<Float8>,
+        upload_retention_days -> Nullable<Float8>,
+        trail_retention_days -> Nullable<Float8>,
+        sender_domains -> Array<Text>,
+        emails_per_day -> Nullable<Int8>,
     }
 }
 
@@ -82,6 +88,7 @@ diesel::table! {
         schedule_id -> Nullable<Uuid>,
         metadata -> Jsonb,
         callback -> Nullable<Jsonb>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -98,6 +105,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
         metadata -> Jsonb,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -125,6 +133,7 @@ diesel::table! {
         sha256 -> Bytea,
         duration_seconds -> Nullable<Float8>,
         created_at -> Timestamptz,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -312,6 +321,7 @@ diesel::table! {
         created_at -> Timestamptz,
         dispatched_at -> Nullable<Timestamptz>,
         callback_job_id -> Nullable<Uuid>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -144,6 +144,15 @@ impl TestEnv {
         row.n
     }
 
+    /// The test database's rows as `pg_dump --data-only` writes them: what a
+    /// backup would hold.
+    pub async fn pg_dump(&self) -> String {
+        let bin = std::env::var("PEYK_TEST_PG_BIN").expect("PEYK_TEST_PG_BIN (set by infrastructure/dev/test.sh)");
+        let output = Command::new(format!("{bin}/pg_dump")).arg("--data-only").arg(&self.database_url).output().await.unwrap();
+        assert!(output.status.success(), "pg_dump: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
     pub async fn sql_exec(&self, sql: &str) {
         let mut conn = self.db().await;
         diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));

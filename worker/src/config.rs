@@ -14,6 +14,8 @@ use peyk_queue::retry::Backoff;
 use peyk_queue::schedule::fire::SchedulerSettings;
 use peyk_speech::SpeechConfig;
 
+use crate::retention::{Days, RetentionSettings};
+
 #[derive(Debug, Parser)]
 #[command(name = "peyk-worker", version, about = "Runs Peyk jobs from the Redis queues it is told to serve")]
 pub struct Args {
@@ -47,6 +49,7 @@ pub struct Config {
     pub redis_retention: Duration,
     /// How long gateway callbacks and inbound webhooks are kept.
     pub inbound_retention: Duration,
+    pub retention: RetentionSettings,
     pub backoff: Backoff,
     pub webhook_policy: AddressPolicy,
     pub speech: SpeechConfig,
@@ -112,6 +115,16 @@ impl Config {
             sweep_min_age: env_seconds("PEYK_SWEEP_MIN_AGE_SECONDS", 30.0)?,
             redis_retention: env_seconds("PEYK_REDIS_RETENTION_SECONDS", 600.0)?,
             inbound_retention: env_days("PEYK_INBOUND_RETENTION_DAYS", 30.0)?,
+            retention: RetentionSettings {
+                defaults: Days {
+                    sensitive: retention_days("PEYK_RETENTION_SENSITIVE_DAYS", 30.0)?,
+                    content: retention_days("PEYK_RETENTION_CONTENT_DAYS", 90.0)?,
+                    uploads: retention_days("PEYK_RETENTION_UPLOAD_DAYS", 7.0)?,
+                    trail: retention_days("PEYK_RETENTION_TRAIL_DAYS", 30.0)?,
+                },
+                every: env_seconds("PEYK_RETENTION_SWEEP_SECONDS", 300.0)?.max(Duration::from_millis(100)),
+                batch: env_parse("PEYK_RETENTION_BATCH", 1000i64)?.clamp(1, 100_000),
+            },
             backoff: Backoff { base: env_seconds("PEYK_RETRY_BASE_SECONDS", 2.0)?, max: env_seconds("PEYK_RETRY_MAX_SECONDS", 3600.0)? },
             speech,
             webhook_policy: AddressPolicy::parse(&env_or("PEYK_WEBHOOK_ALLOWED_NETWORKS", ""))
@@ -133,4 +146,10 @@ impl Config {
 
 fn cores() -> usize {
     peyk_speech::available_cores()
+}
+
+/// Days of a `PEYK_RETENTION_*_DAYS` setting (fractions allowed; 0: erase
+/// as soon as the sweeper passes).
+fn retention_days(name: &str, default: f64) -> Result<f64, EnvError> {
+    Ok(env_days(name, default)?.as_secs_f64() / 86_400.0)
 }

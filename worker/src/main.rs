@@ -8,6 +8,7 @@ mod gpu;
 mod http;
 mod maintenance;
 mod openmp;
+mod retention;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -3,6 +3,8 @@
 //! - relay event messages whose writer died before dispatching them;
 //! - queue payment reconciliation (one worker of the fleet at a time), and
 //!   prune inbound events past their retention;
+//! - erase content past its retention (`crate::retention`, one worker of
+//!   the fleet at a time);
 //! - fire due schedules (`peyk_queue::schedule::fire`; every worker, sharing
 //!   the due schedules);
 //! - report which providers this worker has (`peyk_jobs::providers`), for
@@ -31,6 +33,7 @@ pub fn spawn_all(runner: &Arc<Runner>, config: &Config, stop: &CancellationToken
     tasks.push(tokio::spawn(relay_events(runner.clone(), stop.clone())));
     tasks.push(tokio::spawn(report_providers(runner.clone(), queues, config.redis_prefix.clone(), stop.clone())));
     tasks.push(tokio::spawn(reconcile_payments(runner.clone(), config.inbound_retention, stop.clone())));
+    tasks.push(tokio::spawn(crate::retention::run(runner.clone(), config.retention.clone(), stop.clone())));
     if let Some(settings) = &config.scheduler {
         tasks.push(tokio::spawn(peyk_queue::schedule::fire::run(runner.clone(), settings.clone(), stop.clone())));
     }

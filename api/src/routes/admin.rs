@@ -11,7 +11,7 @@ use peyk_queue::queue::QueueError;
 use std::collections::BTreeMap;
 
 use peyk_jobs::ValidationErrors;
-use peyk_schema::queries::queue_controls::{self as q, LimitsChange, RunningCap, TenantLimits, MAX_WEIGHT};
+use peyk_schema::queries::queue_controls::{self as q, LimitsChange, RunningCap, TenantLimits, MAX_RETENTION_DAYS, MAX_WEIGHT};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -69,6 +69,22 @@ pub struct TenantView {
     pub sms_per_day: Option<i64>,
     pub audio_minutes_per_month: Option<i64>,
     pub llm_tokens_per_month: Option<i64>,
+    pub emails_per_day: Option<i64>,
+    /// The domains its email jobs may send from (`from`); empty: only the
+    /// server's `PEYK_EMAIL_FROM`.
+    pub sender_domains: Vec<String>,
+    /// Its own retention (`null`: the server's default).
+    pub retention: RetentionView,
+}
+
+/// Days a tenant's content is kept, where it has its own (`null`: the
+/// server's default, `PEYK_RETENTION_*_DAYS`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionView {
+    pub sensitive_days: Option<f64>,
+    pub content_days: Option<f64>,
+    pub upload_days: Option<f64>,
+    pub trail_days: Option<f64>,
 }
 
 impl TenantView {
@@ -85,6 +101,14 @@ impl TenantView {
             sms_per_day: t.quotas.sms_per_day,
             audio_minutes_per_month: t.quotas.audio_minutes_per_month,
             llm_tokens_per_month: t.quotas.llm_tokens_per_month,
+            emails_per_day: t.quotas.emails_per_day,
+            sender_domains: t.sender_domains,
+            retention: RetentionView {
+                sensitive_days: t.retention.sensitive,
+                content_days: t.retention.content,
+                upload_days: t.retention.uploads,
+                trail_days: t.retention.trail,
+            },
         }
     }
 }
@@ -125,11 +149,58 @@ pub struct UpdateTenant {
     #[serde(default, deserialize_with = "set_or_null")]
     #[schema(value_type = Option<i64>)]
     pub llm_tokens_per_month: Option<Option<i64>>,
+    /// Email recipients (to, cc, bcc) a day.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<i64>)]
+    pub emails_per_day: Option<Option<i64>>,
+    /// The domains its email jobs may send from; replaces the list (`[]`:
+    /// none, only the server's `PEYK_EMAIL_FROM`).
+    #[serde(default)]
+    pub sender_domains: Option<Vec<String>>,
+    /// How long the tenant's content is kept (README, "Data kept").
+    #[serde(default)]
+    pub retention: Option<RetentionUpdate>,
+}
+
+/// Days each kind of content is kept after it is done with (fractions
+/// allowed; 0: erased when the retention sweeper next passes); `null`
+/// returns one to the server's default (`PEYK_RETENTION_*_DAYS`).
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionUpdate {
+    /// Payloads and results of sensitive job types (medical_analysis,
+    /// transcription, email, sms) after they finished; default 30.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<f64>)]
+    pub sensitive_days: Option<Option<f64>>,
+    /// Payloads and results of the other job types; default 90.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<f64>)]
+    pub content_days: Option<Option<f64>>,
+    /// Uploads, after the last job that names them finished; default 7.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<f64>)]
+    pub upload_days: Option<Option<f64>>,
+    /// Attempt errors, event message bodies, SMS texts; default 30.
+    #[serde(default, deserialize_with = "set_or_null")]
+    #[schema(value_type = Option<f64>)]
+    pub trail_days: Option<Option<f64>>,
+}
+
+impl RetentionUpdate {
+    fn fields(&self) -> [(&'static str, Option<Option<f64>>); 4] {
+        [
+            ("retention.sensitive_days", self.sensitive_days),
+            ("retention.content_days", self.content_days),
+            ("retention.upload_days", self.upload_days),
+            ("retention.trail_days", self.trail_days),
+        ]
+    }
 }
 
 /// A field given as `null` (`Some(None)`), apart from one not given (`None`).
-fn set_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(deserializer).map(Some)
+fn set_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 const MAX_RATE: i32 = 1_000_000;
@@ -151,6 +222,14 @@ impl UpdateTenant {
                 errors.add(field, "must be 0 (none) or more, or null (the default)");
             }
         }
+        if let Some(Err(problem)) = self.sender_domains.as_deref().map(peyk_jobs::email::sender_domains) {
+            errors.add("sender_domains", problem);
+        }
+        for (field, days) in self.retention.iter().flat_map(RetentionUpdate::fields) {
+            if days.flatten().is_some_and(|d| !(0.0..=MAX_RETENTION_DAYS).contains(&d)) {
+                errors.add(field, format!("must be between 0 and {MAX_RETENTION_DAYS} days, or null (the default)"));
+            }
+        }
         for (queue, cap) in self.max_running.iter().flatten() {
             if !queues.contains(&queue.as_str()) {
                 errors.add(format!("max_running.{queue}"), "no such queue");
@@ -170,15 +249,22 @@ impl UpdateTenant {
             sms_per_day: self.sms_per_day,
             audio_minutes_per_month: self.audio_minutes_per_month,
             llm_tokens_per_month: self.llm_tokens_per_month,
+            emails_per_day: self.emails_per_day,
+            sender_domains: self.sender_domains.as_deref().map(peyk_jobs::email::sender_domains).and_then(Result::ok),
+            sensitive_retention_days: self.retention.as_ref().and_then(|r| r.sensitive_days),
+            content_retention_days: self.retention.as_ref().and_then(|r| r.content_days),
+            upload_retention_days: self.retention.as_ref().and_then(|r| r.upload_days),
+            trail_retention_days: self.retention.as_ref().and_then(|r| r.trail_days),
         }
     }
 
-    fn quotas(&self) -> [(&'static str, Option<i64>); 4] {
+    fn quotas(&self) -> [(&'static str, Option<i64>); 5] {
         [
             ("jobs_per_day", self.jobs_per_day.flatten()),
             ("sms_per_day", self.sms_per_day.flatten()),
             ("audio_minutes_per_month", self.audio_minutes_per_month.flatten()),
             ("llm_tokens_per_month", self.llm_tokens_per_month.flatten()),
+            ("emails_per_day", self.emails_per_day.flatten()),
         ]
     }
 }

@@ -93,19 +93,33 @@ pub async fn get_file(State(state): State<AppState>, tenant: Tenant, Path(id): P
     Ok(Json(row.into()))
 }
 
-/// Delete an uploaded file. Jobs that still need it fail with `file_not_found`.
+/// Erase an uploaded file: its bytes, name, type and hash go; the record
+/// (id, size, length, times) stays, with `erased_at`. Jobs that still need
+/// it fail with `file_not_found`; erasing it again changes nothing.
 #[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", security(("api_key" = ["files"])),
     params(("id" = String, Path, description = "File id")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-pub async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    responses((status = 200, description = "Erased: the bare record", body = FileView), (status = 404, body = ErrorBody)))]
+pub async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<FileView>, ApiError> {
     let tenant = Tenant(caller.tenant());
     let id = parse_file_id(&id)?;
-    if !files::delete(&state.pool, tenant.0, id).await? {
-        return Err(ApiError::not_found("file"));
-    }
-    state.files.delete(tenant.0 .0, id).await.map_err(ApiError::internal)?;
+    files::get(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("file"))?;
+    let row = erase(&state, tenant.0 .0, id).await?.ok_or_else(|| ApiError::not_found("file"))?;
     caller.audit(&state, "file.erased", id, serde_json::json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(row.into()))
+}
+
+/// Deletes a file's bytes from the store, then empties its record (in that
+/// order: a record marked erased never points at bytes still kept).
+pub async fn erase(state: &AppState, tenant: Uuid, id: Uuid) -> Result<Option<FileRow>, ApiError> {
+    state.files.delete(tenant, id).await.map_err(|e| {
+        tracing::error!(error = %e, "file store unavailable");
+        storage_unavailable()
+    })?;
+    Ok(peyk_schema::queries::retention::mark_file_erased(&state.pool, tenant, id).await?)
+}
+
+fn storage_unavailable() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
 }
 
 fn parse_file_id(id: &str) -> Result<Uuid, ApiError> {
@@ -142,10 +156,11 @@ pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<
         sha256,
         duration_seconds: duration,
         created_at: Utc::now(),
+        erased_at: None,
     };
     state.files.put_spool(row.tenant_id, row.id, &data).await.map_err(|e| {
         tracing::error!(error = %e, "file store unavailable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
+        storage_unavailable()
     })?;
     Ok(files::insert(&state.pool, &row).await?)
 }

@@ -18,8 +18,10 @@ use peyk_queue::metadata;
 use peyk_queue::queue::{Enqueue, MAX_PRIORITY};
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobCallback, JobRow, JobStatus, NewJob};
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admission::Admission;
@@ -134,6 +136,9 @@ fn check_callback(submission: &SubmitJob, errors: &mut ValidationErrors) -> Opti
     }
     if url.is_some_and(|url| url.len() > 2048) {
         errors.add("callback_url", "must be at most 2048 bytes");
+    }
+    if let Some(problem) = url.and_then(|url| peyk_jobs::events::settings::get().plain_http_refused(&submission.job_type, url)) {
+        errors.add("callback_url", problem);
     }
     if let Some(secret) = &submission.callback_secret {
         if url.is_none() {
@@ -489,13 +494,85 @@ pub async fn cancel_job(State(state): State<AppState>, caller: Caller, Path(id):
     Ok(Json(row.into()))
 }
 
+/// What `DELETE /v1/jobs/{id}` erased.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobErasureView {
+    /// The bare record that stays: id, type, status, attempts, times.
+    pub job: JobView,
+    /// Uploads the job named that were erased with it.
+    pub files_erased: Vec<Uuid>,
+    /// Uploads the job named that another unfinished job still needs: kept
+    /// (erase them with `DELETE /v1/files/{id}` once it has finished).
+    pub files_kept: Vec<Uuid>,
+    /// Event messages about the job whose bodies were emptied.
+    pub messages_erased: usize,
+    /// Attempts whose error messages were emptied.
+    pub attempts_erased: usize,
+}
+
+/// Erase a finished job's content: payload, result, error message,
+/// metadata and callback, its attempts' error messages, its event
+/// messages' bodies, its SMS texts, and the uploads it named (unless another
+/// unfinished job needs them). The bare record stays (id, type, status,
+/// attempts, times, error code) with `erased_at`; erasing again changes
+/// nothing. A job not finished yet must be cancelled first.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", security(("api_key" = ["jobs:write"])),
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Erased; what stays and what went", body = JobErasureView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not finished (`job_not_finished`): cancel it first", body = ErrorBody),
+        (status = 503, description = "Database or file store unreachable; `Retry-After`", body = ErrorBody)))]
+pub async fn erase_job(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<JobErasureView>, ApiError> {
+    use peyk_schema::queries::retention::{self, EraseError};
+    let tenant = Tenant(caller.tenant());
+    let id = parse_job_id(&id)?;
+    let (named, finished) = retention::job_files(&state.pool, tenant.0, id).await?.ok_or_else(|| ApiError::not_found("job"))?;
+    // Files first: if the erasure stops half-way, the payload still names
+    // them, so that erasing again finds them.
+    let mut files_erased = Vec::new();
+    let mut files_kept = Vec::new();
+    if finished && !named.is_empty() {
+        let unneeded = retention::unneeded_files(&state.pool, tenant.0, &named, id).await?;
+        for file in named {
+            if unneeded.contains(&file) {
+                super::files::erase(&state, tenant.0 .0, file).await?;
+                files_erased.push(file);
+            } else {
+                files_kept.push(file);
+            }
+        }
+    }
+    let (row, erased) = match retention::erase_job(&state.pool, tenant.0, id).await {
+        Ok(Some(erased)) => erased,
+        Ok(None) => return Err(ApiError::not_found("job")),
+        Err(EraseError::NotFinished(status)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "job_not_finished",
+                format!("the job is {status}; cancel it (POST /v1/jobs/{id}/cancel), then erase it once it has stopped"),
+            )
+            .with_details(json!({ "status": status })))
+        }
+        Err(EraseError::Db(e)) => return Err(e.into()),
+    };
+    caller.audit(&state, "job.erased", id, json!({ "type": row.job_type, "files": files_erased, "messages": erased.messages })).await?;
+    Ok(Json(JobErasureView {
+        job: row.into(),
+        files_erased,
+        files_kept,
+        messages_erased: erased.messages,
+        attempts_erased: erased.attempts,
+    }))
+}
+
 /// Run a `failed` or `dead` job again, with a fresh attempt budget.
 #[utoipa::path(post, path = "/v1/jobs/{id}/retry", tag = "jobs", security(("api_key" = ["jobs:write"])),
     params(("id" = String, Path, description = "Job id")),
     responses(
         (status = 202, description = "Queued again", body = JobView),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Only failed or dead jobs can be retried", body = ErrorBody)))]
+        (status = 409, description = "Only failed or dead jobs can be retried, and not once erased (`not_retryable`)", body = ErrorBody)))]
 pub async fn retry_job(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let tenant = Tenant(caller.tenant());
     let id = parse_job_id(&id)?;
@@ -505,12 +582,11 @@ pub async fn retry_job(State(state): State<AppState>, caller: Caller, Path(id): 
     let task_id = ulid::Ulid::new().to_string();
     let (row, retried) = jobs::retry(&state.pool, tenant.0, id, &task_id).await?.ok_or_else(|| ApiError::not_found("job"))?;
     if !retried {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_retryable",
-            format!("only failed or dead jobs can be retried; this one is {}", row.status),
-        )
-        .with_details(json!({ "status": row.status })));
+        let problem = match row.erased_at {
+            Some(_) => "its content was erased".to_string(),
+            None => format!("only failed or dead jobs can be retried; this one is {}", row.status),
+        };
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_retryable", problem).with_details(json!({ "status": row.status })));
     }
     enqueue(&state, &row).await;
     caller.audit(&state, "job.retried", id, json!({ "type": row.job_type })).await?;

@@ -56,7 +56,7 @@ pub fn declared() -> Declared {
     let batches = OpenApiRouter::new().routes(routes!(job_batch::submit_batch));
     let api = OpenApiRouter::new()
         .routes(routes!(jobs::submit, jobs::list_jobs))
-        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::get_job, jobs::erase_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::list_attempts))
@@ -123,10 +123,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let (routes, _document) = api.merge(uploads).merge(batches).split_for_parts();
     // A misdeclared scope stops the start, not a request.
     std::sync::LazyLock::force(&crate::auth::ROUTE_SCOPES);
-    // `authenticate` runs first (the outer layer), then the tenant's rate.
-    let routes = routes
-        .layer(middleware::from_fn_with_state(state.clone(), crate::rate_limit::limit))
-        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
+    // The key, its scope, then its tenant's rate (`rate_limit::admit`).
+    let routes = routes.layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
     openapi::with_docs(routes.with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -78,6 +78,27 @@ impl Modify for JobPayloads {
     }
 }
 
+/// Each operation of a path item, with its method: the one list of the
+/// methods a path item holds (scopes, error answers and operation ids each
+/// walk it).
+pub(crate) fn operations_mut(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = (axum::http::Method, &mut utoipa::openapi::path::Operation)> {
+    use axum::http::Method;
+    [
+        (Method::GET, &mut item.get),
+        (Method::PUT, &mut item.put),
+        (Method::POST, &mut item.post),
+        (Method::DELETE, &mut item.delete),
+        (Method::OPTIONS, &mut item.options),
+        (Method::HEAD, &mut item.head),
+        (Method::PATCH, &mut item.patch),
+        (Method::TRACE, &mut item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
+}
+
 /// One handler serving several methods (a gateway's callback: GET and
 /// POST) gives each operation the handler's name; operation ids must be
 /// unique, so the second and later get their method appended.
@@ -87,20 +108,11 @@ impl Modify for UniqueOperationIds {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut seen = std::collections::HashSet::new();
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                ("get", &mut item.get),
-                ("put", &mut item.put),
-                ("post", &mut item.post),
-                ("delete", &mut item.delete),
-                ("patch", &mut item.patch),
-            ];
-            for (method, operation) in operations {
-                let Some(id) = operation.as_mut().and_then(|operation| operation.operation_id.as_mut()) else {
-                    continue;
-                };
+            for (method, operation) in operations_mut(item) {
+                let Some(id) = operation.operation_id.as_mut() else { continue };
                 if !seen.insert(id.clone()) {
                     id.push('_');
-                    id.push_str(method);
+                    id.push_str(&method.as_str().to_ascii_lowercase());
                 }
             }
         }

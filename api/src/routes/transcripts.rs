@@ -34,6 +34,7 @@ use crate::views::{ErrorBody, JobView, SubmitJob};
         (status = 400, description = "Unknown format", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Not a transcription job, or not succeeded (yet)", body = ErrorBody),
+        (status = 410, description = "Erased (`DELETE /v1/jobs/{id}` or retention)", body = ErrorBody),
     ))]
 pub async fn download(
     State(state): State<AppState>,
@@ -69,6 +70,10 @@ fn parse_format(field: &str, value: &str, error: fn(&str, String) -> ApiError) -
 }
 
 fn transcript_of(row: &JobRow) -> Result<Transcript, ApiError> {
+    // A retention of 0 days may erase it as soon as it has finished.
+    if let Some(at) = row.erased_at {
+        return Err(ApiError::new(StatusCode::GONE, "erased", format!("the transcript was erased at {at}")));
+    }
     let result = row.result.clone().ok_or_else(|| ApiError::internal("succeeded transcription without a result"))?;
     serde_json::from_value(result).map_err(ApiError::internal)
 }
@@ -146,6 +151,7 @@ pub struct TranslationForm {
         (status = 200, description = "The transcript in `response_format`"),
         (status = 202, description = "Still running after PEYK_OPENAI_WAIT_SECONDS: the job to poll", body = JobView),
         (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
+        (status = 410, description = "The tenant's retention of 0 days erased the transcript as soon as it was made (`erased`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store, database or queue is unreachable", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -165,6 +171,7 @@ pub async fn openai_transcriptions(
         (status = 200, description = "The English transcript in `response_format`"),
         (status = 202, description = "Still running: the job to poll", body = JobView),
         (status = 400, body = ErrorBody),
+        (status = 410, description = "The tenant's retention of 0 days erased the transcript as soon as it was made (`erased`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store, database or queue is unreachable", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),

@@ -29,6 +29,8 @@ pub struct Used {
     pub audio_seconds: i64,
     /// LLM tokens used this month.
     pub llm_tokens: i64,
+    /// Email recipients (to, cc, bcc) accepted today.
+    pub emails: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,6 +59,7 @@ pub struct QuotaView {
     pub sms_per_day: Option<i64>,
     pub audio_minutes_per_month: Option<i64>,
     pub llm_tokens_per_month: Option<i64>,
+    pub emails_per_day: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,6 +95,7 @@ async fn all_used(state: &AppState) -> Result<HashMap<String, Used>, QueueError>
                 UsageKind::Sms => used.sms = amount,
                 UsageKind::AudioSeconds => used.audio_seconds = amount,
                 UsageKind::LlmTokens => used.llm_tokens = amount,
+                UsageKind::Emails => used.emails = amount,
             }
         }
     }
@@ -113,6 +117,7 @@ pub async fn own_usage(State(state): State<AppState>, tenant: Tenant) -> Result<
             sms_per_day: none_if_zero(quotas.sms_per_day.unwrap_or(0)),
             audio_minutes_per_month: none_if_zero(quotas.audio_minutes_per_month.unwrap_or(0)),
             llm_tokens_per_month: none_if_zero(quotas.llm_tokens_per_month.unwrap_or(0)),
+            emails_per_day: none_if_zero(quotas.emails_per_day.unwrap_or(0)),
         },
     }))
 }

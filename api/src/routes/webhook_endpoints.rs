@@ -198,6 +198,13 @@ pub async fn create_endpoint(
         check_description(description, &mut errors);
     }
     let event_types = check_event_types(body.event_types.as_deref().unwrap_or_default(), &mut errors);
+    // Transcripts go over https only (by default); `job.*` events of such
+    // types are refused to a plain-http endpoint when they are sent.
+    if event_types.iter().any(|t| t == catalogue::TRANSCRIPTION_COMPLETED) {
+        if let Some(problem) = peyk_jobs::events::settings::get().plain_http_refused("transcription", &body.url) {
+            errors.add("url", problem);
+        }
+    }
     if let Some(secret) = &body.secret {
         check_secret(secret, &mut errors);
     }

@@ -119,6 +119,21 @@ def test_cancel_and_retry(receiver: Receiver) -> None:
     assert len(listed) == 2 and all(job["metadata"] == {"visit": "v-9"} for job in listed)
 
 
+def test_erase_leaves_the_bare_record(receiver: Receiver) -> None:
+    upload = client.files.upload("notes.txt", b"visit notes")
+    done = client.wait(client.webhooks.send(f"{receiver.url}/erase", {"note": "erase me"}, metadata={"visit": "v-erase"})["id"], timeout=30)
+    erased = client.jobs.erase(done["id"])
+    assert (erased["job"]["payload"], erased["job"]["metadata"], erased["job"]["status"]) == ({}, {}, "succeeded"), erased
+    assert erased["job"]["erased_at"] and client.jobs.get(done["id"])["erased_at"] == erased["job"]["erased_at"]
+    with pytest.raises(peyk.Conflict):
+        client.jobs.retry(done["id"])  # nothing left to run
+    later = client.webhooks.send(f"{receiver.url}/later", {}, delay_seconds=600)
+    with pytest.raises(peyk.Conflict):
+        client.jobs.erase(later["id"])  # not finished: cancel it first
+    record = client.files.delete(upload["id"])
+    assert (record["filename"], record["sha256"], record["size_bytes"]) == ("", "", 11) and record["erased_at"], record
+
+
 def test_each_refusal_is_its_typed_error() -> None:
     with pytest.raises(peyk.Unauthorized):
         peyk.Peyk(api_key="peyk_wrong").jobs.list()

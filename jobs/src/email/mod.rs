@@ -140,9 +140,54 @@ fn parse_mailbox(text: &str) -> Result<Mailbox, String> {
     Mailbox::from_str(text.trim()).map_err(|e| format!("is not a valid email address ({e})"))
 }
 
+/// The domain of a sender address (`Name <user@Example.ir>` → `example.ir`).
+pub fn sender_domain(from: &str) -> Option<String> {
+    parse_mailbox(from).ok().map(|mailbox| mailbox.email.domain().to_ascii_lowercase())
+}
+
+/// Whether `from` is at one of `domains` (the tenant's sender domains; an
+/// address at a subdomain is not): tenants share the operator's relay, and
+/// none may send as another tenant, or as a bank.
+pub fn sender_allowed(from: &str, domains: &[String]) -> bool {
+    sender_domain(from).is_some_and(|domain| domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
+}
+
+/// Sender domains as an operator gives them, checked and in lower case.
+pub fn sender_domains(given: &[String]) -> Result<Vec<String>, String> {
+    given
+        .iter()
+        .map(|domain| {
+            let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+            let valid = domain.contains('.')
+                && domain.len() <= 253
+                && domain.split('.').all(|label| {
+                    (1..=63).contains(&label.len())
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                });
+            if valid {
+                Ok(domain)
+            } else {
+                Err(format!("`{domain}` is not a domain name (e.g. clinic.ir)"))
+            }
+        })
+        .collect()
+}
+
+/// The refusal of a `from` outside the tenant's sender domains.
+pub fn sender_refusal(domains: &[String]) -> String {
+    if domains.is_empty() {
+        "this tenant has no sender domains: leave `from` out (the server's PEYK_EMAIL_FROM is used), or ask the operator to add yours (peyk-api set-limits --sender-domain)".into()
+    } else {
+        format!("must be an address at one of this tenant's sender domains: {}", domains.join(", "))
+    }
+}
+
 impl Job for EmailJob {
     type Clients = crate::SharedClients;
     const TYPE: &'static str = "email";
+    const SENSITIVE: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
     const RESULT_FIELDS: &'static [&'static str] = &["message_id", "accepted", "latency_ms", "smtp_code", "smtp_reply"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -218,6 +263,16 @@ impl Job for EmailJob {
         let client = &ctx.clients.email;
         let language = self.language.as_deref().unwrap_or(DEFAULT_LANGUAGE);
         let content = self.content(ctx, language).await?;
+        // Checked at submission too; checked again here for jobs stored
+        // earlier (schedules, pipelines, delays) and domains removed since.
+        if let Some(from) = &self.from {
+            let domains = peyk_schema::queries::queue_controls::sender_domains(&ctx.clients.backbone.pool, ctx.tenant_id)
+                .await
+                .map_err(|e| JobError::retry("database_error", format!("sender domains: {e}")))?;
+            if !sender_allowed(from, &domains) {
+                return Err(JobError::permanent("sender_not_allowed", format!("from {}", sender_refusal(&domains))));
+            }
+        }
         let addresses = self.addresses(client.default_from.as_ref())?;
         let attachments = self.read_attachments(ctx).await?;
         let message = message::build(ctx.job_id, addresses, content, attachments)

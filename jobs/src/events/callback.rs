@@ -70,6 +70,7 @@ impl Job for JobCallbackJob {
             Some(secret) => vec![SigningSecret::parse(secret).map_err(|p| JobError::permanent("invalid_secret", p))?],
             None => Vec::new(),
         };
+        super::check_transport(&callback.url, &message)?;
         let delivery = Delivery {
             url: &callback.url,
             msg_id: &message.id,

@@ -71,6 +71,7 @@ impl Job for WebhookDeliveryJob {
             .map_err(database)?
             .ok_or_else(|| JobError::permanent("message_not_found", format!("no message {}", self.message_id)))?;
 
+        super::check_transport(&endpoint.url, &message)?;
         let delivery = Delivery {
             url: &endpoint.url,
             msg_id: &message.id,

@@ -33,7 +33,7 @@ use peyk_schema::{Batcher, DbPool, NewJob, TenantId, WebhookMessageRow};
 use uuid::Uuid;
 
 use crate::context::SharedClients;
-use crate::{JobError, JobKind};
+use crate::{Job, JobError, JobKind};
 use callback::JobCallbackJob;
 use delivery::WebhookDeliveryJob;
 use peyk_queue::queue::{Enqueue, Queue};
@@ -50,6 +50,24 @@ pub(crate) fn check_message_id(id: &str) -> Result<(), crate::ValidationErrors> 
         Ok(())
     } else {
         Err(crate::ValidationErrors::single("message_id", "must be a message id (`msg_…`)"))
+    }
+}
+
+/// The job type an event message is about (`transcription.completed`:
+/// transcription; `job.*`: the job's `type`), for the https-only rule.
+pub(crate) fn job_type_of(message: &WebhookMessageRow) -> Option<&str> {
+    if message.event_type == catalogue::TRANSCRIPTION_COMPLETED {
+        return Some(crate::transcription::TranscriptionJob::TYPE);
+    }
+    message.payload["data"]["type"].as_str().filter(|_| message.event_type.starts_with("job."))
+}
+
+/// Refuses, for good, to send `message` to a plain-http `url` when its
+/// job type's events go over https only ([`settings::Settings::plain_http_refused`]).
+pub(crate) fn check_transport(url: &str, message: &WebhookMessageRow) -> Result<(), JobError> {
+    match job_type_of(message).and_then(|job_type| settings::get().plain_http_refused(job_type, url)) {
+        Some(problem) => Err(JobError::permanent("insecure_endpoint", problem)),
+        None => Ok(()),
     }
 }
 

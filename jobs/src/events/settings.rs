@@ -7,6 +7,10 @@
 //!   default). Attempts = entries.
 //! - `PEYK_WEBHOOK_DISABLE_AFTER`: seconds an endpoint may fail without a
 //!   single success before it is disabled (5 days).
+//! - `PEYK_WEBHOOK_HTTPS_ONLY_FOR`: job types whose events and callbacks
+//!   are never sent to a plain `http://` URL (their bodies hold medical
+//!   text or transcripts); comma-separated, empty for none. Default
+//!   `medical_analysis,transcription`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -18,6 +22,7 @@ use crate::env::{env_seconds, EnvError};
 /// Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 pub const DEFAULT_SCHEDULE: &str = "0,5,300,1800,7200,18000,36000,36000";
 pub const DEFAULT_DISABLE_AFTER_SECONDS: f64 = 5.0 * 24.0 * 3600.0;
+pub const DEFAULT_HTTPS_ONLY_FOR: &str = "medical_analysis,transcription";
 /// A `Retry-After` longer than the schedule's delay wins, up to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 3600);
 /// Each delay is spread over ±20 % so that an endpoint coming back is not
@@ -31,6 +36,8 @@ pub struct Settings {
     /// Delay before attempt n+1 is `schedule[n]`; `schedule[0]` is the first attempt's.
     pub schedule: Vec<Duration>,
     pub disable_after: Duration,
+    /// Job types whose events go to `https://` URLs only.
+    pub https_only_for: Vec<String>,
 }
 
 impl Settings {
@@ -56,7 +63,21 @@ impl Settings {
         let raw = crate::env::env_or("PEYK_WEBHOOK_RETRY_SCHEDULE", DEFAULT_SCHEDULE);
         let schedule = Self::parse_schedule(&raw).map_err(|e| EnvError::new(format!("PEYK_WEBHOOK_RETRY_SCHEDULE={raw}: {e}")))?;
         let disable_after = env_seconds("PEYK_WEBHOOK_DISABLE_AFTER", DEFAULT_DISABLE_AFTER_SECONDS)?;
-        Ok(Self { schedule, disable_after })
+        let https_only_for = crate::env::env_or("PEYK_WEBHOOK_HTTPS_ONLY_FOR", DEFAULT_HTTPS_ONLY_FOR)
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Self { schedule, disable_after, https_only_for })
+    }
+
+    /// The problem with sending events about `job_type` to `url`, when it
+    /// is plain `http://` and the type's events go over https only.
+    pub fn plain_http_refused(&self, job_type: &str, url: &str) -> Option<String> {
+        let plain = url.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        (plain && self.https_only_for.iter().any(|t| t == job_type))
+            .then(|| format!("`{job_type}` events and callbacks are sent only to https:// URLs (PEYK_WEBHOOK_HTTPS_ONLY_FOR)"))
     }
 
     pub fn max_attempts(&self) -> i32 {
@@ -105,7 +126,11 @@ mod tests {
 
     #[test]
     fn delays_follow_the_schedule_with_jitter_and_retry_after() {
-        let settings = Settings { schedule: Settings::parse_schedule(DEFAULT_SCHEDULE).unwrap(), disable_after: Duration::from_secs(1) };
+        let settings = Settings {
+            schedule: Settings::parse_schedule(DEFAULT_SCHEDULE).unwrap(),
+            https_only_for: Vec::new(),
+            disable_after: Duration::from_secs(1),
+        };
         assert_eq!(settings.max_attempts(), 8);
         for _ in 0..100 {
             // After the first attempt: 5 s ± 20 %; after the third: 30 min ± 20 %.

@@ -146,6 +146,7 @@ pub struct MedicalAnalysisJob {
 impl Job for MedicalAnalysisJob {
     type Clients = crate::SharedClients;
     const TYPE: &'static str = "medical_analysis";
+    const SENSITIVE: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = 5;
     const RESULT_FIELDS: &'static [&'static str] = &[
         "analysis_type",

@@ -50,6 +50,7 @@ const NOT_SENT_CODES: &[&str] = &["not_sent", "provider_busy", "provider_rate_li
 impl Job for SmsJob {
     type Clients = crate::SharedClients;
     const TYPE: &'static str = "sms";
+    const SENSITIVE: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
     const RESULT_FIELDS: &'static [&'static str] = &["provider", "mode", "messages", "cost_rial", "delivery", "note", "receptors"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -92,6 +92,7 @@ impl TranscriptionJob {
 impl Job for TranscriptionJob {
     type Clients = crate::SharedClients;
     const TYPE: &'static str = "transcription";
+    const SENSITIVE: bool = true;
     const DEFAULT_MAX_ATTEMPTS: i32 = 3;
     const RESULT_FIELDS: &'static [&'static str] = &[
         "text",

@@ -30,10 +30,12 @@ pub enum UsageKind {
     AudioSeconds,
     /// LLM tokens used, per month.
     LlmTokens,
+    /// Email recipients (to, cc, bcc), per day.
+    Emails,
 }
 
 impl UsageKind {
-    pub const ALL: [UsageKind; 4] = [UsageKind::Jobs, UsageKind::Sms, UsageKind::AudioSeconds, UsageKind::LlmTokens];
+    pub const ALL: [UsageKind; 5] = [UsageKind::Jobs, UsageKind::Sms, UsageKind::AudioSeconds, UsageKind::LlmTokens, UsageKind::Emails];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,12 +43,13 @@ impl UsageKind {
             UsageKind::Sms => "sms",
             UsageKind::AudioSeconds => "audio_seconds",
             UsageKind::LlmTokens => "llm_tokens",
+            UsageKind::Emails => "emails",
         }
     }
 
     pub fn period(self) -> Period {
         match self {
-            UsageKind::Jobs | UsageKind::Sms => Period::Day,
+            UsageKind::Jobs | UsageKind::Sms | UsageKind::Emails => Period::Day,
             UsageKind::AudioSeconds | UsageKind::LlmTokens => Period::Month,
         }
     }
@@ -102,6 +105,8 @@ pub struct Use {
     pub audio_seconds: f64,
     /// A `medical_analysis` job: refused once the month's tokens are used up.
     pub llm: bool,
+    /// Recipients of an `email` job.
+    pub emails: i64,
 }
 
 impl Use {
@@ -118,6 +123,11 @@ impl Use {
             sms,
             audio_seconds: if job_type == "transcription" { audio_seconds } else { 0.0 },
             llm: job_type == "medical_analysis",
+            emails: if job_type == "email" {
+                ["to", "cc", "bcc"].iter().map(|field| payload[field].as_array().map_or(0, |list| list.len() as i64)).sum()
+            } else {
+                0
+            },
         }
     }
 
@@ -126,6 +136,7 @@ impl Use {
         self.sms += other.sms;
         self.audio_seconds += other.audio_seconds;
         self.llm |= other.llm;
+        self.emails += other.emails;
     }
 }
 
@@ -142,8 +153,12 @@ pub fn usage_charges(usage: Use, quotas: &Quotas) -> Vec<Charge> {
             limit: limit(quotas.audio_minutes_per_month) * 60,
         },
         Charge { kind: UsageKind::LlmTokens, amount: if usage.llm { 0 } else { -1 }, limit: limit(quotas.llm_tokens_per_month) },
+        Charge { kind: UsageKind::Emails, amount: usage.emails, limit: limit(quotas.emails_per_day) },
     ];
-    charges.into_iter().filter(|c| c.amount > 0 || (c.amount == 0 && c.limit > 0)).collect()
+    // An amount of 0 is kept only for LLM tokens (refused once the month is
+    // used up, counted later by the worker); a job that sends no email must
+    // not go to Redis over the email cap every tenant has by default.
+    charges.into_iter().filter(|c| c.amount > 0 || (c.amount == 0 && c.limit > 0 && c.kind == UsageKind::LlmTokens)).collect()
 }
 
 /// A quota a charge would pass.
@@ -305,5 +320,20 @@ mod tests {
         assert_eq!(month_ends, Utc.with_ymd_and_hms(2027, 1, 31, 20, 30, 0).unwrap());
         let (before, _) = Period::Day.at(Utc.with_ymd_and_hms(2026, 12, 31, 20, 29, 0).unwrap());
         assert_eq!(before, "2026-12-31");
+    }
+
+    #[test]
+    fn a_job_is_charged_only_the_kinds_it_uses() {
+        let quotas = Quotas { emails_per_day: Some(1000), llm_tokens_per_month: Some(5000), ..Quotas::default() };
+        let kinds = |job_type: &str, payload: Value| -> Vec<UsageKind> {
+            usage_charges(Use::of(job_type, &payload, 0.0), &quotas).iter().map(|c| c.kind).collect()
+        };
+        // No quota of the jobs it uses: nothing to ask Redis (the API counts it itself).
+        assert_eq!(kinds("webhook", serde_json::json!({})), [UsageKind::Jobs]);
+        let email = serde_json::json!({ "to": ["a@x.ir", "b@x.ir"], "cc": ["c@x.ir"], "bcc": ["d@x.ir"] });
+        let charges = usage_charges(Use::of("email", &email, 0.0), &quotas);
+        let emails = charges.iter().find(|c| c.kind == UsageKind::Emails).unwrap();
+        assert_eq!((emails.amount, emails.limit), (4, 1000));
+        assert_eq!(kinds("medical_analysis", serde_json::json!({})), [UsageKind::Jobs, UsageKind::LlmTokens]);
     }
 }

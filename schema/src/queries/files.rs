@@ -25,20 +25,15 @@ pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<Fil
         .optional()?)
 }
 
-/// Which of `ids` the tenant has, with their audio's length (seconds) when they are audio.
+/// Which of `ids` the tenant has (and has not erased), with their audio's
+/// length (seconds) when they are audio.
 pub async fn existing(pool: &DbPool, tenant: TenantId, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<f64>)>, DbError> {
     let mut conn = pool.get().await?;
     Ok(files::table
         .filter(files::tenant_id.eq(tenant.0))
         .filter(files::id.eq_any(ids))
+        .filter(files::erased_at.is_null())
         .select((files::id, files::duration_seconds))
         .load(&mut conn)
         .await?)
-}
-
-/// Deletes the record; true when there was one.
-pub async fn delete(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<bool, DbError> {
-    let mut conn = pool.get().await?;
-    let deleted = diesel::delete(files::table.filter(files::tenant_id.eq(tenant.0)).filter(files::id.eq(id))).execute(&mut conn).await?;
-    Ok(deleted > 0)
 }

@@ -162,7 +162,12 @@ pub async fn cancel(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<
 pub async fn retry(pool: &DbPool, tenant: TenantId, id: Uuid, queue_task_id: &str) -> Result<Option<(JobRow, bool)>, DbError> {
     let mut conn = pool.get().await?;
     let updated = diesel::update(
-        jobs::table.filter(jobs::tenant_id.eq(tenant.0)).filter(jobs::id.eq(id)).filter(jobs::status.eq_any(["failed", "dead"])),
+        jobs::table
+            .filter(jobs::tenant_id.eq(tenant.0))
+            .filter(jobs::id.eq(id))
+            .filter(jobs::status.eq_any(["failed", "dead"]))
+            // An erased job has nothing left to run.
+            .filter(jobs::erased_at.is_null()),
     )
     .set((
         jobs::status.eq("queued"),

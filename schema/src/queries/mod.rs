@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod payments;
 pub mod pipelines;
 pub mod queue_controls;
+pub mod retention;
 pub mod schedules;
 pub mod secrets;
 pub mod sms;

@@ -12,6 +12,9 @@ use uuid::Uuid;
 use crate::db::{DbError, DbPool};
 use crate::schema::{tenant_queue_caps, tenants};
 
+/// The most days of retention a tenant may set (100 years: as good as forever).
+pub const MAX_RETENTION_DAYS: f64 = 36_500.0;
+
 /// A tenant's weight is 1 (the default) to this.
 pub const MAX_WEIGHT: i32 = 1000;
 
@@ -33,6 +36,25 @@ pub struct TenantLimits {
     pub requests_per_second: Option<i32>,
     pub burst: Option<i32>,
     pub quotas: Quotas,
+    pub retention: RetentionDays,
+    /// The domains its email jobs may send from (empty: only the server's
+    /// `PEYK_EMAIL_FROM`).
+    pub sender_domains: Vec<String>,
+}
+
+/// How long a tenant's content is kept, in days (`None`: the server's
+/// default, `PEYK_RETENTION_*_DAYS`); see `queries::retention`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Queryable)]
+pub struct RetentionDays {
+    /// Payloads and results of sensitive job types (medical text,
+    /// transcripts, messages).
+    pub sensitive: Option<f64>,
+    /// Payloads and results of the other job types.
+    pub content: Option<f64>,
+    /// Uploads, counted from when the last job naming them finished.
+    pub uploads: Option<f64>,
+    /// Attempt errors, event message bodies, SMS texts.
+    pub trail: Option<f64>,
 }
 
 /// A tenant's quotas per period (`None`: the settings' default; 0: none).
@@ -42,6 +64,8 @@ pub struct Quotas {
     pub sms_per_day: Option<i64>,
     pub audio_minutes_per_month: Option<i64>,
     pub llm_tokens_per_month: Option<i64>,
+    /// Email recipients (to, cc and bcc) a day.
+    pub emails_per_day: Option<i64>,
 }
 
 impl Quotas {
@@ -52,6 +76,7 @@ impl Quotas {
             sms_per_day: self.sms_per_day.or(defaults.sms_per_day),
             audio_minutes_per_month: self.audio_minutes_per_month.or(defaults.audio_minutes_per_month),
             llm_tokens_per_month: self.llm_tokens_per_month.or(defaults.llm_tokens_per_month),
+            emails_per_day: self.emails_per_day.or(defaults.emails_per_day),
         }
     }
 }
@@ -68,6 +93,13 @@ pub struct LimitsChange {
     pub sms_per_day: Option<Option<i64>>,
     pub audio_minutes_per_month: Option<Option<i64>>,
     pub llm_tokens_per_month: Option<Option<i64>>,
+    pub emails_per_day: Option<Option<i64>>,
+    /// The domains its email jobs may send from (replaces the list).
+    pub sender_domains: Option<Vec<String>>,
+    pub sensitive_retention_days: Option<Option<f64>>,
+    pub content_retention_days: Option<Option<f64>>,
+    pub upload_retention_days: Option<Option<f64>>,
+    pub trail_retention_days: Option<Option<f64>>,
 }
 
 impl LimitsChange {
@@ -84,6 +116,12 @@ impl LimitsChange {
             && self.sms_per_day.is_none()
             && self.audio_minutes_per_month.is_none()
             && self.llm_tokens_per_month.is_none()
+            && self.emails_per_day.is_none()
+            && self.sender_domains.is_none()
+            && self.sensitive_retention_days.is_none()
+            && self.content_retention_days.is_none()
+            && self.upload_retention_days.is_none()
+            && self.trail_retention_days.is_none()
     }
 }
 
@@ -95,10 +133,26 @@ pub struct RunningCap {
     pub max_running: i32,
 }
 
-type QuotaColumns = (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month);
-const QUOTAS: QuotaColumns = (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month);
-type LimitColumns = (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst, QuotaColumns);
-const LIMITS: LimitColumns = (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst, QUOTAS);
+type QuotaColumns =
+    (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month, tenants::emails_per_day);
+const QUOTAS: QuotaColumns =
+    (tenants::jobs_per_day, tenants::sms_per_day, tenants::audio_minutes_per_month, tenants::llm_tokens_per_month, tenants::emails_per_day);
+type RetentionColumns =
+    (tenants::sensitive_retention_days, tenants::content_retention_days, tenants::upload_retention_days, tenants::trail_retention_days);
+const RETENTION: RetentionColumns =
+    (tenants::sensitive_retention_days, tenants::content_retention_days, tenants::upload_retention_days, tenants::trail_retention_days);
+type LimitColumns = (
+    tenants::id,
+    tenants::name,
+    tenants::weight,
+    tenants::requests_per_second,
+    tenants::burst,
+    QuotaColumns,
+    RetentionColumns,
+    tenants::sender_domains,
+);
+const LIMITS: LimitColumns =
+    (tenants::id, tenants::name, tenants::weight, tenants::requests_per_second, tenants::burst, QUOTAS, RETENTION, tenants::sender_domains);
 
 /// Pauses or resumes `queue` (for every tenant, or for `tenant` only).
 pub async fn set_paused(pool: &DbPool, queue: &str, tenant: Option<Uuid>, paused: bool) -> Result<(), DbError> {
@@ -138,7 +192,8 @@ pub async fn all_quotas(pool: &DbPool) -> Result<Vec<(Uuid, Quotas)>, DbError> {
                 .is_not_null()
                 .or(tenants::sms_per_day.is_not_null())
                 .or(tenants::audio_minutes_per_month.is_not_null())
-                .or(tenants::llm_tokens_per_month.is_not_null()),
+                .or(tenants::llm_tokens_per_month.is_not_null())
+                .or(tenants::emails_per_day.is_not_null()),
         )
         .select(LIMITS)
         .load(&mut conn)
@@ -197,4 +252,10 @@ pub async fn set_cap(pool: &DbPool, tenant: Uuid, queue: &str, max_running: Opti
         }
     }
     Ok(())
+}
+
+/// The domains `tenant`'s email jobs may send from.
+pub async fn sender_domains(pool: &DbPool, tenant: Uuid) -> Result<Vec<String>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(tenants::table.find(tenant).select(tenants::sender_domains).first(&mut conn).await.optional()?.unwrap_or_default())
 }

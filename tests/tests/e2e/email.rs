@@ -24,6 +24,7 @@ struct World {
 async fn world(name: &str) -> World {
     let env = TestEnv::new(name).await;
     let key = env.create_key("clinic").await;
+    env.cli(&["set-limits", "--tenant", "clinic", "--sender-domain", "clinic.test"]).await;
     let api = env.start_api().await;
     let sink = SmtpSink::start(name).await;
     let url = sink.url();
@@ -338,4 +339,59 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
     let dead = api.wait_for_status(&key, &id, "dead", Duration::from_secs(20)).await;
     assert!(["tls_failed", "connection_failed"].contains(&dead["error"]["code"].as_str().unwrap()), "{dead}");
     assert_eq!(implicit.received().len(), 1);
+}
+
+#[tokio::test]
+async fn from_is_limited_to_the_tenants_sender_domains_and_recipients_to_its_daily_cap() {
+    let env = TestEnv::new("mail-senders").await;
+    let key = env.create_key("clinic").await;
+    let other = env.create_key("shop").await;
+    env.cli(&["set-limits", "--tenant", "clinic", "--sender-domain", "clinic.ir", "--emails-per-day", "3"]).await;
+    let api = env.start_api().await;
+    let sink = SmtpSink::start("mail-senders").await;
+    let url = sink.url();
+    let _worker = env.start_worker_with(&[("PEYK_QUEUES", "email"), ("PEYK_SMTP_URL", &url), ("PEYK_EMAIL_FROM", FROM)]).await;
+    let mail = |from: Option<&str>, to: &[&str]| {
+        let mut payload = json!({ "to": to, "subject": "Hello", "text": "Hello" });
+        if let Some(from) = from {
+            payload["from"] = json!(from);
+        }
+        email(payload)
+    };
+
+    // Another domain, a subdomain, a tenant without domains: refused, naming the field.
+    for (key, from) in [(&key, "Bank Melli <no-reply@bmi.ir>"), (&key, "x@mail.clinic.ir"), (&other, "no-reply@clinic.ir")] {
+        let (status, body) = api.post("/v1/jobs", key, &mail(Some(from), &["a@example.com"])).await;
+        assert_eq!(status, 422, "{from}: {body}");
+        assert_eq!(body["error"]["code"], "sender_not_allowed");
+        assert_eq!(body["error"]["details"]["errors"][0]["field"], "payload.from");
+    }
+    // A pipeline step and a schedule's job are checked the same way.
+    let (status, body) = api.post("/v1/pipelines", &key, &json!({ "steps": [mail(Some("a@bmi.ir"), &["a@example.com"])] })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("sender_not_allowed")), "{body}");
+
+    // A job stored while the domain was allowed fails once it no longer is.
+    let mut later = mail(Some("no-reply@clinic.ir"), &["e@example.com"]);
+    later["delay_seconds"] = json!(2);
+    let id = api.submit(&key, &later).await;
+    env.cli(&["set-limits", "--tenant", "clinic", "--sender-domain", "none"]).await;
+    let job = api.wait_for_status(&key, &id, "failed", Duration::from_secs(20)).await;
+    assert_eq!(job["error"]["code"], "sender_not_allowed", "{job}");
+    let (status, body) = api.post("/v1/jobs", &key, &mail(Some("no-reply@clinic.ir"), &["e@example.com"])).await;
+    assert_eq!(status, 422, "the API reads the domains at each submission: {body}");
+    env.cli(&["set-limits", "--tenant", "clinic", "--sender-domain", "clinic.ir"]).await;
+
+    let id = api.submit(&key, &mail(Some("Clinic <No-Reply@Clinic.IR>"), &["a@example.com"])).await;
+    api.wait_for_status(&key, &id, "succeeded", Duration::from_secs(20)).await;
+    assert_eq!(sink.wait_for(1, Duration::from_secs(5)).await[0].mail_from, "No-Reply@Clinic.IR");
+    // Three recipients a day (the failed job's counted): one more passes, then none.
+    api.submit(&key, &mail(None, &["b@example.com"])).await;
+    let (status, body) = api.post("/v1/jobs", &key, &mail(None, &["c@example.com", "d@example.com"])).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["details"]["quota"].as_str()),
+        (429, Some("quota_exceeded"), Some("emails_per_day")),
+        "{body}"
+    );
+    let (_, usage) = api.get("/v1/usage", &key).await;
+    assert_eq!((usage["used"]["emails"].as_i64(), usage["quotas"]["emails_per_day"].as_i64()), (Some(3), Some(3)), "{usage}");
 }

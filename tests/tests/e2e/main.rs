@@ -24,6 +24,7 @@ mod e2e {
     mod pipelines;
     mod python;
     mod resilience;
+    mod retention;
     mod runner;
     mod schedules;
     mod secrets;

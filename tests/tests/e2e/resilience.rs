@@ -243,6 +243,7 @@ async fn finished_jobs_do_not_stay_in_redis() {
 async fn a_job_that_kills_every_worker_ends_dead_with_worker_lost() {
     let env = TestEnv::new("res-poison").await;
     let key = env.create_key("acme").await;
+    env.cli(&["set-limits", "--tenant", "acme", "--sender-domain", "example.com"]).await;
     let api = env.start_api().await;
     let holds = Sink::start().await;
     holds.default_reply(Reply::status(200).delay(Duration::from_secs(120)));

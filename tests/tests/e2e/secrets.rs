@@ -25,13 +25,6 @@ fn key_id(base64: &str) -> String {
     peyk_schema::sealed::key_id(&STANDARD.decode(base64).unwrap().try_into().unwrap())
 }
 
-async fn dump(env: &TestEnv) -> String {
-    let bin = std::env::var("PEYK_TEST_PG_BIN").expect("PEYK_TEST_PG_BIN (set by infrastructure/dev/test.sh)");
-    let output = tokio::process::Command::new(format!("{bin}/pg_dump")).arg("--data-only").arg(&env.database_url).output().await.unwrap();
-    assert!(output.status.success(), "pg_dump: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
 fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(&STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap()).unwrap();
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
@@ -70,7 +63,7 @@ async fn no_secret_is_in_a_dump_and_a_new_key_seals_everything_while_jobs_run() 
         .await;
     assert_eq!(status, 200);
 
-    let plain = dump(&env).await;
+    let plain = env.pg_dump().await;
     for secret in [STRIPE_KEY, ENDPOINT_SECRET, TARGET_SECRET, SOURCE_SECRET] {
         assert!(!plain.contains(secret) && !plain.contains(secret.trim_start_matches("whsec_")), "{secret} is in the dump");
     }
@@ -103,7 +96,7 @@ async fn no_secret_is_in_a_dump_and_a_new_key_seals_everything_while_jobs_run() 
         "every event signed with the endpoint's secret"
     );
 
-    let after = dump(&env).await;
+    let after = env.pg_dump().await;
     assert!(!after.contains(&format!("peyk:v1:{old_id}:")), "nothing left under the old key");
     assert!(after.matches(&format!("peyk:v1:{}:", key_id(NEW_KEY))).count() >= 5);
 

@@ -461,3 +461,54 @@ async fn an_event_stranded_by_a_dead_writer_is_delivered_once() {
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs WHERE job_type = 'webhook_delivery'").await, 1);
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM webhook_messages WHERE dispatched_at IS NULL").await, 0);
 }
+
+/// Transcripts and medical text go to https:// URLs only (by default,
+/// `PEYK_WEBHOOK_HTTPS_ONLY_FOR`): refused where the API can tell at once
+/// (a callback URL, an endpoint for `transcription.completed`), and at
+/// delivery for `job.*` events of those types; other types' events still
+/// reach the same plain-http endpoint.
+#[tokio::test]
+async fn medical_and_transcription_events_are_not_sent_over_plain_http() {
+    let env = TestEnv::new("wh-https-only").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let sink = Sink::start().await;
+
+    let (status, body) = api
+        .post("/v1/webhook-endpoints", &key, &json!({ "url": "http://hooks.clinic.ir/t", "event_types": ["transcription.completed"] }))
+        .await;
+    assert_eq!((status, field_names(&body)), (422, vec!["url".to_string()]), "{body}");
+    create_endpoint(&api, &key, json!({ "url": "https://hooks.clinic.ir/t", "event_types": ["transcription.completed"] })).await;
+    let analysis = json!({ "type": "medical_analysis", "callback_url": "http://app.clinic.ir/done",
+        "payload": { "text": "Dry cough for three days.", "analysis_type": "summary" } });
+    let (status, body) = api.post("/v1/jobs", &key, &analysis).await;
+    assert_eq!((status, field_names(&body)), (422, vec!["callback_url".to_string()]), "{body}");
+
+    let endpoint =
+        create_endpoint(&api, &key, json!({ "url": format!("{}/events", sink.url), "event_types": ["job.succeeded", "job.failed"] })).await;
+    let _worker = env.start_worker().await;
+    let _speech = env.start_speech_worker(&[]).await;
+    let file = api.upload(&key, "notes.txt", b"not audio at all".to_vec()).await;
+    let transcription = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file } })).await;
+    api.wait_for_status(&key, &transcription, "failed", Duration::from_secs(60)).await;
+    let hook = api.submit(&key, &webhook(&format!("{}/hook", sink.url), json!({}))).await;
+    api.wait_for_status(&key, &hook, "succeeded", Duration::from_secs(20)).await;
+
+    // The webhook job's event arrives; the transcription's never does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sink.received().iter().filter(|r| r.path == "/events").count() < 1 {
+        assert!(Instant::now() < deadline, "the webhook job's event never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let events: Vec<Value> = sink.received().iter().filter(|r| r.path == "/events").map(body_of).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["id"], hook.as_str());
+    let refused = env
+        .sql_count(&format!(
+            "SELECT count(*) AS n FROM jobs WHERE job_type = 'webhook_delivery' AND error_code = 'insecure_endpoint' AND payload ->> 'endpoint_id' = '{}'",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(refused, 1, "the transcription's event was refused, for good");
+}

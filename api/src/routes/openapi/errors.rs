@@ -13,7 +13,7 @@
 //!   operation but the process's own (health, metrics, this document).
 
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::Modify;
@@ -25,17 +25,11 @@ impl Modify for StandardErrors {
         for (path, item) in openapi.paths.paths.iter_mut() {
             let public = path.starts_with("/v1/");
             let admin = path.starts_with("/v1/admin/");
-            for operation in operations_mut(item) {
+            for (_, operation) in super::operations_mut(item) {
                 add_standard_errors(operation, public, admin);
             }
         }
     }
-}
-
-fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace]
-        .into_iter()
-        .filter_map(Option::as_mut)
 }
 
 fn add_standard_errors(operation: &mut Operation, under_v1: bool, admin: bool) {

@@ -179,6 +179,7 @@ class FileView(_FileViewRequired, total=False):
     """An uploaded file's record."""
     content_type: Union[str, None]
     duration_seconds: Union[float, None]
+    erased_at: Union[str, None]
 
 
 class _FireListRequired(TypedDict):
@@ -213,6 +214,15 @@ class FireView(_FireViewRequired, total=False):
     job_status: Union[str, None]
     missed: Union[int, None]
     pipeline_id: Union[str, None]
+
+
+class JobErasureView(TypedDict):
+    """What `DELETE /v1/jobs/{id}` erased."""
+    attempts_erased: int
+    files_erased: list[str]
+    files_kept: list[str]
+    job: JobView
+    messages_erased: int
 
 
 class JobErrorView(TypedDict):
@@ -257,6 +267,7 @@ class _JobViewRequired(TypedDict):
 class JobView(_JobViewRequired, total=False):
     """A job record."""
     callback_url: Union[str, None]
+    erased_at: Union[str, None]
     error: Union[None, JobErrorView]
     finished_at: Union[str, None]
     idempotency_key: Union[str, None]
@@ -521,6 +532,7 @@ class QueueView(TypedDict):
 class QuotaView(TypedDict, total=False):
     """The quotas that apply (own or the server's default; `null`: none)."""
     audio_minutes_per_month: Union[int, None]
+    emails_per_day: Union[int, None]
     jobs_per_day: Union[int, None]
     llm_tokens_per_month: Union[int, None]
     sms_per_day: Union[int, None]
@@ -534,6 +546,22 @@ class ReplayMessage(TypedDict, total=False):
 class ReplayView(TypedDict):
     job_ids: list[str]
     message_id: str
+
+
+class RetentionUpdate(TypedDict, total=False):
+    """Days each kind of content is kept after it is done with (fractions"""
+    content_days: Union[float, None]
+    sensitive_days: Union[float, None]
+    trail_days: Union[float, None]
+    upload_days: Union[float, None]
+
+
+class RetentionView(TypedDict, total=False):
+    """Days a tenant's content is kept, where it has its own (`null`: the"""
+    content_days: Union[float, None]
+    sensitive_days: Union[float, None]
+    trail_days: Union[float, None]
+    upload_days: Union[float, None]
 
 
 class RotateSecret(TypedDict, total=False):
@@ -879,6 +907,7 @@ class TenantQueueView(_TenantQueueViewRequired, total=False):
 
 class _TenantUsageRequired(TypedDict):
     audio_seconds: int
+    emails: int
     jobs: int
     llm_tokens: int
     sms: int
@@ -893,12 +922,15 @@ class _TenantViewRequired(TypedDict):
     id: str
     max_running: dict[str, int]
     name: str
+    retention: RetentionView
+    sender_domains: list[str]
     weight: int
 
 
 class TenantView(_TenantViewRequired, total=False):
     audio_minutes_per_month: Union[int, None]
     burst: Union[int, None]
+    emails_per_day: Union[int, None]
     jobs_per_day: Union[int, None]
     llm_tokens_per_month: Union[int, None]
     requests_per_second: Union[int, None]
@@ -942,10 +974,13 @@ class UpdateTenant(TypedDict, total=False):
     """What to change; what is absent stays as it is."""
     audio_minutes_per_month: Union[int, None]
     burst: Union[int, None]
+    emails_per_day: Union[int, None]
     jobs_per_day: Union[int, None]
     llm_tokens_per_month: Union[int, None]
     max_running: Union[dict[str, int], None]
     requests_per_second: Union[int, None]
+    retention: Union[None, RetentionUpdate]
+    sender_domains: Union[list[str], None]
     sms_per_day: Union[int, None]
     weight: Union[int, None]
 
@@ -963,6 +998,7 @@ class UsageList(TypedDict):
 class Used(TypedDict):
     """Amounts used in the current periods."""
     audio_seconds: int
+    emails: int
     jobs: int
     llm_tokens: int
     sms: int

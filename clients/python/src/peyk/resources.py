@@ -61,6 +61,11 @@ class Jobs(_Resource[T]):
     def retry(self, job_id: str) -> T:
         return self._run(Call("POST", f"/v1/jobs/{quote(job_id)}/retry"))
 
+    def erase(self, job_id: str) -> T:
+        """Erases a finished job's content (payload, result, messages, its uploads);
+        answers the bare record that stays and what went."""
+        return self._run(Call("DELETE", f"/v1/jobs/{quote(job_id)}"))
+
     def attempts(self, job_id: str) -> T:
         return self._run(Call("GET", f"/v1/jobs/{quote(job_id)}/attempts"))
 
@@ -182,7 +187,8 @@ class Files(_Resource[T]):
         return self._run(Call("GET", f"/v1/files/{quote(file_id)}"))
 
     def delete(self, file_id: str) -> T:
-        return self._run(Call("DELETE", f"/v1/files/{quote(file_id)}", empty=True))
+        """Erases the file's bytes, name and hash; answers the bare record that stays."""
+        return self._run(Call("DELETE", f"/v1/files/{quote(file_id)}"))
 
 
 class TaskTargets(_Resource[T]):
