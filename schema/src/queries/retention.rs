@@ -276,17 +276,25 @@ pub async fn erase_finished_pipelines(
 /// Empties the error messages of up to `limit` of `tenant`'s attempts
 /// that started before `before`.
 pub async fn erase_attempt_errors(pool: &DbPool, tenant: Uuid, before: DateTime<Utc>, limit: i64) -> Result<usize, DbError> {
-    let mut conn = pool.get().await?;
-    Ok(diesel::sql_query(
+    erase_batch(
+        pool,
         "UPDATE job_attempts SET error_message = NULL WHERE id IN (
              SELECT a.id FROM job_attempts a JOIN jobs j ON j.id = a.job_id
              WHERE a.error_message IS NOT NULL AND a.started_at < $2 AND j.tenant_id = $1 LIMIT $3)",
+        (tenant, before, limit),
     )
-    .bind::<SqlUuid, _>(tenant)
-    .bind::<Timestamptz, _>(before)
-    .bind::<BigInt, _>(limit)
-    .execute(&mut conn)
-    .await?)
+    .await
+}
+
+/// Runs one erasing statement over `$1` tenant, `$2` before, `$3` limit.
+async fn erase_batch(pool: &DbPool, statement: &str, (tenant, before, limit): (Uuid, DateTime<Utc>, i64)) -> Result<usize, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(diesel::sql_query(statement)
+        .bind::<SqlUuid, _>(tenant)
+        .bind::<Timestamptz, _>(before)
+        .bind::<BigInt, _>(limit)
+        .execute(&mut conn)
+        .await?)
 }
 
 /// Empties the bodies of up to `limit` of `tenant`'s event messages
@@ -309,16 +317,13 @@ pub async fn erase_message_bodies(pool: &DbPool, tenant: Uuid, before: DateTime<
 /// `tenant`'s SMS outbox rows created before `before`; the recipient and
 /// the times stay (they are the exactly-once record).
 pub async fn erase_sms_texts(pool: &DbPool, tenant: Uuid, before: DateTime<Utc>, limit: i64) -> Result<usize, DbError> {
-    let mut conn = pool.get().await?;
-    Ok(diesel::sql_query(
+    erase_batch(
+        pool,
         "UPDATE sms_outbox SET message = NULL, tokens = NULL WHERE id IN (
              SELECT id FROM sms_outbox WHERE tenant_id = $1 AND (message IS NOT NULL OR tokens IS NOT NULL) AND created_at < $2 LIMIT $3)",
+        (tenant, before, limit),
     )
-    .bind::<SqlUuid, _>(tenant)
-    .bind::<Timestamptz, _>(before)
-    .bind::<BigInt, _>(limit)
-    .execute(&mut conn)
-    .await?)
+    .await
 }
 
 /// The smallest UUIDv7 of the millisecond `at` (random bits zero): ids
