@@ -13,12 +13,15 @@
 # Environment:
 #   WHISPER_CPP_DIR   use these whisper.cpp sources instead of looking them up
 #   GGML_OPENMP       ON (default, like Peyk) or OFF
+#   GGML_*            any other ggml option, passed to cmake as whisper-rs-sys
+#                     passes it (e.g. the portable image's GGML_NATIVE=OFF ...)
+#   WHISPER_REF_OUT   output folder (default target/whisper-ref)
 #   JOBS              parallel compile jobs (default 2)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out="$root/target/whisper-ref"
+out=${WHISPER_REF_OUT:-$root/target/whisper-ref}
 build="$out/build"
 jobs=${JOBS:-2}
 openmp=${GGML_OPENMP:-ON}
@@ -73,6 +76,10 @@ version=$(sed -n 's/^project("whisper.cpp" VERSION \([0-9.]*\)).*/\1/p' "$src/CM
 echo "==> whisper.cpp ${version:-?} from $src"
 
 mkdir -p "$out"
+ggml_options=()
+while IFS='=' read -r name value; do
+  case "$name" in GGML_OPENMP) ;; GGML_*) ggml_options+=("-D$name=$value") ;; esac
+done < <(env)
 echo "==> configuring (cmake, Release, static, GGML_OPENMP=$openmp) in $build"
 cmake -S "$src" -B "$build" \
   -DCMAKE_BUILD_TYPE=Release \
@@ -82,7 +89,7 @@ cmake -S "$src" -B "$build" \
   -DWHISPER_BUILD_SERVER=OFF \
   -DWHISPER_ALL_WARNINGS=OFF \
   -DWHISPER_ALL_WARNINGS_3RD_PARTY=OFF \
-  -DGGML_OPENMP="$openmp" >"$out/cmake.log" 2>&1 ||
+  -DGGML_OPENMP="$openmp" ${ggml_options[@]+"${ggml_options[@]}"} >"$out/cmake.log" 2>&1 ||
   { cat "$out/cmake.log" >&2; echo "error: cmake configure failed" >&2; exit 1; }
 
 echo "==> compiling whisper.cpp (-j$jobs)"

@@ -18,6 +18,11 @@
 #   jfk.m4a (AAC) jfk_stereo_44k.wav (44.1 kHz stereo s16): jfk.wav re-encoded
 #   long_10min.mp3       jfk.wav 55 times (10 min 5 s), 44.1 kHz stereo 128 kbps mp3,
 #                        for the decoding benchmark
+#   jfk_padded.wav       20 s of quiet room noise, jfk.wav, 20 s of noise (51 s,
+#                        16 kHz mono s16): voice activity detection must keep
+#                        the speech and nothing of the noise
+#   half_silence.wav     jfk.wav and 11 s of the same noise, 6 times (132 s, half
+#                        of it without speech), for the VAD benchmark
 #   not_audio.wav        a text file
 #   truncated.mp3        jfk.mp3 cut in the middle of its first audio frame:
 #                        tags and the Xing header (which still claims 11 s),
@@ -147,6 +152,28 @@ long() {
     -ar 44100 -ac 2 -c:a libmp3lame -b:a 128k "${FF_OUT[@]}" -f mp3 "$tmp"
 }
 produce long_10min.mp3 long
+
+# Quiet pink noise (about -50 dBFS, a fixed seed: the same bytes each run),
+# the sound of a room where nobody speaks; Whisper is known to invent text
+# for such stretches.
+noise() { # SECONDS
+  echo "anoisesrc=color=pink:amplitude=0.003:seed=7:sample_rate=16000:duration=$1"
+}
+padded() {
+  "${FF[@]}" -f lavfi -i "$(noise 20)" -i "$jfk" -f lavfi -i "$(noise 20)" \
+    -filter_complex "[0][1][2]concat=n=3:v=0:a=1" -ar 16000 -ac 1 -c:a pcm_s16le "${FF_OUT[@]}" -f wav "$tmp"
+}
+produce jfk_padded.wav padded
+half_silence() {
+  local inputs=() chain=""
+  for i in 0 1 2 3 4 5; do
+    inputs+=(-i "$jfk" -f lavfi -i "$(noise 11)")
+    chain+="[$((2 * i))][$((2 * i + 1))]"
+  done
+  "${FF[@]}" "${inputs[@]}" -filter_complex "${chain}concat=n=12:v=0:a=1" \
+    -ar 16000 -ac 1 -c:a pcm_s16le "${FF_OUT[@]}" -f wav "$tmp"
+}
+produce half_silence.wav half_silence
 
 # --- Bad input --------------------------------------------------------------
 not_audio() { printf 'This is a plain text file, not audio.\nPeyk must reject it.\n' >"$tmp"; }

@@ -24,10 +24,11 @@ command -v cargo >/dev/null || { echo "Rust (cargo) is required: https://rustup.
 command -v curl >/dev/null || ensure_packages curl
 ensure_packages build-tools
 # A Whisper model to transcribe with at once: base (multilingual: Persian
-# and English). PEYK_DEV_MODELS="tiny.en base" fetches more.
+# and English), and Silero VAD for long recordings. PEYK_DEV_MODELS="tiny.en
+# base base-q8_0 silero-vad" fetches more.
 models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
 # shellcheck disable=SC2086 # one argument per model named
-PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base}
+PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base silero-vad}
 # The local SMTP sink (aiosmtpd) runs from the project's Python venv.
 venv=${PEYK_VENV:-$root/.peyk/venv}
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"

@@ -2,12 +2,19 @@
 """Convert a CTranslate2 (faster-whisper) Whisper model.bin into whisper.cpp's
 legacy ggml file (the format of the official ggml-*.bin files).
 
-    ct2_to_ggml.py MODEL_BIN --assets DIR -o OUT.bin
+    ct2_to_ggml.py MODEL_BIN --assets DIR -o OUT.bin [--type f16|q8_0|q5_1]
 
 MODEL_BIN  the CT2 model.bin (already joined when shipped in parts).
 --assets   a folder holding openai-whisper's assets: mel_filters.npz,
            multilingual.tiktoken and gpt2.tiktoken (from the openai-whisper
            sdist, whisper/assets/).
+--type     the weights' type: f16 (default) or a ggml quantization, q8_0 or
+           q5_1, made the way whisper.cpp's own `quantize` tool makes the
+           official ggml-*-q8_0.bin / -q5_1.bin files: every 2-D tensor but
+           the positional embeddings, in blocks of 32 along each row, with
+           ggml's reference rounding (quantize_row_q8_0_ref /
+           quantize_row_q5_1_ref), and the header's ftype plus
+           GGML_QNT_VERSION * 1000.
 
 Used by fetch.sh (same folder), which pins and verifies every input. Only
 numpy is needed. The CT2 file is memory-mapped and tensors are written one at
@@ -24,13 +31,14 @@ CT2 model.bin layout (little-endian):
 ggml legacy layout (what whisper.cpp's whisper_model_load reads):
   12 x i32 header: magic 0x67676d6c, n_vocab, n_audio_ctx, n_audio_state,
   n_audio_head, n_audio_layer, n_text_ctx, n_text_state, n_text_head,
-  n_text_layer, n_mels, ftype (1 = f16);
+  n_text_layer, n_mels, ftype (1 = f16; 2007 = q8_0, 2009 = q5_1);
   i32 n_mel, i32 n_fft, the mel filter bank as f32;
   i32 token count, each token as i32 length + bytes;
-  each tensor: i32 n_dims, i32 name length, i32 type (0 f32, 1 f16),
+  each tensor: i32 n_dims, i32 name length, i32 type (0 f32, 1 f16, 7 q5_1, 8 q8_0),
   the dims in reverse order (i32 each), the name, the data.
   1-D tensors, the conv biases (reshaped to (n, 1)) and both positional
-  embeddings are f32; everything else f16.
+  embeddings are f32; the other 2-D weights f16 or quantized (--type); the
+  3-D conv weights f16.
 """
 
 import argparse
@@ -44,6 +52,11 @@ import numpy as np
 
 GGML_MAGIC = 0x67676D6C
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+# ggml's tensor types and file types (ggml.h) and its quantization version.
+GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 = 0, 1, 7, 8
+FILE_TYPES = {"f16": (1, GGML_TYPE_F16), "q8_0": (7, GGML_TYPE_Q8_0), "q5_1": (9, GGML_TYPE_Q5_1)}
+GGML_QNT_VERSION, GGML_QNT_VERSION_FACTOR = 2, 1000
+QK = 32  # values per quantization block (QK8_0 = QK5_1 = 32)
 F32_NAMES = {
     "encoder.conv1.bias",
     "encoder.conv2.bias",
@@ -200,18 +213,67 @@ def read_tiktoken(path):
     return tokens
 
 
-def write_tensor(fout, name, data):
+def round_half_away(x):
+    """C's roundf (halves away from zero); numpy's round goes to even."""
+    return np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))
+
+
+def quantize_q8_0(rows):
+    """ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127 as f16,
+    then 32 int8 round(x / d) (34 bytes a block)."""
+    x = rows.astype(np.float32).reshape(-1, QK)
+    d = np.abs(x).max(axis=1) / np.float32(127)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = round_half_away(x * inv[:, None]).astype(np.int8)
+    out = np.empty((x.shape[0], 34), dtype=np.uint8)
+    out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.tobytes()
+
+
+def quantize_q5_1(rows):
+    """ggml's quantize_row_q5_1_ref: per block of 32, d = (max - min) / 31 and
+    m = min as f16, 5-bit (x - min) / d truncated after + 0.5; low nibbles of
+    values j and j + 16 share byte j of qs, the fifth bits go to the u32 qh
+    (bit j and bit j + 16). 24 bytes a block: d, m, qh, qs."""
+    x = rows.astype(np.float32).reshape(-1, QK)
+    lo, hi = x.min(axis=1), x.max(axis=1)
+    d = (hi - lo) / np.float32(31)
+    inv = np.divide(np.float32(1), d, out=np.zeros_like(d), where=d != 0)
+    q = ((x - lo[:, None]) * inv[:, None] + np.float32(0.5)).astype(np.uint8)
+    qs = (q[:, :16] & 0x0F) | ((q[:, 16:] & 0x0F) << 4)
+    fifth = ((q >> 4) & 1).astype(np.uint32)
+    qh = (fifth << np.arange(QK, dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
+    out = np.empty((x.shape[0], 24), dtype=np.uint8)
+    out[:, 0:2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 2:4] = lo.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out[:, 4:8] = qh.astype("<u4").view(np.uint8).reshape(-1, 4)
+    out[:, 8:] = qs.astype(np.uint8)
+    return out.tobytes()
+
+
+QUANTIZERS = {GGML_TYPE_Q8_0: quantize_q8_0, GGML_TYPE_Q5_1: quantize_q5_1}
+
+
+def write_tensor(fout, name, data, weight_type=GGML_TYPE_F16):
+    """One tensor: f32 for 1-D tensors, the conv biases and the positional
+    embeddings; the 2-D weights in `weight_type`; anything else (the 3-D conv
+    weights) f16 — the types whisper.cpp's loader expects of each."""
     if data.dtype.kind != "f":
         die(f"{name}: unsupported dtype {data.dtype} (quantized CT2 models are not supported)")
     if data.ndim < 2 or name in F32_NAMES:
-        data, ftype = data.astype("<f4", copy=False), 0
+        ttype, payload = GGML_TYPE_F32, np.ascontiguousarray(data.astype("<f4", copy=False)).tobytes()
+    elif data.ndim == 2 and weight_type in QUANTIZERS:
+        if data.shape[-1] % QK:
+            die(f"{name}: rows of {data.shape[-1]} values are not whole blocks of {QK}")
+        ttype, payload = weight_type, QUANTIZERS[weight_type](data)
     else:
-        data, ftype = data.astype("<f2", copy=False), 1
+        ttype, payload = GGML_TYPE_F16, np.ascontiguousarray(data.astype("<f2", copy=False)).tobytes()
     raw = name.encode("utf-8")
-    fout.write(struct.pack("<iii", data.ndim, len(raw), ftype))
+    fout.write(struct.pack("<iii", data.ndim, len(raw), ttype))
     fout.write(struct.pack(f"<{data.ndim}i", *reversed(data.shape)))
     fout.write(raw)
-    fout.write(np.ascontiguousarray(data).tobytes())
+    fout.write(payload)
 
 
 def main():
@@ -220,9 +282,12 @@ def main():
     ap.add_argument("--assets", required=True,
                     help="folder with mel_filters.npz, multilingual.tiktoken, gpt2.tiktoken")
     ap.add_argument("-o", "--output", required=True, help="ggml file to write")
+    ap.add_argument("--type", default="f16", choices=sorted(FILE_TYPES),
+                    help="weight type: f16, or the ggml quantization q8_0 / q5_1")
     args = ap.parse_args()
 
     m = Ct2Model(args.model)
+    file_type, weight_type = FILE_TYPES[args.type]
 
     # Architecture sanity checks: whisper.cpp implements exactly this variant.
     for name, want in (("decoder/pre_norm", 1), ("decoder/alibi", 0),
@@ -250,7 +315,7 @@ def main():
         m.scalar("decoder/num_heads"),
         m.layers("decoder"),
         n_mels,
-        1,  # ftype: f16
+        file_type if weight_type == GGML_TYPE_F16 else file_type + GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR,
     ]
     multilingual = n_vocab >= 51865  # the same test whisper.cpp uses
     print("ct2_to_ggml: n_vocab=%d n_audio_ctx=%d n_audio_state=%d n_audio_head=%d "
@@ -279,7 +344,7 @@ def main():
             fout.write(struct.pack("<i", len(t)))
             fout.write(t)
         for name, data in tensors(m, hp[4], hp[8]):
-            write_tensor(fout, name, data)
+            write_tensor(fout, name, data, weight_type)
             count += 1
     os.replace(tmp, args.output)
     print(f"ct2_to_ggml: wrote {count} tensors, {os.path.getsize(args.output)} bytes to {args.output}")

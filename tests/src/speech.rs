@@ -3,10 +3,14 @@
 
 use std::path::PathBuf;
 
-/// Folder of `ggml-*.bin` models (tiny.en and base).
+/// Folder of `ggml-*.bin` models: tiny.en and base, each also as q8_0 and
+/// q5_1, and the Silero VAD model.
 pub fn models_dir() -> String {
     std::env::var("PEYK_TEST_MODELS_DIR").expect("PEYK_TEST_MODELS_DIR is not set: run the tests with infrastructure/dev/test.sh")
 }
+
+/// The Silero VAD model's file name in that folder (whisper.cpp's name).
+pub const VAD_MODEL: &str = "ggml-silero-v6.2.0.bin";
 
 /// A file made by `infrastructure/dev/fixtures.sh`.
 pub fn fixture_path(name: &str) -> PathBuf {

@@ -113,6 +113,10 @@ pub struct TranscriptionForm {
     #[serde(rename = "timestamp_granularities[]")]
     #[schema(required = false)]
     timestamp_granularities: Vec<Timestamps>,
+    /// Peyk's own: `true` or `false` turns voice activity detection on or
+    /// off (the `transcription` job's `vad`); absent: on from 30 s of audio.
+    #[schema(required = false)]
+    vad: bool,
 }
 
 /// OpenAI's translation form (`multipart/form-data`): the transcription
@@ -142,6 +146,10 @@ pub struct TranslationForm {
     #[serde(rename = "timestamp_granularities[]")]
     #[schema(required = false)]
     timestamp_granularities: Vec<Timestamps>,
+    /// Peyk's own: `true` or `false` turns voice activity detection on or
+    /// off (the `transcription` job's `vad`); absent: on from 30 s of audio.
+    #[schema(required = false)]
+    vad: bool,
 }
 
 /// OpenAI-compatible transcription.
@@ -194,6 +202,7 @@ struct OpenAiForm {
     response_format: Option<String>,
     temperature: Option<String>,
     word_timestamps: bool,
+    vad: Option<String>,
 }
 
 async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
@@ -212,6 +221,7 @@ async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
             "prompt" => read.prompt = value,
             "response_format" => read.response_format = value,
             "temperature" => read.temperature = value,
+            "vad" => read.vad = value,
             "timestamp_granularities[]" | "timestamp_granularities" => {
                 read.word_timestamps |= value.as_deref() == Some("word");
             }
@@ -240,6 +250,12 @@ async fn openai(
         Some(value) => Some(value.parse::<f32>().map_err(|_| ApiError::invalid_field("temperature", "must be a number between 0 and 1"))?),
         None => None,
     };
+    let vad = match form.vad.as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::invalid_field("vad", "must be true or false")),
+        None => None,
+    };
     let upload = form.file.ok_or_else(|| missing_field("file"))?;
     let file = store(&state, &tenant, upload).await?;
     drop(place);
@@ -252,6 +268,7 @@ async fn openai(
         "translate": translate,
         "timestamps": if form.word_timestamps { "word" } else { "segment" },
         "temperature": temperature,
+        "vad": vad,
     });
     let payload = strip_nulls(payload);
     let submission = SubmitJob {

@@ -23,6 +23,9 @@ pub struct TranscribeOptions {
     pub translate: bool,
     pub words: bool,
     pub temperature: Option<f32>,
+    /// Transcribe only the stretches with speech; `None`: the worker's
+    /// default (on from `PEYK_WHISPER_VAD_MIN_SECONDS` of audio).
+    pub vad: Option<bool>,
 }
 
 /// Progress of one transcription, 0–100.

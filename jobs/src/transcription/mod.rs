@@ -70,6 +70,12 @@ pub struct TranscriptionJob {
     /// Sampling temperature 0–1; absent: whisper's default with fallback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Voice activity detection: transcribe only the stretches with speech
+    /// (faster on recordings with pauses; no text invented for silence).
+    /// Absent: on for recordings of 30 s and more (the worker's
+    /// `PEYK_WHISPER_VAD_MIN_SECONDS`), where the worker has the VAD model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vad: Option<bool>,
 }
 
 impl TranscriptionJob {
@@ -85,6 +91,7 @@ impl TranscriptionJob {
             translate: self.translate,
             words: self.timestamps == Timestamps::Word,
             temperature: self.temperature,
+            vad: self.vad,
         }
     }
 }
@@ -99,6 +106,7 @@ impl Job for TranscriptionJob {
         "language",
         "language_probability",
         "duration",
+        "speech_duration",
         "segments",
         "words",
         "model",

@@ -37,6 +37,10 @@ pub struct Transcript {
     pub language_probability: Option<f64>,
     /// Seconds of audio.
     pub duration: f64,
+    /// Seconds of speech that voice activity detection kept and Whisper
+    /// heard; absent when it did not run (`vad`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_duration: Option<f64>,
     pub segments: Vec<Segment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub words: Option<Vec<Word>>,
@@ -180,6 +184,7 @@ mod tests {
             language: "en".into(),
             language_probability: None,
             duration: 3725.5,
+            speech_duration: None,
             segments: vec![
                 Segment { id: 0, start: 0.0, end: 1.5, text: " Hello there.".into(), avg_logprob: -0.2, no_speech_prob: 0.01 },
                 Segment {

@@ -5,18 +5,22 @@
 
 use std::time::Duration;
 
-use peyk_tests::speech::{fixture, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
+use peyk_tests::speech::{fixture, models_dir, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
 use peyk_tests::{free_port, Api, TestEnv};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(120);
 
 async fn transcribe(api: &Api, key: &str, file_name: &str, payload: Value) -> Value {
-    let file_id = api.upload(key, file_name, fixture(file_name)).await;
+    transcribe_bytes(api, key, file_name, fixture(file_name), payload, "succeeded").await
+}
+
+async fn transcribe_bytes(api: &Api, key: &str, file_name: &str, bytes: Vec<u8>, payload: Value, ends: &str) -> Value {
+    let file_id = api.upload(key, file_name, bytes).await;
     let mut payload = payload;
     payload["file_id"] = json!(file_id);
     let id = api.submit(key, &json!({ "type": "transcription", "payload": payload })).await;
-    api.wait_for_status(key, &id, "succeeded", LONG).await
+    api.wait_for_status(key, &id, ends, LONG).await
 }
 
 fn assert_wer(reference: &str, text: &str, limit: f64) {
@@ -431,6 +435,18 @@ async fn a_speech_worker_sizes_itself_to_its_cores_and_spins_briefly() {
     let worker = env.start_speech_worker(&[("PEYK_WHISPER_THREADS", "64")]).await;
     let environment = worker.environment();
     assert!(environment.iter().any(|v| v == "GOMP_SPINCOUNT=5000"), "{environment:?}");
+    // whisper.cpp is built for this CPU: every vector extension it has that
+    // ggml can use is compiled in (README "Portable builds").
+    let log = worker.log();
+    let build = log.lines().find(|l| l.contains("whisper.cpp build")).unwrap_or_else(|| panic!("no build line: {log}"));
+    let flags = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let flags: Vec<&str> = flags.lines().find(|l| l.starts_with("flags")).unwrap().split_whitespace().collect();
+    for (extension, flag) in [("AVX", "avx"), ("AVX2", "avx2"), ("F16C", "f16c"), ("FMA", "fma"), ("AVX512", "avx512f")] {
+        if flags.contains(&flag) {
+            assert!(build.contains(&format!("{extension} = 1")), "this CPU has {flag}, the build does not use it: {build}");
+        }
+    }
+    assert!(!log.contains("built without vector extensions"), "{log}");
     let cores = std::thread::available_parallelism().unwrap().get();
     assert!(worker.log().contains(&format!("PEYK_WHISPER_THREADS is more than this process's cores; using {cores}")), "{}", worker.log());
     // It still transcribes, with the threads it has.
@@ -525,4 +541,73 @@ async fn cancelling_a_running_transcription_stops_it_within_a_second() {
     // Its cores are free: the next transcription runs at once.
     let next = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
     assert_wer(JFK, next["result"]["text"].as_str().unwrap(), 0.10);
+}
+
+/// Every model fetch.sh makes, in f16 and quantized (q8_0, q5_1), is the
+/// file its pinned sha256 names and transcribes jfk.wav within 10 % WER.
+#[tokio::test]
+async fn every_model_and_quantization_transcribes_jfk_within_ten_percent() {
+    use sha2::Digest;
+    let env = TestEnv::new("quantized").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let dir = models_dir();
+    let fetch = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infrastructure/models/fetch.sh")).unwrap();
+    let models = ["tiny.en", "tiny.en-q8_0", "tiny.en-q5_1", "base", "base-q8_0", "base-q5_1"];
+    for model in models {
+        let pin = fetch.lines().find_map(|l| l.trim().strip_prefix(&format!("{model}) ggml_sha256="))).expect(model);
+        let file = std::fs::read(format!("{dir}/ggml-{model}.bin")).unwrap();
+        let sha256: String = sha2::Sha256::digest(&file).iter().map(|b| format!("{b:02x}")).collect();
+        assert!(pin.starts_with(&sha256), "{model}: sha256 {sha256}, pinned {pin}");
+    }
+    // All of them in one worker, from the folder.
+    let _worker = env.start_speech_worker(&[("PEYK_MODELS_DIR", dir.as_str()), ("PEYK_WHISPER_MODELS", "")]).await;
+    for model in models {
+        let job = transcribe(&api, &key, "jfk.wav", json!({ "model": model, "language": "en" })).await;
+        assert_eq!(job["result"]["model"], model);
+        assert_wer(JFK, job["result"]["text"].as_str().unwrap(), 0.10);
+    }
+}
+
+/// Voice activity detection: speech between 20 s stretches of room noise
+/// is transcribed as the speech alone is, at its own times, and no text
+/// comes from the noise; on by default from 30 s, off per job.
+#[tokio::test]
+async fn voice_activity_detection_keeps_the_speech_and_nothing_of_the_noise() {
+    let env = TestEnv::new("vad").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+    let english = json!({ "model": "tiny.en", "language": "en", "timestamps": "word" });
+
+    let alone = transcribe(&api, &key, "jfk.wav", english.clone()).await;
+    assert!(alone["result"]["speech_duration"].is_null(), "11 s is under the default's 30 s: {alone}");
+    let padded = transcribe(&api, &key, "jfk_padded.wav", english.clone()).await;
+    let result = &padded["result"];
+    let text = result["text"].as_str().unwrap();
+    assert_wer(JFK, text, 0.10);
+    assert!(word_error_rate(alone["result"]["text"].as_str().unwrap(), text) <= 0.05, "{text:?} against {alone}");
+    assert!((result["duration"].as_f64().unwrap() - 51.0).abs() < 0.1, "{result}");
+    let speech = result["speech_duration"].as_f64().expect("VAD ran by default on 51 s");
+    assert!((7.0..=14.0).contains(&speech), "speech_duration {speech}"); // its own pauses cut too
+                                                                         // The speech is at 20-31 s of the recording; so is every segment and word.
+    for item in result["segments"].as_array().unwrap().iter().chain(result["words"].as_array().unwrap()) {
+        let (start, end) = (item["start"].as_f64().unwrap(), item["end"].as_f64().unwrap());
+        assert!((19.0..=31.5).contains(&start) && (19.0..=31.5).contains(&end) && start <= end, "{item}");
+    }
+
+    // Off for this job: the whole recording is heard.
+    let mut off = english.clone();
+    off["vad"] = json!(false);
+    let whole = transcribe(&api, &key, "jfk_padded.wav", off).await;
+    assert!(whole["result"]["speech_duration"].is_null(), "{whole}");
+    assert!(whole["result"]["text"].as_str().unwrap().to_lowercase().contains("country"), "{whole}");
+
+    // Noise alone, VAD asked for: nothing to transcribe, failed at once.
+    let noise = wav_samples(&fixture("jfk_padded.wav"))[..16_000 * 20].to_vec();
+    let mut on = english;
+    on["vad"] = json!(true);
+    let job = transcribe_bytes(&api, &key, "room.wav", wav_bytes(&noise, 16_000), on, "failed").await;
+    assert_eq!(job["error"]["code"], "no_speech", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
 }

@@ -937,7 +937,7 @@ class TenantView(_TenantViewRequired, total=False):
     sms_per_day: Union[int, None]
 
 
-TranscriptionForm = TypedDict("TranscriptionForm", {"file": 'str', "language": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]'}, total=False)
+TranscriptionForm = TypedDict("TranscriptionForm", {"file": 'str', "language": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class _TranscriptionJobRequired(TypedDict):
@@ -952,9 +952,10 @@ class TranscriptionJob(_TranscriptionJobRequired, total=False):
     temperature: Union[float, None]
     timestamps: Timestamps
     translate: bool
+    vad: Union[bool, None]
 
 
-TranslationForm = TypedDict("TranslationForm", {"file": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]'}, total=False)
+TranslationForm = TypedDict("TranslationForm", {"file": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class TriggerView(TypedDict):
