@@ -41,10 +41,6 @@ impl VoiceDetector {
         Ok(detector)
     }
 
-    pub fn model_path(&self) -> &Path {
-        &self.model
-    }
-
     fn context(&self) -> anyhow::Result<WhisperVadContext> {
         if let Some(context) = self.idle.lock().expect("vad pool poisoned").pop() {
             return Ok(context);
