@@ -57,8 +57,9 @@ impl SpeechConfig {
         let dir = env_or("PEYK_MODELS_DIR", "");
         let mut vad_model = None;
         if !dir.is_empty() {
-            models.extend(models_in(Path::new(&dir)));
-            vad_model = vad_model_in(Path::new(&dir));
+            let (whisper, vad) = models_in(Path::new(&dir));
+            models.extend(whisper);
+            vad_model = vad;
         }
         let vad_setting = env_or("PEYK_WHISPER_VAD_MODEL", "");
         if !vad_setting.is_empty() {
@@ -100,29 +101,22 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// `ggml-NAME.bin` files in `dir` (official names: `ggml-base.bin`,
-/// `ggml-large-v3-turbo-q5_0.bin`…), except the VAD model.
-fn models_in(dir: &Path) -> Vec<(String, PathBuf)> {
-    ggml_files(dir).into_iter().filter(|(name, _)| !name.starts_with(VAD_PREFIX)).collect()
-}
-
 /// whisper.cpp's name for its Silero files: `ggml-silero-v6.2.0.bin`.
 const VAD_PREFIX: &str = "silero-";
 
-/// The newest `ggml-silero-*.bin` in `dir` (by name: versions sort).
-fn vad_model_in(dir: &Path) -> Option<PathBuf> {
-    ggml_files(dir).into_iter().filter(|(name, _)| name.starts_with(VAD_PREFIX)).map(|(_, path)| path).max()
-}
-
-fn ggml_files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
+/// The Whisper models in `dir`, its `ggml-NAME.bin` files (official names:
+/// `ggml-base.bin`, `ggml-large-v3-turbo-q5_0.bin`…), and the newest of its
+/// `ggml-silero-*.bin` VAD models (by name: versions sort).
+fn models_in(dir: &Path) -> (Vec<(String, PathBuf)>, Option<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (Vec::new(), None) };
+    let (vad, whisper): (Vec<_>, Vec<_>) = entries
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter_map(|path| {
             let name = path.file_name()?.to_str()?.strip_prefix("ggml-")?.strip_suffix(".bin")?.to_string();
             Some((name, path))
         })
-        .collect()
+        .partition(|(name, _)| name.starts_with(VAD_PREFIX));
+    (whisper, vad.into_iter().map(|(_, path)| path).max())
 }
 
 struct LoadedModel {
@@ -378,7 +372,8 @@ impl SpeechModels {
             (None, false) => Ok(("en".into(), None)),
             (None, true) => {
                 if let Some(frames) = audio_ctx {
-                    prime_encoder_window(state, frames, &samples[..samples.len().min(16_000)])?;
+                    let first_second = &samples[..samples.len().min(decode::SAMPLE_RATE as usize)];
+                    prime_encoder_window(state, frames, first_second)?;
                 }
                 state.pcm_to_mel(samples, self.threads).map_err(whisper_failed)?;
                 let (id, probabilities) = state.lang_detect(0, self.threads).map_err(whisper_failed)?;
@@ -542,12 +537,14 @@ mod tests {
     fn model_files_are_named_after_their_ggml_file_name() {
         let dir = std::env::temp_dir().join(format!("peyk-models-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for file in ["ggml-base.bin", "ggml-large-v3-turbo-q5_0.bin", "notes.txt"] {
+        for file in ["ggml-base.bin", "ggml-large-v3-turbo-q5_0.bin", "notes.txt", "ggml-silero-v5.1.2.bin", "ggml-silero-v6.2.0.bin"] {
             std::fs::write(dir.join(file), b"").unwrap();
         }
-        let mut names: Vec<String> = models_in(&dir).into_iter().map(|(name, _)| name).collect();
+        let (models, vad) = models_in(&dir);
+        let mut names: Vec<String> = models.into_iter().map(|(name, _)| name).collect();
         names.sort();
         assert_eq!(names, ["base", "large-v3-turbo-q5_0"]);
+        assert_eq!(vad, Some(dir.join("ggml-silero-v6.2.0.bin")));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

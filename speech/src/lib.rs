@@ -2,8 +2,8 @@
 //! upload into 16 kHz mono samples (Symphonia, libopus for Opus, rubato);
 //! [`engine`] runs whisper.cpp on them, [`vad`] cuts long recordings to
 //! their speech first, [`cpu`] checks the build against the CPU. The
-//! transcription job in peyk-jobs reaches it only through `peyk_jobs::transcription::engine::SpeechEngine`,
-//! so the API, which depends on peyk-jobs alone, never builds or links
+//! transcription job in peyk-jobs reaches it only through
+//! `peyk_jobs::transcription::engine::SpeechEngine`, so the API, which depends on peyk-jobs alone, never builds or links
 //! whisper.cpp or libopus.
 
 pub mod cpu;

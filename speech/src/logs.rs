@@ -14,7 +14,7 @@ const WARN: u32 = 3;
 const ERROR: u32 = 4;
 
 /// whisper.cpp's line for a pass stopped before its encoder.
-pub const STOPPED_BEFORE_ENCODER: &str = "encoder_begin_callback returned false";
+const STOPPED_BEFORE_ENCODER: &str = "encoder_begin_callback returned false";
 
 pub fn install() {
     static INSTALLED: Once = Once::new();

@@ -156,10 +156,7 @@ async fn bad_files_fail_at_once_with_the_reason() {
     let _worker = env.start_speech_worker(&[]).await;
 
     for (file, code) in [("not_audio.wav", "not_audio"), ("truncated.mp3", "corrupted_audio"), ("silence.wav", "silent_audio")] {
-        let file_id = api.upload(&key, file, fixture(file)).await;
-        let payload = json!({ "file_id": file_id, "model": "tiny.en" });
-        let id = api.submit(&key, &json!({ "type": "transcription", "payload": payload })).await;
-        let job = api.wait_for_status(&key, &id, "failed", LONG).await;
+        let job = transcribe_bytes(&api, &key, file, fixture(file), json!({ "model": "tiny.en" }), "failed").await;
         assert_eq!(job["attempts"], 1, "{file}: retried although it cannot succeed: {job}");
         let error = &job["error"];
         assert!(error["code"] == code || (file == "truncated.mp3" && error["code"] == "not_audio"), "{file}: {error}");
@@ -170,9 +167,7 @@ async fn bad_files_fail_at_once_with_the_reason() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"]["errors"][0]["field"], "file");
     // A model the worker does not have.
-    let file_id = api.upload(&key, "jfk.wav", fixture("jfk.wav")).await;
-    let id = api.submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "large-v9" } })).await;
-    let job = api.wait_for_status(&key, &id, "failed", LONG).await;
+    let job = transcribe_bytes(&api, &key, "jfk.wav", fixture("jfk.wav"), json!({ "model": "large-v9" }), "failed").await;
     assert_eq!(job["error"]["code"], "unknown_model", "{job}");
 }
 
