@@ -262,6 +262,8 @@ async fn openai_endpoint_answers_in_every_response_format() {
     let (status, body, _) =
         api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("response_format", "docx")]).await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("response_format")), "{body}");
+    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("vad", "maybe")]).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("vad")), "{body}");
     let (status, body, _) =
         api.upload_form("/v1/audio/transcriptions", &key, Some(("a.wav", fixture("not_audio.wav"))), &[("model", "tiny.en")]).await;
     assert_eq!(status, 400, "{body}");
