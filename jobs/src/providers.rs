@@ -51,6 +51,9 @@ pub struct ProviderStatus {
     /// What happens without it, when that is not a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The models it offers (`whisper`: the ones the worker loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
 }
 
 /// One worker's report.
@@ -80,6 +83,7 @@ pub fn configured(clients: &SharedClients, queues: &[String]) -> Vec<ProviderSta
         address: address.filter(|_| configured),
         reachable: None,
         note: None,
+        models: None,
     };
     let mut report = Vec::new();
     if serves(MedicalAnalysisJob::TYPE) {
@@ -104,7 +108,9 @@ pub fn configured(clients: &SharedClients, queues: &[String]) -> Vec<ProviderSta
         report.push(sms);
     }
     if serves(TranscriptionJob::TYPE) {
-        report.push(status("whisper", TranscriptionJob::TYPE, clients.speech.is_some(), "PEYK_WHISPER_MODELS", None));
+        let mut whisper = status("whisper", TranscriptionJob::TYPE, clients.speech.is_some(), "PEYK_WHISPER_MODELS", None);
+        whisper.models = clients.speech.as_ref().map(|speech| speech.models());
+        report.push(whisper);
     }
     report
 }
@@ -183,6 +189,13 @@ pub fn configured_anywhere(reports: &HashMap<String, WorkerReport>, provider: &s
     seen
 }
 
+/// The models the live workers offer for `provider`, each once, sorted.
+pub fn models_anywhere(reports: &HashMap<String, WorkerReport>, provider: &str) -> Vec<String> {
+    let models: std::collections::BTreeSet<&String> =
+        reports.values().flat_map(|r| &r.providers).filter(|p| p.name == provider).flat_map(|p| p.models.iter().flatten()).collect();
+    models.into_iter().cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +209,7 @@ mod tests {
             address: None,
             reachable: None,
             note: None,
+            models: None,
         };
         WorkerReport { at: Utc::now(), providers: vec![llm] }
     }
@@ -208,6 +222,23 @@ mod tests {
         reports.insert("w3".into(), report(false));
         assert!(configured_anywhere(&reports, "llm").unwrap().0);
         assert_eq!(configured_anywhere(&reports, "smtp"), None);
+    }
+
+    #[test]
+    fn the_fleets_models_are_the_union_of_its_workers() {
+        let whisper = |models: &[&str]| {
+            let mut report = report(true);
+            report.providers[0].name = "whisper".into();
+            report.providers[0].models = Some(models.iter().map(|m| m.to_string()).collect());
+            report
+        };
+        let reports = HashMap::from([
+            ("w1".to_string(), whisper(&["tiny.en", "base"])),
+            ("w2".to_string(), whisper(&["base-q8_0", "base"])),
+            ("w3".to_string(), report(true)),
+        ]);
+        assert_eq!(models_anywhere(&reports, "whisper"), ["base", "base-q8_0", "tiny.en"]);
+        assert!(models_anywhere(&reports, "llm").is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use peyk_jobs::env::{env_or, env_parse, EnvError};
 use peyk_jobs::metrics;
 use peyk_jobs::transcription::engine::{Progress, SpeechEngine, TranscribeOptions};
-use peyk_jobs::transcription::transcript::{Segment, Transcript, Word};
+use peyk_jobs::transcription::transcript::{Segment, TokenLogprob, Transcript, Word};
 use peyk_jobs::JobError;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -155,7 +155,12 @@ impl SpeechModels {
         // whisper.cpp logs ~70 lines per load to stderr; route them to tracing.
         crate::logs::install();
         crate::cpu::check()?;
-        let on_gpu = cfg!(feature = "cuda") && config.use_gpu;
+        let gpus = crate::gpu::devices();
+        let gpu = crate::gpu::choose(cfg!(feature = "cuda"), config.use_gpu, config.gpu_device, &gpus)?;
+        if let Some(gpu) = gpu {
+            tracing::info!(gpu = %gpu.name, card = %gpu.description, memory_mib = gpu.total_bytes >> 20, free_mib = gpu.free_bytes >> 20, "transcribing on the GPU");
+        }
+        let on_gpu = gpu.is_some();
         let device = if on_gpu { format!("cuda:{}", config.gpu_device) } else { "cpu".to_string() };
         let mut models = BTreeMap::new();
         for (name, path) in &config.models {
@@ -274,6 +279,7 @@ impl SpeechModels {
         let eot = model.context.token_eot();
         let mut segments = Vec::new();
         let mut words = Vec::new();
+        let mut logprobs = Vec::new();
         for segment in state.as_iter() {
             let mut logprob_sum = 0.0f64;
             let mut text_tokens = 0usize;
@@ -286,9 +292,13 @@ impl SpeechModels {
                 let data = token.token_data();
                 logprob_sum += data.plog as f64;
                 text_tokens += 1;
+                let bytes = token.to_bytes().unwrap_or_default();
                 if options.words {
-                    let bytes = token.to_bytes().unwrap_or_default();
                     add_token_to_words(&mut words, bytes, at(data.t0), at(data.t1), data.p);
+                }
+                if options.logprobs {
+                    let token = String::from_utf8_lossy(bytes).into_owned();
+                    logprobs.push(TokenLogprob { token, logprob: data.plog as f64, bytes: bytes.to_vec() });
                 }
             }
             let text = segment.to_str_lossy().map(|t| t.into_owned()).unwrap_or_default();
@@ -323,6 +333,7 @@ impl SpeechModels {
             real_time_factor,
             task: if options.translate { "translate" } else { "transcribe" }.into(),
             truncated: false,
+            logprobs: options.logprobs.then_some(logprobs),
         })
     }
 
@@ -341,7 +352,7 @@ impl SpeechModels {
                  (PEYK_WHISPER_VAD_MODEL, or ggml-silero-*.bin in PEYK_MODELS_DIR: infrastructure/models/fetch.sh silero-vad)",
             ));
         };
-        let ranges = detector.speech_ranges(samples).map_err(|e| JobError::retry("vad_failed", e.to_string()))?;
+        let ranges = detector.speech_ranges(samples, &options.vad_settings).map_err(|e| JobError::retry("vad_failed", e.to_string()))?;
         if ranges.is_empty() {
             return Err(JobError::permanent("no_speech", "no speech was found in the audio (voice activity detection)"));
         }
@@ -386,6 +397,10 @@ impl SpeechModels {
 }
 
 impl SpeechEngine for SpeechModels {
+    fn models(&self) -> Vec<String> {
+        self.model_names()
+    }
+
     fn reserve_cores(&self) -> BoxFuture<'_, OwnedSemaphorePermit> {
         let wanted = u32::try_from(self.threads).unwrap_or(u32::MAX);
         let cores = self.cores.clone();

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use peyk_jobs::transcription::VadSettings;
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams, WhisperVadParams};
 
 use crate::decode::SAMPLE_RATE;
@@ -56,11 +57,18 @@ impl VoiceDetector {
         self.idle.lock().expect("vad pool poisoned").push(context);
     }
 
-    /// The stretches of `samples` with speech, as sample ranges, in order.
-    pub fn speech_ranges(&self, samples: &[f32]) -> anyhow::Result<Vec<(usize, usize)>> {
+    /// The stretches of `samples` with speech, as sample ranges, in order;
+    /// `settings` override the defaults (a job's `vad_settings`).
+    pub fn speech_ranges(&self, samples: &[f32], settings: &VadSettings) -> anyhow::Result<Vec<(usize, usize)>> {
         let mut context = self.context()?;
         let mut params = WhisperVadParams::new();
-        params.set_speech_pad(SPEECH_PAD_MS);
+        params.set_speech_pad(settings.padding_ms.map_or(SPEECH_PAD_MS, |ms| ms as i32));
+        if let Some(threshold) = settings.threshold {
+            params.set_threshold(threshold);
+        }
+        if let Some(ms) = settings.min_silence_ms {
+            params.set_min_silence_duration(ms as i32);
+        }
         let found = context.segments_from_samples(params, samples);
         self.give_back(context);
         let segments = found.map_err(|e| anyhow::anyhow!("voice activity detection failed: {e}"))?;

@@ -61,6 +61,7 @@ pub fn declared() -> Declared {
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::list_attempts))
         .routes(routes!(transcripts::download))
+        .routes(routes!(transcripts::list_models))
         .routes(routes!(files::get_file, files::delete_file))
         .routes(routes!(sms::outbox))
         .routes(routes!(pipelines::submit))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use peyk_jobs::transcription::transcript::{Transcript, TranscriptFormat};
 use peyk_jobs::transcription::{Timestamps, TranscriptionJob};
-use peyk_jobs::Job;
+use peyk_jobs::{providers, Job};
 use peyk_schema::queries::jobs;
 use peyk_schema::{JobRow, JobStatus};
 use serde_json::json;
@@ -82,8 +82,48 @@ fn render(transcript: &Transcript, format: TranscriptFormat) -> Response {
     ([(header::CONTENT_TYPE, format.content_type())], transcript.render(format)).into_response()
 }
 
-/// OpenAI's transcription form (`multipart/form-data`). Other fields
-/// OpenAI's SDKs send (e.g. `stream`) are ignored.
+/// One model, in OpenAI's shape.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ModelView {
+    /// The name a job's or the form's `model` takes (`base`, `tiny.en`).
+    #[schema(example = "base")]
+    id: String,
+    /// Always `model`.
+    object: &'static str,
+    /// Unix time the model was made; not known for local files: 0.
+    created: i64,
+    owned_by: &'static str,
+}
+
+/// The model list, in OpenAI's shape.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ModelList {
+    /// Always `list`.
+    object: &'static str,
+    data: Vec<ModelView>,
+}
+
+/// The Whisper models the live workers have loaded (OpenAI's
+/// `GET /v1/models`, which its SDKs' `models.list()` reads). Empty while
+/// no transcription worker runs. Workers report every 15 s, so a model
+/// appears within that of its worker's start.
+#[utoipa::path(get, path = "/v1/models", tag = "transcription", security(("api_key" = ["jobs:read"])),
+    responses(
+        (status = 200, body = ModelList),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "The key lacks `jobs:read`", body = ErrorBody),
+    ))]
+pub async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+    let reports = state.checks.provider_reports(&state).await;
+    let data = providers::models_anywhere(&reports, "whisper")
+        .into_iter()
+        .map(|id| ModelView { id, object: "model", created: 0, owned_by: "peyk" })
+        .collect();
+    Json(ModelList { object: "list", data })
+}
+
+/// OpenAI's transcription form (`multipart/form-data`). A field not listed
+/// here, or a value Peyk does not offer, answers 400 naming the field.
 // This and `TranslationForm` only describe the forms in the document:
 // `read_form` reads them field by field.
 #[derive(ToSchema)]
@@ -117,11 +157,34 @@ pub struct TranscriptionForm {
     /// off (the `transcription` job's `vad`); absent: on from 30 s of audio.
     #[schema(required = false)]
     vad: bool,
+    /// `logprobs`: each text token's log-probability in the answer
+    /// (`json` and `verbose_json` only).
+    #[serde(rename = "include[]")]
+    #[schema(required = false)]
+    include: Vec<String>,
+    /// `auto`, or `{"type": "server_vad", "threshold": 0.5,
+    /// "prefix_padding_ms": 300, "silence_duration_ms": 200}` (each
+    /// parameter optional): cut the audio to its speech first, with these
+    /// settings (the job's `vad` and `vad_settings`).
+    #[schema(required = false)]
+    chunking_strategy: String,
+    /// `true` is refused (400) until streamed answers are offered; `false`
+    /// is the default.
+    #[schema(required = false)]
+    stream: bool,
+    /// Peyk's own: `false` keeps a Persian transcript as Whisper wrote it
+    /// (the job's `normalize`).
+    #[schema(required = false)]
+    normalize: bool,
+    /// Peyk's own: `persian` (default) or `latin` digits in a Persian
+    /// transcript (the job's `digits`).
+    #[schema(required = false)]
+    digits: String,
 }
 
 /// OpenAI's translation form (`multipart/form-data`): the transcription
 /// form without `language` (the audio's is detected; the text is English).
-/// Other fields OpenAI's SDKs send are ignored.
+/// A field not listed here answers 400 naming it.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct TranslationForm {
@@ -150,6 +213,29 @@ pub struct TranslationForm {
     /// off (the `transcription` job's `vad`); absent: on from 30 s of audio.
     #[schema(required = false)]
     vad: bool,
+    /// `logprobs`: each text token's log-probability in the answer
+    /// (`json` and `verbose_json` only).
+    #[serde(rename = "include[]")]
+    #[schema(required = false)]
+    include: Vec<String>,
+    /// `auto`, or `{"type": "server_vad", "threshold": 0.5,
+    /// "prefix_padding_ms": 300, "silence_duration_ms": 200}` (each
+    /// parameter optional): cut the audio to its speech first, with these
+    /// settings (the job's `vad` and `vad_settings`).
+    #[schema(required = false)]
+    chunking_strategy: String,
+    /// `true` is refused (400) until streamed answers are offered; `false`
+    /// is the default.
+    #[schema(required = false)]
+    stream: bool,
+    /// Peyk's own: `false` keeps a Persian transcript as Whisper wrote it
+    /// (the job's `normalize`).
+    #[schema(required = false)]
+    normalize: bool,
+    /// Peyk's own: `persian` (default) or `latin` digits in a Persian
+    /// transcript (the job's `digits`).
+    #[schema(required = false)]
+    digits: String,
 }
 
 /// OpenAI-compatible transcription.
@@ -178,7 +264,7 @@ pub async fn openai_transcriptions(
     responses(
         (status = 200, description = "The English transcript in `response_format`"),
         (status = 202, description = "Still running: the job to poll", body = JobView),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
         (status = 410, description = "The tenant's retention of 0 days erased the transcript as soon as it was made (`erased`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 503, description = "`uploads_busy`: PEYK_MAX_CONCURRENT_UPLOADS uploads were being stored and none finished within PEYK_UPLOAD_WAIT_SECONDS; or the file store, database or queue is unreachable", body = ErrorBody,
@@ -192,6 +278,25 @@ pub async fn openai_translations(
     openai(state, tenant, form, true).await
 }
 
+/// Every field the forms take: OpenAI's, then Peyk's own. Anything else
+/// answers 400 naming it: a field that was silently ignored would leave
+/// the caller believing it had effect.
+const FORM_FIELDS: &[&str] = &[
+    "file",
+    "model",
+    "language",
+    "prompt",
+    "response_format",
+    "temperature",
+    "timestamp_granularities[]",
+    "include[]",
+    "chunking_strategy",
+    "stream",
+    "vad",
+    "normalize",
+    "digits",
+];
+
 /// OpenAI's form fields, as read.
 #[derive(Default)]
 struct OpenAiForm {
@@ -202,12 +307,18 @@ struct OpenAiForm {
     response_format: Option<String>,
     temperature: Option<String>,
     word_timestamps: bool,
+    logprobs: bool,
+    chunking_strategy: Option<String>,
+    stream: Option<String>,
     vad: Option<String>,
+    normalize: Option<String>,
+    digits: Option<String>,
 }
 
-async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
+async fn read_form(mut form: Multipart, translate: bool) -> Result<OpenAiForm, ApiError> {
     let mut read = OpenAiForm::default();
     while let Some(field) = form.next_field().await.map_err(unreadable_form)? {
+        // OpenAI's SDKs send list fields as `name[]`; plain `name` is the same field.
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
             read.file = Some(read_file_field(field).await?);
@@ -215,21 +326,78 @@ async fn read_form(mut form: Multipart) -> Result<OpenAiForm, ApiError> {
         }
         let value = field.text().await.map_err(unreadable_form)?;
         let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
-        match name.as_str() {
+        match name.trim_end_matches("[]") {
             "model" => read.model = value,
+            "language" if translate => return Err(form_error("language", "translations detect the spoken language; leave it out".into())),
             "language" => read.language = value,
             "prompt" => read.prompt = value,
             "response_format" => read.response_format = value,
             "temperature" => read.temperature = value,
+            "timestamp_granularities" => match value.as_deref() {
+                Some("word") => read.word_timestamps = true,
+                Some("segment") => {}
+                other => return Err(form_error("timestamp_granularities[]", format!("`{}` is not segment or word", other.unwrap_or("")))),
+            },
+            "include" => match value.as_deref() {
+                Some("logprobs") => read.logprobs = true,
+                other => {
+                    return Err(form_error("include[]", format!("`{}` is not logprobs, the one include offered", other.unwrap_or(""))))
+                }
+            },
+            "chunking_strategy" => read.chunking_strategy = value,
+            "stream" => read.stream = value,
             "vad" => read.vad = value,
-            "timestamp_granularities[]" | "timestamp_granularities" => {
-                read.word_timestamps |= value.as_deref() == Some("word");
+            "normalize" => read.normalize = value,
+            "digits" => read.digits = value,
+            "known_speaker_names" | "known_speaker_references" => {
+                return Err(form_error(&name, "naming known speakers is not supported".into()))
             }
-            // OpenAI's SDKs send fields we have no use for (e.g. `stream`); ignoring them keeps them working.
-            _ => {}
+            _ => return Err(form_error(&name, format!("unknown field; the form takes {}", FORM_FIELDS.join(", ")))),
         }
     }
     Ok(read)
+}
+
+/// 400 naming a form field, as OpenAI answers a bad request.
+fn form_error(field: &str, problem: String) -> ApiError {
+    ApiError::bad_parameter(field, problem)
+}
+
+fn form_bool(field: &str, value: Option<&str>) -> Result<Option<bool>, ApiError> {
+    match value {
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(form_error(field, "must be true or false".into())),
+        None => Ok(None),
+    }
+}
+
+/// OpenAI's `chunking_strategy`: `auto`, or `{"type": "server_vad", …}`
+/// with its threshold, padding and silence, as Peyk's voice activity
+/// detection and its settings.
+fn chunking(value: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    if value == "auto" {
+        return Ok(None);
+    }
+    let refuse = |problem: &str| form_error("chunking_strategy", problem.into());
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(value).map_err(|_| refuse("must be auto or a JSON object {\"type\": \"server_vad\", …}"))?;
+    let mut settings = serde_json::Map::new();
+    for (key, value) in &object {
+        let target = match key.as_str() {
+            "type" if value == "server_vad" => continue,
+            "type" => return Err(refuse("type must be server_vad")),
+            "threshold" => "threshold",
+            "prefix_padding_ms" => "padding_ms",
+            "silence_duration_ms" => "min_silence_ms",
+            other => return Err(refuse(&format!("`{other}` is not threshold, prefix_padding_ms or silence_duration_ms"))),
+        };
+        settings.insert(target.into(), value.clone());
+    }
+    if !object.contains_key("type") {
+        return Err(refuse("needs \"type\": \"server_vad\""));
+    }
+    Ok(Some(serde_json::Value::Object(settings)))
 }
 
 async fn openai(
@@ -241,21 +409,36 @@ async fn openai(
     let form = form.map_err(not_multipart)?;
     // Held while the form is read and the file stored, not while the job runs.
     let place = upload_place(&state).await?;
-    let form = read_form(form).await?;
+    let form = read_form(form, translate).await?;
     let format = match &form.response_format {
-        Some(value) => parse_format("response_format", value, ApiError::invalid_field)?,
+        Some(value) => parse_format("response_format", value, form_error)?,
         None => TranscriptFormat::Json,
     };
+    if form.logprobs && !matches!(format, TranscriptFormat::Json | TranscriptFormat::VerboseJson) {
+        return Err(form_error("include[]", "logprobs come only with response_format json or verbose_json".into()));
+    }
     let temperature = match &form.temperature {
-        Some(value) => Some(value.parse::<f32>().map_err(|_| ApiError::invalid_field("temperature", "must be a number between 0 and 1"))?),
+        Some(value) => Some(value.parse::<f32>().map_err(|_| form_error("temperature", "must be a number between 0 and 1".into()))?),
         None => None,
     };
-    let vad = match form.vad.as_deref() {
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(ApiError::invalid_field("vad", "must be true or false")),
+    let mut vad = form_bool("vad", form.vad.as_deref())?;
+    let vad_settings = match form.chunking_strategy.as_deref() {
+        Some(strategy) => {
+            if vad == Some(false) {
+                return Err(form_error("chunking_strategy", "cuts at pauses, which needs vad; vad is false".into()));
+            }
+            vad = Some(true);
+            chunking(strategy)?
+        }
         None => None,
     };
+    if form_bool("stream", form.stream.as_deref())? == Some(true) {
+        return Err(form_error("stream", "streamed answers are not offered yet: submit without stream and poll the job".into()));
+    }
+    let normalize = form_bool("normalize", form.normalize.as_deref())?;
+    if let Some(digits) = form.digits.as_deref().filter(|d| !matches!(*d, "persian" | "latin")) {
+        return Err(form_error("digits", format!("`{digits}` is not persian or latin")));
+    }
     let upload = form.file.ok_or_else(|| missing_field("file"))?;
     let file = store(&state, &tenant, upload).await?;
     drop(place);
@@ -263,12 +446,16 @@ async fn openai(
         "file_id": file.id,
         // `whisper-1` (what OpenAI's examples send) means "the default model".
         "model": form.model.filter(|m| !m.starts_with("whisper-") && !m.starts_with("gpt-")),
-        "language": if translate { None } else { form.language },
+        "language": form.language,
         "prompt": form.prompt,
         "translate": translate,
         "timestamps": if form.word_timestamps { "word" } else { "segment" },
         "temperature": temperature,
         "vad": vad,
+        "vad_settings": vad_settings,
+        "logprobs": form.logprobs,
+        "normalize": normalize,
+        "digits": form.digits,
     });
     let payload = strip_nulls(payload);
     let submission = SubmitJob {
@@ -306,12 +493,18 @@ fn job_failed(row: &JobRow) -> ApiError {
     )
 }
 
-/// Validation errors name `payload.language`; the client sent `language`.
+/// Validation errors name the job's fields (`payload.language`,
+/// `payload.vad_settings.threshold`); the client sent the form's
+/// (`language`, `chunking_strategy`), and OpenAI answers them with 400.
 fn form_field_names(mut error: ApiError) -> ApiError {
+    if error.status == StatusCode::UNPROCESSABLE_ENTITY {
+        error.status = StatusCode::BAD_REQUEST;
+    }
     if let Some(errors) = error.details.get_mut("errors").and_then(|e| e.as_array_mut()) {
         for entry in errors {
             if let Some(field) = entry.get("field").and_then(|f| f.as_str()) {
-                let renamed = field.strip_prefix("payload.").unwrap_or(field).replace("file_id", "file");
+                let field = field.strip_prefix("payload.").unwrap_or(field);
+                let renamed = if field.starts_with("vad_settings") { "chunking_strategy".into() } else { field.replace("file_id", "file") };
                 entry["field"] = json!(renamed);
             }
         }

@@ -26,6 +26,9 @@ pub struct TranscribeOptions {
     /// Transcribe only the stretches with speech; `None`: the worker's
     /// default (on from `PEYK_WHISPER_VAD_MIN_SECONDS` of audio).
     pub vad: Option<bool>,
+    pub vad_settings: super::VadSettings,
+    /// Each text token's log-probability in the transcript.
+    pub logprobs: bool,
 }
 
 /// Progress of one transcription, 0–100.
@@ -33,6 +36,9 @@ pub type Progress = Box<dyn FnMut(i16) + Send>;
 
 /// A worker's loaded speech models.
 pub trait SpeechEngine: Send + Sync {
+    /// The names of the models this worker loaded (`GET /v1/models`).
+    fn models(&self) -> Vec<String>;
+
     /// Waits until the worker has cores free for one more transcription;
     /// the transcription runs while the returned permit is held.
     fn reserve_cores(&self) -> BoxFuture<'_, OwnedSemaphorePermit>;

@@ -10,6 +10,7 @@
 pub mod audio;
 pub mod engine;
 pub mod languages;
+pub mod persian;
 pub mod transcript;
 
 use std::time::Duration;
@@ -44,6 +45,39 @@ pub enum Timestamps {
     Word,
 }
 
+/// How voice activity detection finds speech: OpenAI's `server_vad`
+/// chunking parameters, each optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VadSettings {
+    /// Speech probability from which a frame counts as speech, 0–1;
+    /// default 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
+    /// Audio kept before and after each stretch of speech, in ms (0–2000);
+    /// default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub padding_ms: Option<u32>,
+    /// The silence that ends a stretch of speech, in ms (0–10000);
+    /// default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_silence_ms: Option<u32>,
+}
+
+impl VadSettings {
+    fn validate(&self, errors: &mut ValidationErrors) {
+        if self.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            errors.add("vad_settings.threshold", "must be between 0 and 1");
+        }
+        if self.padding_ms.is_some_and(|ms| ms > 2000) {
+            errors.add("vad_settings.padding_ms", "must be at most 2000");
+        }
+        if self.min_silence_ms.is_some_and(|ms| ms > 10_000) {
+            errors.add("vad_settings.min_silence_ms", "must be at most 10000");
+        }
+    }
+}
+
 /// Payload of a `transcription` job.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +110,22 @@ pub struct TranscriptionJob {
     /// `PEYK_WHISPER_VAD_MIN_SECONDS`), where the worker has the VAD model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vad: Option<bool>,
+    /// How voice activity detection finds speech, where it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vad_settings: Option<VadSettings>,
+    /// Each text token's log-probability in the result (`logprobs`), as
+    /// OpenAI's `include[]=logprobs` gives them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub logprobs: bool,
+    /// Persian transcripts: Persian `ی`/`ک` for Arabic look-alikes, the
+    /// zero-width non-joiner where Persian spelling needs it (`می‌شود`,
+    /// `کتاب‌ها`), Persian `؟ ، ؛` and their spacing, digits as `digits`
+    /// says. Absent: on. Other languages are left as Whisper wrote them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+    /// The digits of a normalised Persian transcript; default `persian`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digits: Option<persian::Digits>,
 }
 
 impl TranscriptionJob {
@@ -92,6 +142,8 @@ impl TranscriptionJob {
             words: self.timestamps == Timestamps::Word,
             temperature: self.temperature,
             vad: self.vad,
+            vad_settings: self.vad_settings.unwrap_or_default(),
+            logprobs: self.logprobs,
         }
     }
 }
@@ -115,6 +167,7 @@ impl Job for TranscriptionJob {
         "real_time_factor",
         "task",
         "truncated",
+        "logprobs",
     ];
     /// Hours of audio on a CPU worker take a long time; the lease keeps a
     /// running job claimed, so this only bounds a stuck one.
@@ -142,6 +195,12 @@ impl Job for TranscriptionJob {
         if self.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
             errors.add("temperature", "must be between 0 and 1");
         }
+        if let Some(settings) = &self.vad_settings {
+            if self.vad == Some(false) {
+                errors.add("vad_settings", "voice activity detection is off (`vad`: false)");
+            }
+            settings.validate(&mut errors);
+        }
         errors.into_result()
     }
 
@@ -167,13 +226,16 @@ impl Job for TranscriptionJob {
         // which runs on a blocking thread that dropping alone would not stop.
         let abort = AbortOnDrop::default();
         let abort_flag = abort.0.clone();
-        let transcript = tokio::task::spawn_blocking(move || {
+        let mut transcript = tokio::task::spawn_blocking(move || {
             let _cores = cores;
             speech.transcribe_file(&data, &options, Box::new(report), abort_flag)
         })
         .await
         .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
         drop(abort);
+        if self.normalize != Some(false) && transcript.language == "fa" && transcript.task == "transcribe" {
+            transcript.normalize_persian(self.digits.unwrap_or_default());
+        }
         serde_json::to_value(transcript).map_err(|e| JobError::permanent("result_encoding", e.to_string()))
     }
 }

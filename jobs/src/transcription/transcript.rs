@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::persian::{self, Digits};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Segment {
     pub id: usize,
@@ -16,6 +18,16 @@ pub struct Segment {
     pub avg_logprob: f64,
     /// Whisper's probability that the segment holds no speech.
     pub no_speech_prob: f64,
+}
+
+/// One text token and its log-probability, in OpenAI's shape: `bytes` are
+/// the token's own (a token may end inside a Persian letter, which `token`
+/// then shows as U+FFFD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -56,6 +68,9 @@ pub struct Transcript {
     /// upload or recording): the transcript covers what was there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Each text token's log-probability, when the job asked (`logprobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Vec<TokenLogprob>>,
 }
 
 /// The formats `GET /v1/jobs/{id}/transcript` and the OpenAI endpoint serve.
@@ -94,10 +109,30 @@ impl TranscriptFormat {
 }
 
 impl Transcript {
+    /// Persian spelling, punctuation and digits ([`persian::normalize`])
+    /// for the text and each segment; letters and digits for each word.
+    pub fn normalize_persian(&mut self, digits: Digits) {
+        self.text = persian::normalize(&self.text, digits);
+        for segment in &mut self.segments {
+            // Whisper starts each segment with a space; keep it.
+            let leading = if segment.text.starts_with(' ') { " " } else { "" };
+            segment.text = format!("{leading}{}", persian::normalize(&segment.text, digits));
+        }
+        for word in self.words.iter_mut().flatten() {
+            word.word = persian::characters(&word.word, digits);
+        }
+    }
+
     /// The document in `format`.
     pub fn render(&self, format: TranscriptFormat) -> String {
         match format {
-            TranscriptFormat::Json => serde_json::json!({ "text": self.text }).to_string(),
+            TranscriptFormat::Json => {
+                let mut body = serde_json::json!({ "text": self.text });
+                if let Some(logprobs) = &self.logprobs {
+                    body["logprobs"] = serde_json::to_value(logprobs).unwrap_or_default();
+                }
+                body.to_string()
+            }
             TranscriptFormat::Text => format!("{}\n", self.text),
             TranscriptFormat::Srt => self.srt(),
             TranscriptFormat::Vtt => self.vtt(),
@@ -151,6 +186,9 @@ impl Transcript {
         if let Some(words) = &self.words {
             body["words"] = serde_json::to_value(words).unwrap_or_default();
         }
+        if let Some(logprobs) = &self.logprobs {
+            body["logprobs"] = serde_json::to_value(logprobs).unwrap_or_default();
+        }
         body
     }
 }
@@ -203,6 +241,7 @@ mod tests {
             real_time_factor: 0.1,
             task: "transcribe".into(),
             truncated: false,
+            logprobs: None,
         }
     }
 
@@ -224,6 +263,18 @@ mod tests {
         assert_eq!(body["language"], "english");
         assert_eq!(body["segments"][1]["start"], 3723.25);
         assert_eq!(body["task"], "transcribe");
+    }
+
+    #[test]
+    fn persian_normalisation_covers_text_segments_and_words() {
+        let mut transcript = sample();
+        transcript.text = "بيمار مي گويد 3 روز".into();
+        transcript.segments[0].text = " بيمار مي گويد".into();
+        transcript.words = Some(vec![Word { word: " بيمار".into(), start: 0.0, end: 0.5, probability: 0.9 }]);
+        transcript.normalize_persian(Digits::Latin);
+        assert_eq!(transcript.text, "بیمار می\u{200c}گوید 3 روز");
+        assert_eq!(transcript.segments[0].text, " بیمار می\u{200c}گوید");
+        assert_eq!(transcript.words.unwrap()[0].word, " بیمار");
     }
 
     #[test]

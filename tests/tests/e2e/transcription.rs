@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use peyk_jobs::transcription::persian::{self, Digits};
 use peyk_tests::speech::{fixture, models_dir, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
 use peyk_tests::{free_port, Api, TestEnv};
 use serde_json::{json, Value};
@@ -123,6 +124,15 @@ async fn english_medical_speech_and_persian_speech() {
     let english = transcribe(&api, &key, "medical_en.wav", json!({ "model": "tiny.en", "prompt": "chest pain, dyspnea" }));
     let persian = transcribe(&api, &key, "persian_fa.wav", json!({ "model": "base", "language": "fa" }));
     let (english, persian) = tokio::join!(english, persian);
+    // The same audio as Whisper wrote it: the job's result is that, normalised.
+    let raw = transcribe(&api, &key, "persian_fa.wav", json!({ "model": "base", "language": "fa", "normalize": false })).await;
+    let normalise = |text: &Value| persian::normalize(text.as_str().unwrap(), Digits::Persian);
+    assert_eq!(persian["result"]["text"].as_str().unwrap(), normalise(&raw["result"]["text"]), "raw: {}", raw["result"]["text"]);
+    let raw_segments = raw["result"]["segments"].as_array().unwrap();
+    for (segment, raw) in persian["result"]["segments"].as_array().unwrap().iter().zip(raw_segments) {
+        assert_eq!(segment["text"].as_str().unwrap().trim(), normalise(&raw["text"]));
+    }
+    assert!(!persian["result"]["text"].as_str().unwrap().contains(['ي', 'ك', '?']), "{}", persian["result"]["text"]);
 
     assert_wer(MEDICAL, english["result"]["text"].as_str().unwrap(), 0.10);
     let text = persian["result"]["text"].as_str().unwrap();
@@ -259,17 +269,83 @@ async fn openai_endpoint_answers_in_every_response_format() {
     assert_eq!(body["task"], "translate");
     assert!(body["words"].as_array().is_some_and(|w| !w.is_empty()), "{body}");
 
-    let (status, body, _) =
-        api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("response_format", "docx")]).await;
-    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("response_format")), "{body}");
-    let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), &[("vad", "maybe")]).await;
-    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (422, json!("vad")), "{body}");
+    // Every value Peyk does not offer answers 400 naming the field, as OpenAI does.
+    let refusals: &[(&[(&str, &str)], &str)] = &[
+        (&[("response_format", "docx")], "response_format"),
+        (&[("vad", "maybe")], "vad"),
+        (&[("timestamp_granularities[]", "sentence")], "timestamp_granularities[]"),
+        (&[("include[]", "item_reference")], "include[]"),
+        (&[("include[]", "logprobs"), ("response_format", "srt")], "include[]"),
+        (&[("chunking_strategy", "{\"type\": \"semantic_vad\"}")], "chunking_strategy"),
+        (&[("chunking_strategy", "{\"type\": \"server_vad\", \"threshold\": 3}")], "chunking_strategy"),
+        (&[("chunking_strategy", "auto"), ("vad", "false")], "chunking_strategy"),
+        (&[("stream", "true")], "stream"),
+        (&[("digits", "roman")], "digits"),
+        (&[("language", "xx")], "language"),
+        (&[("known_speaker_names[]", "doctor")], "known_speaker_names[]"),
+        (&[("speed", "2")], "speed"),
+    ];
+    for (fields, field) in refusals {
+        let (status, body, _) = api.upload_form("/v1/audio/transcriptions", &key, Some(("a.mp3", audio.clone())), fields).await;
+        assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (400, json!(field)), "{fields:?}: {body}");
+    }
+    let (status, body, _) = api.upload_form("/v1/audio/translations", &key, Some(("a.mp3", audio.clone())), &[("language", "en")]).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (400, json!("language")), "{body}");
     let (status, body, _) =
         api.upload_form("/v1/audio/transcriptions", &key, Some(("a.wav", fixture("not_audio.wav"))), &[("model", "tiny.en")]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["reason"], "not_audio", "{body}");
     let (status, _, _) = api.upload_form("/v1/audio/transcriptions", "peyk_wrong", Some(("a.mp3", audio)), &[]).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn openai_fields_logprobs_granularities_chunking_and_the_model_list() {
+    let env = TestEnv::new("openai-fields").await;
+    let key = env.create_key("writer").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[("PEYK_CONCURRENCY", "transcription=2")]).await;
+    let audio = fixture("jfk.mp3");
+    let form = |fields: Vec<(&'static str, &'static str)>| {
+        let (api, key, audio) = (&api, &key, audio.clone());
+        async move {
+            let mut fields = fields;
+            fields.extend([("model", "tiny.en"), ("language", "en")]);
+            let (status, body, _) = api.upload_form("/v1/audio/transcriptions", key, Some(("jfk.mp3", audio)), &fields).await;
+            assert_eq!(status, 200, "{fields:?}: {body}");
+            body
+        }
+    };
+
+    let (logprobs, both, auto, server_vad) = tokio::join!(
+        form(vec![("include[]", "logprobs")]),
+        form(vec![("response_format", "verbose_json"), ("timestamp_granularities[]", "segment"), ("timestamp_granularities[]", "word")]),
+        form(vec![("chunking_strategy", "auto")]),
+        form(vec![(
+            "chunking_strategy",
+            r#"{"type": "server_vad", "threshold": 0.6, "prefix_padding_ms": 300, "silence_duration_ms": 200}"#
+        )]),
+    );
+    // Token log-probabilities in OpenAI's shape, whose bytes spell the text.
+    let tokens = logprobs["logprobs"].as_array().unwrap();
+    assert!(tokens.len() >= 20, "{logprobs}");
+    assert!(tokens.iter().all(|t| t["logprob"].as_f64().unwrap() <= 0.0 && t["token"].is_string()), "{logprobs}");
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t["bytes"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u8)).collect();
+    assert_eq!(String::from_utf8(bytes).unwrap().trim(), logprobs["text"].as_str().unwrap());
+    assert_wer(JFK, logprobs["text"].as_str().unwrap(), 0.10);
+    // Both granularities: segments and words.
+    assert!(!both["segments"].as_array().unwrap().is_empty() && both["words"].as_array().unwrap().len() >= 20, "{both}");
+    // Chunking at pauses (voice activity detection) keeps every word.
+    assert_wer(JFK, auto["text"].as_str().unwrap(), 0.10);
+    assert_wer(JFK, server_vad["text"].as_str().unwrap(), 0.10);
+
+    // The models the worker loaded, in OpenAI's list shape.
+    let (status, models) = api.get("/v1/models", &key).await;
+    assert_eq!(status, 200, "{models}");
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"tiny.en") && ids.contains(&"base"), "{models}");
+    assert!(models["data"].as_array().unwrap().iter().all(|m| m["object"] == "model"), "{models}");
 }
 
 #[tokio::test]

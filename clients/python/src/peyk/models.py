@@ -419,6 +419,20 @@ class MedicalAnalysisResult_redaction_removed(TypedDict, total=False):
     phone: int
 
 
+class ModelList(TypedDict):
+    """The model list, in OpenAI's shape."""
+    data: list[ModelView]
+    object: str
+
+
+class ModelView(TypedDict):
+    """One model, in OpenAI's shape."""
+    created: int
+    id: str
+    object: str
+    owned_by: str
+
+
 class OwnUsage(TypedDict):
     periods: Periods
     quotas: QuotaView
@@ -937,7 +951,7 @@ class TenantView(_TenantViewRequired, total=False):
     sms_per_day: Union[int, None]
 
 
-TranscriptionForm = TypedDict("TranscriptionForm", {"file": 'str', "language": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
+TranscriptionForm = TypedDict("TranscriptionForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "language": 'str', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class _TranscriptionJobRequired(TypedDict):
@@ -946,16 +960,20 @@ class _TranscriptionJobRequired(TypedDict):
 
 class TranscriptionJob(_TranscriptionJobRequired, total=False):
     """Payload of a `transcription` job."""
+    digits: Union[None, Digits]
     language: Union[str, None]
+    logprobs: bool
     model: Union[str, None]
+    normalize: Union[bool, None]
     prompt: Union[str, None]
     temperature: Union[float, None]
     timestamps: Timestamps
     translate: bool
     vad: Union[bool, None]
+    vad_settings: Union[None, VadSettings]
 
 
-TranslationForm = TypedDict("TranslationForm", {"file": 'str', "model": 'str', "prompt": 'str', "response_format": 'TranscriptFormat', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
+TranslationForm = TypedDict("TranslationForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class TriggerView(TypedDict):
@@ -1003,6 +1021,13 @@ class Used(TypedDict):
     jobs: int
     llm_tokens: int
     sms: int
+
+
+class VadSettings(TypedDict, total=False):
+    """How voice activity detection finds speech: OpenAI's `server_vad`"""
+    min_silence_ms: Union[int, None]
+    padding_ms: Union[int, None]
+    threshold: Union[float, None]
 
 
 class WebhookAttemptList(TypedDict):
@@ -1086,6 +1111,7 @@ class WebhookSecretView(_WebhookSecretViewRequired, total=False):
 
 AnalysisType: TypeAlias = 'Literal["symptoms", "soap_note", "triage", "medications", "summary", "generate"]'
 BTreeMap: TypeAlias = 'dict[str, str]'
+Digits: TypeAlias = 'Literal["persian", "latin"]'
 Gateway: TypeAlias = 'Literal["zarinpal", "idpay", "bitpay", "stripe"]'
 Language: TypeAlias = 'Literal["fa", "en"]'
 Mobile: TypeAlias = 'str'
