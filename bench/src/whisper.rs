@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use peyk_jobs::transcription::engine::{SpeechEngine, TranscribeOptions};
+use peyk_jobs::transcription::engine::{Listener, SpeechEngine, TranscribeOptions};
 use peyk_speech::engine::{SpeechConfig, SpeechModels};
 
 fn main() -> anyhow::Result<()> {
@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..runs {
         let started = Instant::now();
         let transcript = models
-            .transcribe_file(&data, &options, Box::new(|_| {}), Arc::new(AtomicBool::new(false)))
+            .transcribe_file(&data, &options, Listener::deaf(), Arc::new(AtomicBool::new(false)))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         println!("seconds: {:.3}", started.elapsed().as_secs_f64());
         text = transcript.text;

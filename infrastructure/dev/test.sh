@@ -51,6 +51,11 @@ OPENAPI_VALIDATOR_VERSION=0.9.0
 STANDARDWEBHOOKS_VERSION=1.1.0
 "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('standardwebhooks') == '$STANDARDWEBHOOKS_VERSION'" 2>/dev/null \
   || "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+# OpenAI's official SDK reads Peyk's streamed transcriptions
+# (tests/tests/e2e/transcription.rs).
+OPENAI_SDK_VERSION=3.60.0
+"$venv/bin/python" -c "import importlib.metadata as m; assert m.version('openai') == '$OPENAI_SDK_VERSION'" 2>/dev/null \
+  || "$venv/bin/pip" install -q "openai==$OPENAI_SDK_VERSION"
 # The Python client (clients/python, installed editable) and what its tests
 # serve tasks from: real FastAPI (uvicorn) and Django servers.
 PY_CLIENT_PINS=(fastapi==0.165.0 django==5.2.19 uvicorn==0.55.0 pytest==9.2.0 httpx==0.29.0 sniffio==1.3.1 build==1.6.1)

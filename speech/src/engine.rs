@@ -13,8 +13,8 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 use futures::future::BoxFuture;
 use peyk_jobs::env::{env_or, env_parse, EnvError};
 use peyk_jobs::metrics;
-use peyk_jobs::transcription::engine::{Progress, SpeechEngine, TranscribeOptions};
-use peyk_jobs::transcription::transcript::{Segment, TokenLogprob, Transcript, Word};
+use peyk_jobs::transcription::engine::{Listener, SpeechEngine, TranscribeOptions};
+use peyk_jobs::transcription::transcript::{LiveSegment, Segment, TokenLogprob, Transcript, Word};
 use peyk_jobs::JobError;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -219,6 +219,7 @@ impl SpeechModels {
         samples: &[f32],
         options: &TranscribeOptions,
         progress: impl FnMut(i32) + 'static,
+        mut on_segment: Box<dyn FnMut(LiveSegment) + Send>,
         abort: Arc<AtomicBool>,
     ) -> Result<Transcript, JobError> {
         let started = Instant::now();
@@ -269,6 +270,17 @@ impl SpeechModels {
         unsafe {
             params.set_abort_callback(Some(should_abort));
             params.set_abort_callback_user_data(Arc::as_ptr(&abort) as *mut std::ffi::c_void);
+        }
+        // Each segment as whisper.cpp finishes it, at the recording's own times.
+        let mut live = |id: usize, t0: i64, t1: i64, text: String| {
+            on_segment(LiveSegment { id, start: at(t0) as f64 / 100.0, end: at(t1) as f64 / 100.0, text })
+        };
+        let mut sink: &mut dyn FnMut(usize, i64, i64, String) = &mut live;
+        // SAFETY: `new_segments` only calls the closure behind the pointer,
+        // which lives on this stack frame until after `full` returns.
+        unsafe {
+            params.set_new_segment_callback(Some(new_segments));
+            params.set_new_segment_callback_user_data(&mut sink as *mut _ as *mut std::ffi::c_void);
         }
         let finished = state.full(params, heard);
         if abort.load(Ordering::Relaxed) {
@@ -411,16 +423,42 @@ impl SpeechEngine for SpeechModels {
         &self,
         file: &[u8],
         options: &TranscribeOptions,
-        mut progress: Progress,
+        listener: Listener,
         abort: Arc<AtomicBool>,
     ) -> Result<Transcript, JobError> {
+        let Listener { mut progress, segment } = listener;
         let audio = decode::decode(file, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
         // Decoding is a few percent of the work; whisper reports the rest.
         progress(5);
-        let mut transcript =
-            self.transcribe(&audio.samples, options, move |percent| progress(5 + (percent.clamp(0, 100) as i16) * 95 / 100), abort)?;
+        let progress = move |percent: i32| progress(5 + (percent.clamp(0, 100) as i16) * 95 / 100);
+        let mut transcript = self.transcribe(&audio.samples, options, progress, segment, abort)?;
         transcript.truncated = audio.truncated;
         Ok(transcript)
+    }
+}
+
+/// whisper.cpp's new-segment callback: hands each new segment's index,
+/// times (centiseconds) and text to the closure behind `user_data`.
+/// whisper-rs' `set_segment_callback_safe` leaks its closure (and whatever
+/// it holds) on every call, hence this one.
+unsafe extern "C" fn new_segments(
+    _: *mut whisper_rs_sys::whisper_context,
+    state: *mut whisper_rs_sys::whisper_state,
+    n_new: std::ffi::c_int,
+    user_data: *mut std::ffi::c_void,
+) {
+    // SAFETY: whisper.cpp passes the state being decoded and the user data
+    // set in `transcribe`: a `&mut dyn FnMut` that outlives the call.
+    unsafe {
+        let sink = &mut *(user_data as *mut &mut dyn FnMut(usize, i64, i64, String));
+        let total = whisper_rs_sys::whisper_full_n_segments_from_state(state);
+        for index in (total - n_new).max(0)..total {
+            let text = whisper_rs_sys::whisper_full_get_segment_text_from_state(state, index);
+            let text = if text.is_null() { String::new() } else { std::ffi::CStr::from_ptr(text).to_string_lossy().into_owned() };
+            let t0 = whisper_rs_sys::whisper_full_get_segment_t0_from_state(state, index);
+            let t1 = whisper_rs_sys::whisper_full_get_segment_t1_from_state(state, index);
+            sink(index as usize, t0, t1, text);
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod signatures;
 pub mod sink;
 pub mod smtp;
 pub mod speech;
+pub mod sse;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ pub mod event_types;
 pub mod files;
 pub mod health;
 pub mod job_batch;
+pub mod job_events;
 pub mod jobs;
 pub mod keys;
 pub mod openapi;
@@ -60,6 +61,7 @@ pub fn declared() -> Declared {
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::list_attempts))
+        .routes(routes!(job_events::job_events))
         .routes(routes!(transcripts::download))
         .routes(routes!(transcripts::list_models))
         .routes(routes!(files::get_file, files::delete_file))

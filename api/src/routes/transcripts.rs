@@ -6,17 +6,22 @@
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use peyk_jobs::transcription::transcript::{Transcript, TranscriptFormat};
 use peyk_jobs::transcription::{Timestamps, TranscriptionJob};
 use peyk_jobs::{providers, Job};
 use peyk_schema::queries::jobs;
-use peyk_schema::{JobRow, JobStatus};
+use peyk_schema::{JobRow, JobStatus, TenantId};
 use serde_json::json;
+use std::convert::Infallible;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::files::{missing_field, not_multipart, read_file_field, store, unreadable_form, upload_place, Upload};
+use super::job_events::{self, Happening};
 use super::jobs::{create_job, parse_job_id, read_when_finished};
 use crate::auth::Tenant;
 use crate::error::ApiError;
@@ -168,8 +173,9 @@ pub struct TranscriptionForm {
     /// settings (the job's `vad` and `vad_settings`).
     #[schema(required = false)]
     chunking_strategy: String,
-    /// `true` is refused (400) until streamed answers are offered; `false`
-    /// is the default.
+    /// `true`: answer with OpenAI's transcript events as they are made
+    /// (`text/event-stream`: `transcript.text.delta` per segment, then
+    /// `transcript.text.done`); `json` or `text` only.
     #[schema(required = false)]
     stream: bool,
     /// Peyk's own: `false` keeps a Persian transcript as Whisper wrote it
@@ -224,8 +230,9 @@ pub struct TranslationForm {
     /// settings (the job's `vad` and `vad_settings`).
     #[schema(required = false)]
     chunking_strategy: String,
-    /// `true` is refused (400) until streamed answers are offered; `false`
-    /// is the default.
+    /// `true`: answer with OpenAI's transcript events as they are made
+    /// (`text/event-stream`: `transcript.text.delta` per segment, then
+    /// `transcript.text.done`); `json` or `text` only.
     #[schema(required = false)]
     stream: bool,
     /// Peyk's own: `false` keeps a Persian transcript as Whisper wrote it
@@ -242,7 +249,7 @@ pub struct TranslationForm {
 #[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "transcription", security(("api_key" = ["jobs:write"])),
     request_body(content = TranscriptionForm, content_type = "multipart/form-data", description = "OpenAI's transcription form"),
     responses(
-        (status = 200, description = "The transcript in `response_format`"),
+        (status = 200, description = "The transcript in `response_format`; with `stream=true`, OpenAI's transcript events (`text/event-stream`)"),
         (status = 202, description = "Still running after PEYK_OPENAI_WAIT_SECONDS: the job to poll", body = JobView),
         (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
         (status = 410, description = "The tenant's retention of 0 days erased the transcript as soon as it was made (`erased`)", body = ErrorBody),
@@ -262,7 +269,7 @@ pub async fn openai_transcriptions(
 #[utoipa::path(post, path = "/v1/audio/translations", tag = "transcription", security(("api_key" = ["jobs:write"])),
     request_body(content = TranslationForm, content_type = "multipart/form-data", description = "OpenAI's translation form"),
     responses(
-        (status = 200, description = "The English transcript in `response_format`"),
+        (status = 200, description = "The English transcript in `response_format`; with `stream=true`, OpenAI's transcript events (`text/event-stream`)"),
         (status = 202, description = "Still running: the job to poll", body = JobView),
         (status = 400, description = "Bad form field, or the audio cannot be transcribed (the job's error)", body = ErrorBody),
         (status = 410, description = "The tenant's retention of 0 days erased the transcript as soon as it was made (`erased`)", body = ErrorBody),
@@ -432,8 +439,9 @@ async fn openai(
         }
         None => None,
     };
-    if form_bool("stream", form.stream.as_deref())? == Some(true) {
-        return Err(form_error("stream", "streamed answers are not offered yet: submit without stream and poll the job".into()));
+    let stream = form_bool("stream", form.stream.as_deref())? == Some(true);
+    if stream && !matches!(format, TranscriptFormat::Json | TranscriptFormat::Text) {
+        return Err(form_error("stream", "a streamed answer is a series of JSON events: response_format must be json or text".into()));
     }
     let normalize = form_bool("normalize", form.normalize.as_deref())?;
     if let Some(digits) = form.digits.as_deref().filter(|d| !matches!(*d, "persian" | "latin")) {
@@ -471,6 +479,9 @@ async fn openai(
         callback_secret: None,
     };
     let (_, row) = create_job(&state, &tenant, submission).await.map_err(form_field_names)?;
+    if stream {
+        return Ok(openai_stream(state, tenant.0, row.id));
+    }
     let finished =
         read_when_finished(&state, &tenant, row.id, state.limits.openai_wait).await?.ok_or_else(|| ApiError::not_found("job"))?;
     match finished.status() {
@@ -481,6 +492,47 @@ async fn openai(
             Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(JobView::from(finished))).into_response())
         }
     }
+}
+
+/// OpenAI's streamed transcription (`stream=true`): a `transcript.text.delta`
+/// for each segment as it is decoded, then `transcript.text.done` with the
+/// whole text (the record's: for Persian detected on the way, normalised
+/// only there), or an `error` — data-only events, as OpenAI's SDKs read them.
+fn openai_stream(state: AppState, tenant: TenantId, job: Uuid) -> Response {
+    let mut first = true;
+    let events = job_events::follow(state, tenant, job, None).filter_map(move |happening| {
+        let data = match happening {
+            Happening::Live(entry) if entry.kind == "segment" => {
+                let segment: serde_json::Value = serde_json::from_str(&entry.data).unwrap_or_default();
+                let text = segment["text"].as_str().unwrap_or("");
+                // The deltas add up to the text, which has no leading space.
+                let delta = if first { text.trim_start() } else { text };
+                first = false;
+                Some(json!({ "type": "transcript.text.delta", "delta": delta }))
+            }
+            Happening::Ended(row) => Some(match (row.status(), transcript_of(&row)) {
+                (JobStatus::Succeeded, Ok(transcript)) => json!({
+                    "type": "transcript.text.done",
+                    "text": transcript.text,
+                    "usage": { "type": "duration", "seconds": transcript.duration.ceil() },
+                }),
+                (JobStatus::Succeeded, Err(error)) => stream_error(&error),
+                _ => stream_error(&job_failed(&row)),
+            }),
+            Happening::Unavailable(problem) => Some(json!({
+                "type": "error",
+                "error": { "type": "unavailable", "code": "unavailable", "message": format!("{problem}; the job goes on: GET /v1/jobs/{job}") },
+            })),
+            Happening::Live(_) | Happening::Status(_) => None,
+        };
+        futures::future::ready(data.map(|data| Ok::<_, Infallible>(Event::default().data(data.to_string()))))
+    });
+    job_events::event_stream(events)
+}
+
+/// An error as a streamed answer's last event (what OpenAI's SDKs raise).
+fn stream_error(error: &ApiError) -> serde_json::Value {
+    json!({ "type": "error", "error": { "type": error.code, "code": error.details.get("reason").unwrap_or(&json!(error.code)), "message": error.message } })
 }
 
 /// The job's own error, as OpenAI answers a file it cannot use: 400.

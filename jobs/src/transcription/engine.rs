@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::transcript::Transcript;
+use super::transcript::{LiveSegment, Transcript};
 use crate::JobError;
 
 /// What one transcription asks for.
@@ -31,8 +31,19 @@ pub struct TranscribeOptions {
     pub logprobs: bool,
 }
 
-/// Progress of one transcription, 0–100.
-pub type Progress = Box<dyn FnMut(i16) + Send>;
+/// What a running transcription tells as it goes: its progress (0–100),
+/// and each segment as soon as it is decoded (`GET /v1/jobs/{id}/events`).
+pub struct Listener {
+    pub progress: Box<dyn FnMut(i16) + Send>,
+    pub segment: Box<dyn FnMut(LiveSegment) + Send>,
+}
+
+impl Listener {
+    /// Hears nothing (benchmarks, tests).
+    pub fn deaf() -> Self {
+        Self { progress: Box::new(|_| {}), segment: Box::new(|_| {}) }
+    }
+}
 
 /// A worker's loaded speech models.
 pub trait SpeechEngine: Send + Sync {
@@ -52,7 +63,7 @@ pub trait SpeechEngine: Send + Sync {
         &self,
         file: &[u8],
         options: &TranscribeOptions,
-        progress: Progress,
+        listener: Listener,
         abort: Arc<AtomicBool>,
     ) -> Result<Transcript, JobError>;
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::storage::StorageError;
 use crate::{Job, JobContext, JobError, ValidationErrors};
-use engine::TranscribeOptions;
+use engine::{Listener, TranscribeOptions};
 
 const MAX_PROMPT_CHARS: usize = 2000;
 
@@ -220,7 +220,9 @@ impl Job for TranscriptionJob {
             other => JobError::retry("storage_unavailable", other.to_string()),
         })?;
         let options = self.options();
-        let report = ctx.progress_reporter();
+        let live_digits = self.persian_digits(self.language_code().as_deref().unwrap_or(""), self.translate);
+        let (segment, published) = publish_segments(ctx, live_digits).await;
+        let listener = Listener { progress: Box::new(ctx.progress_reporter()), segment };
         let cores = speech.reserve_cores().await;
         // Dropping this future (cancel, attempt timeout) stops whisper.cpp,
         // which runs on a blocking thread that dropping alone would not stop.
@@ -228,14 +230,59 @@ impl Job for TranscriptionJob {
         let abort_flag = abort.0.clone();
         let mut transcript = tokio::task::spawn_blocking(move || {
             let _cores = cores;
-            speech.transcribe_file(&data, &options, Box::new(report), abort_flag)
+            speech.transcribe_file(&data, &options, listener, abort_flag)
         })
         .await
         .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
         drop(abort);
-        if self.normalize != Some(false) && transcript.language == "fa" && transcript.task == "transcribe" {
-            transcript.normalize_persian(self.digits.unwrap_or_default());
+        // Every segment is in the live stream before the result is stored,
+        // so a reader that sees the job finished has seen all of them.
+        let _ = published.await;
+        if let Some(digits) = self.persian_digits(&transcript.language, transcript.task == "translate") {
+            transcript.normalize_persian(digits);
         }
         serde_json::to_value(transcript).map_err(|e| JobError::permanent("result_encoding", e.to_string()))
     }
+}
+
+impl TranscriptionJob {
+    /// The digits to normalise a transcript in `language` with, or `None`
+    /// where it is not normalised (not Persian, a translation, or
+    /// `normalize: false`).
+    fn persian_digits(&self, language: &str, translated: bool) -> Option<persian::Digits> {
+        (self.normalize != Some(false) && language == "fa" && !translated).then(|| self.digits.unwrap_or_default())
+    }
+}
+
+/// Where a transcription's segments go as they are decoded: the job's live
+/// stream (`peyk_queue::queue::live`), through a channel, because whisper.cpp
+/// calls back on its own thread. Persian segments are normalised on the way
+/// when the job named Persian (a detected language is known only at the
+/// end; the final record is normalised either way). Publishing is best
+/// effort: the live view may miss a segment when Redis is down, the result
+/// never does. The handle ends once the last segment is out.
+async fn publish_segments(
+    ctx: &JobContext,
+    digits: Option<persian::Digits>,
+) -> (Box<dyn FnMut(transcript::LiveSegment) + Send>, tokio::task::JoinHandle<()>) {
+    let queue = ctx.clients.backbone.queue.clone();
+    let job_id = ctx.job_id;
+    // A new attempt starts over: readers drop what earlier ones published.
+    let attempt = serde_json::json!({ "attempt": ctx.attempt }).to_string();
+    if let Err(e) = queue.publish_live(job_id, "attempt", &attempt).await {
+        tracing::debug!(error = %e, "could not publish to the live stream");
+    }
+    let (sender, mut segments) = tokio::sync::mpsc::unbounded_channel::<transcript::LiveSegment>();
+    let published = tokio::spawn(async move {
+        while let Some(mut segment) = segments.recv().await {
+            if let Some(digits) = digits {
+                segment.text = persian::normalize_segment(&segment.text, digits);
+            }
+            let data = serde_json::to_string(&segment).unwrap_or_default();
+            if let Err(e) = queue.publish_live(job_id, "segment", &data).await {
+                tracing::debug!(error = %e, "could not publish a segment to the live stream");
+            }
+        }
+    });
+    (Box::new(move |segment| drop(sender.send(segment))), published)
 }

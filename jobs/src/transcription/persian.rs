@@ -45,6 +45,13 @@ pub fn normalize(text: &str, digits: Digits) -> String {
     join_affixes(&space_punctuation(&characters(text, digits)))
 }
 
+/// [`normalize`] for a segment's text, keeping the space Whisper starts
+/// each segment with.
+pub fn normalize_segment(text: &str, digits: Digits) -> String {
+    let leading = if text.starts_with(' ') { " " } else { "" };
+    format!("{leading}{}", normalize(text, digits))
+}
+
 /// Persian letters for their Arabic look-alikes, no tatweel (the
 /// stretching stroke), digits and their separators in one script, and
 /// Persian `؟`, `؛` and `،`. Safe for a single word too.

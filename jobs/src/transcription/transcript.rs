@@ -30,6 +30,18 @@ pub struct TokenLogprob {
     pub bytes: Vec<u8>,
 }
 
+/// A segment as it is decoded, before the transcript is complete (the
+/// `segment` events of `GET /v1/jobs/{id}/events`): the final record's
+/// segment `id` will have the same times and text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LiveSegment {
+    pub id: usize,
+    /// Seconds from the start of the audio.
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Word {
     pub word: String,
@@ -114,9 +126,7 @@ impl Transcript {
     pub fn normalize_persian(&mut self, digits: Digits) {
         self.text = persian::normalize(&self.text, digits);
         for segment in &mut self.segments {
-            // Whisper starts each segment with a space; keep it.
-            let leading = if segment.text.starts_with(' ') { " " } else { "" };
-            segment.text = format!("{leading}{}", persian::normalize(&segment.text, digits));
+            segment.text = persian::normalize_segment(&segment.text, digits);
         }
         for word in self.words.iter_mut().flatten() {
             word.word = persian::characters(&word.word, digits);

@@ -24,7 +24,8 @@
 //! `vacuum` is unbounded and forgets `:data::result`), and a hand-back of
 //! a stopping worker's unstarted tasks (each in `lua/`). [`cluster`] is what
 //! worker processes tell each other through the same Redis: who is alive,
-//! and who leads a periodic duty.
+//! and who leads a periodic duty. [`live`] is what a running job shows as
+//! it goes (`{prefix}:live:{job_id}`, a stream per job).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ use uuid::Uuid;
 mod cluster;
 mod fair;
 mod limits;
+pub mod live;
 mod usage;
 
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use peyk_tests::sse::SseReader;
 use peyk_tests::{webhook, Reply, Sink, TestEnv};
 use serde_json::json;
 
@@ -163,10 +164,11 @@ async fn every_metric_the_alerts_use_exists_with_its_labels() {
     }
 }
 
-/// `nginx -t` on the shipped configuration, with a throwaway certificate.
-#[test]
-fn nginx_configuration_passes_nginx_t() {
-    let dir = std::env::temp_dir().join(format!("peyk-nginx-{}", std::process::id()));
+/// The shipped nginx configuration in a folder of its own, with a
+/// throwaway certificate; `rewrite` adapts the site (ports, upstream).
+/// Answers the folder and the `nginx` arguments that use it.
+fn nginx_setup(name: &str, rewrite: impl Fn(String) -> String) -> (PathBuf, Vec<String>) {
+    let dir = std::env::temp_dir().join(format!("peyk-nginx-{name}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let openssl = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=peyk.test"])
@@ -180,20 +182,69 @@ fn nginx_configuration_passes_nginx_t() {
     let site = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infrastructure/nginx/peyk.conf"))
         .unwrap()
         .replace("/etc/peyk/tls", dir.to_str().unwrap());
-    std::fs::write(dir.join("peyk.conf"), site).unwrap();
+    std::fs::write(dir.join("peyk.conf"), rewrite(site)).unwrap();
     let main = format!(
         "pid {0}/nginx.pid;\nerror_log {0}/logs/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  include {0}/peyk.conf;\n}}\n",
         dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
+    let args = vec!["-p".into(), dir.display().to_string(), "-c".into(), dir.join("nginx.conf").display().to_string()];
+    (dir, args)
+}
+
+/// `nginx -t` on the shipped configuration.
+#[test]
+fn nginx_configuration_passes_nginx_t() {
+    let (_, args) = nginx_setup("t", |site| site);
     let output = Command::new("nginx")
         .arg("-t")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
+        .args(&args)
         .output()
         .expect("nginx (Debian package nginx-light) is installed by infrastructure/dev/test.sh");
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && text.contains("test is successful"), "nginx -t failed:\n{text}");
+}
+
+/// A job's event stream through the shipped nginx: each event arrives as
+/// Peyk writes it (not when the response ends), and the stream ends with
+/// the job.
+#[tokio::test]
+async fn job_events_pass_through_the_shipped_nginx_as_they_happen() {
+    let env = TestEnv::new("nginx-events").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let api_port = api.url.rsplit(':').next().unwrap().to_string();
+    let (https, http) = (peyk_tests::free_port(), peyk_tests::free_port());
+    let (_, args) = nginx_setup("events", |site| {
+        site.replace("server 127.0.0.1:8080;", &format!("server 127.0.0.1:{api_port};"))
+            .replace("listen 443 ssl http2;", &format!("listen 127.0.0.1:{https} ssl;"))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{http};"))
+    });
+    let mut nginx = tokio::process::Command::new("nginx").args(&args).args(["-g", "daemon off;"]).kill_on_drop(true).spawn().unwrap();
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let base = format!("https://127.0.0.1:{https}");
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A job that waits a minute: the stream stays open, with one status so far.
+    let mut job = webhook("https://example.com/hook", json!({}));
+    job["delay_seconds"] = json!(60);
+    let id = api.submit(&key, &job).await;
+    let response = client.get(format!("{base}/v1/jobs/{id}/events")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = SseReader::new(response);
+    let first = tokio::time::timeout(Duration::from_secs(3), events.next()).await.expect("the first event comes at once").unwrap();
+    assert_eq!((first.event.as_str(), first.json()["status"].clone()), ("status", json!("scheduled")), "{first:?}");
+    // Cancelled: the new status and the record follow, and the stream ends.
+    assert_eq!(api.post(&format!("/v1/jobs/{id}/cancel"), &key, &json!({})).await.0, 200);
+    let next = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap();
+    assert_eq!((next.event.as_str(), next.json()["status"].clone()), ("status", json!("cancelled")), "{next:?}");
+    let done = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap();
+    assert_eq!((done.event.as_str(), done.json()["status"].clone()), ("done", json!("cancelled")), "{done:?}");
+    assert!(tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().is_none());
+    let _ = nginx.kill().await;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use peyk_jobs::transcription::persian::{self, Digits};
 use peyk_tests::speech::{fixture, models_dir, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
+use peyk_tests::sse::SseReader;
 use peyk_tests::{free_port, Api, TestEnv};
 use serde_json::{json, Value};
 
@@ -279,7 +280,8 @@ async fn openai_endpoint_answers_in_every_response_format() {
         (&[("chunking_strategy", "{\"type\": \"semantic_vad\"}")], "chunking_strategy"),
         (&[("chunking_strategy", "{\"type\": \"server_vad\", \"threshold\": 3}")], "chunking_strategy"),
         (&[("chunking_strategy", "auto"), ("vad", "false")], "chunking_strategy"),
-        (&[("stream", "true")], "stream"),
+        (&[("stream", "true"), ("response_format", "srt")], "stream"),
+        (&[("stream", "often")], "stream"),
         (&[("digits", "roman")], "digits"),
         (&[("language", "xx")], "language"),
         (&[("known_speaker_names[]", "doctor")], "known_speaker_names[]"),
@@ -683,4 +685,147 @@ async fn voice_activity_detection_keeps_the_speech_and_nothing_of_the_noise() {
     let job = transcribe_bytes(&api, &key, "room.wav", wav_bytes(&noise, 16_000), on, "failed").await;
     assert_eq!(job["error"]["code"], "no_speech", "{job}");
     assert_eq!(job["attempts"], 1, "{job}");
+}
+
+/// `GET /v1/jobs/{id}/events` with `Last-Event-ID`, as a client that drops
+/// the connection after the first segment would send it.
+async fn follow(api: &Api, key: &str, job: &str, last_event_id: Option<&str>) -> SseReader {
+    let mut request = api.http.get(format!("{}/v1/jobs/{job}/events", api.url)).bearer_auth(key);
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    SseReader::new(response)
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_segments_as_decoded_and_resumes_after_a_disconnect() {
+    let env = TestEnv::new("events").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+    // jfk three times with pauses: several segments, one after another.
+    let jfk = wav_samples(&fixture("jfk.wav"));
+    let mut audio = Vec::new();
+    for _ in 0..3 {
+        audio.extend_from_slice(&jfk);
+        audio.extend(std::iter::repeat_n(0i16, 16_000));
+    }
+    let file_id = api.upload(&key, "three.wav", wav_bytes(&audio, 16_000)).await;
+    let id = api
+        .submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } }))
+        .await;
+
+    // The first connection: the job's status, then segments as they come;
+    // it hangs up after the first segment.
+    let mut first = follow(&api, &key, &id, None).await;
+    let mut seen: Vec<Value> = Vec::new();
+    let mut statuses = Vec::new();
+    let last_id = loop {
+        let event = tokio::time::timeout(LONG, first.next()).await.expect("an event in time").expect("the stream goes on");
+        match event.event.as_str() {
+            "status" => statuses.push(event.json()["status"].as_str().unwrap().to_string()),
+            "attempt" => assert_eq!(event.json()["attempt"], 1),
+            "segment" => {
+                seen.push(event.json());
+                break event.id.expect("segments carry an event id");
+            }
+            other => panic!("unexpected {other} before the first segment: {}", event.data),
+        }
+    };
+    drop(first);
+    assert!(!statuses.is_empty(), "a status comes first");
+
+    // Resumed after the last event received: the rest, then the record.
+    let mut resumed = follow(&api, &key, &id, Some(&last_id)).await;
+    let record = loop {
+        let event = tokio::time::timeout(LONG, resumed.next()).await.expect("an event in time").expect("the stream ends with done");
+        match event.event.as_str() {
+            "segment" => seen.push(event.json()),
+            "status" => statuses.push(event.json()["status"].as_str().unwrap().to_string()),
+            "done" => break event.json(),
+            other => panic!("unexpected {other}: {}", event.data),
+        }
+    };
+    assert!(resumed.next().await.is_none(), "the stream ends after done");
+    assert_eq!(record["status"], "succeeded", "{record}");
+    // Every segment once, in order, none lost between the two connections,
+    // each as the final record has it.
+    let ids: Vec<u64> = seen.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    let segments = record["result"]["segments"].as_array().unwrap();
+    assert!(segments.len() >= 3, "{record}");
+    assert_eq!(ids, (0..segments.len() as u64).collect::<Vec<_>>(), "{seen:?}");
+    for (live, done) in seen.iter().zip(segments) {
+        assert_eq!((&live["text"], &live["start"], &live["end"]), (&done["text"], &done["start"], &done["end"]));
+    }
+
+    // After the end, a reconnect gets the present status and the record at once.
+    let mut late = follow(&api, &key, &id, Some(&last_id)).await;
+    let mut kinds = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), late.next()).await.unwrap() {
+        kinds.push(event.event);
+    }
+    assert_eq!(kinds.first().map(String::as_str), Some("segment"), "{kinds:?}");
+    assert_eq!(kinds.iter().rev().take(2).map(String::as_str).collect::<Vec<_>>(), ["done", "status"], "{kinds:?}");
+
+    // An id this stream never sent, another tenant's job, an unknown job.
+    let (status, body) = api.get(&format!("/v1/jobs/{id}/events?last_event_id=(0-0"), &key).await;
+    assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (400, json!("Last-Event-ID")), "{body}");
+    let other = env.create_key("shop").await;
+    assert_eq!(api.get(&format!("/v1/jobs/{id}/events"), &other).await.0, 404);
+    assert_eq!(api.get("/v1/jobs/01936f1c-0000-7000-8000-000000000000/events", &key).await.0, 404);
+}
+
+/// OpenAI's official Python SDK, streaming: `stream=True` reads Peyk's
+/// `transcript.text.delta` events as the segments are decoded, then
+/// `transcript.text.done`.
+const OPENAI_STREAM: &str = r#"
+import json, os, sys
+from openai import OpenAI
+client = OpenAI(base_url=os.environ["PEYK_URL"] + "/v1", api_key=os.environ["PEYK_KEY"], max_retries=0)
+deltas, done = [], None
+with open(sys.argv[1], "rb") as audio:
+    for event in client.audio.transcriptions.create(model="tiny.en", file=audio, language="en", stream=True):
+        if event.type == "transcript.text.delta":
+            deltas.append(event.delta)
+        elif event.type == "transcript.text.done":
+            done = event.text
+print(json.dumps({"deltas": deltas, "done": done}))
+"#;
+
+#[tokio::test]
+async fn openais_python_sdk_reads_a_streamed_transcription() {
+    let env = TestEnv::new("openai-stream").await;
+    let key = env.create_key("writer").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+    let jfk = wav_samples(&fixture("jfk.wav"));
+    let mut audio = Vec::new();
+    for _ in 0..3 {
+        audio.extend_from_slice(&jfk);
+        audio.extend(std::iter::repeat_n(0i16, 16_000));
+    }
+    let path = std::env::temp_dir().join(format!("peyk-stream-{}.wav", std::process::id()));
+    std::fs::write(&path, wav_bytes(&audio, 16_000)).unwrap();
+
+    let python = std::env::var("PEYK_TEST_PYTHON").expect("PEYK_TEST_PYTHON is set by infrastructure/dev/test.sh");
+    let output = tokio::process::Command::new(python)
+        .args(["-c", OPENAI_STREAM])
+        .arg(&path)
+        .env("PEYK_URL", &api.url)
+        .env("PEYK_KEY", &key)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let deltas: Vec<&str> = answer["deltas"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let done = answer["done"].as_str().expect("a done event");
+    assert!(deltas.len() >= 3, "one delta per segment: {answer}");
+    assert_eq!(deltas.concat(), done, "the deltas add up to the text");
+    assert_wer(&[JFK, JFK, JFK].join(" "), done, 0.10);
 }
