@@ -22,7 +22,10 @@
 # 3. half_silence.wav (132 s, half of it room noise): Peyk with voice
 #    activity detection on and off, faster-whisper with its VAD filter on
 #    and off; the speed-up and the words each invents.
+# 4. long_10min.mp3 streamed (`stream=true`): seconds from sending the
+#    request to the first `transcript.text.delta`, and to the whole text.
 # Medians of RUNS; every row shows its ratio to faster-whisper and its WER.
+# SECTIONS (default "jfk tiny long half stream") picks which run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -55,6 +58,8 @@ bench_start_api "$API_PORT"
 long_wav="$state/long_10min.wav"
 [ -f "$long_wav" ] || ffmpeg -nostdin -loglevel error -y -i "$fixtures/long_10min.mp3" -ar 16000 -ac 1 -c:a pcm_s16le "$long_wav"
 long_text=$(for _ in $(seq 55); do printf '%s ' "$JFK_TEXT"; done)
+
+section() { [[ " ${SECTIONS:-jfk tiny long half stream} " == *" $1 "* ]]; }
 
 # median of the numbers on stdin
 median() { sort -g | awk '{v[NR]=$1} END {printf "%.2f", v[int((NR+1)/2)]}'; }
@@ -124,6 +129,7 @@ for m in base base-q8_0 base-q5_1 tiny.en tiny.en-q8_0 tiny.en-q5_1; do # warm-u
 done
 
 jfk="$fixtures/jfk.wav"
+if section jfk; then
 for language in en auto; do
   given=$([ "$language" = auto ] && echo "" || echo en)
   echo "==> jfk.wav, base, language $language ($RUNS runs each)"
@@ -139,7 +145,9 @@ for language in en auto; do
     row "**Peyk, submission to result, $m**" "$s" "$text" "$JFK_TEXT" "$fw"
   done
 done
+fi
 
+if section tiny; then
 echo "==> jfk.wav, tiny.en ($RUNS runs each)"
 rows+=("" "**jfk.wav, tiny.en (English only; faster-whisper has no tiny.en folder on PyPI)**" "" "| engine | median | ÷ whisper.cpp | WER |" "|---|---|---|---|")
 { read -r ref; read -r text; } < <(whisper_ref tiny.en "$jfk" en)
@@ -148,7 +156,9 @@ for m in tiny.en tiny.en-q8_0 tiny.en-q5_1; do
   { read -r s; read -r text; } < <(peyk_api "$m" "$jfk" en "$RUNS")
   row "Peyk, submission to result, $m" "$s" "$text" "$JFK_TEXT" "$ref"
 done
+fi
 
+if section long; then
 echo "==> long_10min.mp3, base ($LONG_RUNS runs each)"
 rows+=("" "**long_10min.mp3 (10 min 5 s), Whisper base, language en**" "" "| engine | median | ÷ faster-whisper | WER |" "|---|---|---|---|")
 { read -r fw; read -r text; } < <(faster_whisper "$fixtures/long_10min.mp3" en "$LONG_RUNS")
@@ -160,7 +170,31 @@ done
 # Peyk's default for recordings of 30 s and more: its own pauses cut out.
 { read -r s; read -r text; } < <(peyk_api base-q8_0 "$fixtures/long_10min.mp3" en "$LONG_RUNS")
 row "Peyk, submission to result, base-q8_0, VAD by default" "$s" "$text" "$long_text" "$fw"
+fi
 
+# Streamed: MODEL AUDIO -> seconds to the first delta and to the done event.
+peyk_stream() {
+  local started first="" line
+  started=$(date +%s.%N)
+  while IFS= read -r line; do
+    case "$line" in
+      *transcript.text.delta*) [ -n "$first" ] || first=$(date +%s.%N) ;;
+      *transcript.text.done*) break ;;
+    esac
+  done < <(curl -fsN "http://127.0.0.1:$API_PORT/v1/audio/transcriptions" -H "Authorization: Bearer $key" \
+    -F "file=@$2" -F "model=$1" -F language=en -F stream=true)
+  echo "$started ${first:-$started} $(date +%s.%N)" | awk '{printf "%.2f %.2f\n", $2 - $1, $3 - $1}'
+}
+if section stream; then
+  echo "==> long_10min.mp3 streamed, base-q8_0 ($LONG_RUNS runs)"
+  rows+=("" "**long_10min.mp3 streamed (stream=true), base-q8_0, VAD by default**" "" "| run | first segment | whole text |" "|---|---|---|")
+  for run in $(seq 1 "$LONG_RUNS"); do
+    read -r first whole < <(peyk_stream base-q8_0 "$fixtures/long_10min.mp3")
+    rows+=("| $run | $first s | $whole s |")
+  done
+fi
+
+if section half; then
 echo "==> half_silence.wav, base-q8_0, VAD on and off ($LONG_RUNS runs each)"
 half="$fixtures/half_silence.wav"
 half_text=$(for _ in $(seq 6); do printf '%s ' "$JFK_TEXT"; done)
@@ -173,6 +207,7 @@ for vad in false true; do
   { read -r s; read -r text; } < <(peyk_api base-q8_0 "$half" en "$LONG_RUNS" "$vad")
   row "Peyk, base-q8_0, vad=$vad" "$s" "$text" "$half_text" "$fw"
 done
+fi
 
 rss=$(peak_rss_mb "$worker")
 echo "==> decode + resample"
