@@ -687,6 +687,18 @@ async fn voice_activity_detection_keeps_the_speech_and_nothing_of_the_noise() {
     assert_eq!(job["attempts"], 1, "{job}");
 }
 
+/// jfk.wav three times, a second of silence after each (36 s): several
+/// segments, decoded one after another.
+fn jfk_three_times() -> Vec<u8> {
+    let jfk = wav_samples(&fixture("jfk.wav"));
+    let mut audio = Vec::new();
+    for _ in 0..3 {
+        audio.extend_from_slice(&jfk);
+        audio.extend(std::iter::repeat_n(0i16, 16_000));
+    }
+    wav_bytes(&audio, 16_000)
+}
+
 /// `GET /v1/jobs/{id}/events` with `Last-Event-ID`, as a client that drops
 /// the connection after the first segment would send it.
 async fn follow(api: &Api, key: &str, job: &str, last_event_id: Option<&str>) -> SseReader {
@@ -707,14 +719,7 @@ async fn the_event_stream_sends_segments_as_decoded_and_resumes_after_a_disconne
     let key = env.create_key("clinic").await;
     let api = env.start_api().await;
     let _worker = env.start_speech_worker(&[]).await;
-    // jfk three times with pauses: several segments, one after another.
-    let jfk = wav_samples(&fixture("jfk.wav"));
-    let mut audio = Vec::new();
-    for _ in 0..3 {
-        audio.extend_from_slice(&jfk);
-        audio.extend(std::iter::repeat_n(0i16, 16_000));
-    }
-    let file_id = api.upload(&key, "three.wav", wav_bytes(&audio, 16_000)).await;
+    let file_id = api.upload(&key, "three.wav", jfk_three_times()).await;
     let id = api
         .submit(&key, &json!({ "type": "transcription", "payload": { "file_id": file_id, "model": "tiny.en", "language": "en" } }))
         .await;
@@ -802,14 +807,8 @@ async fn openais_python_sdk_reads_a_streamed_transcription() {
     let key = env.create_key("writer").await;
     let api = env.start_api().await;
     let _worker = env.start_speech_worker(&[]).await;
-    let jfk = wav_samples(&fixture("jfk.wav"));
-    let mut audio = Vec::new();
-    for _ in 0..3 {
-        audio.extend_from_slice(&jfk);
-        audio.extend(std::iter::repeat_n(0i16, 16_000));
-    }
     let path = std::env::temp_dir().join(format!("peyk-stream-{}.wav", std::process::id()));
-    std::fs::write(&path, wav_bytes(&audio, 16_000)).unwrap();
+    std::fs::write(&path, jfk_three_times()).unwrap();
 
     let python = std::env::var("PEYK_TEST_PYTHON").expect("PEYK_TEST_PYTHON is set by infrastructure/dev/test.sh");
     let output = tokio::process::Command::new(python)
