@@ -17,15 +17,20 @@ def words(text):
     return [w.strip("'") for w in text.split() if w.strip("'")]
 
 
-def wer(reference, hypothesis):
-    ref, hyp = words(reference), words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
+def edits(reference, hypothesis):
+    """Substitutions + deletions + insertions turning one sequence into the other."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        current = [i] + [0] * len(hypothesis)
+        for j, h in enumerate(hypothesis, 1):
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
         previous = current
-    return 100.0 * previous[-1] / max(len(ref), 1)
+    return previous[-1]
+
+
+def wer(reference, hypothesis):
+    ref, hyp = words(reference), words(hypothesis)
+    return 100.0 * edits(ref, hyp) / max(len(ref), 1)
 
 
 if __name__ == "__main__":
