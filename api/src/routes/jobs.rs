@@ -556,6 +556,11 @@ pub async fn erase_job(State(state): State<AppState>, caller: Caller, Path(id): 
         }
         Err(EraseError::Db(e)) => return Err(e.into()),
     };
+    // What it published as it ran (a transcript's segments) goes too; should
+    // Redis not answer, that stream ends by itself within minutes of the job.
+    if let Err(e) = state.queue.drop_live(id).await {
+        tracing::warn!(job = %id, error = %e, "could not drop the erased job's live stream; it expires by itself");
+    }
     caller.audit(&state, "job.erased", id, json!({ "type": row.job_type, "files": files_erased, "messages": erased.messages })).await?;
     Ok(Json(JobErasureView {
         job: row.into(),

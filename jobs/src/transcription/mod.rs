@@ -228,16 +228,19 @@ impl Job for TranscriptionJob {
         // which runs on a blocking thread that dropping alone would not stop.
         let abort = AbortOnDrop::default();
         let abort_flag = abort.0.clone();
-        let mut transcript = tokio::task::spawn_blocking(move || {
+        let outcome = tokio::task::spawn_blocking(move || {
             let _cores = cores;
             speech.transcribe_file(&data, &options, listener, abort_flag)
         })
-        .await
-        .map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
+        .await;
         drop(abort);
-        // Every segment is in the live stream before the result is stored,
-        // so a reader that sees the job finished has seen all of them.
+        // Every segment is in the live stream before the outcome is stored,
+        // so a reader that sees the job end has seen all of them.
         let _ = published.await;
+        if let Err(e) = ctx.clients.backbone.queue.end_live(ctx.job_id).await {
+            tracing::debug!(error = %e, "could not shorten the live stream's life");
+        }
+        let mut transcript = outcome.map_err(|e| JobError::retry("worker_panic", format!("transcription crashed: {e}")))??;
         if let Some(digits) = self.persian_digits(&transcript.language, transcript.task == "translate") {
             transcript.normalize_persian(digits);
         }

@@ -5,8 +5,12 @@
 //! it, with nothing lost or repeated.
 //!
 //! The stream is a view, not the truth: the job's record holds the result.
-//! It is capped ([`MAX_ENTRIES`]) and expires [`KEEP_FOR`] after its last
-//! entry; a publish that fails costs the live view, never the job.
+//! It holds what the record holds (a transcript's text), so it lives no
+//! longer than a follower needs it: [`KEEP_AFTER_END`] once the attempt
+//! ends, [`KEEP_WHILE_RUNNING`] after its last entry while it runs (an
+//! attempt that never ends: a killed worker), and not at all once the job
+//! is erased (`DELETE /v1/jobs/{id}`). It is capped ([`MAX_ENTRIES`]); a
+//! publish that fails costs the live view, never the job.
 
 use std::time::Duration;
 
@@ -16,8 +20,11 @@ use uuid::Uuid;
 
 use super::{Queue, QueueError};
 
-/// A stream is dropped this long after its last entry.
-pub const KEEP_FOR: Duration = Duration::from_secs(24 * 3600);
+/// A running attempt's stream is dropped this long after its last entry.
+pub const KEEP_WHILE_RUNNING: Duration = Duration::from_secs(3600);
+/// An ended attempt's stream is dropped this long after the end: time for
+/// a follower to reconnect and read the rest.
+pub const KEEP_AFTER_END: Duration = Duration::from_secs(600);
 /// At most this many entries per job (a 10-hour recording has ~6,000
 /// segments); older ones go first.
 pub const MAX_ENTRIES: usize = 20_000;
@@ -56,11 +63,25 @@ impl Queue {
             .arg(data)
             .cmd("EXPIRE")
             .arg(&key)
-            .arg(KEEP_FOR.as_secs())
+            .arg(KEEP_WHILE_RUNNING.as_secs())
             .ignore()
             .query_async(&mut conn)
             .await?;
         Ok(id)
+    }
+
+    /// The attempt has ended: the stream goes [`KEEP_AFTER_END`] from now.
+    pub async fn end_live(&self, job_id: Uuid) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("EXPIRE").arg(self.live_key(job_id)).arg(KEEP_AFTER_END.as_secs()).query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// The job is erased: so is what it published.
+    pub async fn drop_live(&self, job_id: Uuid) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = redis::cmd("DEL").arg(self.live_key(job_id)).query_async(&mut conn).await?;
+        Ok(())
     }
 
     /// Up to `count` events after event `after` (`None`: from the first).

@@ -776,6 +776,22 @@ async fn the_event_stream_sends_segments_as_decoded_and_resumes_after_a_disconne
     assert_eq!(kinds.first().map(String::as_str), Some("segment"), "{kinds:?}");
     assert_eq!(kinds.iter().rev().take(2).map(String::as_str).collect::<Vec<_>>(), ["done", "status"], "{kinds:?}");
 
+    // What the job published lives minutes after it, not longer (it is the
+    // transcript's text), and goes with the job's erasure.
+    let mut redis = redis::Client::open(env.redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let live_key = format!("{}:live:{id}", env.prefix);
+    let ttl: i64 = redis::cmd("TTL").arg(&live_key).query_async(&mut redis).await.unwrap();
+    assert!((1..=600).contains(&ttl), "the live stream of an ended job expires within 10 minutes: TTL {ttl}");
+    assert_eq!(api.request(reqwest::Method::DELETE, &format!("/v1/jobs/{id}"), Some(&key), None).await.0, 200);
+    let exists: i64 = redis::cmd("EXISTS").arg(&live_key).query_async(&mut redis).await.unwrap();
+    assert_eq!(exists, 0, "erased with the job");
+    let mut erased = follow(&api, &key, &id, Some(&last_id)).await;
+    let mut kinds = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), erased.next()).await.unwrap() {
+        kinds.push(event.event);
+    }
+    assert_eq!(kinds, ["status", "done"]);
+
     // An id this stream never sent, another tenant's job, an unknown job.
     let (status, body) = api.get(&format!("/v1/jobs/{id}/events?last_event_id=(0-0"), &key).await;
     assert_eq!((status, body["error"]["details"]["errors"][0]["field"].clone()), (400, json!("Last-Event-ID")), "{body}");
