@@ -5,13 +5,16 @@
 //! `PEYK_WHISPER_FLASH_ATTN`, `PEYK_WHISPER_VAD_MODEL`…), the model and
 //! language from `MODEL` and `LANGUAGE` (unset: detected), voice activity
 //! detection from `VAD` (`true`/`false`; unset: the worker's default).
-//! Prints each run's seconds and the text.
+//! Prints each run's seconds and the text. With `SPEAKERS=true`, also
+//! times labelling the speakers alone (diarization, `PEYK_SPEAKER_MODEL`)
+//! on the decoded audio and prints the turns.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use peyk_jobs::transcription::engine::{Listener, SpeechEngine, TranscribeOptions};
+use peyk_jobs::transcription::SpeakerCount;
 use peyk_speech::engine::{SpeechConfig, SpeechModels};
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,21 @@ fn main() -> anyhow::Result<()> {
         text = transcript.text;
     }
     println!("text: {text}");
+    if std::env::var("SPEAKERS").is_ok_and(|v| v == "true") {
+        let audio = peyk_speech::decode::decode(&data, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let count = SpeakerCount { min: 1, max: 4 };
+        for _ in 0..runs {
+            let started = Instant::now();
+            let turns = models.speaker_turns(&audio.samples, &[], count).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let seconds = started.elapsed().as_secs_f64();
+            let minutes = audio.samples.len() as f64 / 16_000.0 / 60.0;
+            println!("speakers seconds: {seconds:.3} ({:.3} per audio minute), {} turns", seconds / minutes, turns.len());
+            if runs == 1 || std::env::var("SHOW_TURNS").is_ok() {
+                for turn in &turns {
+                    println!("{:8.2} {:8.2} {}", turn.start, turn.end, turn.speaker);
+                }
+            }
+        }
+    }
     Ok(())
 }

@@ -23,6 +23,12 @@
 #                        the speech and nothing of the noise
 #   half_silence.wav     jfk.wav and 11 s of the same noise, 6 times (132 s, half
 #                        of it without speech), for the VAD benchmark
+#   conversation_en.wav  a consultation in two espeak-ng voices (en-us+m7 the
+#   conversation_fa.wav  doctor, en-us+f3 the patient; fa+m7 / fa+f3 in Persian),
+#                        eight turns, each trimmed to its speech, 0.5 s of
+#                        silence between; 16 kHz mono s16. Beside each, a .turns
+#                        file: "START END SPEAKER" per turn (seconds; D doctor,
+#                        P patient), the truth the speaker-label test scores against
 #   not_audio.wav        a text file
 #   truncated.mp3        jfk.mp3 cut in the middle of its first audio frame:
 #                        tags and the Xing header (which still claims 11 s),
@@ -63,7 +69,8 @@ as_root() {
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
-if [ ! -e "$dir/medical_en.wav" ] || [ ! -e "$dir/persian_fa.wav" ]; then
+if [ ! -e "$dir/medical_en.wav" ] || [ ! -e "$dir/persian_fa.wav" ] ||
+  [ ! -e "$dir/conversation_en.turns" ] || [ ! -e "$dir/conversation_fa.turns" ]; then
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 fi
 if [ ! -e "$dir/jfk.wav" ] && [ ! -f "$cache/$JFK_TARBALL" ]; then
@@ -134,6 +141,56 @@ speak() { # VOICE TEXT: espeak-ng at 150 wpm, then 16 kHz mono s16
 }
 produce medical_en.wav speak en-us "$MEDICAL_TEXT"
 produce persian_fa.wav speak fa "$PERSIAN_TEXT"
+
+# --- Two-voice conversations (speaker labels) ------------------------------
+CONVERSATION_EN=(
+  "D|Good morning. What brings you in today?"
+  "P|I have had a headache for three days, and a fever since last night."
+  "D|Are you taking any medication at the moment?"
+  "P|Only paracetamol, twice a day. It helps a little."
+  "D|Your temperature is thirty eight and a half. Let us check your blood pressure."
+  "P|Should I be worried about this headache?"
+  "D|It is most likely a viral infection. Drink plenty of water and rest for three days."
+  "P|Thank you, doctor."
+)
+CONVERSATION_FA=(
+  "D|صبح بخیر. چه مشکلی دارید؟"
+  "P|سه روز است که سردرد دارم و از دیشب تب کرده‌ام."
+  "D|آیا الان دارویی مصرف می‌کنید؟"
+  "P|فقط استامینوفن، روزی دو بار."
+  "D|دمای بدن شما سی و هشت و نیم است. فشار خون را هم اندازه می‌گیریم."
+  "P|آیا این سردرد خطرناک است؟"
+  "D|احتمالا یک عفونت ویروسی است. آب زیاد بنوشید و سه روز استراحت کنید."
+  "P|متشکرم آقای دکتر."
+)
+# conversation LANGUAGE NAME TURN...: the .wav at $tmp, the .turns beside it.
+conversation() {
+  local language=$1 name=$2
+  shift 2
+  local parts=() turns="" at=0 i=0 trim="silenceremove=start_periods=1:start_threshold=-50dB,areverse"
+  for turn in "$@"; do
+    local who=${turn%%|*} text=${turn#*|} voice part samples
+    voice=$language+$([ "$who" = D ] && echo m7 || echo f3)
+    part="$tmp.part$i.wav"
+    i=$((i + 1))
+    espeak-ng -v "$voice" -s 150 -w "$tmp.espeak.wav" "$text" || return 1
+    "${FF[@]}" -i "$tmp.espeak.wav" -af "$trim,$trim" -ar 16000 -ac 1 -c:a pcm_s16le "${FF_OUT[@]}" "$part" || return 1
+    samples=$(( ($(stat -c %s "$part") - 44) / 2 ))
+    turns+=$(awk -v a="$at" -v n="$samples" -v w="$who" 'BEGIN { printf "%.3f %.3f %s\n", a / 16000, (a + n) / 16000, w }')$'\n'
+    at=$((at + samples + 8000))
+    parts+=(-i "$part" -f lavfi -t 0.5 -i anullsrc=r=16000:cl=mono)
+  done
+  local chain="" n=$((2 * i))
+  for k in $(seq 0 $((n - 1))); do chain+="[$k]"; done
+  "${FF[@]}" "${parts[@]}" -filter_complex "${chain}concat=n=$n:v=0:a=1" -ar 16000 -ac 1 -c:a pcm_s16le "${FF_OUT[@]}" -f wav "$tmp" || return 1
+  rm -f "$tmp".part*.wav "$tmp.espeak.wav"
+  printf '%s' "$turns" >"$dir/$name.turns"
+}
+for name in conversation_en conversation_fa; do
+  [ -e "$dir/$name.turns" ] || rm -f "$dir/$name.wav"
+done
+produce conversation_en.wav conversation en-us conversation_en "${CONVERSATION_EN[@]}"
+produce conversation_fa.wav conversation fa conversation_fa "${CONVERSATION_FA[@]}"
 
 # --- jfk.wav in other containers and codecs ---------------------------------
 encode() { "${FF[@]}" -i "$jfk" "$@" "${FF_OUT[@]}" "$tmp"; }

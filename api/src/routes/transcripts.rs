@@ -38,7 +38,7 @@ use crate::views::{ErrorBody, JobView, SubmitJob};
         (status = 200, description = "The transcript in the asked format"),
         (status = 400, description = "Unknown format", body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "Not a transcription job, or not succeeded (yet)", body = ErrorBody),
+        (status = 409, description = "Not a transcription job, not succeeded (yet), or `diarized_json` of a transcript without speaker labels", body = ErrorBody),
         (status = 410, description = "Erased (`DELETE /v1/jobs/{id}` or retention)", body = ErrorBody),
     ))]
 pub async fn download(
@@ -67,7 +67,15 @@ pub async fn download(
         )
         .with_details(json!({ "status": row.status })));
     }
-    Ok(render(&transcript_of(&row)?, format))
+    let transcript = transcript_of(&row)?;
+    if format == TranscriptFormat::DiarizedJson && transcript.speaker_turns.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_speaker_labels",
+            "this transcript has no speaker labels: submit the job with `speakers`: true for diarized_json",
+        ));
+    }
+    Ok(render(&transcript, format))
 }
 
 fn parse_format(field: &str, value: &str, error: fn(&str, String) -> ApiError) -> Result<TranscriptFormat, ApiError> {
@@ -186,6 +194,16 @@ pub struct TranscriptionForm {
     /// transcript (the job's `digits`).
     #[schema(required = false)]
     digits: String,
+    /// Peyk's own: `true` labels who spoke when (`speaker` on segments,
+    /// `[S1]` in text, srt and vtt); `response_format=diarized_json` implies it.
+    #[schema(required = false)]
+    speakers: bool,
+    /// Peyk's own: fewest speakers to find, 1–10 (default 1).
+    #[schema(required = false, minimum = 1, maximum = 10)]
+    min_speakers: u32,
+    /// Peyk's own: most speakers to find, 1–10 (default 4).
+    #[schema(required = false, minimum = 1, maximum = 10)]
+    max_speakers: u32,
 }
 
 /// OpenAI's translation form (`multipart/form-data`): the transcription
@@ -243,6 +261,16 @@ pub struct TranslationForm {
     /// transcript (the job's `digits`).
     #[schema(required = false)]
     digits: String,
+    /// Peyk's own: `true` labels who spoke when (`speaker` on segments,
+    /// `[S1]` in text, srt and vtt); `response_format=diarized_json` implies it.
+    #[schema(required = false)]
+    speakers: bool,
+    /// Peyk's own: fewest speakers to find, 1–10 (default 1).
+    #[schema(required = false, minimum = 1, maximum = 10)]
+    min_speakers: u32,
+    /// Peyk's own: most speakers to find, 1–10 (default 4).
+    #[schema(required = false, minimum = 1, maximum = 10)]
+    max_speakers: u32,
 }
 
 /// OpenAI-compatible transcription.
@@ -302,6 +330,9 @@ const FORM_FIELDS: &[&str] = &[
     "vad",
     "normalize",
     "digits",
+    "speakers",
+    "min_speakers",
+    "max_speakers",
 ];
 
 /// OpenAI's form fields, as read.
@@ -320,6 +351,9 @@ struct OpenAiForm {
     vad: Option<String>,
     normalize: Option<String>,
     digits: Option<String>,
+    speakers: Option<String>,
+    min_speakers: Option<String>,
+    max_speakers: Option<String>,
 }
 
 async fn read_form(mut form: Multipart, translate: bool) -> Result<OpenAiForm, ApiError> {
@@ -356,6 +390,9 @@ async fn read_form(mut form: Multipart, translate: bool) -> Result<OpenAiForm, A
             "vad" => read.vad = value,
             "normalize" => read.normalize = value,
             "digits" => read.digits = value,
+            "speakers" => read.speakers = value,
+            "min_speakers" => read.min_speakers = value,
+            "max_speakers" => read.max_speakers = value,
             "known_speaker_names" | "known_speaker_references" => {
                 return Err(form_error(&name, "naming known speakers is not supported".into()))
             }
@@ -444,6 +481,18 @@ async fn openai(
         return Err(form_error("stream", "a streamed answer is a series of JSON events: response_format must be json or text".into()));
     }
     let normalize = form_bool("normalize", form.normalize.as_deref())?;
+    let diarized = format == TranscriptFormat::DiarizedJson;
+    let speakers = match form_bool("speakers", form.speakers.as_deref())? {
+        Some(false) if diarized => {
+            return Err(form_error("speakers", "response_format diarized_json labels the speakers; speakers is false".into()))
+        }
+        asked => asked.unwrap_or(false) || diarized,
+    };
+    let speaker_bound = |field: &str, value: &Option<String>| -> Result<Option<u32>, ApiError> {
+        value.as_deref().map(|v| v.parse::<u32>().map_err(|_| form_error(field, "must be a whole number from 1 to 10".into()))).transpose()
+    };
+    let min_speakers = speaker_bound("min_speakers", &form.min_speakers)?;
+    let max_speakers = speaker_bound("max_speakers", &form.max_speakers)?;
     if let Some(digits) = form.digits.as_deref().filter(|d| !matches!(*d, "persian" | "latin")) {
         return Err(form_error("digits", format!("`{digits}` is not persian or latin")));
     }
@@ -464,6 +513,9 @@ async fn openai(
         "logprobs": form.logprobs,
         "normalize": normalize,
         "digits": form.digits,
+        "speakers": speakers,
+        "min_speakers": min_speakers,
+        "max_speakers": max_speakers,
     });
     let payload = strip_nulls(payload);
     let submission = SubmitJob {

@@ -29,6 +29,8 @@ pub struct TranscribeOptions {
     pub vad_settings: super::VadSettings,
     /// Each text token's log-probability in the transcript.
     pub logprobs: bool,
+    /// Label the speakers (diarization), expecting this many.
+    pub speakers: Option<super::SpeakerCount>,
 }
 
 /// What a running transcription tells as it goes: its progress (0–100),

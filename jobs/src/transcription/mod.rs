@@ -11,6 +11,7 @@ pub mod audio;
 pub mod engine;
 pub mod languages;
 pub mod persian;
+pub mod speakers;
 pub mod transcript;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 use crate::storage::StorageError;
 use crate::{Job, JobContext, JobError, ValidationErrors};
 use engine::{Listener, TranscribeOptions};
+pub use speakers::{SpeakerCount, SpeakerTurn};
 
 const MAX_PROMPT_CHARS: usize = 2000;
 
@@ -126,6 +128,19 @@ pub struct TranscriptionJob {
     /// The digits of a normalised Persian transcript; default `persian`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digits: Option<persian::Digits>,
+    /// Label who spoke when (diarization): each segment and word gets
+    /// `speaker` (`S1`, `S2`… in order of first appearance), the result
+    /// gets `speaker_turns`, and the text, srt and vtt formats show `[S1]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub speakers: bool,
+    /// Fewest speakers to find, 1–10; default 1. Needs `speakers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10)]
+    pub min_speakers: Option<u32>,
+    /// Most speakers to find, 1–10; default 4. Needs `speakers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 10)]
+    pub max_speakers: Option<u32>,
 }
 
 impl TranscriptionJob {
@@ -144,7 +159,14 @@ impl TranscriptionJob {
             vad: self.vad,
             vad_settings: self.vad_settings.unwrap_or_default(),
             logprobs: self.logprobs,
+            speakers: self.speakers.then(|| self.speaker_count()),
         }
+    }
+
+    fn speaker_count(&self) -> SpeakerCount {
+        let min = self.min_speakers.map_or(speakers::DEFAULT_MIN_SPEAKERS, |n| n as usize);
+        let max = self.max_speakers.map_or(speakers::DEFAULT_MAX_SPEAKERS.max(min), |n| n as usize);
+        SpeakerCount { min, max }
     }
 }
 
@@ -168,6 +190,7 @@ impl Job for TranscriptionJob {
         "task",
         "truncated",
         "logprobs",
+        "speaker_turns",
     ];
     /// Hours of audio on a CPU worker take a long time; the lease keeps a
     /// running job claimed, so this only bounds a stuck one.
@@ -200,6 +223,19 @@ impl Job for TranscriptionJob {
                 errors.add("vad_settings", "voice activity detection is off (`vad`: false)");
             }
             settings.validate(&mut errors);
+        }
+        let most = speakers::MOST_SPEAKERS as u32;
+        for (field, value) in [("min_speakers", self.min_speakers), ("max_speakers", self.max_speakers)] {
+            match value {
+                Some(_) if !self.speakers => errors.add(field, "needs `speakers`: true"),
+                Some(n) if !(1..=most).contains(&n) => errors.add(field, format!("must be between 1 and {most}")),
+                _ => {}
+            }
+        }
+        if let (Some(min), Some(max)) = (self.min_speakers, self.max_speakers) {
+            if min > max {
+                errors.add("min_speakers", "must not be more than max_speakers");
+            }
         }
         errors.into_result()
     }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::persian::{self, Digits};
+use super::speakers::SpeakerTurn;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Segment {
@@ -18,6 +19,9 @@ pub struct Segment {
     pub avg_logprob: f64,
     /// Whisper's probability that the segment holds no speech.
     pub no_speech_prob: f64,
+    /// Who said it (`S1`, `S2`…), when the job asked for `speakers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// One text token and its log-probability, in OpenAI's shape: `bytes` are
@@ -48,6 +52,9 @@ pub struct Word {
     pub start: f64,
     pub end: f64,
     pub probability: f64,
+    /// Who said it, when the job asked for `speakers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// The result of a `transcription` job.
@@ -83,6 +90,9 @@ pub struct Transcript {
     /// Each text token's log-probability, when the job asked (`logprobs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<TokenLogprob>>,
+    /// Who spoke when, when the job asked for `speakers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_turns: Option<Vec<SpeakerTurn>>,
 }
 
 /// The formats `GET /v1/jobs/{id}/transcript` and the OpenAI endpoint serve.
@@ -94,10 +104,12 @@ pub enum TranscriptFormat {
     Srt,
     Vtt,
     VerboseJson,
+    /// OpenAI's speaker-labelled JSON (`Transcript::diarized_json`).
+    DiarizedJson,
 }
 
 impl TranscriptFormat {
-    pub const NAMES: &'static str = "json, text, srt, verbose_json, vtt";
+    pub const NAMES: &'static str = "json, text, srt, verbose_json, vtt, diarized_json";
 
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
@@ -106,13 +118,14 @@ impl TranscriptFormat {
             "srt" => Self::Srt,
             "vtt" => Self::Vtt,
             "verbose_json" => Self::VerboseJson,
+            "diarized_json" => Self::DiarizedJson,
             _ => return None,
         })
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Json | Self::VerboseJson => "application/json",
+            Self::Json | Self::VerboseJson | Self::DiarizedJson => "application/json",
             Self::Text => "text/plain; charset=utf-8",
             Self::Srt => "application/x-subrip; charset=utf-8",
             Self::Vtt => "text/vtt; charset=utf-8",
@@ -141,25 +154,32 @@ impl Transcript {
                 if let Some(logprobs) = &self.logprobs {
                     body["logprobs"] = serde_json::to_value(logprobs).unwrap_or_default();
                 }
+                if self.speaker_turns.is_some() {
+                    body["segments"] = self.diarized_json()["segments"].take();
+                }
                 body.to_string()
             }
+            TranscriptFormat::Text if self.speaker_turns.is_some() => self.text_by_speaker(),
             TranscriptFormat::Text => format!("{}\n", self.text),
             TranscriptFormat::Srt => self.srt(),
             TranscriptFormat::Vtt => self.vtt(),
             TranscriptFormat::VerboseJson => self.verbose_json().to_string(),
+            TranscriptFormat::DiarizedJson => self.diarized_json().to_string(),
+        }
+    }
+
+    /// A cue's text, after its speaker's label when there is one.
+    fn cue(segment: &Segment) -> String {
+        match &segment.speaker {
+            Some(speaker) => format!("[{speaker}] {}", cue_text(&segment.text)),
+            None => cue_text(&segment.text),
         }
     }
 
     fn srt(&self) -> String {
         let mut out = String::new();
         for (n, segment) in self.segments.iter().enumerate() {
-            out.push_str(&format!(
-                "{}\n{} --> {}\n{}\n\n",
-                n + 1,
-                clock(segment.start, ','),
-                clock(segment.end, ','),
-                cue_text(&segment.text)
-            ));
+            out.push_str(&format!("{}\n{} --> {}\n{}\n\n", n + 1, clock(segment.start, ','), clock(segment.end, ','), Self::cue(segment)));
         }
         out
     }
@@ -167,7 +187,7 @@ impl Transcript {
     fn vtt(&self) -> String {
         let mut out = String::from("WEBVTT\n\n");
         for segment in &self.segments {
-            out.push_str(&format!("{} --> {}\n{}\n\n", clock(segment.start, '.'), clock(segment.end, '.'), cue_text(&segment.text)));
+            out.push_str(&format!("{} --> {}\n{}\n\n", clock(segment.start, '.'), clock(segment.end, '.'), Self::cue(segment)));
         }
         out
     }
@@ -179,11 +199,15 @@ impl Transcript {
             .segments
             .iter()
             .map(|s| {
-                serde_json::json!({
+                let mut segment = serde_json::json!({
                     "id": s.id, "seek": 0, "start": s.start, "end": s.end, "text": s.text,
                     "tokens": [], "temperature": 0.0, "avg_logprob": s.avg_logprob,
                     "compression_ratio": 0.0, "no_speech_prob": s.no_speech_prob,
-                })
+                });
+                if let Some(speaker) = &s.speaker {
+                    segment["speaker"] = speaker.as_str().into();
+                }
+                segment
             })
             .collect();
         let mut body = serde_json::json!({
@@ -198,6 +222,9 @@ impl Transcript {
         }
         if let Some(logprobs) = &self.logprobs {
             body["logprobs"] = serde_json::to_value(logprobs).unwrap_or_default();
+        }
+        if let Some(turns) = &self.speaker_turns {
+            body["speaker_turns"] = serde_json::to_value(turns).unwrap_or_default();
         }
         body
     }
@@ -234,7 +261,15 @@ mod tests {
             duration: 3725.5,
             speech_duration: None,
             segments: vec![
-                Segment { id: 0, start: 0.0, end: 1.5, text: " Hello there.".into(), avg_logprob: -0.2, no_speech_prob: 0.01 },
+                Segment {
+                    id: 0,
+                    start: 0.0,
+                    end: 1.5,
+                    text: " Hello there.".into(),
+                    avg_logprob: -0.2,
+                    no_speech_prob: 0.01,
+                    speaker: None,
+                },
                 Segment {
                     id: 1,
                     start: 3723.25,
@@ -242,6 +277,7 @@ mod tests {
                     text: " General\n\nKenobi --> end".into(),
                     avg_logprob: -0.3,
                     no_speech_prob: 0.02,
+                    speaker: None,
                 },
             ],
             words: None,
@@ -252,6 +288,7 @@ mod tests {
             task: "transcribe".into(),
             truncated: false,
             logprobs: None,
+            speaker_turns: None,
         }
     }
 
@@ -280,11 +317,39 @@ mod tests {
         let mut transcript = sample();
         transcript.text = "بيمار مي گويد 3 روز".into();
         transcript.segments[0].text = " بيمار مي گويد".into();
-        transcript.words = Some(vec![Word { word: " بيمار".into(), start: 0.0, end: 0.5, probability: 0.9 }]);
+        transcript.words = Some(vec![Word { word: " بيمار".into(), start: 0.0, end: 0.5, probability: 0.9, speaker: None }]);
         transcript.normalize_persian(Digits::Latin);
         assert_eq!(transcript.text, "بیمار می\u{200c}گوید 3 روز");
         assert_eq!(transcript.segments[0].text, " بیمار می\u{200c}گوید");
         assert_eq!(transcript.words.unwrap()[0].word, " بیمار");
+    }
+
+    #[test]
+    fn speaker_labels_show_in_every_format() {
+        let mut transcript = sample();
+        transcript.segments.insert(
+            1,
+            Segment { id: 1, start: 1.6, end: 3.0, text: " How are you?".into(), avg_logprob: -0.1, no_speech_prob: 0.0, speaker: None },
+        );
+        transcript.segments[2].id = 2;
+        transcript.assign_speakers(vec![
+            SpeakerTurn { speaker: "S1".into(), start: 0.0, end: 3.1 },
+            SpeakerTurn { speaker: "S2".into(), start: 3723.0, end: 3725.5 },
+        ]);
+        assert_eq!(transcript.render(TranscriptFormat::Text), "[S1] Hello there. How are you?\n[S2] General Kenobi --> end\n");
+        assert!(transcript.render(TranscriptFormat::Srt).contains("00:00:01,500\n[S1] Hello there.\n"));
+        assert!(transcript.render(TranscriptFormat::Vtt).contains("01:02:05.500\n[S2] General Kenobi -> end\n"));
+        let json: serde_json::Value = serde_json::from_str(&transcript.render(TranscriptFormat::Json)).unwrap();
+        assert_eq!(json["segments"][2]["speaker"], "S2");
+        assert_eq!(transcript.verbose_json()["segments"][0]["speaker"], "S1");
+        assert_eq!(transcript.verbose_json()["speaker_turns"][1]["start"], 3723.0);
+        let diarized = transcript.diarized_json();
+        assert_eq!(
+            diarized["segments"][1],
+            serde_json::json!({"type": "transcript.text.segment", "id": "seg_001", "start": 1.6, "end": 3.0, "text": "How are you?", "speaker": "S1"})
+        );
+        assert_eq!(diarized["task"], "transcribe");
+        assert_eq!(diarized["usage"]["type"], "duration");
     }
 
     #[test]
