@@ -21,6 +21,8 @@ const GENERATE_MAX_TOKENS: u32 = 512;
 /// What leaves for the provider: text and context, redacted when asked.
 pub(super) struct Outgoing {
     pub(super) text: String,
+    /// For a conversation: who speaks, for the system message.
+    pub(super) conversation: Option<String>,
     pub(super) history: Option<String>,
     pub(super) medications: Vec<String>,
     pub(super) context: Option<PatientContext>,
@@ -34,7 +36,8 @@ impl MedicalAnalysisJob {
         let mut clean = |text: &str| if redact { redact::redact(text, &names, &mut counts) } else { text.to_string() };
         let context = self.patient_context.as_ref();
         Outgoing {
-            text: clean(&self.text),
+            text: clean(&self.input_text()),
+            conversation: self.conversation_note(),
             history: context.and_then(|c| c.history.as_deref()).map(&mut clean),
             medications: context.and_then(|c| c.medications.as_ref()).map(|m| m.iter().map(|d| clean(d)).collect()).unwrap_or_default(),
             context: self.patient_context.clone(),
@@ -121,7 +124,11 @@ impl<'a> Analysis<'a> {
         temperature: Option<f32>,
     ) -> Result<Value, JobError> {
         let messages = vec![
-            ChatCompletionRequestSystemMessage::from(prompt::generate_system_message(language)).into(),
+            ChatCompletionRequestSystemMessage::from(match &sent.conversation {
+                Some(note) => format!("{}\n{note}", prompt::generate_system_message(language)),
+                None => prompt::generate_system_message(language),
+            })
+            .into(),
             ChatCompletionRequestUserMessage::from(sent.text.as_str()).into(),
         ];
         let request = self.request(messages, max_tokens.unwrap_or(GENERATE_MAX_TOKENS), temperature.unwrap_or(0.7), None);
@@ -140,7 +147,10 @@ impl<'a> Analysis<'a> {
         let name = schema::schema_name(self.kind);
         let output_schema = schema::output_schema(self.kind);
         let model_schema = schema::for_model(&output_schema);
-        let system = prompt::system_message(self.kind, language, name, &model_schema);
+        let mut system = prompt::system_message(self.kind, language, name, &model_schema);
+        if let Some(note) = &sent.conversation {
+            system = format!("{system}\n{note}");
+        }
         let user = prompt::user_message(&sent.text, sent.context.as_ref(), sent.history.as_deref(), &sent.medications);
         let mut messages: Vec<ChatCompletionRequestMessage> =
             vec![ChatCompletionRequestSystemMessage::from(system).into(), ChatCompletionRequestUserMessage::from(user).into()];

@@ -15,6 +15,7 @@
 //! reach logs or error messages.
 
 mod analysis;
+pub mod conversation;
 pub mod llm;
 pub mod prompt;
 pub mod redact;
@@ -123,10 +124,20 @@ pub struct PatientContext {
 #[schema(example = json!({"text": "بیمار ۵۴ ساله با درد قفسه سینه از دو روز پیش و تنگی نفس", "analysis_type": "triage", "patient_context": {"age": 54, "sex": "male"}}))]
 pub struct MedicalAnalysisJob {
     /// Clinical text, Persian or English (up to 32,000 characters); the
-    /// prompt itself for `generate`.
+    /// prompt itself for `generate`. Give this or `segments`.
     #[serde(default)]
-    #[schema(required = true)]
     pub text: String,
+    /// A consultation as a speaker-labelled transcript instead of `text`:
+    /// a `transcription` result's `segments` (with `speakers`: true), e.g.
+    /// `{"from": "steps.0.result.segments"}` in a pipeline. The model gets
+    /// one line per turn with the speaker's label and role, and keeps the
+    /// patient's complaints apart from the clinician's findings and plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Vec<conversation::Utterance>>,
+    /// Who each speaker of `segments` is, e.g. `{"S1": "clinician", "S2":
+    /// "patient"}`; a speaker left out is worked out by the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_roles: Option<conversation::SpeakerRoles>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(required = true)]
     pub analysis_type: Option<AnalysisType>,
@@ -167,10 +178,22 @@ impl Job for MedicalAnalysisJob {
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
-        if self.text.trim().is_empty() {
-            errors.add("text", "is required and must not be empty");
-        } else if self.text.chars().count() > MAX_TEXT_CHARS {
-            errors.add("text", format!("must be at most {MAX_TEXT_CHARS} characters"));
+        match &self.segments {
+            Some(_) if !self.text.is_empty() => errors.add("segments", "give text or segments, not both"),
+            Some(segments) => {
+                conversation::validate(segments, self.speaker_roles.as_ref(), &mut errors);
+                if self.input_text().chars().count() > MAX_TEXT_CHARS {
+                    errors.add("segments", format!("must hold at most {MAX_TEXT_CHARS} characters of text"));
+                }
+            }
+            None if self.text.trim().is_empty() => errors.add("text", "is required (or segments) and must not be empty"),
+            None if self.text.chars().count() > MAX_TEXT_CHARS => {
+                errors.add("text", format!("must be at most {MAX_TEXT_CHARS} characters"))
+            }
+            None => {}
+        }
+        if self.speaker_roles.is_some() && self.segments.is_none() {
+            errors.add("speaker_roles", "needs segments with speakers");
         }
         let kinds: Vec<&str> = AnalysisType::ALL.iter().map(|k| k.as_str()).collect();
         let generate = match self.analysis_type {
@@ -236,7 +259,7 @@ impl Job for MedicalAnalysisJob {
             return Err(not_configured());
         }
         let kind = self.analysis_type.ok_or_else(|| JobError::permanent("invalid_payload", "analysis_type is missing"))?;
-        let language = self.language.unwrap_or_else(|| prompt::detect_language(&self.text));
+        let language = self.language.unwrap_or_else(|| prompt::detect_language(&self.input_text()));
         let sent = self.outgoing(client.config.redact);
         let mut analysis = Analysis::new(client, kind);
         let output = if kind == AnalysisType::Generate {
@@ -277,6 +300,22 @@ impl Job for MedicalAnalysisJob {
             "finish_reason": analysis.finish_reason,
             "timing_ms": { "provider": round(provider_ms), "worker": round((total_ms - provider_ms).max(0.0)) },
         }))
+    }
+}
+
+impl MedicalAnalysisJob {
+    /// What the model analyses: `text`, or the conversation in `segments`.
+    fn input_text(&self) -> String {
+        match &self.segments {
+            Some(segments) => conversation::render(segments, self.speaker_roles.as_ref().unwrap_or(&Default::default())),
+            None => self.text.clone(),
+        }
+    }
+
+    /// The system message's note on who speaks, for a conversation.
+    fn conversation_note(&self) -> Option<String> {
+        let segments = self.segments.as_ref()?;
+        Some(conversation::instructions(segments, self.speaker_roles.as_ref().unwrap_or(&Default::default())))
     }
 }
 
@@ -324,6 +363,36 @@ mod tests {
             .contains("temperature: must be between 0 and 2"));
         assert!(parse(json!({ "text": "x", "analysis_type": "summary", "language": "de" })).unwrap_err().starts_with("language"));
         assert!(parse(json!({ "text": "x", "analysis_type": "summary", "extra": 1 })).is_err());
+    }
+
+    #[test]
+    fn a_labelled_transcript_goes_out_as_turns_with_roles_and_redacted() {
+        // A transcription result's segments, as a pipeline passes them.
+        let job = parse(json!({
+            "segments": [
+                { "id": 0, "start": 0.0, "end": 2.1, "text": " What brings you in?", "avg_logprob": -0.2, "no_speech_prob": 0.0, "speaker": "S1" },
+                { "id": 1, "start": 2.5, "end": 5.0, "text": " I am Ali Rezaei, I cough at night.", "avg_logprob": -0.3, "no_speech_prob": 0.0, "speaker": "S2" }
+            ],
+            "speaker_roles": { "S1": "clinician", "S2": "patient" },
+            "analysis_type": "soap_note",
+            "patient_context": { "name": "Ali Rezaei" }
+        }))
+        .unwrap();
+        let sent = job.outgoing(true);
+        assert_eq!(sent.text, "[S1 (clinician)] What brings you in?\n[S2 (patient)] I am [NAME], I cough at night.");
+        assert!(sent.conversation.as_deref().unwrap().contains("S1 is the clinician, S2 is the patient."));
+        assert!(
+            job.outgoing(true).conversation.is_some()
+                && parse(json!({"text": "x", "analysis_type": "summary"})).unwrap().outgoing(true).conversation.is_none()
+        );
+        let both = parse(json!({ "text": "x", "segments": [{ "text": "y" }], "analysis_type": "summary" }));
+        assert!(both.unwrap_err().contains("segments: give text or segments, not both"));
+        let roles_alone = parse(json!({ "text": "x", "speaker_roles": { "S1": "patient" }, "analysis_type": "summary" }));
+        assert!(roles_alone.unwrap_err().contains("speaker_roles: needs segments"));
+        let bad_role = parse(
+            json!({ "segments": [{ "text": "y", "speaker": "S1" }], "speaker_roles": { "S1": "nurse" }, "analysis_type": "summary" }),
+        );
+        assert!(bad_role.unwrap_err().starts_with("speaker_roles.S1"));
     }
 
     #[test]
