@@ -263,11 +263,15 @@ impl TestEnv {
         let dir = speech::models_dir();
         let models = format!("tiny.en={dir}/ggml-tiny.en.bin,base={dir}/ggml-base.bin");
         let vad = format!("{dir}/{}", speech::VAD_MODEL);
+        let speaker_model = format!("{dir}/{}", speech::SPEAKER_MODEL);
+        let onnxruntime = format!("{dir}/{}", speech::ONNXRUNTIME_LIB);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).to_string();
         let mut all = vec![
             ("PEYK_QUEUES", "transcription"),
             ("PEYK_WHISPER_MODELS", models.as_str()),
             ("PEYK_WHISPER_VAD_MODEL", vad.as_str()),
+            ("PEYK_SPEAKER_MODEL", speaker_model.as_str()),
+            ("PEYK_ONNXRUNTIME_LIB", onnxruntime.as_str()),
             ("PEYK_WHISPER_THREADS", threads.as_str()),
         ];
         all.extend_from_slice(extra);

@@ -12,6 +12,71 @@ pub fn models_dir() -> String {
 /// The Silero VAD model's file name in that folder (whisper.cpp's name).
 pub const VAD_MODEL: &str = "ggml-silero-v6.2.0.bin";
 
+/// The speaker encoder and ONNX Runtime (`fetch.sh speakers`) in that folder.
+pub const SPEAKER_MODEL: &str = "speaker-dvector.int8.onnx";
+pub const ONNXRUNTIME_LIB: &str = "libonnxruntime.so.1.31.1";
+
+/// The true turns of a conversation fixture (`conversation_en.turns`):
+/// (start, end, speaker) in seconds.
+pub fn true_turns(name: &str) -> Vec<(f64, f64, String)> {
+    let text = String::from_utf8(fixture(name)).unwrap();
+    text.lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            (parts[0].parse().unwrap(), parts[1].parse().unwrap(), parts[2].to_string())
+        })
+        .collect()
+}
+
+/// Diarization error rate, in 10 ms frames with no forgiveness collar:
+/// (missed speech + false alarm + speaker confusion) / true speech, under
+/// the mapping of found speakers to true ones that makes it least (every
+/// one-to-one mapping is tried; a found speaker left unmapped is wrong
+/// wherever it speaks).
+pub fn diarization_error_rate(truth: &[(f64, f64, String)], found: &[(f64, f64, String)]) -> f64 {
+    let end = truth.iter().chain(found).map(|t| t.1).fold(0.0, f64::max);
+    let frames = (end * 100.0).ceil() as usize + 1;
+    let label = |turns: &[(f64, f64, String)], names: &mut Vec<String>| {
+        let mut at = vec![None; frames];
+        for (start, end, speaker) in turns {
+            let index = names.iter().position(|n| n == speaker).unwrap_or_else(|| {
+                names.push(speaker.clone());
+                names.len() - 1
+            });
+            for slot in &mut at[(start * 100.0).round() as usize..(end * 100.0).round() as usize] {
+                *slot = Some(index);
+            }
+        }
+        at
+    };
+    let (mut true_names, mut found_names) = (Vec::new(), Vec::new());
+    let truth_at = label(truth, &mut true_names);
+    let found_at = label(found, &mut found_names);
+    let speech = truth_at.iter().filter(|t| t.is_some()).count().max(1);
+    // Every assignment of found speakers to true ones (or to none).
+    let mut best = usize::MAX;
+    let options = true_names.len() + 1;
+    for code in 0..options.pow(found_names.len() as u32) {
+        let mapping: Vec<Option<usize>> =
+            (0..found_names.len()).map(|i| Some(code / options.pow(i as u32) % options).filter(|&m| m < true_names.len())).collect();
+        let mapped: Vec<usize> = mapping.iter().flatten().copied().collect();
+        if mapped.iter().enumerate().any(|(i, m)| mapped[..i].contains(m)) {
+            continue;
+        }
+        let errors = truth_at
+            .iter()
+            .zip(&found_at)
+            .filter(|(truth, found)| match (truth, found) {
+                (None, None) => false,
+                (Some(t), Some(f)) => mapping[*f] != Some(*t),
+                _ => true,
+            })
+            .count();
+        best = best.min(errors);
+    }
+    best as f64 / speech as f64
+}
+
 /// A file made by `infrastructure/dev/fixtures.sh`.
 pub fn fixture_path(name: &str) -> PathBuf {
     let dir = std::env::var("PEYK_TEST_FIXTURES").expect("PEYK_TEST_FIXTURES is not set: run the tests with infrastructure/dev/test.sh");
@@ -87,5 +152,26 @@ mod tests {
         assert_eq!(word_error_rate("ask not what", "Ask not, what"), 0.0);
         assert_eq!(word_error_rate("ask not what your country", "ask what your county"), 0.4);
         assert_eq!(word_error_rate("a b", ""), 1.0);
+    }
+}
+
+#[cfg(test)]
+mod der_tests {
+    use super::diarization_error_rate;
+
+    fn turns(list: &[(f64, f64, &str)]) -> Vec<(f64, f64, String)> {
+        list.iter().map(|(a, b, s)| (*a, *b, s.to_string())).collect()
+    }
+
+    #[test]
+    fn labels_are_matched_and_each_kind_of_error_counts() {
+        let truth = turns(&[(0.0, 2.0, "D"), (2.5, 4.5, "P")]);
+        // Perfect under renaming.
+        assert_eq!(diarization_error_rate(&truth, &turns(&[(0.0, 2.0, "S2"), (2.5, 4.5, "S1")])), 0.0);
+        // 0.5 s missed, 0.5 s false alarm, 1 s confused, of 4 s of speech.
+        let found = turns(&[(0.5, 2.0, "S1"), (2.0, 2.5, "S1"), (2.5, 3.5, "S2"), (3.5, 4.5, "S1")]);
+        assert!((diarization_error_rate(&truth, &found) - 0.5).abs() < 1e-9);
+        // One speaker for everything: the other's speech is all confusion.
+        assert!((diarization_error_rate(&truth, &turns(&[(0.0, 2.0, "S1"), (2.5, 4.5, "S1")])) - 0.5).abs() < 1e-9);
     }
 }

@@ -212,3 +212,53 @@ async fn references_are_checked_at_submission() {
     let (status, _) = api.get("/v1/pipelines/019aa6f0-0000-7000-8000-000000000000", &key).await;
     assert_eq!(status, 404);
 }
+
+/// A two-speaker consultation transcribed with speaker labels, then a SOAP
+/// note from its labelled segments: the model gets one line per turn with
+/// the speaker's role, and is told to keep the patient's complaints apart
+/// from the doctor's plan.
+#[tokio::test]
+async fn a_consultation_with_two_speakers_reaches_the_soap_note_turn_by_turn() {
+    let env = TestEnv::new("pipe-soap").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let openai = OpenAi::start().await;
+    let provider = openai.env();
+    let mut settings = peyk_tests::env_pairs(&provider);
+    settings.push(("PEYK_QUEUES", "transcription,medical_analysis"));
+    let _worker = env.start_speech_worker(&settings).await;
+    let file_id = api.upload(&key, "consultation.wav", fixture("conversation_en.wav")).await;
+
+    let (status, submitted) = api
+        .post(
+            "/v1/pipelines",
+            &key,
+            &json!({ "steps": [
+                { "type": "transcription", "payload": { "file_id": file_id, "model": "base", "language": "en", "speakers": true } },
+                { "type": "medical_analysis", "payload": {
+                    "analysis_type": "soap_note",
+                    "segments": { "from": "steps.0.result.segments" },
+                    "speaker_roles": { "S1": "clinician", "S2": "patient" },
+                } },
+            ] }),
+        )
+        .await;
+    assert_eq!(status, 202, "{submitted}");
+    let done = wait_for_pipeline(&api, &key, submitted["id"].as_str().unwrap(), "succeeded", Duration::from_secs(180)).await;
+    let note = api.job(&key, done["steps"][1]["job_id"].as_str().unwrap()).await;
+    assert!(note["result"]["output"]["plan"].is_string(), "{note}");
+
+    let requests = openai.requests();
+    let messages = requests[0]["messages"].as_array().unwrap();
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(system.contains("S1 is the clinician, S2 is the patient.") && system.contains("Keep who said what apart"), "{system}");
+    let user = messages[1]["content"].as_str().unwrap();
+    let turns: Vec<&str> = user.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(turns.len() >= 6, "{user}");
+    // The doctor's question and plan, and the patient's complaint, each under its speaker.
+    let line_with =
+        |words: &str| turns.iter().find(|l| l.to_lowercase().contains(words)).unwrap_or_else(|| panic!("no `{words}` in {user}"));
+    assert!(line_with("brings you in").starts_with("[S1 (clinician)] "), "{user}");
+    assert!(line_with("headache for three days").starts_with("[S2 (patient)] "), "{user}");
+    assert!(line_with("rest for three days").starts_with("[S1 (clinician)] "), "{user}");
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use peyk_jobs::transcription::persian::{self, Digits};
-use peyk_tests::speech::{fixture, models_dir, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
+use peyk_tests::speech::{diarization_error_rate, fixture, models_dir, true_turns, wav_bytes, wav_samples, word_error_rate, JFK, MEDICAL};
 use peyk_tests::sse::SseReader;
 use peyk_tests::{free_port, Api, TestEnv};
 use serde_json::{json, Value};
@@ -843,4 +843,149 @@ async fn openais_python_sdk_reads_a_streamed_transcription() {
     assert!(deltas.len() >= 3, "one delta per segment: {answer}");
     assert_eq!(deltas.concat(), done, "the deltas add up to the text");
     assert_wer(&[JFK, JFK, JFK].join(" "), done, 0.10);
+}
+
+/// The speaker turns of a result, as (start, end, speaker).
+fn found_turns(result: &Value) -> Vec<(f64, f64, String)> {
+    let turns = result["speaker_turns"].as_array().unwrap_or_else(|| panic!("no speaker_turns: {result}"));
+    turns.iter().map(|t| (t["start"].as_f64().unwrap(), t["end"].as_f64().unwrap(), t["speaker"].as_str().unwrap().to_string())).collect()
+}
+
+async fn download(api: &Api, key: &str, id: &str, format: &str) -> (u16, String) {
+    let url = format!("{}/v1/jobs/{id}/transcript?format={format}", api.url);
+    let response = api.http.get(url).bearer_auth(key).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn two_voices_in_english_and_persian_are_told_apart_and_every_format_shows_them() {
+    let env = TestEnv::new("speakers").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+
+    for (language, file) in [("en", "conversation_en"), ("fa", "conversation_fa")] {
+        let payload = json!({ "model": "base", "language": language, "speakers": true, "timestamps": "word" });
+        let job = transcribe(&api, &key, &format!("{file}.wav"), payload).await;
+        let result = &job["result"];
+        let truth = true_turns(&format!("{file}.turns"));
+        let found = found_turns(result);
+        let der = diarization_error_rate(&truth, &found);
+        eprintln!("{file}: diarization error rate {:.1} % ({} turns found, {} true)", der * 100.0, found.len(), truth.len());
+        assert!(der <= 0.15, "{file}: diarization error rate {der:.3} > 0.15; found {found:?}");
+        let speakers: std::collections::BTreeSet<&str> = found.iter().map(|t| t.2.as_str()).collect();
+        assert_eq!(speakers.into_iter().collect::<Vec<_>>(), ["S1", "S2"], "{file}");
+        // The doctor speaks first: S1; every segment and word has a speaker.
+        assert_eq!(found[0].2, "S1");
+        let segments = result["segments"].as_array().unwrap();
+        assert!(segments.iter().all(|s| matches!(s["speaker"].as_str(), Some("S1" | "S2"))), "{segments:?}");
+        assert!(result["words"].as_array().unwrap().iter().all(|w| w["speaker"].is_string()));
+        // Each segment's speaker is the true speaker at its middle.
+        let right = segments
+            .iter()
+            .filter(|s| {
+                let middle = (s["start"].as_f64().unwrap() + s["end"].as_f64().unwrap()) / 2.0;
+                let truly = truth.iter().min_by(|a, b| {
+                    let distance = |t: &(f64, f64, String)| if middle < t.0 { t.0 - middle } else { (middle - t.1).max(0.0) };
+                    distance(a).total_cmp(&distance(b))
+                });
+                let expected = if truly.unwrap().2 == "D" { "S1" } else { "S2" };
+                s["speaker"] == expected
+            })
+            .count();
+        assert!(right * 10 >= segments.len() * 9, "{file}: {right} of {} segments have their true speaker: {segments:?}", segments.len());
+
+        let id = job["id"].as_str().unwrap();
+        let (status, text) = download(&api, &key, id, "text").await;
+        assert_eq!(status, 200);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() >= 6 && lines.iter().all(|l| l.starts_with("[S1] ") || l.starts_with("[S2] ")), "{text}");
+        assert!(lines[0].starts_with("[S1] ") && lines[1].starts_with("[S2] "), "{text}");
+        let (_, srt) = download(&api, &key, id, "srt").await;
+        assert!(srt.contains("\n[S2] "), "{srt}");
+        let (_, vtt) = download(&api, &key, id, "vtt").await;
+        assert!(vtt.starts_with("WEBVTT") && vtt.contains("\n[S1] "), "{vtt}");
+        let (status, diarized) = download(&api, &key, id, "diarized_json").await;
+        assert_eq!(status, 200);
+        let diarized: Value = serde_json::from_str(&diarized).unwrap();
+        assert_eq!(diarized["segments"].as_array().unwrap().len(), segments.len());
+        let (_, verbose) = download(&api, &key, id, "verbose_json").await;
+        let verbose: Value = serde_json::from_str(&verbose).unwrap();
+        assert_eq!(verbose["segments"][0]["speaker"], "S1");
+        assert_eq!(verbose["speaker_turns"], result["speaker_turns"]);
+    }
+
+    // Without `speakers`: no labels, and no diarized_json.
+    let plain = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en" })).await;
+    assert!(plain["result"].get("speaker_turns").is_none() && plain["result"]["segments"][0].get("speaker").is_none());
+    let (status, body) = download(&api, &key, plain["id"].as_str().unwrap(), "diarized_json").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("no_speaker_labels"), "{body}");
+    // One real voice is one speaker.
+    let one = transcribe(&api, &key, "jfk.wav", json!({ "model": "tiny.en", "language": "en", "speakers": true })).await;
+    assert!(found_turns(&one["result"]).iter().all(|t| t.2 == "S1"), "{}", one["result"]);
+
+    // Speaker counts are checked, naming the field.
+    let file_id = api.upload(&key, "jfk.wav", fixture("jfk.wav")).await;
+    for (payload, field) in [
+        (json!({ "speakers": true, "min_speakers": 0 }), "payload.min_speakers"),
+        (json!({ "speakers": true, "max_speakers": 11 }), "payload.max_speakers"),
+        (json!({ "speakers": true, "min_speakers": 3, "max_speakers": 2 }), "payload.min_speakers"),
+        (json!({ "max_speakers": 2 }), "payload.max_speakers"),
+    ] {
+        let mut payload = payload;
+        payload["file_id"] = json!(file_id);
+        let (status, body) = api.post("/v1/jobs", &key, &json!({ "type": "transcription", "payload": payload })).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["details"]["errors"][0]["field"], field, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn openai_diarized_json_and_the_speaker_fields_of_the_form() {
+    let env = TestEnv::new("openai-speakers").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_speech_worker(&[]).await;
+    let audio = fixture("conversation_en.wav");
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let (api, key, audio) = (&api, &key, audio.clone());
+        async move { api.upload_form("/v1/audio/transcriptions", key, Some(("consultation.wav", audio)), &fields).await }
+    };
+
+    let (status, body, content_type) = post(vec![("model", "base"), ("language", "en"), ("response_format", "diarized_json")]).await;
+    assert_eq!((status, content_type.as_str()), (200, "application/json"), "{body}");
+    assert_eq!(body["task"], "transcribe");
+    assert!((body["duration"].as_f64().unwrap() - 31.1).abs() < 0.2, "{body}");
+    assert_eq!(body["usage"]["type"], "duration");
+    assert!(body["text"].as_str().unwrap().contains("headache"), "{body}");
+    let segments = body["segments"].as_array().unwrap();
+    for (i, segment) in segments.iter().enumerate() {
+        let keys: std::collections::BTreeSet<&str> = segment.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["end", "id", "speaker", "start", "text", "type"], "{segment}");
+        assert_eq!(segment["type"], "transcript.text.segment");
+        assert_eq!(segment["id"], format!("seg_{i:03}"));
+    }
+    assert_eq!(segments[0]["speaker"], "S1");
+    assert!(segments.iter().any(|s| s["speaker"] == "S2"), "{body}");
+
+    // `speakers` with another format; at most one speaker asked for.
+    let (status, body, _) =
+        post(vec![("model", "base"), ("language", "en"), ("response_format", "text"), ("speakers", "true"), ("max_speakers", "1")]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = body.as_str().unwrap();
+    assert!(text.starts_with("[S1] ") && !text.contains("[S2]"), "{text}");
+
+    for (fields, field) in [
+        (vec![("response_format", "diarized_json"), ("speakers", "false")], "speakers"),
+        (vec![("speakers", "maybe")], "speakers"),
+        (vec![("speakers", "true"), ("min_speakers", "two")], "min_speakers"),
+        (vec![("speakers", "true"), ("min_speakers", "0")], "min_speakers"),
+        (vec![("min_speakers", "2")], "min_speakers"),
+        (vec![("response_format", "diarized_json"), ("stream", "true")], "stream"),
+    ] {
+        let (status, body, _) = post(fields.clone()).await;
+        assert_eq!(status, 400, "{fields:?}: {body}");
+        assert_eq!(body["error"]["details"]["errors"][0]["field"], field, "{fields:?}: {body}");
+    }
 }
