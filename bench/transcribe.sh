@@ -24,8 +24,11 @@
 #    and off; the speed-up and the words each invents.
 # 4. long_10min.mp3 streamed (`stream=true`): seconds from sending the
 #    request to the first `transcript.text.delta`, and to the whole text.
+# 5. Speaker labels (diarization): the time labelling takes alone, per
+#    minute of audio, beside the transcription's own (base-q8_0, Peyk's
+#    engine), on the two-voice conversations and long_10min.mp3.
 # Medians of RUNS; every row shows its ratio to faster-whisper and its WER.
-# SECTIONS (default "jfk tiny long half stream") picks which run.
+# SECTIONS (default "jfk tiny long half stream speakers") picks which run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -42,7 +45,7 @@ JFK_TEXT="And so my fellow Americans, ask not what your country can do for you, 
 PEYK_MODELS=(tiny.en tiny.en-q8_0 tiny.en-q5_1 base base-q8_0 base-q5_1)
 
 ensure_packages build-tools
-PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh "${PEYK_MODELS[@]}" silero-vad
+PEYK_MODELS_DIR="$models_dir" infrastructure/models/fetch.sh "${PEYK_MODELS[@]}" silero-vad speakers
 infrastructure/dev/fixtures.sh "$fixtures" >/dev/null
 bench/whisper-ref/build.sh >/dev/null
 fw_model=$(bench/faster-whisper/setup.sh)
@@ -59,7 +62,7 @@ long_wav="$state/long_10min.wav"
 [ -f "$long_wav" ] || ffmpeg -nostdin -loglevel error -y -i "$fixtures/long_10min.mp3" -ar 16000 -ac 1 -c:a pcm_s16le "$long_wav"
 long_text=$(for _ in $(seq 55); do printf '%s ' "$JFK_TEXT"; done)
 
-section() { [[ " ${SECTIONS:-jfk tiny long half stream} " == *" $1 "* ]]; }
+section() { [[ " ${SECTIONS:-jfk tiny long half stream speakers} " == *" $1 "* ]]; }
 
 # median of the numbers on stdin
 median() { sort -g | awk '{v[NR]=$1} END {printf "%.2f", v[int((NR+1)/2)]}'; }
@@ -207,6 +210,25 @@ for vad in false true; do
   { read -r s; read -r text; } < <(peyk_api base-q8_0 "$half" en "$LONG_RUNS" "$vad")
   row "Peyk, base-q8_0, vad=$vad" "$s" "$text" "$half_text" "$fw"
 done
+fi
+
+if section speakers; then
+  echo "==> speaker labels, base-q8_0 ($RUNS runs)"
+  rows+=("" "**Speaker labels (speakers=true), base-q8_0, $THREADS threads: labelling alone beside the transcription**" ""
+    "| audio | transcription | labelling | labelling per audio minute | labelling ÷ transcription |" "|---|---|---|---|---|")
+  for name in conversation_en.wav conversation_fa.wav long_10min.mp3; do
+    language=en
+    [ "$name" = conversation_fa.wav ] && language=fa
+    out=$(PEYK_WHISPER_MODELS="base-q8_0=$models_dir/ggml-base-q8_0.bin" PEYK_WHISPER_THREADS="$THREADS" \
+      PEYK_WHISPER_VAD_MODEL="$models_dir/ggml-silero-v6.2.0.bin" PEYK_SPEAKER_MODEL="$models_dir/speaker-dvector.int8.onnx" \
+      PEYK_ONNXRUNTIME_LIB="$models_dir/libonnxruntime.so.1.31.1" MODEL=base-q8_0 LANGUAGE=$language SPEAKERS=true \
+      "$bin/peyk-bench-whisper" "$fixtures/$name" "$RUNS" 2>/dev/null)
+    whisper=$(grep '^seconds:' <<<"$out" | awk '{print $2}' | median)
+    labelling=$(grep '^speakers seconds:' <<<"$out" | awk '{print $3}' | median)
+    per_minute=$(grep '^speakers seconds:' <<<"$out" | awk '{print substr($4, 2)}' | median)
+    ratio=$(awk -v a="$labelling" -v b="$whisper" 'BEGIN {printf "%.3f", a / b}')
+    rows+=("| $name | $whisper s | $labelling s | $per_minute s | $ratio |")
+  done
 fi
 
 rss=$(peak_rss_mb "$worker")

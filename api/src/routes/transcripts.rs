@@ -28,11 +28,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views::{ErrorBody, JobView, SubmitJob};
 
-/// A finished transcription as json, text, srt, vtt or verbose_json.
+/// A finished transcription as json, text, srt, vtt, verbose_json or diarized_json.
 #[utoipa::path(get, path = "/v1/jobs/{id}/transcript", tag = "transcription", security(("api_key" = ["jobs:read"])),
     params(
         ("id" = String, Path, description = "Id of a transcription job"),
-        ("format" = Option<String>, Query, description = "json (default), text, srt, vtt or verbose_json"),
+        ("format" = Option<String>, Query, description = "json (default), text, srt, vtt, verbose_json or diarized_json (needs a transcript made with `speakers`)"),
     ),
     responses(
         (status = 200, description = "The transcript in the asked format"),
