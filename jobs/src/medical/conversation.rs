@@ -37,7 +37,7 @@ pub enum SpeakerRole {
 }
 
 impl SpeakerRole {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Clinician => "clinician",
             Self::Patient => "patient",
@@ -48,7 +48,31 @@ impl SpeakerRole {
     }
 }
 
-pub type SpeakerRoles = BTreeMap<String, SpeakerRole>;
+/// Who each speaker is: `{"S1": "clinician", "S2": "patient"}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpeakerRoles(pub BTreeMap<String, SpeakerRole>);
+
+/// The OpenAPI schema of [`SpeakerRoles`], written out: utoipa would file a
+/// map under the name `BTreeMap`, which another map (job metadata) has.
+pub fn speaker_roles_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let roles = ["clinician", "patient", "companion", "interpreter", "other"];
+    let role = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(roles));
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Who each speaker of `segments` is, e.g. `{\"S1\": \"clinician\", \"S2\": \"patient\"}`; a speaker left out is worked out by the model.",
+        ))
+        .additional_properties(Some(AdditionalProperties::RefOr(role.build().into())))
+        .build()
+}
+
+impl SpeakerRoles {
+    fn get(&self, speaker: &str) -> Option<SpeakerRole> {
+        self.0.get(speaker).copied()
+    }
+}
 
 /// The speakers of `segments`, in order of first appearance.
 fn speakers(segments: &[Utterance]) -> Vec<&str> {
@@ -93,7 +117,7 @@ pub fn render(segments: &[Utterance], roles: &SpeakerRoles) -> String {
 /// What the system message adds for a conversation.
 pub fn instructions(segments: &[Utterance], roles: &SpeakerRoles) -> String {
     let speakers = speakers(segments);
-    let known: Vec<String> = speakers.iter().filter_map(|s| roles.get(*s).map(|r| format!("{s} is the {}", r.as_str()))).collect();
+    let known: Vec<String> = speakers.iter().filter_map(|s| roles.get(s).map(|r| format!("{s} is the {}", r.as_str()))).collect();
     let who = if known.len() == speakers.len() && !known.is_empty() {
         format!("{}.", known.join(", "))
     } else if known.is_empty() {
@@ -121,7 +145,7 @@ pub fn validate(segments: &[Utterance], roles: Option<&SpeakerRoles>, errors: &m
         }
     }
     let present = speakers(segments);
-    for speaker in roles.into_iter().flat_map(|r| r.keys()) {
+    for speaker in roles.into_iter().flat_map(|r| r.0.keys()) {
         if !present.contains(&speaker.as_str()) {
             errors.add(format!("speaker_roles.{speaker}"), format!("no segment has speaker `{speaker}`"));
         }
@@ -139,22 +163,32 @@ mod tests {
     #[test]
     fn turns_become_labelled_lines_with_roles_where_known() {
         let segments = [said("S1", " What brings you in?"), said("S2", " A cough"), said("S2", " for a week."), said("S1", " Any fever?")];
-        let roles = SpeakerRoles::from([("S1".into(), SpeakerRole::Clinician)]);
+        let roles = SpeakerRoles(BTreeMap::from([("S1".into(), SpeakerRole::Clinician)]));
         assert_eq!(
             render(&segments, &roles),
             "[S1 (clinician)] What brings you in?\n[S2] A cough for a week.\n[S1 (clinician)] Any fever?"
         );
         let told = instructions(&segments, &roles);
         assert!(told.contains("S1 is the clinician; work out the others' roles"), "{told}");
-        let both = SpeakerRoles::from([("S1".into(), SpeakerRole::Clinician), ("S2".into(), SpeakerRole::Patient)]);
+        let both = SpeakerRoles(BTreeMap::from([("S1".into(), SpeakerRole::Clinician), ("S2".into(), SpeakerRole::Patient)]));
         assert!(instructions(&segments, &both).contains("S1 is the clinician, S2 is the patient."));
-        assert!(instructions(&segments, &SpeakerRoles::new()).contains("work it out from what each one says"));
+        assert!(instructions(&segments, &SpeakerRoles::default()).contains("work it out from what each one says"));
+    }
+
+    #[test]
+    fn the_documented_roles_are_the_roles() {
+        let schema = serde_json::to_value(speaker_roles_schema()).unwrap();
+        let documented = &schema["additionalProperties"]["enum"];
+        for role in [SpeakerRole::Clinician, SpeakerRole::Patient, SpeakerRole::Companion, SpeakerRole::Interpreter, SpeakerRole::Other] {
+            assert!(documented.as_array().unwrap().contains(&role.as_str().into()), "{schema}");
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
     }
 
     #[test]
     fn roles_must_name_speakers_of_the_segments() {
         let mut errors = ValidationErrors::new();
-        let roles = SpeakerRoles::from([("S3".into(), SpeakerRole::Patient)]);
+        let roles = SpeakerRoles(BTreeMap::from([("S3".into(), SpeakerRole::Patient)]));
         validate(&[said("S1", "Hello")], Some(&roles), &mut errors);
         validate(&[], None, &mut errors);
         let fields: Vec<String> = errors.0.into_iter().map(|e| e.field).collect();

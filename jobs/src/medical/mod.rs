@@ -134,9 +134,10 @@ pub struct MedicalAnalysisJob {
     /// patient's complaints apart from the clinician's findings and plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<conversation::Utterance>>,
-    /// Who each speaker of `segments` is, e.g. `{"S1": "clinician", "S2":
-    /// "patient"}`; a speaker left out is worked out by the model.
+    /// Who each speaker of `segments` is (documented in
+    /// `conversation::speaker_roles_schema`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = conversation::speaker_roles_schema)]
     pub speaker_roles: Option<conversation::SpeakerRoles>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(required = true)]

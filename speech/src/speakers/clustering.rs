@@ -121,7 +121,7 @@ mod tests {
 
     /// A unit vector near axis `axis` (of 4), nudged by `wobble`.
     fn voice(axis: usize, wobble: f32) -> Vec<f32> {
-        let mut v = vec![wobble; 4];
+        let mut v = [wobble; 4];
         v[axis] = 1.0;
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / norm).collect()

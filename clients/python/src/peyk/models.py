@@ -301,7 +301,6 @@ class KeyView(_KeyViewRequired, total=False):
 
 class _MedicalAnalysisJobRequired(TypedDict):
     analysis_type: Union[None, AnalysisType]
-    text: str
 
 
 class MedicalAnalysisJob(_MedicalAnalysisJobRequired, total=False):
@@ -309,7 +308,10 @@ class MedicalAnalysisJob(_MedicalAnalysisJobRequired, total=False):
     language: Union[None, Language]
     max_tokens: Union[int, None]
     patient_context: Union[None, PatientContext]
+    segments: Union[list[Utterance], None]
+    speaker_roles: dict[str, Literal["clinician", "patient", "companion", "interpreter", "other"]]
     temperature: Union[float, None]
+    text: str
 
 
 class MedicalAnalysisOutput_generate(TypedDict):
@@ -951,7 +953,7 @@ class TenantView(_TenantViewRequired, total=False):
     sms_per_day: Union[int, None]
 
 
-TranscriptionForm = TypedDict("TranscriptionForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "language": 'str', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
+TranscriptionForm = TypedDict("TranscriptionForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "language": 'str', "max_speakers": 'int', "min_speakers": 'int', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "speakers": 'bool', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class _TranscriptionJobRequired(TypedDict):
@@ -963,9 +965,12 @@ class TranscriptionJob(_TranscriptionJobRequired, total=False):
     digits: Union[None, Digits]
     language: Union[str, None]
     logprobs: bool
+    max_speakers: Union[int, None]
+    min_speakers: Union[int, None]
     model: Union[str, None]
     normalize: Union[bool, None]
     prompt: Union[str, None]
+    speakers: bool
     temperature: Union[float, None]
     timestamps: Timestamps
     translate: bool
@@ -973,7 +978,7 @@ class TranscriptionJob(_TranscriptionJobRequired, total=False):
     vad_settings: Union[None, VadSettings]
 
 
-TranslationForm = TypedDict("TranslationForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
+TranslationForm = TypedDict("TranslationForm", {"chunking_strategy": 'str', "digits": 'str', "file": 'str', "include[]": 'list[str]', "max_speakers": 'int', "min_speakers": 'int', "model": 'str', "normalize": 'bool', "prompt": 'str', "response_format": 'TranscriptFormat', "speakers": 'bool', "stream": 'bool', "temperature": 'float', "timestamp_granularities[]": 'list[Timestamps]', "vad": 'bool'}, total=False)
 
 
 class TriggerView(TypedDict):
@@ -1021,6 +1026,15 @@ class Used(TypedDict):
     jobs: int
     llm_tokens: int
     sms: int
+
+
+class _UtteranceRequired(TypedDict):
+    text: str
+
+
+class Utterance(_UtteranceRequired, total=False):
+    """One segment of a transcript: its text and speaker. Other fields of a"""
+    speaker: Union[str, None]
 
 
 class VadSettings(TypedDict, total=False):
@@ -1119,4 +1133,4 @@ Sex: TypeAlias = 'Literal["female", "male", "other", "unknown"]'
 SmsJob: TypeAlias = 'Union[SmsJob0, SmsJob1, SmsJobLookup, SmsJobCall]'
 SubmitJob: TypeAlias = 'Union[SubmitWebhookJob, SubmitTranscriptionJob, SubmitSmsJob, SubmitEmailJob, SubmitMedicalAnalysisJob, SubmitPaymentVerificationJob, SubmitTaskJob]'
 Timestamps: TypeAlias = 'Literal["segment", "word"]'
-TranscriptFormat: TypeAlias = 'Literal["json", "text", "srt", "vtt", "verbose_json"]'
+TranscriptFormat: TypeAlias = 'Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]'
