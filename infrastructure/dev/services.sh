@@ -86,7 +86,7 @@ start_postgres() {
   fi
   if ! pg_as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     pg_as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$data' -c max_connections=400 -c shared_buffers=256MB -c fsync=${PEYK_PG_FSYNC:-on}" \
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$data' -c max_connections=400 -c shared_buffers=256MB -c fsync=${PEYK_PG_FSYNC:-on} -c max_wal_size=${PEYK_PG_MAX_WAL_SIZE:-1GB}" \
       start >/dev/null
   fi
   PG_DATA="$data"

@@ -10,6 +10,9 @@ phase_start=$SECONDS
 phase_done() { echo "==> $1 took $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
 cd "$root"
 source infrastructure/dev/services.sh
+# A first run from a fresh clone writes about DISK_NEED_GB GB (target/, models,
+# venvs, test data); CI machines differ in what they have free.
+echo "==> $(df -Pm "$root" | awk 'NR == 2 {printf "%.1f", $4 / 1024}') GB free on disk (a first run needs about DISK_NEED_GB GB)"
 
 PG_PORT=${PEYK_TEST_PG_PORT:-54339}
 REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
@@ -74,8 +77,10 @@ codegen="$root/.peyk/codegen"
 export PEYK_TEST_CODEGEN_PYTHON="$codegen/bin/python"
 phase_done "models, audio fixtures and Python test servers"
 echo "==> starting PostgreSQL :$PG_PORT and Redis :$REDIS_PORT (data in $state)"
-# Test data is thrown away: no fsync, no AOF.
-PEYK_PG_FSYNC=off start_postgres "$state" "$PG_PORT"
+# Test data is thrown away: no fsync, no AOF, and at most 256 MB of WAL
+# kept between checkpoints (PostgreSQL's default, 1 GB, was most of the
+# disk the test data took).
+PEYK_PG_FSYNC=off PEYK_PG_MAX_WAL_SIZE=256MB start_postgres "$state" "$PG_PORT"
 PEYK_REDIS_AOF=no start_redis "$state" "$REDIS_PORT"
 trap 'stop_services "$state" "$REDIS_PORT"' EXIT
 
@@ -97,6 +102,17 @@ export PEYK_TEST_PG_BIN
 export PEYK_TEST_PG_TEMPLATE=$template
 export PEYK_TEST_REDIS_URL="$REDIS_URL"
 export PEYK_BIN_DIR="$root/target/debug"
+
+# Each test copies the template into a database of its own (t_…) and a
+# file store under target/test-files. An earlier run's are dropped here, and
+# an area's once it has passed (a failed area's stay, to look into): kept,
+# they took 1.5 GB a run.
+drop_test_databases() {
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT datname FROM pg_database WHERE datname LIKE 't\_%'" postgres \
+    | while read -r db; do psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" postgres; done
+  rm -rf target/test-files
+}
+drop_test_databases
 
 echo "==> testing"
 # Tests within a process run at once; each starts its own API and workers,
@@ -121,7 +137,11 @@ else
     area=$(basename "$module" .rs)
     [ "$area" = main ] && continue
     echo "==> end-to-end: $area"
-    cargo test --workspace --no-fail-fast --test e2e -- "e2e::$area::" || status=$?
+    if cargo test --workspace --no-fail-fast --test e2e -- "e2e::$area::"; then
+      drop_test_databases
+    else
+      status=$?
+    fi
   done
 fi
 phase_done "tests"
