@@ -10,9 +10,9 @@ phase_start=$SECONDS
 phase_done() { echo "==> $1 took $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
 cd "$root"
 source infrastructure/dev/services.sh
-# A first run from a fresh clone writes about DISK_NEED_GB GB (target/, models,
+# A first run from a fresh clone writes about 5 GB (target/, models,
 # venvs, test data); CI machines differ in what they have free.
-echo "==> $(df -Pm "$root" | awk 'NR == 2 {printf "%.1f", $4 / 1024}') GB free on disk (a first run needs about DISK_NEED_GB GB)"
+echo "==> $(df -Pm "$root" | awk 'NR == 2 {printf "%.1f", $4 / 1024}') GB free on disk (a first run needs about 5 GB)"
 
 PG_PORT=${PEYK_TEST_PG_PORT:-54339}
 REDIS_PORT=${PEYK_TEST_REDIS_PORT:-63809}
