@@ -134,7 +134,7 @@ pub fn validate_steps<C: Clients>(registry: &Registry<C>, steps: &[StepSpec]) ->
         let mut found = Vec::new();
         references(&step.payload, &format!("{field}.payload"), &mut found);
         if found.is_empty() {
-            if let Err(invalid) = kind.validate(step.payload.clone()) {
+            if let Err(invalid) = kind.validate(&step.payload) {
                 errors.0.extend(invalid.nested(&format!("{field}.payload")).0);
             }
         }
@@ -205,7 +205,7 @@ pub fn step_job<C: Clients>(
         return Err(("invalid_step_payload".into(), format!("step {index}: unknown job type `{}`", spec.job_type)));
     };
     let validated = kind
-        .validate(payload)
+        .validate(&payload)
         .map_err(|errors| ("invalid_step_payload".to_string(), format!("step {index} ({}): {errors}", spec.job_type)))?;
     let job = crate::submit::system_job(pipeline.tenant_id, kind, validated.payload, Utc::now());
     Ok(NewJob {

@@ -37,7 +37,7 @@ pub struct JobKind<C> {
     pub result_fields: &'static [&'static str],
     pub internal: bool,
     pub sensitive: bool,
-    validate: fn(serde_json::Value) -> Result<Validated, ValidationErrors>,
+    validate: fn(&serde_json::Value) -> Result<Validated, ValidationErrors>,
     /// `None`: described only (see [`JobKind::described`]).
     run: Option<RunFn<C>>,
     redact: fn(&mut serde_json::Value),
@@ -77,7 +77,7 @@ impl<C: Clients> JobKind<C> {
 
     /// Parses and validates a submitted payload; returns it normalized.
     /// Field paths are relative to the payload.
-    pub fn validate(&self, payload: serde_json::Value) -> Result<Validated, ValidationErrors> {
+    pub fn validate(&self, payload: &serde_json::Value) -> Result<Validated, ValidationErrors> {
         (self.validate)(payload)
     }
 
@@ -109,7 +109,7 @@ impl<C: Clients> JobKind<C> {
     }
 }
 
-fn validate_as<J: Job>(payload: serde_json::Value) -> Result<Validated, ValidationErrors> {
+fn validate_as<J: Job>(payload: &serde_json::Value) -> Result<Validated, ValidationErrors> {
     let mut job: J = serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let field = if path == "." { String::new() } else { path };

@@ -73,9 +73,31 @@ pub struct BatchAnswer {
     pub rejected: usize,
 }
 
+/// What an item's answer says of its job: one stored now, or the earlier
+/// job its idempotency key names.
+#[derive(Clone)]
+struct KnownJob {
+    id: Uuid,
+    status: String,
+    idempotency_key: Option<String>,
+    request_hash: Option<Vec<u8>>,
+}
+
+impl From<NewJob> for KnownJob {
+    fn from(job: NewJob) -> Self {
+        Self { id: job.id, status: job.status, idempotency_key: job.idempotency_key, request_hash: job.request_hash }
+    }
+}
+
+impl From<JobRow> for KnownJob {
+    fn from(row: JobRow) -> Self {
+        Self { id: row.id, status: row.status, idempotency_key: row.idempotency_key, request_hash: row.request_hash }
+    }
+}
+
 impl BatchItem {
-    fn job(index: usize, status: StatusCode, row: &JobRow) -> Self {
-        Self { index, status: status.as_u16(), id: Some(row.id), job_status: Some(row.status.clone()), error: None }
+    fn job(index: usize, status: StatusCode, job: &KnownJob) -> Self {
+        Self { index, status: status.as_u16(), id: Some(job.id), job_status: Some(job.status.clone()), error: None }
     }
 
     fn error(index: usize, error: ApiError) -> Self {
@@ -137,53 +159,54 @@ pub async fn submit_batch(
         usage.add(*item);
     }
     let charged = quota::charge(&state, tenant.0, usage).await?;
-    let stored = match store_and_push(&state, to_store.iter().map(|(_, job, _)| job.clone()).collect()).await {
-        Ok(stored) => stored,
+    let (to_store, usage): (Vec<(usize, NewJob)>, Vec<Use>) = to_store.into_iter().map(|(index, job, usage)| ((index, job), usage)).unzip();
+    let (indexes, jobs): (Vec<usize>, Vec<NewJob>) = to_store.into_iter().unzip();
+    let (jobs, stored) = match store_and_push(&state, jobs).await {
+        Ok(done) => done,
         Err(e) => {
             quota::refund(&state, tenant.0, &charged).await;
             return Err(e);
         }
     };
     // Items not stored (replays of earlier jobs) give their share back.
-    let stored_ids: HashSet<Uuid> = stored.iter().map(|row| row.id).collect();
     let mut unused = Use::default();
-    for (_, job, item) in &to_store {
-        if !stored_ids.contains(&job.id) {
+    for (job, item) in jobs.iter().zip(&usage) {
+        if !stored.contains(&job.id) {
             unused.add(*item);
         }
     }
     if unused.jobs > 0 {
         quota::refund(&state, tenant.0, &quota::Charged::of(unused)).await;
     }
-    let to_store: Vec<(usize, NewJob)> = to_store.into_iter().map(|(index, job, _)| (index, job)).collect();
-    let mut stored_by_id: HashMap<Uuid, JobRow> = stored.into_iter().map(|row| (row.id, row)).collect();
-    let mut by_key: HashMap<String, JobRow> = HashMap::new();
-    for (index, job) in to_store.into_iter().chain(repeats) {
-        let answer = match stored_by_id.remove(&job.id) {
-            Some(row) => {
-                metrics::JOBS_ENQUEUED.with_label_values(&[&row.job_type]).inc();
-                let answer = BatchItem::job(index, StatusCode::ACCEPTED, &row);
-                if let Some(key) = row.idempotency_key.clone() {
-                    by_key.insert(key, row);
-                }
-                answer
+    let mut enqueued: HashMap<String, u64> = HashMap::new();
+    let mut by_key: HashMap<String, KnownJob> = HashMap::new();
+    for (index, job) in indexes.into_iter().zip(jobs).chain(repeats) {
+        let answer = if stored.contains(&job.id) {
+            *enqueued.entry(job.job_type.clone()).or_default() += 1;
+            let known = KnownJob::from(job);
+            let answer = BatchItem::job(index, StatusCode::ACCEPTED, &known);
+            if let Some(key) = known.idempotency_key.clone() {
+                by_key.insert(key, known);
             }
-            None => {
-                let key = job.idempotency_key.clone().expect("only keyed jobs are not stored");
-                let existing = match by_key.get(&key) {
-                    Some(row) => Some(row.clone()),
-                    None => q::find_by_idempotency_key(&state.pool, tenant.0, &key).await?,
-                };
-                let existing = existing.ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
-                by_key.insert(key, existing.clone());
-                if existing.request_hash == job.request_hash {
-                    BatchItem::job(index, StatusCode::OK, &existing)
-                } else {
-                    BatchItem::error(index, idempotency_conflict(existing.id))
-                }
+            answer
+        } else {
+            let key = job.idempotency_key.clone().expect("only keyed jobs are not stored");
+            let existing = match by_key.get(&key) {
+                Some(known) => Some(known.clone()),
+                None => q::find_by_idempotency_key(&state.pool, tenant.0, &key).await?.map(KnownJob::from),
+            };
+            let existing = existing.ok_or_else(|| ApiError::internal("idempotency conflict without a row"))?;
+            by_key.insert(key, existing.clone());
+            if existing.request_hash == job.request_hash {
+                BatchItem::job(index, StatusCode::OK, &existing)
+            } else {
+                BatchItem::error(index, idempotency_conflict(existing.id))
             }
         };
         answers[index] = Some(answer);
+    }
+    for (job_type, count) in enqueued {
+        metrics::JOBS_ENQUEUED.with_label_values(&[&job_type]).inc_by(count);
     }
 
     let data: Vec<BatchItem> = answers.into_iter().map(|answer| answer.expect("every item is answered")).collect();
@@ -209,7 +232,7 @@ async fn admit(
             continue;
         };
         answers[index] = Some(match refused_unless_replayed(state, tenant, &job, refused).await {
-            Ok((status, row)) => BatchItem::job(index, status, &row),
+            Ok((status, row)) => BatchItem::job(index, status, &KnownJob::from(row)),
             // The database or Redis being down fails the whole batch.
             Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE && error.code != "provider_not_configured" => return Err(error),
             Err(error) => BatchItem::error(index, error),
@@ -245,20 +268,21 @@ async fn drop_missing_files(
 
 /// Stores the jobs in one INSERT and pushes the stored ones, in a task of
 /// its own: a client that hangs up must not leave committed jobs unpushed.
-/// Answers the rows stored (a job whose idempotency key exists is not).
-async fn store_and_push(state: &AppState, jobs: Vec<NewJob>) -> Result<Vec<JobRow>, ApiError> {
+/// Answers the jobs back with the ids of those stored (a job whose
+/// idempotency key exists is not).
+async fn store_and_push(state: &AppState, jobs: Vec<NewJob>) -> Result<(Vec<NewJob>, HashSet<Uuid>), ApiError> {
     if jobs.is_empty() {
-        return Ok(Vec::new());
+        return Ok((jobs, HashSet::new()));
     }
     let state = state.clone();
     tokio::spawn(async move {
-        let rows = q::insert_batch(&state.pool, &jobs).await?;
-        let entries: Vec<Enqueue> = rows.iter().filter_map(Enqueue::for_row).collect();
+        let stored: HashSet<Uuid> = q::insert_batch_ids(&state.pool, &jobs).await?.into_iter().collect();
+        let entries: Vec<Enqueue> = jobs.iter().filter(|job| stored.contains(&job.id)).filter_map(Enqueue::for_new).collect();
         if let Err(e) = state.queue.enqueue_many(&entries).await {
             tracing::warn!(jobs = entries.len(), error = %e, "stored jobs not pushed to redis; the sweeper will push them");
             state.mark_redis(false);
         }
-        Ok::<_, ApiError>(rows)
+        Ok::<_, ApiError>((jobs, stored))
     })
     .await
     .map_err(ApiError::internal)?

@@ -55,7 +55,7 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
         return Err(ApiError::invalid_field("type", "is queued by Peyk itself"));
     }
     let mut errors = ValidationErrors::new();
-    let validated = match kind.validate(submission.payload.clone()) {
+    let validated = match kind.validate(&submission.payload) {
         Ok(validated) => Some(validated),
         Err(invalid) => {
             errors.0.extend(invalid.nested("payload").0);

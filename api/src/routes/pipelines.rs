@@ -123,7 +123,7 @@ pub async fn submit(
     }
     let first_step = &submission.steps[0];
     let mut audio = 0.0;
-    if let Some(Ok(first)) = registry.get(&first_step.job_type).map(|kind| kind.validate(first_step.payload.clone())) {
+    if let Some(Ok(first)) = registry.get(&first_step.job_type).map(|kind| kind.validate(&first_step.payload)) {
         audio = check_files(&state, &tenant, "steps[0].payload", &first.files).await?;
     }
     if !state.redis_is_up() {

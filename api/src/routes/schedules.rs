@@ -363,7 +363,7 @@ async fn check_pipeline(state: &AppState, tenant: &Tenant, template: &PipelineTe
         metadata::check("pipeline.metadata", given).map_err(ApiError::validation)?;
     }
     let first = &template.steps[0];
-    if let Some(Ok(validated)) = registry.get(&first.job_type).map(|kind| kind.validate(first.payload.clone())) {
+    if let Some(Ok(validated)) = registry.get(&first.job_type).map(|kind| kind.validate(&first.payload)) {
         check_files(state, tenant, "pipeline.steps[0].payload", &validated.files).await?;
     }
     Ok(template.clone())

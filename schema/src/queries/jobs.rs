@@ -28,19 +28,42 @@ pub async fn insert_batch(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<JobRow>
 /// [`insert_batch`] on a connection the caller holds (e.g. inside its own
 /// transaction).
 pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: &[NewJob]) -> Result<Vec<JobRow>, DbError> {
+    insert_returning(conn, batch, "*").await
+}
+
+/// [`insert_batch`] answering only the ids of the rows inserted: for a
+/// caller that still has the jobs (a bulk submission), rows sent back whole
+/// cost PostgreSQL and the API more than the insert (every payload turned
+/// back into JSON text and parsed again).
+pub async fn insert_batch_ids(pool: &DbPool, batch: &[NewJob]) -> Result<Vec<Uuid>, DbError> {
+    #[derive(QueryableByName)]
+    struct Inserted {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let mut conn = pool.get().await?;
+    let rows: Vec<Inserted> = insert_returning(&mut conn, batch, "id").await?;
+    Ok(rows.into_iter().map(|row| row.id).collect())
+}
+
+/// The batch insert, `RETURNING` the given columns as `T`.
+async fn insert_returning<T>(conn: &mut AsyncPgConnection, batch: &[NewJob], returning: &str) -> Result<Vec<T>, DbError>
+where
+    T: QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
     use diesel::sql_types::{Array, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
     fn column<'a, T>(batch: &'a [NewJob], value: impl Fn(&'a NewJob) -> T) -> Vec<T> {
         batch.iter().map(value).collect()
     }
-    Ok(diesel::sql_query(
+    Ok(diesel::sql_query(format!(
         "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
                            request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id, metadata, callback)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
                               $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[],
                               $15::jsonb[], $16::jsonb[])
          ON CONFLICT DO NOTHING
-         RETURNING *",
-    )
+         RETURNING {returning}"
+    ))
     .bind::<Array<SqlUuid>, _>(column(batch, |j| j.id))
     .bind::<Array<SqlUuid>, _>(column(batch, |j| j.tenant_id))
     .bind::<Array<Text>, _>(column(batch, |j| j.job_type.as_str()))

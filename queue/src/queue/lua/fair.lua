@@ -59,20 +59,26 @@ local function release_slot(ns, task_id)
   end
 end
 
--- Puts a task in its tenant's waiting set, at the back of its priority band
--- (or at the front: a task handed back unstarted keeps its turn).
--- `entered`: the tenant was placed earlier in this same script with nothing
--- taken since, so it is in `waiting` and, unless paused or capped, in the
--- ring already (saves five commands per task of a batch).
-local function place(ns, task_id, tenant, priority, front, entered)
+-- A task's rank in its tenant's waiting set: its priority band, then the
+-- back of the band (or the front: a task handed back unstarted keeps its
+-- turn) by `seq`, the queue's sequence number taken for it.
+local function rank(priority, seq, front)
   local level = math.floor(tonumber(priority) or 0)
   if level < 0 then level = 0 elseif level > MAX_PRIORITY then level = MAX_PRIORITY end
-  local seq = redis.call("incr", ns .. ":fair:seq")
-  local rank = (MAX_PRIORITY - level) * BAND + MIDDLE + (front and -seq or seq)
-  redis.call("zadd", tenant_key(ns, tenant), rank, task_id)
-  if entered then return end
+  return (MAX_PRIORITY - level) * BAND + MIDDLE + (front and -seq or seq)
+end
+
+-- A tenant just given tasks: it has work, and takes its turn in the ring.
+local function has_work(ns, tenant)
   redis.call("sadd", ns .. ":fair:waiting", tenant)
   enter_ring(ns, tenant)
+end
+
+-- Puts one task in its tenant's waiting set (see `rank`).
+local function place(ns, task_id, tenant, priority, front)
+  local seq = redis.call("incr", ns .. ":fair:seq")
+  redis.call("zadd", tenant_key(ns, tenant), rank(priority, seq, front), task_id)
+  has_work(ns, tenant)
 end
 
 -- The tenant and priority a stored task carries (`args` of the apalis task
