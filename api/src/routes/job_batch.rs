@@ -18,14 +18,14 @@ use peyk_queue::queue::Enqueue;
 use peyk_schema::queries::{files, jobs as q};
 use peyk_schema::{JobRow, NewJob};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admission::Admission;
 use crate::auth::Tenant;
 use crate::error::ApiError;
-use crate::extract::{from_value, ValidJson};
+use crate::extract::{from_raw, ValidJson};
 use crate::quota::{self, Use};
 use crate::routes::jobs::{audio_seconds, build_job, idempotency_conflict, missing_files, refused_unless_replayed, FileRefs};
 use crate::state::AppState;
@@ -37,9 +37,10 @@ pub const MAX_BATCH: usize = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
-    /// 1–1,000 submissions, each as `POST /v1/jobs` takes it.
+    /// 1–1,000 submissions, each as `POST /v1/jobs` takes it. Kept as
+    /// text until each is read on its own (its own 422).
     #[schema(value_type = Vec<SubmitJob>)]
-    pub jobs: Vec<Value>,
+    pub jobs: Vec<Box<RawValue>>,
 }
 
 /// One item's answer.
@@ -133,7 +134,7 @@ pub async fn submit_batch(
     let mut answers: Vec<Option<BatchItem>> = (0..count).map(|_| None).collect();
     let mut valid: Vec<(usize, NewJob, FileRefs)> = Vec::new();
     for (index, item) in batch.jobs.into_iter().enumerate() {
-        match from_value::<SubmitJob>(item).and_then(|submission| build_job(&tenant, submission)) {
+        match from_raw::<SubmitJob>(&item).and_then(|submission| build_job(&tenant, submission)) {
             Ok((job, refs)) => valid.push((index, job, refs)),
             Err(error) => answers[index] = Some(BatchItem::error(index, error)),
         }

@@ -103,7 +103,10 @@ pub(crate) fn build_job(tenant: &Tenant, submission: SubmitJob) -> Result<(NewJo
 
     // The hash covers what the client sent, so that the same body repeated
     // (even with a relative delay) matches, and anything else does not.
-    let request_hash = Sha256::digest(serde_json::to_vec(&submission).unwrap_or_default()).to_vec();
+    // Written straight into the hasher: no copy of the body in between.
+    let mut hasher = Sha256::new();
+    serde_json::to_writer(&mut hasher, &submission).map_err(ApiError::internal)?;
+    let request_hash = hasher.finalize().to_vec();
     let status = if run_at > now { JobStatus::Scheduled } else { JobStatus::Queued };
     let validated = validated.expect("valid when there are no errors");
     let job = NewJob {
