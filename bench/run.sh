@@ -11,7 +11,7 @@
 # `job.succeeded`, so every job also stores an event and delivers it: the
 # drain then counts until the events are delivered too. BATCH=N submits N
 # jobs per request to /v1/jobs/batch instead (submission only; fewer
-# connections suit it, e.g. BATCH=1000 CONNECTIONS=4).
+# connections suit it, e.g. BATCH=1000 CONNECTIONS=8).
 # API, worker, PostgreSQL (fsync on) and Redis (AOF on) all run on this machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
