@@ -144,24 +144,25 @@ pub async fn submit_batch(
 
     // An idempotency key repeated inside the batch: the first item is
     // stored, the later ones answered as replays of it (or 409).
+    // The jobs to store travel on their own (into the storing task and
+    // back); each one's item index and use stay here, in the same order.
     let mut keys_seen: HashSet<String> = HashSet::new();
-    let mut to_store: Vec<(usize, NewJob, Use)> = Vec::new();
+    let (mut indexes, mut jobs, mut uses) = (Vec::new(), Vec::new(), Vec::new());
     let mut repeats: Vec<(usize, NewJob)> = Vec::new();
-    for (index, job, usage) in valid {
-        match &job.idempotency_key {
-            Some(key) if !keys_seen.insert(key.clone()) => repeats.push((index, job)),
-            _ => to_store.push((index, job, usage)),
-        }
-    }
-
     // The batch is charged as a whole: past a quota, none of it is stored.
     let mut usage = Use::default();
-    for (_, _, item) in &to_store {
-        usage.add(*item);
+    for (index, job, item) in valid {
+        match &job.idempotency_key {
+            Some(key) if !keys_seen.insert(key.clone()) => repeats.push((index, job)),
+            _ => {
+                usage.add(item);
+                indexes.push(index);
+                jobs.push(job);
+                uses.push(item);
+            }
+        }
     }
     let charged = quota::charge(&state, tenant.0, usage).await?;
-    let (to_store, usage): (Vec<(usize, NewJob)>, Vec<Use>) = to_store.into_iter().map(|(index, job, usage)| ((index, job), usage)).unzip();
-    let (indexes, jobs): (Vec<usize>, Vec<NewJob>) = to_store.into_iter().unzip();
     let (jobs, stored) = match store_and_push(&state, jobs).await {
         Ok(done) => done,
         Err(e) => {
@@ -171,7 +172,7 @@ pub async fn submit_batch(
     };
     // Items not stored (replays of earlier jobs) give their share back.
     let mut unused = Use::default();
-    for (job, item) in jobs.iter().zip(&usage) {
+    for (job, item) in jobs.iter().zip(&uses) {
         if !stored.contains(&job.id) {
             unused.add(*item);
         }
