@@ -3,7 +3,8 @@
 #   1. submission: wrk, 32 connections, POST /v1/jobs for $DURATION s, with no
 #      worker running: throughput and latency percentiles of the API;
 #   2. delivery: a worker starts and drains every submitted job to a local
-#      HTTP sink: deliveries per second.
+#      HTTP sink: deliveries per second, at the worker's default settings
+#      (WORKER_CONCURRENCY=N: PEYK_CONCURRENCY for this run).
 # JOB picks the job type: `webhook` (default; delivered to the sink) or `sms`
 # (`send` to one number, through the sink answering as Kavenegar does; each
 # job also stores and queues its delivery-status check, scheduled past the
@@ -65,7 +66,7 @@ echo "==> 2. delivery: draining $jobs jobs"
 started=$(date +%s.%N)
 PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8 \
   PEYK_KAVENEGAR_API_KEY=bench PEYK_KAVENEGAR_BASE_URL="$PEYK_BENCH_SINK" PEYK_SMS_STATUS_CHECK_SECONDS=3600 \
-  PEYK_CONCURRENCY=${WORKER_CONCURRENCY:-256} "$bin/peyk-worker" & worker=$!; pids+=("$worker")
+  env ${WORKER_CONCURRENCY:+PEYK_CONCURRENCY=$WORKER_CONCURRENCY} "$bin/peyk-worker" & worker=$!; pids+=("$worker")
 while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done
 if [ "${EVENTS:-0}" = 1 ]; then
   while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = 'webhook_delivery' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done

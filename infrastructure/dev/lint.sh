@@ -2,7 +2,8 @@
 # The lint habits CI keeps (.ci/run runs this before the tests):
 #   ShellCheck over every shell script, `cargo fmt --check` (rustfmt.toml),
 #   `cargo clippy --all-targets -- -D warnings` ([workspace.lints] in Cargo.toml),
-#   ruff (check and format) over the Python client (clients/python/pyproject.toml).
+#   ruff (check and format) over the Python client (clients/python/pyproject.toml)
+#   and the Celery reference stack of the benchmarks (bench/celery).
 # Fix what it reports with `cargo fmt --all` and clippy's suggestions.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,4 +24,5 @@ lint_venv="$root/.peyk/lint"
 [ -x "$lint_venv/bin/pip" ] || python3 -m venv "$lint_venv"
 [ "$("$lint_venv/bin/ruff" --version 2>/dev/null)" = "ruff $RUFF_VERSION" ] || "$lint_venv/bin/pip" install -q "ruff==$RUFF_VERSION"
 (cd clients/python && "$lint_venv/bin/ruff" check . && "$lint_venv/bin/ruff" format --check .)
+"$lint_venv/bin/ruff" check bench/celery && "$lint_venv/bin/ruff" format --check bench/celery
 echo "==> lint clean"

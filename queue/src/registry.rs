@@ -34,6 +34,7 @@ pub struct JobKind<C> {
     pub name: &'static str,
     pub default_max_attempts: i32,
     pub attempt_timeout: Duration,
+    pub default_concurrency: usize,
     pub result_fields: &'static [&'static str],
     pub internal: bool,
     pub sensitive: bool,
@@ -62,6 +63,7 @@ impl<C: Clients> JobKind<C> {
             name: J::TYPE,
             default_max_attempts: J::DEFAULT_MAX_ATTEMPTS,
             attempt_timeout: J::ATTEMPT_TIMEOUT,
+            default_concurrency: J::DEFAULT_CONCURRENCY,
             result_fields: J::RESULT_FIELDS,
             internal: J::INTERNAL,
             sensitive: J::SENSITIVE,
@@ -172,6 +174,11 @@ impl<C: Clients> Registry<C> {
 
     pub fn kinds(&self) -> &[JobKind<C>] {
         &self.kinds
+    }
+
+    /// Every type's name and its [`Job::DEFAULT_CONCURRENCY`].
+    pub fn default_concurrencies(&self) -> Vec<(&'static str, usize)> {
+        self.kinds.iter().map(|kind| (kind.name, kind.default_concurrency)).collect()
     }
 
     /// Every type's name, which is also its queue's name.

@@ -23,7 +23,8 @@ pub struct Args {
     #[arg(long, env = "PEYK_QUEUES", value_delimiter = ',')]
     pub queues: Vec<String>,
     /// Jobs run at once per queue, e.g. `webhook=128`; a bare number applies
-    /// to every queue. Default 64.
+    /// to every queue. Default: the type's (256 for most; 64 for email and
+    /// medical_analysis; transcription: cores ÷ PEYK_WHISPER_THREADS).
     #[arg(long, env = "PEYK_CONCURRENCY", value_delimiter = ',')]
     pub concurrency: Vec<String>,
 }
@@ -58,29 +59,31 @@ pub struct Config {
 }
 
 impl Config {
-    /// `job_types`: the queues this worker may serve (its registry's names).
-    pub fn load(args: Args, job_types: &[&str]) -> Result<Self, EnvError> {
+    /// `job_types`: the queues this worker may serve and how many jobs each
+    /// runs at once by default (its registry's types).
+    pub fn load(args: Args, job_types: &[(&str, usize)]) -> Result<Self, EnvError> {
         let database_url = env_required("DATABASE_URL")?;
         let speech = SpeechConfig::from_env()?;
         peyk_jobs::events::settings::check()?;
         let mut queues = BTreeMap::new();
         let selected: Vec<String> = if args.queues.is_empty() {
             // "All" means all this host can run: transcription needs a model.
-            let runnable = |t: &&&str| **t != TranscriptionJob::TYPE || !speech.models.is_empty();
+            let runnable = |t: &&str| *t != TranscriptionJob::TYPE || !speech.models.is_empty();
             if speech.models.is_empty() {
                 tracing::warn!("no Whisper model configured (PEYK_MODELS_DIR / PEYK_WHISPER_MODELS): not serving the transcription queue");
             }
-            job_types.iter().filter(runnable).map(|t| t.to_string()).collect()
+            job_types.iter().map(|(name, _)| *name).filter(runnable).map(str::to_string).collect()
         } else {
             args.queues.iter().map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).collect()
         };
         for queue in selected {
-            if !job_types.contains(&queue.as_str()) {
-                return Err(EnvError::new(format!("unknown queue `{queue}`; known queues: {}", job_types.join(", "))));
-            }
+            let Some(&(_, type_default)) = job_types.iter().find(|(name, _)| *name == queue) else {
+                let known: Vec<&str> = job_types.iter().map(|(name, _)| *name).collect();
+                return Err(EnvError::new(format!("unknown queue `{queue}`; known queues: {}", known.join(", "))));
+            };
             // A transcription already uses PEYK_WHISPER_THREADS cores:
             // by default run as many at once as there are cores for.
-            let default = if queue == TranscriptionJob::TYPE { (cores() / speech.threads).max(1) } else { 64 };
+            let default = if queue == TranscriptionJob::TYPE { (cores() / speech.threads).max(1) } else { type_default };
             queues.insert(queue, default);
         }
         for item in &args.concurrency {

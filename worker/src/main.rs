@@ -68,7 +68,7 @@ async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init_tracing();
     let registry = peyk_jobs::registry::production();
-    let config = Config::load(args, &registry.names())?;
+    let config = Config::load(args, &registry.default_concurrencies())?;
     peyk_schema::sealed::install_from_env()?;
     metrics::init_series(&registry.names());
 

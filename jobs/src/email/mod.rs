@@ -191,6 +191,10 @@ impl Job for EmailJob {
     const DEFAULT_MAX_ATTEMPTS: i32 = 6;
     const RESULT_FIELDS: &'static [&'static str] = &["message_id", "accepted", "latency_ms", "smtp_code", "smtp_reply"];
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(180);
+    /// Sends wait for one of `PEYK_SMTP_POOL_SIZE` connections (relays limit
+    /// a client's connections): more jobs in flight would only wait there,
+    /// their attempt timeouts running.
+    const DEFAULT_CONCURRENCY: usize = 64;
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();

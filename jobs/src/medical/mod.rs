@@ -176,6 +176,9 @@ impl Job for MedicalAnalysisJob {
     /// Up to three requests (answer, `json_object` fallback, correction) of
     /// at most `llm::MAX_TIMEOUT` each.
     const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
+    /// An LLM server answers a few requests at once and queues the rest;
+    /// hundreds queued there would run into their timeouts.
+    const DEFAULT_CONCURRENCY: usize = 64;
 
     fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::new();
