@@ -92,7 +92,12 @@ async fn key_owner(headers: &HeaderMap, state: &AppState) -> Result<KeyOwner, Ap
         .map(str::trim)
         .filter(|key| key.starts_with(KEY_PREFIX) && key.len() < 128)
         .ok_or_else(ApiError::unauthorized)?;
-    let hash = hash_key(key);
+    owner_of_key_hash(state, hash_key(key)).await
+}
+
+/// The owner of the key with this hash (the console's sessions keep the
+/// hash): through the same cache, so that a revocation ends both.
+pub async fn owner_of_key_hash(state: &AppState, hash: Vec<u8>) -> Result<KeyOwner, ApiError> {
     let cache = &state.keys;
     let owner = if let Some(owner) = cache.known.get(&hash) {
         owner

@@ -32,6 +32,21 @@ pub struct Config {
     pub public_rate_per_minute: u32,
     /// Read the sender's address from `X-Forwarded-For` (behind a proxy).
     pub trust_forwarded_for: bool,
+    pub console: ConsoleSettings,
+}
+
+/// The console's defaults (`/console`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsoleSettings {
+    /// `PEYK_CONSOLE_LANGUAGE`: `en` or `fa`, until a browser picks.
+    pub language: crate::console::locale::Language,
+    /// `PEYK_CONSOLE_CALENDAR`: `gregorian` or `persian`, until a browser picks.
+    pub calendar: crate::console::locale::Calendar,
+    /// `PEYK_CONSOLE_SESSION_HOURS`: a sign-in lasts this long.
+    pub session_lifetime: Duration,
+    /// `PEYK_CONSOLE_SECURE_COOKIES`: mark cookies `Secure` even when no
+    /// proxy says `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 /// Limits the handlers check themselves.
@@ -73,6 +88,16 @@ impl Config {
             max_concurrent_uploads: env_parse("PEYK_MAX_CONCURRENT_UPLOADS", 8usize)?.clamp(1, 1 << 20),
             public_rate_per_minute: env_parse("PEYK_PUBLIC_RATE_PER_MINUTE", 120)?,
             trust_forwarded_for: env_parse("PEYK_TRUST_FORWARDED_FOR", false)?,
+            console: ConsoleSettings {
+                language: crate::console::locale::Language::parse(&env_or("PEYK_CONSOLE_LANGUAGE", "en"))
+                    .ok_or_else(|| EnvError::new("PEYK_CONSOLE_LANGUAGE must be `en` or `fa`"))?,
+                calendar: crate::console::locale::Calendar::parse(&env_or("PEYK_CONSOLE_CALENDAR", "gregorian"))
+                    .ok_or_else(|| EnvError::new("PEYK_CONSOLE_CALENDAR must be `gregorian` or `persian`"))?,
+                session_lifetime: Duration::from_secs_f64(
+                    env_parse("PEYK_CONSOLE_SESSION_HOURS", 8.0f64)?.clamp(0.01, 24.0 * 30.0) * 3600.0,
+                ),
+                secure_cookies: env_parse("PEYK_CONSOLE_SECURE_COOKIES", false)?,
+            },
             limits: Limits {
                 max_audio_seconds: env_parse("PEYK_MAX_AUDIO_SECONDS", 4.0 * 3600.0)?,
                 openai_wait: env_seconds("PEYK_OPENAI_WAIT_SECONDS", 120.0)?,

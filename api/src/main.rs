@@ -7,6 +7,7 @@ mod admission;
 mod auth;
 mod cache;
 mod config;
+mod console;
 mod control;
 mod error;
 mod extract;
@@ -195,6 +196,7 @@ async fn serve() -> anyhow::Result<()> {
         public_limiter: Arc::new(address_limit::AddressLimiter::new(config.public_rate_per_minute, config.trust_forwarded_for)),
         waiters: peyk_queue::finished::Waiters::start(&config.redis_url, &config.redis_prefix),
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
+        console: config.console,
         checks: Arc::new(admission::Checks::new(&config.redis_prefix, peyk_jobs::sms::rate_limiter_from_env(&config.redis_prefix)?)),
     };
     tokio::spawn(state::watch_redis(state.clone()));

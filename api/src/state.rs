@@ -49,6 +49,7 @@ pub struct AppState {
     pub checks: Arc<crate::admission::Checks>,
     /// `PEYK_METRICS_TOKEN`: what `/metrics` asks for, when set.
     pub metrics_token: Option<Arc<str>>,
+    pub console: crate::config::ConsoleSettings,
 }
 
 impl AppState {

@@ -320,14 +320,19 @@ async fn view(state: &AppState, queue: &str, names: &[TenantLimits]) -> Result<Q
 #[utoipa::path(get, path = "/v1/admin/queues", tag = "admin", security(("api_key" = ["admin"])),
     responses((status = 200, body = QueueList), (status = 403, description = "Not an admin key", body = ErrorBody)))]
 pub async fn list_queues(State(state): State<AppState>, _admin: Admin) -> Result<Json<QueueList>, ApiError> {
+    Ok(Json(QueueList { data: queue_views(&state).await? }))
+}
+
+/// Every queue's view, by name (also the console's overview).
+pub(crate) async fn queue_views(state: &AppState) -> Result<Vec<QueueView>, ApiError> {
     let names = q::tenants(&state.pool).await?;
     let mut queues = state.queue.names();
     queues.sort_unstable();
     let mut data = Vec::with_capacity(queues.len());
     for queue in queues {
-        data.push(view(&state, queue, &names).await?);
+        data.push(view(state, queue, &names).await?);
     }
-    Ok(Json(QueueList { data }))
+    Ok(data)
 }
 
 fn pause_action(paused: bool) -> &'static str {

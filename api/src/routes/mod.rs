@@ -128,7 +128,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     std::sync::LazyLock::force(&crate::auth::ROUTE_SCOPES);
     // The key, its scope, then its tenant's rate (`rate_limit::admit`).
     let routes = routes.layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate));
-    openapi::with_docs(routes.with_state(state))
+    openapi::with_docs(routes.with_state(state.clone()))
+        .merge(crate::console::router().with_state(state))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")

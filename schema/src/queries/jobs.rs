@@ -122,12 +122,24 @@ pub struct ListFilter {
 /// Newest first. Ids are UUIDv7, so id order is creation order.
 pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<JobRow>, DbError> {
     let mut conn = pool.get().await?;
-    let mut query = jobs::table
-        .filter(jobs::tenant_id.eq(tenant.0))
-        .select(JobRow::as_select())
-        .order(jobs::id.desc())
-        .limit(filter.limit)
-        .into_boxed();
+    let query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).limit(filter.limit).into_boxed();
+    Ok(filtered(query, tenant, filter).load(&mut conn).await?)
+}
+
+/// The ids `list` would return, newest first (the console's bulk actions:
+/// `filter.limit` bounds how many, so nothing counts the whole table).
+pub async fn list_ids(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<Uuid>, DbError> {
+    let mut conn = pool.get().await?;
+    let query = jobs::table.select(jobs::id).order(jobs::id.desc()).limit(filter.limit).into_boxed();
+    Ok(filtered(query, tenant, filter).load(&mut conn).await?)
+}
+
+fn filtered<'a, ST: 'a>(
+    mut query: jobs::BoxedQuery<'a, diesel::pg::Pg, ST>,
+    tenant: TenantId,
+    filter: &ListFilter,
+) -> jobs::BoxedQuery<'a, diesel::pg::Pg, ST> {
+    query = query.filter(jobs::tenant_id.eq(tenant.0));
     if let Some(job_type) = &filter.job_type {
         query = query.filter(jobs::job_type.eq(job_type.clone()));
     }
@@ -148,7 +160,7 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
     if let Some(before) = filter.before {
         query = query.filter(jobs::id.lt(before));
     }
-    Ok(query.load(&mut conn).await?)
+    query
 }
 
 /// Cancels a job that has not finished. A queued or scheduled job will never

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod attempts;
 pub mod audit;
+pub mod console_sessions;
 pub mod email_templates;
 pub mod files;
 pub mod jobs;
