@@ -34,6 +34,8 @@ ensure_packages() {
       nginx) command -v nginx >/dev/null || missing+=(nginx-light) ;;
       # The headless browser that loads /docs with the network cut (tests/tests/e2e/api.rs).
       chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+      # WebDriver for Chromium: the console's tests click through it (tests/tests/e2e/console.rs).
+      chromedriver) command -v chromedriver >/dev/null || missing+=(chromium-driver) ;;
       # Building whisper.cpp (cmake, a C++ compiler, libclang for bindgen)
       # and linking libopus for Opus voice notes.
       build-tools)

