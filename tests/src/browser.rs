@@ -119,6 +119,18 @@ impl Browser {
         self.call(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
     }
 
+    /// Replaces what a field holds with `text`.
+    pub async fn replace_text(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/clear"), Some(json!({}))).await;
+        self.call(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
+    }
+
+    pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        let id = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/attribute/{name}"), None).await.as_str().map(str::to_string)
+    }
+
     pub async fn text(&self, css: &str) -> String {
         let id = self.find(css).await;
         self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None).await.as_str().unwrap_or_default().to_string()

@@ -6,6 +6,7 @@
 
 pub mod locale;
 mod pages;
+mod schedules;
 mod session;
 
 use std::sync::LazyLock;
@@ -36,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/dead/retry", post(pages::retry_dead))
         .route("/console/queues", get(pages::queues))
         .route("/console/queues/{queue}/{action}", post(pages::queue_action))
+        .route("/console/schedules", get(schedules::list).post(schedules::create))
+        .route("/console/schedules/{id}", get(schedules::show))
+        .route("/console/schedules/{id}/{action}", post(schedules::act))
         .route("/console/assets/{file}", get(asset))
 }
 
@@ -55,10 +59,17 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("confirm.html", include_str!("templates/confirm.html")),
         ("queues.html", include_str!("templates/queues.html")),
         ("message.html", include_str!("templates/message.html")),
+        ("schedules.html", include_str!("templates/schedules.html")),
+        ("schedule.html", include_str!("templates/schedule.html")),
     ] {
         env.add_template(name, source).unwrap_or_else(|e| panic!("console template {name}: {e}"));
     }
     env.add_filter("urlencode", |value: String| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>());
+    // Counts in the page's digits (Persian digits in Persian).
+    env.add_filter("digits", |state: &TemplateState<'_, '_>, value: minijinja::Value| match language_of(state) {
+        Language::Persian => locale::persian_digits(&value.to_string()),
+        Language::English => value.to_string(),
+    });
     env.add_function("t", |state: &TemplateState<'_, '_>, key: &str| locale::text(language_of(state), key).to_string());
     env.add_filter("when", |state: &TemplateState<'_, '_>, value: String| match value.parse::<chrono::DateTime<chrono::Utc>>() {
         Ok(at) => {
@@ -117,6 +128,8 @@ mod tests {
             include_str!("templates/job.html"),
             include_str!("templates/confirm.html"),
             include_str!("templates/queues.html"),
+            include_str!("templates/schedules.html"),
+            include_str!("templates/schedule.html"),
         ];
         for source in sources {
             for call in source.split("t(\"").skip(1) {

@@ -36,7 +36,7 @@ const BULK_RETRY_MAX: i64 = 10_000;
 const LIVE_EVERY: Duration = Duration::from_secs(2);
 
 /// What every page's template reads, with the page's own values.
-fn page(view: View, session: Option<&Session>, title: &str, path: &str, own: Value) -> minijinja::Value {
+pub(super) fn page(view: View, session: Option<&Session>, title: &str, path: &str, own: Value) -> minijinja::Value {
     let common = context! {
         lang => view.language.code(),
         dir => view.language.direction(),
@@ -52,7 +52,7 @@ fn page(view: View, session: Option<&Session>, title: &str, path: &str, own: Val
 }
 
 /// An API error as a page.
-fn failure(session: &Session, path: &str, error: ApiError) -> Response {
+pub(super) fn failure(session: &Session, path: &str, error: ApiError) -> Response {
     let message = match error.status {
         StatusCode::NOT_FOUND => super::locale::text(session.view.language, "not_found").to_string(),
         _ => error.message,
@@ -60,7 +60,7 @@ fn failure(session: &Session, path: &str, error: ApiError) -> Response {
     render(error.status, "message.html", page(session.view, Some(session), "console", path, json!({ "message": message })))
 }
 
-fn require(session: &Session, scope: Scope, path: &str) -> Result<(), Response> {
+pub(super) fn require(session: &Session, scope: Scope, path: &str) -> Result<(), Response> {
     if session.owner.scopes.contains(scope) {
         Ok(())
     } else {

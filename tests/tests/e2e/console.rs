@@ -195,3 +195,46 @@ async fn an_admin_pauses_a_queue_watches_it_live_and_reads_it_in_persian() {
     browser.screenshot(&screenshot("persian-overview")).await;
     only_own_host(&browser, &api).await;
 }
+
+#[tokio::test]
+async fn a_schedule_is_created_from_the_form_with_messages_by_its_fields() {
+    let env = TestEnv::new("console-schedules").await;
+    let key = env.create_key("clinic").await;
+    let api = env.start_api().await;
+    let _worker = env.start_worker().await;
+    let sink = Sink::start().await;
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api, &key).await;
+    browser.goto(&format!("{}/console/schedules", api.url)).await;
+    browser.replace_text("#field-name", "morning-reminders").await;
+    browser.replace_text("#field-cron", "61 9 * * *").await;
+    browser.replace_text("#field-payload", &json!({"url": format!("{}/reminders", sink.url), "body": {}}).to_string()).await;
+    browser.click("#create-schedule").await;
+
+    // Refused: the message stands by the cron field, what was typed stays.
+    let message = browser.text("#error-cron").await;
+    assert!(message.contains("minute") || message.contains("61"), "{message}");
+    assert_eq!(browser.attribute("#field-cron", "aria-invalid").await.as_deref(), Some("true"));
+    assert_eq!(browser.attribute("#field-name", "value").await.as_deref(), Some("morning-reminders"));
+    assert!(browser.execute("return document.querySelector('#error-name') === null", json!([])).await == true);
+    let (_, listed) = api.get("/v1/schedules", &key).await;
+    assert_eq!(listed["data"], json!([]), "nothing was created");
+    browser.screenshot(&screenshot("schedule-form-error")).await;
+
+    browser.replace_text("#field-cron", "0 9 * * *").await;
+    browser.click("#create-schedule").await;
+    browser.wait_for_text("#schedule-status", "Active", Duration::from_secs(5)).await;
+    let runs = browser.execute("return document.querySelectorAll('#next-runs li').length", json!([])).await;
+    assert_eq!(runs, 5, "five next runs are shown");
+    browser.click("#trigger-schedule").await;
+    browser.wait_for_text("#history-table", "submitted", Duration::from_secs(5)).await;
+    sink.wait_for(1, Duration::from_secs(20)).await;
+    browser.click("#pause-schedule").await;
+    browser.wait_for_text("#schedule-status", "Paused", Duration::from_secs(5)).await;
+    browser.screenshot(&screenshot("schedule")).await;
+    let (_, listed) = api.get("/v1/schedules", &key).await;
+    assert_eq!(listed["data"][0]["paused"], true, "{listed}");
+    assert_eq!(listed["data"][0]["cron"], "0 9 * * *");
+    only_own_host(&browser, &api).await;
+}
