@@ -140,7 +140,10 @@ impl Browser {
     pub async fn wait_for_text(&self, css: &str, wanted: &str, within: Duration) {
         let started = Instant::now();
         loop {
-            let text = self.text(css).await;
+            // Read in the page, not through an element reference: a live
+            // part replaced between finding and reading would be stale.
+            let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''";
+            let text = self.execute(script, json!([css])).await.as_str().unwrap_or_default().to_string();
             if text.contains(wanted) {
                 return;
             }

@@ -5,6 +5,7 @@
 //! `locale`; the pages: `pages`.
 
 pub mod locale;
+mod overview;
 mod pages;
 mod schedules;
 mod session;
@@ -27,8 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/prefs", get(pages::preferences))
-        .route("/console/overview", get(pages::overview))
-        .route("/console/overview/live", get(pages::overview_live))
+        .route("/console/overview", get(overview::overview))
+        .route("/console/overview/live", get(overview::live))
         .route("/console/jobs", get(pages::jobs))
         .route("/console/jobs/{id}", get(pages::job))
         .route("/console/jobs/{id}/retry", post(pages::retry_job))

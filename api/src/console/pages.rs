@@ -3,16 +3,11 @@
 //! the key would get from the API and an action does what the API's does
 //! (validation, audit log, the same errors).
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use futures::Stream;
 use minijinja::context;
 use peyk_jobs::registry;
 use peyk_schema::queries::api_keys::Scope;
@@ -31,9 +26,6 @@ use crate::state::AppState;
 /// The most dead jobs one bulk retry takes (the confirmation says when
 /// more match).
 const BULK_RETRY_MAX: i64 = 10_000;
-
-/// How often the overview's live table is sent.
-const LIVE_EVERY: Duration = Duration::from_secs(2);
 
 /// What every page's template reads, with the page's own values.
 pub(super) fn page(view: View, session: Option<&Session>, title: &str, path: &str, own: Value) -> minijinja::Value {
@@ -147,58 +139,6 @@ pub async fn preferences(State(state): State<AppState>, headers: HeaderMap, Quer
         }
     }
     response
-}
-
-/// The queues as this key may see them: an admin every queue and tenant; a
-/// tenant its own waiting jobs and pauses.
-async fn queue_rows(state: &AppState, session: &Session) -> Result<Value, ApiError> {
-    let views = admin::queue_views(state).await?;
-    if session.owner.admin() {
-        return Ok(serde_json::to_value(views).unwrap_or_default());
-    }
-    let own = session.owner.tenant.0.to_string();
-    let rows: Vec<Value> = views
-        .into_iter()
-        .map(|q| {
-            let mine = q.tenants.iter().find(|t| t.tenant_id == own);
-            json!({
-                "queue": q.queue,
-                "paused": q.paused || mine.is_some_and(|t| t.paused),
-                "waiting": mine.map_or(0, |t| t.waiting),
-                "scheduled": "–",
-                "in_flight": "–",
-            })
-        })
-        .collect();
-    Ok(Value::Array(rows))
-}
-
-pub async fn overview(State(state): State<AppState>, session: Session) -> Response {
-    let path = "/console/overview";
-    match queue_rows(&state, &session).await {
-        Ok(queues) => {
-            render(StatusCode::OK, "overview.html", page(session.view, Some(&session), "overview", path, json!({ "queues": queues })))
-        }
-        Err(error) => failure(&session, path, error),
-    }
-}
-
-/// The overview's table, again every two seconds (Server-Sent Events).
-pub async fn overview_live(State(state): State<AppState>, session: Session) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures::stream::unfold((state, session, true), |(state, session, first)| async move {
-        if !first {
-            tokio::time::sleep(LIVE_EVERY).await;
-        }
-        let html = match queue_rows(&state, &session).await {
-            Ok(queues) => {
-                let context = page(session.view, Some(&session), "overview", "/console/overview", json!({ "queues": queues }));
-                super::TEMPLATES.get_template("queues_table.html").and_then(|t| t.render(context)).unwrap_or_default()
-            }
-            Err(error) => format!("<p class=\"error\">{}</p>", minijinja::HtmlEscape(&error.message)),
-        };
-        Some((Ok(Event::default().event("update").data(html)), (state, session, false)))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize, Default)]

@@ -42,12 +42,14 @@ use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+mod activity;
 mod cluster;
 mod fair;
 mod limits;
 pub mod live;
 mod usage;
 
+pub use activity::QueueActivity;
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
 pub use limits::{start_token_taker, Rate, Token, TokenTaker};
 pub use usage::{start_charger, usage_charges, Charge, Charger, OverQuota, Period, UsageKind, UsageTally, Use};

@@ -17,3 +17,17 @@ pub async fn list_for_job(pool: &DbPool, job_id: Uuid) -> Result<Vec<AttemptRow>
         .load(&mut conn)
         .await?)
 }
+
+/// Attempts that ended with an error and started after `since`, counted up
+/// to `cap` (on the `job_attempts_errors` index: never more rows than that).
+pub async fn errors_since(pool: &DbPool, since: chrono::DateTime<chrono::Utc>, cap: i64) -> Result<i64, DbError> {
+    let mut conn = pool.get().await?;
+    let ids: Vec<i64> = job_attempts::table
+        .filter(job_attempts::error_message.is_not_null())
+        .filter(job_attempts::started_at.gt(since))
+        .select(job_attempts::id)
+        .limit(cap)
+        .load(&mut conn)
+        .await?;
+    Ok(ids.len() as i64)
+}

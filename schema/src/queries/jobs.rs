@@ -126,6 +126,23 @@ pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Resul
     Ok(filtered(query, tenant, filter).load(&mut conn).await?)
 }
 
+/// Dead jobs by type, counted up to `cap` in all (on the partial index of
+/// failed and dead jobs, so never more rows than that): one tenant's, or
+/// every tenant's.
+pub async fn dead_by_type(pool: &DbPool, tenant: Option<TenantId>, cap: i64) -> Result<Vec<(String, i64)>, DbError> {
+    let mut conn = pool.get().await?;
+    let mut query = jobs::table.filter(jobs::status.eq("dead")).select(jobs::job_type).limit(cap).into_boxed();
+    if let Some(tenant) = tenant {
+        query = query.filter(jobs::tenant_id.eq(tenant.0));
+    }
+    let types: Vec<String> = query.load(&mut conn).await?;
+    let mut counts: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for job_type in types {
+        *counts.entry(job_type).or_default() += 1;
+    }
+    Ok(counts.into_iter().collect())
+}
+
 /// The ids `list` would return, newest first (the console's bulk actions:
 /// `filter.limit` bounds how many, so nothing counts the whole table).
 pub async fn list_ids(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<Uuid>, DbError> {

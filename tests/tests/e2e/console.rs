@@ -177,6 +177,12 @@ async fn an_admin_pauses_a_queue_watches_it_live_and_reads_it_in_persian() {
         api.wait_for_status(&clinic, id, "succeeded", Duration::from_secs(20)).await;
     }
 
+    // The worker serving the queue, and the tasks it finished this minute.
+    browser.goto(&format!("{}/console/overview", api.url)).await;
+    browser.wait_for_text("#workers", "webhook", Duration::from_secs(10)).await;
+    let done = browser.execute("return document.querySelector(\"tr[data-queue='webhook'] td:nth-child(8)\").innerText", json!([])).await;
+    assert!(done.as_str().unwrap_or_default().parse::<f64>().unwrap_or(0.0) > 0.0, "no finished tasks shown: {done}");
+
     // Persian: right to left, Persian words, Persian calendar and digits.
     browser.goto(&format!("{}/console/jobs", api.url)).await;
     browser.click("#switch-language").await;
