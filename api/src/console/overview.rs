@@ -35,7 +35,10 @@ const COUNT_CAP: i64 = 10_000;
 
 /// Each queue's count of tasks that ever entered its waiting room, as this
 /// process saw it over the last minute: the in-rate is its change.
-static ENTERED: LazyLock<Mutex<HashMap<String, VecDeque<(Instant, u64)>>>> = LazyLock::new(Default::default);
+static ENTERED: LazyLock<Mutex<Samples>> = LazyLock::new(Default::default);
+
+/// By queue, (when, tasks entered so far).
+type Samples = HashMap<String, VecDeque<(Instant, u64)>>;
 
 /// Tasks a second that entered `queue` over the samples of the last minute
 /// (`None` until two samples 2 s apart exist).

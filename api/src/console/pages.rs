@@ -52,12 +52,13 @@ pub(super) fn failure(session: &Session, path: &str, error: ApiError) -> Respons
     render(error.status, "message.html", page(session.view, Some(session), "console", path, json!({ "message": message })))
 }
 
-pub(super) fn require(session: &Session, scope: Scope, path: &str) -> Result<(), Response> {
+/// The page that refuses a key without `scope`; `None` when it has it.
+pub(super) fn refusal(session: &Session, scope: Scope, path: &str) -> Option<Response> {
     if session.owner.scopes.contains(scope) {
-        Ok(())
+        None
     } else {
         let message = super::locale::text(session.view.language, "forbidden");
-        Err(render(
+        Some(render(
             StatusCode::FORBIDDEN,
             "message.html",
             page(session.view, Some(session), "console", path, json!({ "message": message })),
@@ -163,7 +164,7 @@ pub async fn dead(State(state): State<AppState>, session: Session, Query(filter)
 
 async fn job_list(state: AppState, session: Session, filter: JobFilter, dead: bool) -> Response {
     let path_base = if dead { "/console/dead" } else { "/console/jobs" };
-    if let Err(refused) = require(&session, Scope::JobsRead, path_base) {
+    if let Some(refused) = refusal(&session, Scope::JobsRead, path_base) {
         return refused;
     }
     // The serializer is not Send: done with before the await.
@@ -197,7 +198,7 @@ async fn job_list(state: AppState, session: Session, filter: JobFilter, dead: bo
 
 pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
     let path = format!("/console/jobs/{}", urlencode(&id));
-    if let Err(refused) = require(&session, Scope::JobsRead, &path) {
+    if let Some(refused) = refusal(&session, Scope::JobsRead, &path) {
         return refused;
     }
     let tenant = || Tenant(session.owner.tenant);
@@ -245,7 +246,7 @@ async fn job_action(
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
     }
-    if let Err(refused) = require(&session, Scope::JobsWrite, &path) {
+    if let Some(refused) = refusal(&session, Scope::JobsWrite, &path) {
         return refused;
     }
     let caller = Caller(session.owner);
@@ -267,7 +268,7 @@ pub async fn retry_dead(State(state): State<AppState>, session: Session, headers
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
     }
-    if let Err(refused) = require(&session, Scope::JobsWrite, path) {
+    if let Some(refused) = refusal(&session, Scope::JobsWrite, path) {
         return refused;
     }
     let job_type = form.job_type.filter(|t| !t.is_empty());
@@ -301,7 +302,7 @@ pub async fn retry_dead(State(state): State<AppState>, session: Session, headers
 
 pub async fn queues(State(state): State<AppState>, session: Session) -> Response {
     let path = "/console/queues";
-    if let Err(refused) = require(&session, Scope::Admin, path) {
+    if let Some(refused) = refusal(&session, Scope::Admin, path) {
         return refused;
     }
     match admin::queue_views(&state).await {
@@ -323,7 +324,7 @@ pub async fn queue_action(
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
     }
-    if let Err(refused) = require(&session, Scope::Admin, path) {
+    if let Some(refused) = refusal(&session, Scope::Admin, path) {
         return refused;
     }
     let admin = Admin(Caller(session.owner));

@@ -13,7 +13,7 @@ use peyk_schema::queries::api_keys::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pages::{failure, page, require};
+use super::pages::{failure, page, refusal};
 use super::render;
 use super::session::Session;
 use crate::auth::Tenant;
@@ -61,7 +61,7 @@ async fn list_with(
     status: StatusCode,
 ) -> Response {
     let path = "/console/schedules";
-    if let Err(refused) = require(&session, Scope::JobsRead, path) {
+    if let Some(refused) = refusal(&session, Scope::JobsRead, path) {
         return refused;
     }
     // Only the cursor passes: the console asks for its own page size.
@@ -88,7 +88,7 @@ pub async fn create(State(state): State<AppState>, session: Session, headers: He
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
     }
-    if let Err(refused) = require(&session, Scope::JobsWrite, path) {
+    if let Some(refused) = refusal(&session, Scope::JobsWrite, path) {
         return refused;
     }
     let payload = match serde_json::from_str::<Value>(&form.payload) {
@@ -147,7 +147,7 @@ fn by_field(error: &ApiError) -> BTreeMap<&'static str, String> {
 
 pub async fn show(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
     let path = format!("/console/schedules/{id}");
-    if let Err(refused) = require(&session, Scope::JobsRead, &path) {
+    if let Some(refused) = refusal(&session, Scope::JobsRead, &path) {
         return refused;
     }
     let query = RawQuery(Some("next_runs=5".into()));
@@ -178,7 +178,7 @@ pub async fn act(
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
     }
-    if let Err(refused) = require(&session, Scope::JobsWrite, &path) {
+    if let Some(refused) = refusal(&session, Scope::JobsWrite, &path) {
         return refused;
     }
     let tenant = Tenant(session.owner.tenant);
