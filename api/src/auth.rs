@@ -241,6 +241,7 @@ fn owner(parts: &Parts) -> Result<KeyOwner, ApiError> {
 }
 
 /// The tenant of the request's API key. Every job query takes it.
+#[derive(Clone, Copy)]
 pub struct Tenant(pub TenantId);
 
 impl FromRequestParts<AppState> for Tenant {

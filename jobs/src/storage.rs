@@ -150,6 +150,19 @@ impl FileStore {
         Ok(bytes.freeze())
     }
 
+    /// Bytes `range` of a file (within its size), as a stream: the console's
+    /// audio player asks for the part it seeks to.
+    pub async fn read_range(
+        &self,
+        tenant_id: Uuid,
+        file_id: Uuid,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
+        let options = object_store::GetOptions { range: Some(object_store::GetRange::Bounded(range)), ..Default::default() };
+        let result = self.store.get_opts(&Self::key(tenant_id, file_id), options).await.map_err(|e| Self::read_error(e, file_id))?;
+        Ok(result.into_stream().map(move |chunk| chunk.map_err(|e| Self::read_error(e, file_id))).boxed())
+    }
+
     pub async fn delete(&self, tenant_id: Uuid, file_id: Uuid) -> Result<(), StorageError> {
         match self.store.delete(&Self::key(tenant_id, file_id)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -64,6 +64,15 @@ pub fn tehran() -> FixedOffset {
     FixedOffset::east_opt(3 * 3600 + 30 * 60).expect("a valid offset")
 }
 
+/// A browser's `datetime-local` value (`2026-12-05T15:42`, seconds
+/// optional), read as Tehran time.
+pub fn parse_tehran_time(text: &str) -> Option<DateTime<Utc>> {
+    let local = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+        .ok()?;
+    Some(local.and_local_timezone(tehran()).single()?.with_timezone(&Utc))
+}
+
 /// `2026-12-05 15:42:10` in Tehran time, the date in `calendar`; digits in
 /// Persian for `Language::Persian`.
 pub fn format_time(at: DateTime<Utc>, calendar: Calendar, language: Language) -> String {
@@ -187,7 +196,7 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("retry_all", "Retry every dead job shown by this filter", "تلاش دوباره برای همهٔ کارهای مردهٔ این فیلتر"),
     ("confirm_retry", "Retry these dead jobs?", "این کارهای مرده دوباره اجرا شوند؟"),
     ("jobs_match", "jobs match", "کار مطابق است"),
-    ("confirm", "Yes, retry them", "بله، دوباره اجرا شوند"),
+    ("confirm", "Yes, go ahead", "بله، انجام شود"),
     ("back", "Back", "بازگشت"),
     ("retried", "jobs queued again", "کار دوباره در صف قرار گرفت"),
     ("admin_only", "Only an admin key sees this page.", "فقط کلید مدیر این صفحه را می‌بیند."),
@@ -225,6 +234,26 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("gregorian", "Gregorian", "میلادی"),
     ("persian", "Persian", "شمسی"),
     ("forbidden", "This key may not do that.", "این کلید اجازهٔ این کار را ندارد."),
+    ("every_tenant", "Every tenant", "همهٔ سازمان‌ها"),
+    ("from", "Created from", "ایجاد از"),
+    ("to", "until", "تا"),
+    ("idempotency_key", "Idempotency key", "کلید یکتایی"),
+    ("bad_time", "is not a date and time", "تاریخ و زمان درستی نیست"),
+    ("discard_all", "Discard every dead job shown by this filter", "کنار گذاشتن همهٔ کارهای مردهٔ این فیلتر"),
+    (
+        "confirm_discard",
+        "Discard these dead jobs? Their content is erased and they cannot be retried.",
+        "این کارهای مرده کنار گذاشته شوند؟ محتوایشان پاک می‌شود و دیگر اجرا نمی‌شوند.",
+    ),
+    ("bulk_limit", "one action takes at most 10,000; repeat for the rest", "هر بار حداکثر ۱۰٬۰۰۰ کار؛ برای بقیه تکرار کنید"),
+    ("discarded", "dead jobs discarded", "کار مرده کنار گذاشته شد"),
+    ("recording", "Recording and transcript", "صدا و متن"),
+    ("audio_missing", "The recording is not stored.", "فایل صدا ذخیره نشده است."),
+    ("audio_erased", "The recording was erased.", "فایل صدا پاک شده است."),
+    ("speakers", "Speakers", "گویندگان"),
+    ("play_from_here", "Play from here", "پخش از این‌جا"),
+    ("pipeline", "Pipeline", "زنجیره"),
+    ("step", "Step", "مرحله"),
 ];
 
 #[cfg(test)]
@@ -245,6 +274,14 @@ mod tests {
         assert_eq!(to_persian(date(2026, 9, 23)), (1405, 7, 1));
         assert_eq!(to_persian(date(2026, 12, 5)), (1405, 9, 14));
         assert_eq!(to_persian(date(1979, 2, 11)), (1357, 11, 22));
+    }
+
+    #[test]
+    fn times_typed_in_a_browser_are_tehran_time() {
+        let at = super::parse_tehran_time("2026-12-05T12:00").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-12-05T08:30:00+00:00");
+        assert_eq!(super::parse_tehran_time("2026-12-05T12:00:30").unwrap().to_rfc3339(), "2026-12-05T08:30:30+00:00");
+        assert!(super::parse_tehran_time("05/12/2026").is_none());
     }
 
     #[test]

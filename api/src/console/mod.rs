@@ -4,6 +4,7 @@
 //! Sign-in and CSRF: `session`; languages, calendars and Tehran time:
 //! `locale`; the pages: `pages`.
 
+mod job_detail;
 pub mod locale;
 mod overview;
 mod pages;
@@ -32,10 +33,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/overview/live", get(overview::live))
         .route("/console/jobs", get(pages::jobs))
         .route("/console/jobs/{id}", get(pages::job))
+        .route("/console/jobs/{id}/audio", get(job_detail::audio))
         .route("/console/jobs/{id}/retry", post(pages::retry_job))
         .route("/console/jobs/{id}/cancel", post(pages::cancel_job))
         .route("/console/dead", get(pages::dead))
-        .route("/console/dead/retry", post(pages::retry_dead))
+        .route("/console/dead/{action}", post(pages::bulk_dead))
         .route("/console/queues", get(pages::queues))
         .route("/console/queues/{queue}/{action}", post(pages::queue_action))
         .route("/console/schedules", get(schedules::list).post(schedules::create))

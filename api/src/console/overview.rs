@@ -60,7 +60,8 @@ async fn figures(state: &AppState, session: &Session) -> Result<Value, ApiError>
     let admin = session.owner.admin();
     let views = admin::queue_views(state).await?;
     let tenant = (!admin).then_some(session.owner.tenant);
-    let dead: HashMap<String, i64> = job_queries::dead_by_type(&state.pool, tenant, COUNT_CAP + 1).await?.into_iter().collect();
+    let queues: Vec<String> = views.iter().map(|view| view.queue.clone()).collect();
+    let dead: HashMap<String, i64> = job_queries::dead_by_type(&state.pool, tenant, &queues, COUNT_CAP + 1).await?.into_iter().collect();
     let own = session.owner.tenant.0.to_string();
     let mut rows = Vec::with_capacity(views.len());
     let mut finished_total = 0;

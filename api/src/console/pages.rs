@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use minijinja::context;
 use peyk_jobs::registry;
-use peyk_schema::queries::api_keys::Scope;
-use peyk_schema::queries::jobs::{self as job_queries, ListFilter};
+use peyk_schema::models::TenantId;
+use peyk_schema::queries::api_keys::{KeyOwner, Scope};
+use peyk_schema::queries::jobs as job_queries;
+use peyk_schema::queries::queue_controls as tenant_queries;
 use peyk_schema::JobStatus;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -23,9 +25,9 @@ use crate::error::ApiError;
 use crate::routes::{admin, jobs};
 use crate::state::AppState;
 
-/// The most dead jobs one bulk retry takes (the confirmation says when
-/// more match).
-const BULK_RETRY_MAX: i64 = 10_000;
+/// The most dead jobs one bulk retry or discard takes (the confirmation
+/// says when more match).
+const BULK_MAX: i64 = 10_000;
 
 /// What every page's template reads, with the page's own values.
 pub(super) fn page(view: View, session: Option<&Session>, title: &str, path: &str, own: Value) -> minijinja::Value {
@@ -94,6 +96,7 @@ pub struct ActionForm {
     csrf: Option<String>,
     #[serde(rename = "type")]
     job_type: Option<String>,
+    tenant: Option<String>,
     confirm: Option<String>,
 }
 
@@ -145,14 +148,78 @@ pub async fn preferences(State(state): State<AppState>, headers: HeaderMap, Quer
 #[derive(Deserialize, Default)]
 pub struct JobFilter {
     id: Option<String>,
+    /// An idempotency key.
+    key: Option<String>,
     #[serde(rename = "type")]
     job_type: Option<String>,
     status: Option<String>,
+    /// Admins: one tenant's jobs (empty: every tenant's).
+    tenant: Option<String>,
+    /// Created from, until: the browser's `datetime-local`, Tehran time.
+    from: Option<String>,
+    to: Option<String>,
     cursor: Option<String>,
 }
 
+impl JobFilter {
+    fn given(value: &Option<String>) -> Option<&str> {
+        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+
+    /// The API's query string for this filter, so that the API checks it
+    /// and says what is wrong as it would to a client.
+    fn api_query(&self, view: View) -> Result<String, ApiError> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("type", &self.job_type), ("status", &self.status), ("idempotency_key", &self.key), ("cursor", &self.cursor)]
+        {
+            if let Some(value) = Self::given(value) {
+                query.append_pair(name, value);
+            }
+        }
+        for (name, field, value) in [("created_after", "from", &self.from), ("created_before", "to", &self.to)] {
+            if let Some(value) = Self::given(value) {
+                let at = super::locale::parse_tehran_time(value)
+                    .ok_or_else(|| ApiError::bad_parameter(field, super::locale::text(view.language, "bad_time")))?;
+                query.append_pair(name, &at.to_rfc3339());
+            }
+        }
+        Ok(query.finish())
+    }
+
+    /// The tenant whose jobs are shown: a key's own; an admin's choice, or
+    /// every tenant's.
+    fn tenant(&self, session: &Session) -> Result<Option<TenantId>, ApiError> {
+        if !session.owner.admin() {
+            return Ok(Some(session.owner.tenant));
+        }
+        match Self::given(&self.tenant) {
+            None => Ok(None),
+            Some(id) => id.parse().map(|id| Some(TenantId(id))).map_err(|_| ApiError::bad_parameter("tenant", "is not a tenant id")),
+        }
+    }
+
+    /// This filter as a query string (the next page's link).
+    fn link(&self, cursor: &str) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("key", &self.key),
+            ("type", &self.job_type),
+            ("status", &self.status),
+            ("tenant", &self.tenant),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(value) = Self::given(value) {
+                query.append_pair(name, value);
+            }
+        }
+        query.append_pair("cursor", cursor);
+        query.finish()
+    }
+}
+
 pub async fn jobs(State(state): State<AppState>, session: Session, Query(filter): Query<JobFilter>) -> Response {
-    if let Some(id) = filter.id.as_deref().map(str::trim).filter(|id| !id.is_empty()) {
+    if let Some(id) = JobFilter::given(&filter.id) {
         return Redirect::to(&format!("/console/jobs/{}", urlencode(id))).into_response();
     }
     job_list(state, session, filter, false).await
@@ -167,33 +234,64 @@ async fn job_list(state: AppState, session: Session, filter: JobFilter, dead: bo
     if let Some(refused) = refusal(&session, Scope::JobsRead, path_base) {
         return refused;
     }
-    // The serializer is not Send: done with before the await.
-    let query = {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [("type", &filter.job_type), ("status", &filter.status), ("cursor", &filter.cursor)] {
-            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
-                query.append_pair(name, value);
-            }
-        }
-        query.finish()
+    let found = async {
+        let tenant = filter.tenant(&session)?;
+        let mut query = jobs::list_filter(&filter.api_query(session.view)?)?;
+        // Discarded dead jobs (erased) are no longer dead letters.
+        query.not_erased = dead;
+        let list = jobs::list_page(&state, tenant, query).await?;
+        let tenants = if session.owner.admin() { tenant_queries::tenants(&state.pool).await? } else { Vec::new() };
+        Ok::<_, ApiError>((list, tenants))
     };
-    let tenant = Tenant(session.owner.tenant);
-    let Json(list) = match jobs::list_jobs(State(state), tenant, RawQuery(Some(query))).await {
-        Ok(list) => list,
+    let ((list, owners), tenants) = match found.await {
+        Ok(found) => found,
         Err(error) => return failure(&session, path_base, error),
     };
+    // Each job with its tenant's name (admins see every tenant's).
+    let name_of = |owner: TenantId| tenants.iter().find(|t| t.id == owner.0).map_or_else(|| owner.0.to_string(), |t| t.name.clone());
+    let shown: Vec<Value> = list
+        .data
+        .iter()
+        .zip(owners)
+        .map(|(job, owner)| {
+            let mut job = serde_json::to_value(job).unwrap_or_default();
+            job["tenant"] = json!(name_of(owner));
+            job
+        })
+        .collect();
+    let tenants: Vec<Value> = tenants.iter().map(|t| json!({ "id": t.id, "name": t.name })).collect();
     let statuses: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let text = |value: &Option<String>| JobFilter::given(value).unwrap_or_default().to_string();
     let own = json!({
-        "jobs": list.data,
-        "next_cursor": list.next_cursor,
+        "jobs": shown,
+        "next_page": list.next_cursor.as_deref().map(|cursor| filter.link(cursor)),
         "types": registry::catalogue().names(),
         "statuses": statuses,
-        "filter_type": filter.job_type.unwrap_or_default(),
-        "filter_status": if dead { String::new() } else { filter.status.unwrap_or_default() },
+        "tenants": tenants,
+        "filter_type": text(&filter.job_type),
+        "filter_status": if dead { String::new() } else { text(&filter.status) },
+        "filter_tenant": text(&filter.tenant),
+        "filter_key": text(&filter.key),
+        "filter_from": text(&filter.from),
+        "filter_to": text(&filter.to),
         "dead": dead,
         "path_base": path_base,
     });
     render(StatusCode::OK, "jobs.html", page(session.view, Some(&session), if dead { "dead_letters" } else { "jobs" }, path_base, own))
+}
+
+/// Who acts on job `id`: the key's owner; for an admin, as of the job's
+/// tenant (admins see and act on every tenant's jobs).
+pub(super) async fn owner_for_job(state: &AppState, session: &Session, id: &str) -> Result<KeyOwner, ApiError> {
+    let mut owner = session.owner;
+    if owner.admin() {
+        if let Ok(id) = id.parse() {
+            if let Some(tenant) = job_queries::tenant_of(&state.pool, id).await? {
+                owner.tenant = tenant;
+            }
+        }
+    }
+    Ok(owner)
 }
 
 pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
@@ -201,13 +299,15 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
     if let Some(refused) = refusal(&session, Scope::JobsRead, &path) {
         return refused;
     }
-    let tenant = || Tenant(session.owner.tenant);
-    let job = match jobs::get_job(State(state.clone()), tenant(), Path(id.clone()), RawQuery(None)).await {
-        Ok(Json(job)) => job,
-        Err(error) => return failure(&session, &path, error),
+    let found = async {
+        let tenant = Tenant(owner_for_job(&state, &session, &id).await?.tenant);
+        let Json(job) = jobs::get_job(State(state.clone()), tenant, Path(id.clone()), RawQuery(None)).await?;
+        let Json(attempts) = jobs::list_attempts(State(state.clone()), tenant, Path(id.clone())).await?;
+        let detail = super::job_detail::of(&state, tenant, &job).await?;
+        Ok::<_, ApiError>((job, attempts.data, detail))
     };
-    let attempts = match jobs::list_attempts(State(state), tenant(), Path(id)).await {
-        Ok(Json(list)) => list.data,
+    let (job, attempts, detail) = match found.await {
+        Ok(found) => found,
         Err(error) => return failure(&session, &path, error),
     };
     let pretty = |value: &Value| serde_json::to_string_pretty(value).unwrap_or_default();
@@ -215,6 +315,7 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
         "payload": pretty(&job.payload),
         "result": job.result.as_ref().map(pretty),
         "attempts": attempts,
+        "detail": detail,
         "job": job,
     });
     render(StatusCode::OK, "job.html", page(session.view, Some(&session), "job", &path, own))
@@ -249,21 +350,36 @@ async fn job_action(
     if let Some(refused) = refusal(&session, Scope::JobsWrite, &path) {
         return refused;
     }
-    let caller = Caller(session.owner);
-    let done = if retry {
-        jobs::retry_job(State(state), caller, Path(id)).await.map(drop)
-    } else {
-        jobs::cancel_job(State(state), caller, Path(id)).await.map(drop)
+    let done = async {
+        let caller = Caller(owner_for_job(&state, &session, &id).await?);
+        if retry {
+            jobs::retry_job(State(state.clone()), caller, Path(id.clone())).await.map(drop)
+        } else {
+            jobs::cancel_job(State(state.clone()), caller, Path(id.clone())).await.map(drop)
+        }
     };
-    match done {
+    match done.await {
         Ok(()) => Redirect::to(&path).into_response(),
         Err(error) => failure(&session, &path, error),
     }
 }
 
-/// Retries every dead job of the filter: first a confirmation that says how
-/// many match, then (with `confirm=yes`) the retries, newest first.
-pub async fn retry_dead(State(state): State<AppState>, session: Session, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
+/// What a bulk action on dead letters does to each job.
+#[derive(Clone, Copy, PartialEq)]
+enum DeadAction {
+    Retry,
+    /// Erase the content (as `DELETE /v1/jobs/{id}`): the job leaves the
+    /// dead letters and can no longer be retried.
+    Discard,
+}
+
+pub async fn bulk_dead(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
     let path = "/console/dead";
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
         return error.into_response();
@@ -271,33 +387,60 @@ pub async fn retry_dead(State(state): State<AppState>, session: Session, headers
     if let Some(refused) = refusal(&session, Scope::JobsWrite, path) {
         return refused;
     }
-    let job_type = form.job_type.filter(|t| !t.is_empty());
-    if let Some(unknown) = job_type.as_deref().filter(|t| registry::catalogue().get(t).is_none()) {
-        return failure(&session, path, ApiError::bad_parameter("type", format!("unknown job type `{unknown}`")));
-    }
-    let filter = ListFilter { job_type: job_type.clone(), status: Some(JobStatus::Dead), limit: BULK_RETRY_MAX + 1, ..Default::default() };
-    let mut ids = match job_queries::list_ids(&state.pool, session.owner.tenant, &filter).await {
-        Ok(ids) => ids,
-        Err(error) => return failure(&session, path, error.into()),
+    let action = match action.as_str() {
+        "retry" => DeadAction::Retry,
+        "discard" => DeadAction::Discard,
+        _ => return failure(&session, path, ApiError::not_found("action")),
     };
-    let more = ids.len() as i64 > BULK_RETRY_MAX;
-    ids.truncate(BULK_RETRY_MAX as usize);
-    if form.confirm.as_deref() != Some("yes") {
-        let own = json!({ "count": ids.len(), "more": more, "filter_type": job_type.unwrap_or_default() });
-        return render(StatusCode::OK, "confirm.html", page(session.view, Some(&session), "dead_letters", path, own));
+    match dead_letters(&state, &session, &form, action).await {
+        Ok(response) => response,
+        Err(error) => failure(&session, path, error),
     }
-    let mut retried = 0;
-    for id in ids {
-        // A job retried meanwhile (409) is skipped; any other error stops.
-        match jobs::retry_job(State(state.clone()), Caller(session.owner), Path(id.to_string())).await {
-            Ok(_) => retried += 1,
-            Err(error) if error.status == StatusCode::CONFLICT => {}
-            Err(error) => return failure(&session, path, error),
+}
+
+/// Retries or discards every dead job of the filter: first a confirmation
+/// that says how many match, then (with `confirm=yes`) the action on each,
+/// newest first.
+async fn dead_letters(state: &AppState, session: &Session, form: &ActionForm, action: DeadAction) -> Result<Response, ApiError> {
+    let path = "/console/dead";
+    let filter = JobFilter { job_type: form.job_type.clone(), tenant: form.tenant.clone(), ..Default::default() };
+    let tenant = filter.tenant(session)?;
+    let mut query = jobs::list_filter(&filter.api_query(session.view)?)?;
+    query.status = Some(JobStatus::Dead);
+    query.not_erased = true;
+    query.limit = BULK_MAX + 1;
+    let mut ids = job_queries::list_ids(&state.pool, tenant, &query).await?;
+    let more = ids.len() as i64 > BULK_MAX;
+    ids.truncate(BULK_MAX as usize);
+    let verb = if action == DeadAction::Retry { "retry" } else { "discard" };
+    if form.confirm.as_deref() != Some("yes") {
+        let own = json!({
+            "count": ids.len(),
+            "more": more,
+            "action": verb,
+            "filter_type": filter.job_type.unwrap_or_default(),
+            "filter_tenant": filter.tenant.unwrap_or_default(),
+        });
+        return Ok(render(StatusCode::OK, "confirm.html", page(session.view, Some(session), "dead_letters", path, own)));
+    }
+    let mut done = 0;
+    for (id, tenant) in ids {
+        let caller = Caller(KeyOwner { tenant, ..session.owner });
+        let outcome = match action {
+            DeadAction::Retry => jobs::retry_job(State(state.clone()), caller, Path(id.to_string())).await.map(drop),
+            DeadAction::Discard => jobs::erase_job(State(state.clone()), caller, Path(id.to_string())).await.map(drop),
+        };
+        // A job retried or erased meanwhile (409, 404) is skipped; any
+        // other error stops.
+        match outcome {
+            Ok(()) => done += 1,
+            Err(error) if matches!(error.status, StatusCode::CONFLICT | StatusCode::NOT_FOUND) => {}
+            Err(error) => return Err(error),
         }
     }
-    let words = super::locale::text(session.view.language, "retried");
-    let message = format!("{retried} {words}");
-    render(StatusCode::OK, "message.html", page(session.view, Some(&session), "dead_letters", path, json!({ "message": message })))
+    let words = super::locale::text(session.view.language, if action == DeadAction::Retry { "retried" } else { "discarded" });
+    let message = format!("{done} {words}");
+    Ok(render(StatusCode::OK, "message.html", page(session.view, Some(session), "dead_letters", path, json!({ "message": message }))))
 }
 
 pub async fn queues(State(state): State<AppState>, session: Session) -> Response {

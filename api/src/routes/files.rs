@@ -111,14 +111,17 @@ pub async fn delete_file(State(state): State<AppState>, caller: Caller, Path(id)
 /// Deletes a file's bytes from the store, then empties its record (in that
 /// order: a record marked erased never points at bytes still kept).
 pub async fn erase(state: &AppState, tenant: Uuid, id: Uuid) -> Result<Option<FileRow>, ApiError> {
-    state.files.delete(tenant, id).await.map_err(|e| {
-        tracing::error!(error = %e, "file store unavailable");
-        storage_unavailable()
-    })?;
+    state.files.delete(tenant, id).await.map_err(storage_error)?;
     Ok(peyk_schema::queries::retention::mark_file_erased(&state.pool, tenant, id).await?)
 }
 
-fn storage_unavailable() -> ApiError {
+/// A file store failure as an answer: bytes that are gone are `404`; a
+/// store that does not answer is `503` (logged, it is the operator's).
+pub fn storage_error(error: peyk_jobs::storage::StorageError) -> ApiError {
+    if let peyk_jobs::storage::StorageError::NotFound(_) = error {
+        return ApiError::not_found("file");
+    }
+    tracing::error!(error = %error, "file store unavailable");
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "the file store is unreachable; try again shortly")
 }
 
@@ -158,10 +161,7 @@ pub async fn store(state: &AppState, tenant: &Tenant, upload: Upload) -> Result<
         created_at: Utc::now(),
         erased_at: None,
     };
-    state.files.put_spool(row.tenant_id, row.id, &data).await.map_err(|e| {
-        tracing::error!(error = %e, "file store unavailable");
-        storage_unavailable()
-    })?;
+    state.files.put_spool(row.tenant_id, row.id, &data).await.map_err(storage_error)?;
     Ok(files::insert(&state.pool, &row).await?)
 }
 

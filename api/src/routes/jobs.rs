@@ -16,6 +16,7 @@ use peyk_jobs::webhook::signing::SigningSecret;
 use peyk_jobs::{metrics, ValidationErrors};
 use peyk_queue::metadata;
 use peyk_queue::queue::{Enqueue, MAX_PRIORITY};
+use peyk_schema::models::TenantId;
 use peyk_schema::queries::{attempts, files, jobs};
 use peyk_schema::{JobCallback, JobRow, JobStatus, NewJob};
 use serde::Serialize;
@@ -401,13 +402,47 @@ where
         ("schedule_id" = Option<String>, Query, description = "Only jobs this schedule submitted"),
         ("metadata" = Option<HashMap<String, String>>, Query, style = DeepObject, explode,
             description = "Only jobs whose metadata holds each given key with that value: `metadata[appointment]=4242` (several: all of them)"),
+        ("created_after" = Option<String>, Query, description = "Only jobs created at or after this time (RFC 3339)"),
+        ("created_before" = Option<String>, Query, description = "Only jobs created before this time (RFC 3339)"),
+        ("idempotency_key" = Option<String>, Query, description = "Only the job submitted with this idempotency key"),
         ("limit" = Option<i64>, Query, description = "1–200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(query): RawQuery) -> Result<Json<JobList>, ApiError> {
+    let filter = list_filter(query.as_deref().unwrap_or(""))?;
+    Ok(Json(list_page(&state, Some(tenant.0), filter).await?.0))
+}
+
+/// One page of jobs, newest first, and each job's tenant; `tenant` `None`:
+/// every tenant's (the console, for admins).
+pub(crate) async fn list_page(
+    state: &AppState,
+    tenant: Option<TenantId>,
+    mut filter: jobs::ListFilter,
+) -> Result<(JobList, Vec<TenantId>), ApiError> {
+    let limit = filter.limit;
+    filter.limit += 1; // one more tells whether there is a next page
+    let mut rows = jobs::list(&state.pool, tenant, &filter).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| URL_SAFE_NO_PAD.encode(row.id.as_bytes()))
+    } else {
+        None
+    };
+    let tenants = rows.iter().map(|row| TenantId(row.tenant_id)).collect();
+    Ok((JobList { data: rows.into_iter().map(JobView::from).collect(), next_cursor }, tenants))
+}
+
+/// The filter of `GET /v1/jobs`'s query string.
+pub(crate) fn list_filter(query: &str) -> Result<jobs::ListFilter, ApiError> {
+    let time = |name: &str, value: &str| {
+        value
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .map_err(|_| ApiError::bad_parameter(name, "must be a time in RFC 3339, e.g. 2026-12-05T08:00:00Z"))
+    };
     let mut filter = jobs::ListFilter { limit: 50, ..Default::default() };
-    for (name, value) in url_pairs(query.as_deref().unwrap_or("")) {
+    for (name, value) in url_pairs(query) {
         match name.as_str() {
             "type" if registry::catalogue().get(&value).is_some() => filter.job_type = Some(value),
             "type" => {
@@ -432,6 +467,9 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
                 filter.schedule_id =
                     Some(Uuid::parse_str(&value).map_err(|_| ApiError::bad_parameter("schedule_id", "is not a schedule id"))?);
             }
+            "created_after" => filter.created_after = Some(time("created_after", &value)?),
+            "created_before" => filter.created_before = Some(time("created_before", &value)?),
+            "idempotency_key" => filter.idempotency_key = Some(value),
             "cursor" => filter.before = Some(decode_cursor(&value)?),
             other => match other.strip_prefix("metadata[").and_then(|rest| rest.strip_suffix(']')) {
                 Some(key) => {
@@ -441,22 +479,14 @@ pub async fn list_jobs(State(state): State<AppState>, tenant: Tenant, RawQuery(q
                 None => {
                     return Err(ApiError::bad_parameter(
                         other,
-                        "unknown parameter; known: type, status, schedule_id, metadata[KEY], limit, cursor",
+                        "unknown parameter; known: type, status, schedule_id, metadata[KEY], created_after, created_before, \
+                         idempotency_key, limit, cursor",
                     ))
                 }
             },
         }
     }
-    let limit = filter.limit;
-    filter.limit += 1; // one more tells whether there is a next page
-    let mut rows = jobs::list(&state.pool, tenant.0, &filter).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| URL_SAFE_NO_PAD.encode(row.id.as_bytes()))
-    } else {
-        None
-    };
-    Ok(Json(JobList { data: rows.into_iter().map(JobView::from).collect(), next_cursor }))
+    Ok(filter)
 }
 
 pub(crate) fn url_pairs(query: &str) -> Vec<(String, String)> {

@@ -95,6 +95,13 @@ pub async fn find_by_idempotency_key(pool: &DbPool, tenant: TenantId, key: &str)
         .optional()?)
 }
 
+/// Whose job this is (an admin's console opens any tenant's job).
+pub async fn tenant_of(pool: &DbPool, id: Uuid) -> Result<Option<TenantId>, DbError> {
+    let mut conn = pool.get().await?;
+    let tenant: Option<Uuid> = jobs::table.filter(jobs::id.eq(id)).select(jobs::tenant_id).first(&mut conn).await.optional()?;
+    Ok(tenant.map(TenantId))
+}
+
 pub async fn get(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Option<JobRow>, DbError> {
     let mut conn = pool.get().await?;
     Ok(jobs::table
@@ -114,49 +121,104 @@ pub struct ListFilter {
     pub schedule_id: Option<Uuid>,
     /// Only jobs whose metadata holds every one of these keys and values.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Only jobs created at or after this time, and before that one: id
+    /// bounds, since a UUIDv7 id starts with its creation's millisecond.
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only the job submitted with this idempotency key (its unique index).
+    pub idempotency_key: Option<String>,
+    /// Leave out jobs whose content was erased (the console's dead letters:
+    /// a discarded dead job is an erased one).
+    pub not_erased: bool,
     /// Only jobs older than this one (the cursor of the previous page).
     pub before: Option<Uuid>,
     pub limit: i64,
 }
 
-/// Newest first. Ids are UUIDv7, so id order is creation order.
-pub async fn list(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<JobRow>, DbError> {
+/// The smallest UUIDv7 of `at`'s millisecond: every id made at or after
+/// `at` sorts at or above it.
+pub fn first_id_at(at: DateTime<Utc>) -> Uuid {
+    let millis = at.timestamp_millis().max(0) as u64;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70; // version 7
+    bytes[8] = 0x80; // RFC 4122 variant
+    Uuid::from_bytes(bytes)
+}
+
+/// Newest first. Ids are UUIDv7, so id order is creation order. `tenant`
+/// `None`: every tenant's jobs (admins only).
+pub async fn list(pool: &DbPool, tenant: Option<TenantId>, filter: &ListFilter) -> Result<Vec<JobRow>, DbError> {
     let mut conn = pool.get().await?;
     let query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).limit(filter.limit).into_boxed();
     Ok(filtered(query, tenant, filter).load(&mut conn).await?)
 }
 
-/// Dead jobs by type, counted up to `cap` in all (on the partial index of
-/// failed and dead jobs, so never more rows than that): one tenant's, or
-/// every tenant's.
-pub async fn dead_by_type(pool: &DbPool, tenant: Option<TenantId>, cap: i64) -> Result<Vec<(String, i64)>, DbError> {
+/// Dead letters (dead, not erased) of each of `types`, each counted up to
+/// `cap`: one tenant's, or every tenant's. Each count reads at most `cap`
+/// entries of a partial index that holds only dead letters, without the
+/// table (`jobs_dead_letters`), so it stays fast whatever the table holds.
+pub async fn dead_by_type(pool: &DbPool, tenant: Option<TenantId>, types: &[String], cap: i64) -> Result<Vec<(String, i64)>, DbError> {
+    use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = Text)]
+        job_type: String,
+        #[diesel(sql_type = BigInt)]
+        dead: i64,
+    }
+    let statement = |of_tenant: &str| {
+        format!(
+            "SELECT t.job_type, (SELECT count(*) FROM (SELECT 1 FROM jobs j
+                 WHERE j.status = 'dead' AND j.erased_at IS NULL AND j.job_type = t.job_type {of_tenant} LIMIT $2) s) AS dead
+             FROM unnest($1::text[]) AS t(job_type)"
+        )
+    };
     let mut conn = pool.get().await?;
-    let mut query = jobs::table.filter(jobs::status.eq("dead")).select(jobs::job_type).limit(cap).into_boxed();
-    if let Some(tenant) = tenant {
-        query = query.filter(jobs::tenant_id.eq(tenant.0));
-    }
-    let types: Vec<String> = query.load(&mut conn).await?;
-    let mut counts: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for job_type in types {
-        *counts.entry(job_type).or_default() += 1;
-    }
-    Ok(counts.into_iter().collect())
+    let counts: Vec<Count> = match tenant {
+        Some(tenant) => {
+            diesel::sql_query(statement("AND j.tenant_id = $3"))
+                .bind::<Array<Text>, _>(types)
+                .bind::<BigInt, _>(cap)
+                .bind::<SqlUuid, _>(tenant.0)
+                .load(&mut conn)
+                .await?
+        }
+        None => diesel::sql_query(statement("")).bind::<Array<Text>, _>(types).bind::<BigInt, _>(cap).load(&mut conn).await?,
+    };
+    Ok(counts.into_iter().map(|c| (c.job_type, c.dead)).collect())
 }
 
-/// The ids `list` would return, newest first (the console's bulk actions:
-/// `filter.limit` bounds how many, so nothing counts the whole table).
-pub async fn list_ids(pool: &DbPool, tenant: TenantId, filter: &ListFilter) -> Result<Vec<Uuid>, DbError> {
+/// The ids `list` would return with their tenants, newest first (the
+/// console's bulk actions: `filter.limit` bounds how many, so nothing counts
+/// the whole table).
+pub async fn list_ids(pool: &DbPool, tenant: Option<TenantId>, filter: &ListFilter) -> Result<Vec<(Uuid, TenantId)>, DbError> {
     let mut conn = pool.get().await?;
-    let query = jobs::table.select(jobs::id).order(jobs::id.desc()).limit(filter.limit).into_boxed();
-    Ok(filtered(query, tenant, filter).load(&mut conn).await?)
+    let query = jobs::table.select((jobs::id, jobs::tenant_id)).order(jobs::id.desc()).limit(filter.limit).into_boxed();
+    let rows: Vec<(Uuid, Uuid)> = filtered(query, tenant, filter).load(&mut conn).await?;
+    Ok(rows.into_iter().map(|(id, tenant)| (id, TenantId(tenant))).collect())
 }
 
 fn filtered<'a, ST: 'a>(
     mut query: jobs::BoxedQuery<'a, diesel::pg::Pg, ST>,
-    tenant: TenantId,
+    tenant: Option<TenantId>,
     filter: &ListFilter,
 ) -> jobs::BoxedQuery<'a, diesel::pg::Pg, ST> {
-    query = query.filter(jobs::tenant_id.eq(tenant.0));
+    if let Some(tenant) = tenant {
+        query = query.filter(jobs::tenant_id.eq(tenant.0));
+    }
+    if let Some(key) = &filter.idempotency_key {
+        query = query.filter(jobs::idempotency_key.eq(key.clone()));
+    }
+    if let Some(after) = filter.created_after {
+        query = query.filter(jobs::id.ge(first_id_at(after)));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(jobs::id.lt(first_id_at(before)));
+    }
+    if filter.not_erased {
+        query = query.filter(jobs::erased_at.is_null());
+    }
     if let Some(job_type) = &filter.job_type {
         query = query.filter(jobs::job_type.eq(job_type.clone()));
     }
@@ -278,4 +340,25 @@ pub async fn callback_of(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Op
         .await
         .optional()?
         .flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_id_at;
+    use chrono::{Duration, TimeZone, Utc};
+    use uuid::{NoContext, Timestamp, Uuid};
+
+    /// An id made in a millisecond sorts at or after that millisecond's
+    /// first id and before the next one's.
+    #[test]
+    fn the_first_id_of_a_millisecond_bounds_the_ids_made_in_it() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 20, 8, 30, 0).unwrap() + Duration::milliseconds(123);
+        let millis = at.timestamp_millis() as u64;
+        for _ in 0..100 {
+            let id = Uuid::new_v7(Timestamp::from_unix(NoContext, millis / 1000, (millis % 1000) as u32 * 1_000_000));
+            assert!(first_id_at(at) <= id);
+            assert!(id < first_id_at(at + Duration::milliseconds(1)));
+        }
+        assert_eq!(first_id_at(at).get_version_num(), 7);
+    }
 }

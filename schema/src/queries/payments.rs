@@ -514,3 +514,17 @@ pub async fn delete_source(pool: &DbPool, tenant: TenantId, name: &str) -> Resul
     let deleted = diesel::delete(src::table.filter(src::tenant_id.eq(tenant.0)).filter(src::name.eq(name))).execute(&mut conn).await?;
     Ok(deleted > 0)
 }
+
+/// The callbacks stored for one payment, oldest first, at most `limit` (a
+/// payment holds only a few: the gate keeps `callbacks_stored` bounded).
+pub async fn events_of_payment(pool: &DbPool, tenant: TenantId, payment: Uuid, limit: i64) -> Result<Vec<InboundEventRow>, DbError> {
+    let mut conn = pool.get().await?;
+    Ok(ev::table
+        .filter(ev::payment_id.eq(payment))
+        .filter(ev::tenant_id.eq(tenant.0))
+        .order(ev::id.asc())
+        .limit(limit)
+        .select(InboundEventRow::as_select())
+        .load(&mut conn)
+        .await?)
+}

@@ -1,0 +1,2 @@
+DROP INDEX jobs_dead_letters_by_type;
+DROP INDEX jobs_dead_letters;
