@@ -57,6 +57,8 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-extensions", "--disable-default-apps", "--window-size=1280,900",
+                    // The console's audio player starts when a segment is clicked.
+                    "--autoplay-policy=no-user-gesture-required",
                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                     format!("--user-data-dir={}", profile.display()),
                 ],

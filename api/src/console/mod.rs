@@ -8,8 +8,10 @@ mod job_detail;
 pub mod locale;
 mod overview;
 mod pages;
+mod payments;
 mod schedules;
 mod session;
+mod webhooks;
 
 use std::sync::LazyLock;
 
@@ -40,6 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/console/dead/{action}", post(pages::bulk_dead))
         .route("/console/queues", get(pages::queues))
         .route("/console/queues/{queue}/{action}", post(pages::queue_action))
+        .route("/console/queues/{action}", post(pages::picked_queue_action))
+        .route("/console/webhooks", get(webhooks::list))
+        .route("/console/webhooks/messages/{id}", get(webhooks::message))
+        .route("/console/webhooks/messages/{id}/replay", post(webhooks::replay))
+        .route("/console/payments", get(payments::list))
+        .route("/console/payments/{id}", get(payments::show))
         .route("/console/schedules", get(schedules::list).post(schedules::create))
         .route("/console/schedules/{id}", get(schedules::show))
         .route("/console/schedules/{id}/{action}", post(schedules::act))
@@ -64,6 +72,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("message.html", include_str!("templates/message.html")),
         ("schedules.html", include_str!("templates/schedules.html")),
         ("schedule.html", include_str!("templates/schedule.html")),
+        ("tenant_picker.html", include_str!("templates/tenant_picker.html")),
+        ("webhooks.html", include_str!("templates/webhooks.html")),
+        ("webhook_message.html", include_str!("templates/webhook_message.html")),
+        ("payments.html", include_str!("templates/payments.html")),
+        ("payment.html", include_str!("templates/payment.html")),
     ] {
         env.add_template(name, source).unwrap_or_else(|e| panic!("console template {name}: {e}"));
     }
@@ -133,6 +146,11 @@ mod tests {
             include_str!("templates/queues.html"),
             include_str!("templates/schedules.html"),
             include_str!("templates/schedule.html"),
+            include_str!("templates/tenant_picker.html"),
+            include_str!("templates/webhooks.html"),
+            include_str!("templates/webhook_message.html"),
+            include_str!("templates/payments.html"),
+            include_str!("templates/payment.html"),
         ];
         for source in sources {
             for call in source.split("t(\"").skip(1) {

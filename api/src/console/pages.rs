@@ -22,7 +22,7 @@ use super::render;
 use super::session::{self, Session, View, CALENDAR_COOKIE, LANGUAGE_COOKIE};
 use crate::auth::{Admin, Caller, Tenant};
 use crate::error::ApiError;
-use crate::routes::{admin, jobs};
+use crate::routes::{admin, jobs, usage};
 use crate::state::AppState;
 
 /// The most dead jobs one bulk retry or discard takes (the confirmation
@@ -66,6 +66,39 @@ pub(super) fn refusal(session: &Session, scope: Scope, path: &str) -> Option<Res
             page(session.view, Some(session), "console", path, json!({ "message": message })),
         ))
     }
+}
+
+/// The tenant a page acts as: the key's own; an admin's choice (`tenant`
+/// in the query or form), by default its own.
+pub(super) fn chosen_tenant(session: &Session, asked: Option<&str>) -> Result<Tenant, ApiError> {
+    match asked.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(id) if session.owner.admin() => {
+            id.parse().map(|id| Tenant(TenantId(id))).map_err(|_| ApiError::bad_parameter("tenant", "is not a tenant id"))
+        }
+        _ => Ok(Tenant(session.owner.tenant)),
+    }
+}
+
+/// The tenants an admin may pick from, `chosen` marked; none for others.
+pub(super) async fn tenant_choices(state: &AppState, session: &Session, chosen: Tenant) -> Result<Vec<Value>, ApiError> {
+    if !session.owner.admin() {
+        return Ok(Vec::new());
+    }
+    let tenants = tenant_queries::tenants(&state.pool).await?;
+    Ok(tenants.iter().map(|t| json!({ "id": t.id, "name": t.name, "chosen": t.id == chosen.0 .0 })).collect())
+}
+
+/// A query string of `pairs`, with the chosen tenant for an admin (so that
+/// links stay with the tenant picked).
+pub(super) fn with_tenant(session: &Session, tenant: Tenant, pairs: &[(&str, &str)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if session.owner.admin() {
+        query.append_pair("tenant", &tenant.0 .0.to_string());
+    }
+    for (name, value) in pairs {
+        query.append_pair(name, value);
+    }
+    query.finish()
 }
 
 pub async fn home(session: Result<Session, Response>) -> Redirect {
@@ -443,25 +476,73 @@ async fn dead_letters(state: &AppState, session: &Session, form: &ActionForm, ac
     Ok(render(StatusCode::OK, "message.html", page(session.view, Some(session), "dead_letters", path, json!({ "message": message }))))
 }
 
+/// Queues with each tenant's backlog and pause, and every tenant's limits
+/// and usage in the current periods (admins).
 pub async fn queues(State(state): State<AppState>, session: Session) -> Response {
     let path = "/console/queues";
     if let Some(refused) = refusal(&session, Scope::Admin, path) {
         return refused;
     }
-    match admin::queue_views(&state).await {
-        Ok(queues) => {
-            render(StatusCode::OK, "queues.html", page(session.view, Some(&session), "queues", path, json!({ "queues": queues })))
-        }
+    let found = async {
+        let queues = admin::queue_views(&state).await?;
+        let admin_key = || Admin(Caller(session.owner));
+        let Json(tenants) = admin::list_tenants(State(state.clone()), admin_key()).await?;
+        let Json(usage) = usage::all_usage(State(state.clone()), admin_key()).await?;
+        let tenants: Vec<Value> = tenants
+            .data
+            .into_iter()
+            .map(|tenant| {
+                let used = usage.data.iter().find(|u| u.tenant_id == tenant.id.to_string()).map(|u| &u.used);
+                json!({ "limits": tenant, "used": used })
+            })
+            .collect();
+        Ok::<_, ApiError>(json!({ "queues": queues, "tenants": tenants, "periods": usage.periods }))
+    };
+    match found.await {
+        Ok(own) => render(StatusCode::OK, "queues.html", page(session.view, Some(&session), "queues", path, own)),
         Err(error) => failure(&session, path, error),
     }
 }
 
+#[derive(Deserialize)]
+pub struct QueueForm {
+    csrf: Option<String>,
+    /// Pause or resume only this tenant in the queue.
+    tenant: Option<String>,
+    /// The queue, when the form picks it (not in the path).
+    queue: Option<String>,
+}
+
+/// Pauses or resumes a queue, or one tenant in it (`tenant` in the form).
 pub async fn queue_action(
-    State(state): State<AppState>,
+    state: State<AppState>,
     session: Session,
     headers: HeaderMap,
     Path((queue, action)): Path<(String, String)>,
-    Form(form): Form<ActionForm>,
+    form: Form<QueueForm>,
+) -> Response {
+    act_on_queue(state, session, headers, queue, action, form).await
+}
+
+/// The same, with the queue picked in the form.
+pub async fn picked_queue_action(
+    state: State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    form: Form<QueueForm>,
+) -> Response {
+    let queue = form.queue.clone().unwrap_or_default();
+    act_on_queue(state, session, headers, queue, action, form).await
+}
+
+async fn act_on_queue(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    queue: String,
+    action: String,
+    Form(form): Form<QueueForm>,
 ) -> Response {
     let path = "/console/queues";
     if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
@@ -471,9 +552,12 @@ pub async fn queue_action(
         return refused;
     }
     let admin = Admin(Caller(session.owner));
-    let done = match action.as_str() {
-        "pause" => admin::pause_queue(State(state), admin, Path(queue)).await,
-        "resume" => admin::resume_queue(State(state), admin, Path(queue)).await,
+    let tenant = form.tenant.filter(|t| !t.trim().is_empty());
+    let done = match (action.as_str(), tenant) {
+        ("pause", None) => admin::pause_queue(State(state), admin, Path(queue)).await,
+        ("resume", None) => admin::resume_queue(State(state), admin, Path(queue)).await,
+        ("pause", Some(tenant)) => admin::pause_tenant(State(state), admin, Path((queue, tenant))).await,
+        ("resume", Some(tenant)) => admin::resume_tenant(State(state), admin, Path((queue, tenant))).await,
         _ => return failure(&session, path, ApiError::not_found("action")),
     };
     match done {
