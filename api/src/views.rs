@@ -143,6 +143,9 @@ impl From<JobRow> for JobView {
 pub struct JobList {
     pub data: Vec<JobView>,
     /// Pass as `cursor` for the next (older) page; null on the last page.
+    /// A page filtered by `type` or `status` (other than failed and dead)
+    /// looks through at most 10,000 jobs, so it may hold fewer than `limit`
+    /// jobs, or none, while `next_cursor` is set: follow it until null.
     pub next_cursor: Option<String>,
 }
 

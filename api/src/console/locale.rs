@@ -234,6 +234,11 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("gregorian", "Gregorian", "میلادی"),
     ("persian", "Persian", "شمسی"),
     ("forbidden", "This key may not do that.", "این کلید اجازهٔ این کار را ندارد."),
+    (
+        "no_jobs_yet",
+        "None among the newest jobs looked through; the next page looks further back.",
+        "در میان جدیدترین کارهای بررسی‌شده نبود؛ صفحهٔ بعد قدیمی‌ترها را می‌گردد.",
+    ),
     ("every_tenant", "Every tenant", "همهٔ سازمان‌ها"),
     ("from", "Created from", "ایجاد از"),
     ("to", "until", "تا"),

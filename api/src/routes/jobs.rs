@@ -423,13 +423,14 @@ pub(crate) async fn list_page(
 ) -> Result<(JobList, Vec<TenantId>), ApiError> {
     let limit = filter.limit;
     filter.limit += 1; // one more tells whether there is a next page
-    let mut rows = jobs::list(&state.pool, tenant, &filter).await?;
+    let jobs::JobPage { mut rows, looked_to } = jobs::list(&state.pool, tenant, &filter).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|row| URL_SAFE_NO_PAD.encode(row.id.as_bytes()))
+        rows.last().map(|row| row.id)
     } else {
-        None
+        looked_to
     };
+    let next_cursor = next_cursor.map(|id| URL_SAFE_NO_PAD.encode(id.as_bytes()));
     let tenants = rows.iter().map(|row| TenantId(row.tenant_id)).collect();
     Ok((JobList { data: rows.into_iter().map(JobView::from).collect(), next_cursor }, tenants))
 }

@@ -146,12 +146,50 @@ pub fn first_id_at(at: DateTime<Utc>) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
+/// How many jobs, newest first from the cursor, one page looks through
+/// when its filter has no index of its own (a type, or a status other than
+/// failed and dead): a filter that matches one job in ten thousand would
+/// otherwise read every job of the tenant to fill a page.
+pub const SCAN_WINDOW: i64 = 10_000;
+
+/// A page of `list`.
+pub struct JobPage {
+    pub rows: Vec<JobRow>,
+    /// Where the page stopped looking, short of the filter's end: the next
+    /// page starts below this id, even when `rows` is short or empty.
+    pub looked_to: Option<Uuid>,
+}
+
 /// Newest first. Ids are UUIDv7, so id order is creation order. `tenant`
 /// `None`: every tenant's jobs (admins only).
-pub async fn list(pool: &DbPool, tenant: Option<TenantId>, filter: &ListFilter) -> Result<Vec<JobRow>, DbError> {
+pub async fn list(pool: &DbPool, tenant: Option<TenantId>, filter: &ListFilter) -> Result<JobPage, DbError> {
     let mut conn = pool.get().await?;
-    let query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).limit(filter.limit).into_boxed();
-    Ok(filtered(query, tenant, filter).load(&mut conn).await?)
+    let looked_to = if needs_window(filter) { window_end(&mut conn, tenant, filter).await? } else { None };
+    let mut query = jobs::table.select(JobRow::as_select()).order(jobs::id.desc()).limit(filter.limit).into_boxed();
+    if let Some(end) = looked_to {
+        query = query.filter(jobs::id.ge(end));
+    }
+    Ok(JobPage { rows: filtered(query, tenant, filter).load(&mut conn).await?, looked_to })
+}
+
+/// Whether only a type or status narrows the list, which no index serves
+/// (failed and dead have theirs; metadata, schedule and idempotency key
+/// find their few rows by their own indexes).
+fn needs_window(filter: &ListFilter) -> bool {
+    let unindexed_status = filter.status.is_some_and(|s| !matches!(s, JobStatus::Failed | JobStatus::Dead));
+    (filter.job_type.is_some() || unindexed_status)
+        && filter.metadata.is_empty()
+        && filter.schedule_id.is_none()
+        && filter.idempotency_key.is_none()
+}
+
+/// The `SCAN_WINDOW`th job the filter's page would look through (its
+/// tenant, time range and cursor, on the tenant's newest-first index), or
+/// `None` when there are fewer.
+async fn window_end(conn: &mut AsyncPgConnection, tenant: Option<TenantId>, filter: &ListFilter) -> Result<Option<Uuid>, DbError> {
+    let unnarrowed = ListFilter { job_type: None, status: None, not_erased: false, ..filter.clone() };
+    let query = jobs::table.select(jobs::id).order(jobs::id.desc()).offset(SCAN_WINDOW - 1).limit(1).into_boxed();
+    Ok(filtered(query, tenant, &unnarrowed).first(conn).await.optional()?)
 }
 
 /// Dead letters (dead, not erased) of each of `types`, each counted up to

@@ -286,6 +286,25 @@ async fn listing_is_newest_first_with_cursor_pages_and_filters() {
     assert_eq!(data[0]["id"], json!(cancelled));
     let (_, by_type) = api.get("/v1/jobs?type=webhook&status=queued", &key).await;
     assert_eq!(by_type["data"].as_array().unwrap().len(), 4);
+
+    // A status filter looks through 10,000 jobs a page: behind 10,050 newer
+    // jobs (inserted as they would be, UUIDv7 ids after the others), the
+    // first page is empty and says where to go on; the next finds the job.
+    env.sql_exec(&format!(
+        "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, run_at)
+         SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint + 1000), 12, '0') || '7000' || '8'
+                 || lpad(to_hex(g), 15, '0'))::uuid, tenant_id, 'webhook', 'succeeded', '{{}}', 1, now()
+           FROM jobs, generate_series(1, 10050) g WHERE jobs.id = '{cancelled}'"
+    ))
+    .await;
+    let (_, first) = api.get("/v1/jobs?status=cancelled", &key).await;
+    assert_eq!(first["data"], json!([]), "{first}");
+    let next = first["next_cursor"].as_str().expect("a cursor past the jobs looked through");
+    let (_, second) = api.get(&format!("/v1/jobs?status=cancelled&cursor={next}"), &key).await;
+    assert_eq!(second["data"][0]["id"], json!(cancelled), "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let (_, unfiltered) = api.get("/v1/jobs?limit=200", &key).await;
+    assert_eq!(unfiltered["data"].as_array().unwrap().len(), 200, "unfiltered pages stay full");
 }
 
 #[tokio::test]
