@@ -141,7 +141,10 @@ async fn serve_audio(state: &AppState, session: &Session, id: &str, headers: &He
     let mut response = Response::new(Body::from_stream(stream.map_err(std::io::Error::other)));
     *response.status_mut() = if asked.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let response_headers = response.headers_mut();
-    response_headers.insert(CONTENT_TYPE, header(file.content_type.as_deref().unwrap_or("application/octet-stream"))?);
+    // The uploader named the type: only a sound or video type is passed on,
+    // so that no upload is ever served to the console as a page or script.
+    let kind = file.content_type.as_deref().filter(|t| t.starts_with("audio/") || t.starts_with("video/"));
+    response_headers.insert(CONTENT_TYPE, header(kind.unwrap_or("application/octet-stream"))?);
     response_headers.insert(CONTENT_LENGTH, header(&(range.end - range.start).to_string())?);
     response_headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if asked.is_some() {

@@ -68,6 +68,11 @@ pub(super) fn refusal(session: &Session, scope: Scope, path: &str) -> Option<Res
     }
 }
 
+/// A form or query field that was filled in.
+pub(super) fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// The tenant a page acts as: the key's own; an admin's choice (`tenant`
 /// in the query or form), by default its own.
 pub(super) fn chosen_tenant(session: &Session, asked: Option<&str>) -> Result<Tenant, ApiError> {
@@ -99,6 +104,15 @@ pub(super) fn with_tenant(session: &Session, tenant: Tenant, pairs: &[(&str, &st
         query.append_pair(name, value);
     }
     query.finish()
+}
+
+/// The answer that stops an action: no or the wrong CSRF token (`403`), or
+/// a key without `scope`; `None` when it may go on.
+pub(super) fn refused_action(session: &Session, headers: &HeaderMap, csrf: Option<&str>, scope: Scope, path: &str) -> Option<Response> {
+    if let Err(error) = session.check_action(headers, csrf) {
+        return Some(error.into_response());
+    }
+    refusal(session, scope, path)
 }
 
 pub async fn home(session: Result<Session, Response>) -> Redirect {
@@ -195,22 +209,18 @@ pub struct JobFilter {
 }
 
 impl JobFilter {
-    fn given(value: &Option<String>) -> Option<&str> {
-        value.as_deref().map(str::trim).filter(|v| !v.is_empty())
-    }
-
     /// The API's query string for this filter, so that the API checks it
     /// and says what is wrong as it would to a client.
     fn api_query(&self, view: View) -> Result<String, ApiError> {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [("type", &self.job_type), ("status", &self.status), ("idempotency_key", &self.key), ("cursor", &self.cursor)]
         {
-            if let Some(value) = Self::given(value) {
+            if let Some(value) = given(value) {
                 query.append_pair(name, value);
             }
         }
         for (name, field, value) in [("created_after", "from", &self.from), ("created_before", "to", &self.to)] {
-            if let Some(value) = Self::given(value) {
+            if let Some(value) = given(value) {
                 let at = super::locale::parse_tehran_time(value)
                     .ok_or_else(|| ApiError::bad_parameter(field, super::locale::text(view.language, "bad_time")))?;
                 query.append_pair(name, &at.to_rfc3339());
@@ -222,13 +232,10 @@ impl JobFilter {
     /// The tenant whose jobs are shown: a key's own; an admin's choice, or
     /// every tenant's.
     fn tenant(&self, session: &Session) -> Result<Option<TenantId>, ApiError> {
-        if !session.owner.admin() {
-            return Ok(Some(session.owner.tenant));
+        if session.owner.admin() && given(&self.tenant).is_none() {
+            return Ok(None);
         }
-        match Self::given(&self.tenant) {
-            None => Ok(None),
-            Some(id) => id.parse().map(|id| Some(TenantId(id))).map_err(|_| ApiError::bad_parameter("tenant", "is not a tenant id")),
-        }
+        Ok(Some(chosen_tenant(session, self.tenant.as_deref())?.0))
     }
 
     /// This filter as a query string (the next page's link).
@@ -242,7 +249,7 @@ impl JobFilter {
             ("from", &self.from),
             ("to", &self.to),
         ] {
-            if let Some(value) = Self::given(value) {
+            if let Some(value) = given(value) {
                 query.append_pair(name, value);
             }
         }
@@ -252,7 +259,7 @@ impl JobFilter {
 }
 
 pub async fn jobs(State(state): State<AppState>, session: Session, Query(filter): Query<JobFilter>) -> Response {
-    if let Some(id) = JobFilter::given(&filter.id) {
+    if let Some(id) = given(&filter.id) {
         return Redirect::to(&format!("/console/jobs/{}", urlencode(id))).into_response();
     }
     job_list(state, session, filter, false).await
@@ -294,7 +301,7 @@ async fn job_list(state: AppState, session: Session, filter: JobFilter, dead: bo
         .collect();
     let tenants: Vec<Value> = tenants.iter().map(|t| json!({ "id": t.id, "name": t.name })).collect();
     let statuses: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-    let text = |value: &Option<String>| JobFilter::given(value).unwrap_or_default().to_string();
+    let text = |value: &Option<String>| given(value).unwrap_or_default().to_string();
     let own = json!({
         "jobs": shown,
         "next_page": list.next_cursor.as_deref().map(|cursor| filter.link(cursor)),
@@ -377,10 +384,7 @@ async fn job_action(
     retry: bool,
 ) -> Response {
     let path = format!("/console/jobs/{}", urlencode(&id));
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::JobsWrite, &path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::JobsWrite, &path) {
         return refused;
     }
     let done = async {
@@ -414,10 +418,7 @@ pub async fn bulk_dead(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let path = "/console/dead";
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::JobsWrite, path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::JobsWrite, path) {
         return refused;
     }
     let action = match action.as_str() {
@@ -545,10 +546,7 @@ async fn act_on_queue(
     Form(form): Form<QueueForm>,
 ) -> Response {
     let path = "/console/queues";
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::Admin, path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::Admin, path) {
         return refused;
     }
     let admin = Admin(Caller(session.owner));

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::pages::{chosen_tenant, failure, page, refusal, tenant_choices, with_tenant};
+use super::pages::{chosen_tenant, failure, given, page, refusal, tenant_choices, with_tenant};
 use super::render;
 use super::session::Session;
 use crate::error::ApiError;
@@ -33,10 +33,6 @@ pub struct PaymentsQuery {
     cursor: Option<Uuid>,
 }
 
-fn given(value: &Option<String>) -> Option<String> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
-}
-
 pub async fn list(State(state): State<AppState>, session: Session, Query(query): Query<PaymentsQuery>) -> Response {
     let path = "/console/payments";
     if let Some(refused) = refusal(&session, Scope::PaymentsRead, path) {
@@ -45,9 +41,9 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
     let found = async {
         let tenant = chosen_tenant(&session, query.tenant.as_deref())?;
         let filter = ListPayments {
-            order_id: given(&query.order_id),
-            status: given(&query.status),
-            gateway: given(&query.gateway),
+            order_id: given(&query.order_id).map(str::to_string),
+            status: given(&query.status).map(str::to_string),
+            gateway: given(&query.gateway).map(str::to_string),
             before: query.cursor,
             limit: Some(50),
         };
@@ -55,7 +51,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
         let next_page = payments["next"].as_str().map(|cursor| {
             let mut pairs = vec![("cursor", cursor)];
             for (name, value) in [("status", &query.status), ("gateway", &query.gateway), ("order_id", &query.order_id)] {
-                if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                if let Some(value) = given(value) {
                     pairs.push((name, value));
                 }
             }

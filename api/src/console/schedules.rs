@@ -13,7 +13,7 @@ use peyk_schema::queries::api_keys::Scope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pages::{failure, page, refusal};
+use super::pages::{failure, page, refusal, refused_action};
 use super::render;
 use super::session::Session;
 use crate::auth::Tenant;
@@ -85,10 +85,7 @@ async fn list_with(
 /// messages by their fields when the API refuses it.
 pub async fn create(State(state): State<AppState>, session: Session, headers: HeaderMap, Form(form): Form<ScheduleForm>) -> Response {
     let path = "/console/schedules";
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::JobsWrite, path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::JobsWrite, path) {
         return refused;
     }
     let payload = match serde_json::from_str::<Value>(&form.payload) {
@@ -175,10 +172,7 @@ pub async fn act(
     Form(form): Form<ActionForm>,
 ) -> Response {
     let path = format!("/console/schedules/{id}");
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::JobsWrite, &path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::JobsWrite, &path) {
         return refused;
     }
     let tenant = Tenant(session.owner.tenant);

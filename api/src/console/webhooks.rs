@@ -11,7 +11,7 @@ use peyk_schema::queries::api_keys::Scope;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{chosen_tenant, failure, page, refusal, tenant_choices, with_tenant};
+use super::pages::{chosen_tenant, failure, page, refusal, refused_action, tenant_choices, with_tenant};
 use super::render;
 use super::session::Session;
 use crate::error::ApiError;
@@ -103,10 +103,7 @@ pub async fn replay(
     Form(form): Form<ReplayForm>,
 ) -> Response {
     let path = format!("/console/webhooks/messages/{id}");
-    if let Err(error) = session.check_action(&headers, form.csrf.as_deref()) {
-        return error.into_response();
-    }
-    if let Some(refused) = refusal(&session, Scope::WebhooksAdmin, &path) {
+    if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::WebhooksAdmin, &path) {
         return refused;
     }
     let done = async {

@@ -117,6 +117,10 @@ def test_cancel_and_retry(receiver: Receiver) -> None:
     assert len(client.jobs.attempts(gone["id"])["data"]) == 2
     listed = client.jobs.list(metadata={"visit": "v-9"})["data"]
     assert len(listed) == 2 and all(job["metadata"] == {"visit": "v-9"} for job in listed)
+    since = gone["created_at"]
+    newer = client.jobs.list(created_after=since)["data"]
+    assert gone["id"] in [job["id"] for job in newer] and later["id"] not in [job["id"] for job in newer]
+    assert client.jobs.list(created_before=since, type="webhook")["data"][0]["id"] == later["id"]
 
 
 def test_erase_leaves_the_bare_record(receiver: Receiver) -> None:

@@ -121,8 +121,8 @@ pub struct ListFilter {
     pub schedule_id: Option<Uuid>,
     /// Only jobs whose metadata holds every one of these keys and values.
     pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// Only jobs created at or after this time, and before that one: id
-    /// bounds, since a UUIDv7 id starts with its creation's millisecond.
+    /// Only jobs created at or after this time, and before that one (on the
+    /// id index: a UUIDv7 id starts with its creation's millisecond).
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
     /// Only the job submitted with this idempotency key (its unique index).
@@ -134,6 +134,10 @@ pub struct ListFilter {
     pub before: Option<Uuid>,
     pub limit: i64,
 }
+
+/// How far a job's id time may be from its `created_at` (the batching
+/// inserter's wait, the clocks of the API's and the database's machines).
+const ID_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The smallest UUIDv7 of `at`'s millisecond: every id made at or after
 /// `at` sorts at or above it.
@@ -248,11 +252,15 @@ fn filtered<'a, ST: 'a>(
     if let Some(key) = &filter.idempotency_key {
         query = query.filter(jobs::idempotency_key.eq(key.clone()));
     }
+    // An id is made when the API accepts the job, by the API's clock; the
+    // row's `created_at` is the database's, a moment later (and another
+    // machine's clock). The id bounds, widened by ID_CLOCK_SLACK, keep the
+    // scan on the id index; `created_at` makes the bounds exact.
     if let Some(after) = filter.created_after {
-        query = query.filter(jobs::id.ge(first_id_at(after)));
+        query = query.filter(jobs::id.ge(first_id_at(after - ID_CLOCK_SLACK))).filter(jobs::created_at.ge(after));
     }
     if let Some(before) = filter.created_before {
-        query = query.filter(jobs::id.lt(first_id_at(before)));
+        query = query.filter(jobs::id.lt(first_id_at(before + ID_CLOCK_SLACK))).filter(jobs::created_at.lt(before));
     }
     if filter.not_erased {
         query = query.filter(jobs::erased_at.is_null());

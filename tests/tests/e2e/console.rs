@@ -18,6 +18,7 @@ fn screenshot(name: &str) -> PathBuf {
 async fn sign_in(browser: &Browser, api: &Api, key: &str) {
     browser.goto(&format!("{}/console", api.url)).await;
     assert!(browser.url().await.ends_with("/console/sign-in"), "not signed in: to the sign-in page");
+    browser.screenshot(&screenshot("sign-in")).await;
     browser.type_into("#key", key).await;
     browser.click("#sign-in").await;
     browser.find("#queues-table").await;
@@ -241,6 +242,9 @@ async fn a_schedule_is_created_from_the_form_with_messages_by_its_fields() {
     browser.click("#pause-schedule").await;
     browser.wait_for_text("#schedule-status", "Paused", Duration::from_secs(5)).await;
     browser.screenshot(&screenshot("schedule")).await;
+    browser.goto(&format!("{}/console/schedules", api.url)).await;
+    browser.wait_for_text("main", "morning-reminders", Duration::from_secs(5)).await;
+    browser.screenshot(&screenshot("schedules")).await;
     let (_, listed) = api.get("/v1/schedules", &key).await;
     assert_eq!(listed["data"][0]["paused"], true, "{listed}");
     assert_eq!(listed["data"][0]["cron"], "0 9 * * *");
@@ -477,6 +481,7 @@ async fn webhook_messages_are_replayed_and_a_payment_shows_its_callbacks_and_ver
 
     browser.goto(&format!("{}/console/payments", api.url)).await;
     assert!(browser.text("#payments-table").await.contains("order-7"));
+    browser.screenshot(&screenshot("payments")).await;
     browser.click(&format!("a[href^='/console/payments/{payment_id}']")).await;
     browser.wait_for_text("#payment-status", "verified", Duration::from_secs(5)).await;
     assert!(browser.text("main").await.contains(&format!("Authority={authority}&Status=OK")), "the callback as it came");

@@ -47,11 +47,26 @@ class Jobs(_Resource[T]):
         type: str | None = None,
         status: str | None = None,
         metadata: dict[str, str] | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        idempotency_key: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> T:
-        """A page of jobs, newest first (`next_cursor` for the next)."""
-        params = drop_none({"type": type, "status": status, "limit": str(limit) if limit else None, "cursor": cursor})
+        """A page of jobs, newest first (`next_cursor` for the next; a page
+        filtered by type or status may be short, even empty, while it is set).
+        `created_after`, `created_before`: RFC 3339 times."""
+        params = drop_none(
+            {
+                "type": type,
+                "status": status,
+                "created_after": created_after,
+                "created_before": created_before,
+                "idempotency_key": idempotency_key,
+                "limit": str(limit) if limit else None,
+                "cursor": cursor,
+            }
+        )
         params.update({f"metadata[{key}]": value for key, value in (metadata or {}).items()})
         return self._run(Call("GET", "/v1/jobs", params=params))
 
