@@ -1,8 +1,9 @@
 //! The overview: per queue what waits, is scheduled, runs and died, how
 //! fast tasks enter and finish, how long the oldest next task has waited,
-//! whether it is paused, the workers serving it, and the fleet's failure
-//! rate — sent again every two seconds over Server-Sent Events. An admin
-//! sees every tenant; a tenant key its own waiting and dead jobs.
+//! whether it is paused, the workers serving it, and the failed attempts of
+//! the last minute — sent again every two seconds over Server-Sent Events.
+//! An admin sees every tenant; a tenant key its own waiting and dead jobs
+//! and failed attempts.
 //!
 //! Every figure comes from Redis or a bounded PostgreSQL read (dead jobs
 //! counted up to 10,000, failed attempts of the last minute up to 10,000),
@@ -96,13 +97,15 @@ async fn figures(state: &AppState, session: &Session) -> Result<Value, ApiError>
     }
     let mut workers: Vec<Value> = workers.into_iter().map(|(worker, queues)| json!({ "worker": worker, "queues": queues })).collect();
     workers.sort_by(|a, b| a["worker"].as_str().cmp(&b["worker"].as_str()));
-    // Failed attempts against finished tasks, fleet-wide: only admins see it.
+    // Failed attempts of the last minute: for admins, the fleet's, as a
+    // share of the tasks finished (Redis counts those for the fleet only);
+    // for a tenant, its own, as a count.
+    let since = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let errors = attempts::errors_since(&state.pool, tenant, since, COUNT_CAP).await?;
     let failure_rate = if admin {
-        let since = chrono::Utc::now() - chrono::Duration::seconds(60);
-        let errors = attempts::errors_since(&state.pool, since, COUNT_CAP).await?;
         (finished_total > 0).then(|| format!("{:.1} %", 100.0 * errors as f64 / finished_total.max(errors as u64) as f64))
     } else {
-        None
+        Some(if errors >= COUNT_CAP { format!("{COUNT_CAP}+") } else { errors.to_string() })
     };
     Ok(json!({ "queues": rows, "workers": workers, "failure_rate": failure_rate }))
 }

@@ -87,6 +87,9 @@ async fn an_operator_signs_in_retries_dead_jobs_and_sees_them_succeed() {
 
     let browser = Browser::start().await;
     sign_in(&browser, &api, &key).await;
+    // Read in the page: the live updates replace the element every 2 s.
+    let failed = browser.execute("return document.getElementById('failure-rate').innerText", json!([])).await;
+    assert!(failed.as_str().unwrap_or_default().ends_with(": 1"), "the tenant's one failed attempt of the last minute: {failed}");
     browser.screenshot(&screenshot("overview")).await;
 
     // The dead job, from the list to its page, then retried.
