@@ -139,15 +139,10 @@ pub struct ListFilter {
 /// inserter's wait, the clocks of the API's and the database's machines).
 const ID_CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
-/// The smallest UUIDv7 of `at`'s millisecond: every id made at or after
-/// `at` sorts at or above it.
+/// The smallest UUIDv7 of `at`'s millisecond (random bits zero): every id
+/// made at or after `at` sorts at or above it, as a value and as text.
 pub fn first_id_at(at: DateTime<Utc>) -> Uuid {
-    let millis = at.timestamp_millis().max(0) as u64;
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = 0x70; // version 7
-    bytes[8] = 0x80; // RFC 4122 variant
-    Uuid::from_bytes(bytes)
+    uuid::Builder::from_unix_timestamp_millis(at.timestamp_millis().max(0) as u64, &[0; 10]).into_uuid()
 }
 
 /// How many jobs, newest first from the cursor, one page looks through

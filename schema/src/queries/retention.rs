@@ -163,7 +163,7 @@ pub async fn erase_job(pool: &DbPool, tenant: TenantId, id: Uuid) -> Result<Opti
             .await?;
         // A job's messages were written after it was created: ids
         // (`msg_` + UUIDv7) from its creation on.
-        let since = format!("msg_{}", uuid_v7_floor(job.created_at - chrono::Duration::hours(1)).simple());
+        let since = format!("msg_{}", crate::queries::jobs::first_id_at(job.created_at - chrono::Duration::hours(1)).simple());
         let message_ids: Vec<MessageId> = diesel::sql_query(
             "SELECT id FROM webhook_messages WHERE tenant_id = $1 AND id >= $2 AND erased_at IS NULL
                        AND (callback_job_id = $3 OR payload -> 'data' ->> 'id' = $3::text)",
@@ -326,17 +326,6 @@ pub async fn erase_sms_texts(pool: &DbPool, tenant: Uuid, before: DateTime<Utc>,
     .await
 }
 
-/// The smallest UUIDv7 of the millisecond `at` (random bits zero): ids
-/// made from then on sort at or after it.
-fn uuid_v7_floor(at: DateTime<Utc>) -> Uuid {
-    let ms = at.timestamp_millis().max(0) as u64;
-    let mut bytes = [0u8; 16];
-    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    bytes[6] = 0x70;
-    bytes[8] = 0x80;
-    Uuid::from_bytes(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,10 +333,10 @@ mod tests {
     #[test]
     fn the_floor_of_a_millisecond_sorts_before_its_ids() {
         let at = Utc::now();
-        let floor = uuid_v7_floor(at);
+        let floor = crate::queries::jobs::first_id_at(at);
         assert_eq!(floor.get_version_num(), 7);
         let made = Uuid::now_v7();
         assert!(floor.simple().to_string() <= made.simple().to_string());
-        assert!(uuid_v7_floor(at + chrono::Duration::seconds(1)).simple().to_string() > made.simple().to_string());
+        assert!(crate::queries::jobs::first_id_at(at + chrono::Duration::seconds(1)).simple().to_string() > made.simple().to_string());
     }
 }
