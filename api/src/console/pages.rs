@@ -75,8 +75,8 @@ pub(super) fn given(value: &Option<String>) -> Option<&str> {
 
 /// The tenant a page acts as: the key's own; an admin's choice (`tenant`
 /// in the query or form), by default its own.
-pub(super) fn chosen_tenant(session: &Session, asked: Option<&str>) -> Result<Tenant, ApiError> {
-    match asked.map(str::trim).filter(|t| !t.is_empty()) {
+pub(super) fn chosen_tenant(session: &Session, asked: &Option<String>) -> Result<Tenant, ApiError> {
+    match given(asked) {
         Some(id) if session.owner.admin() => {
             id.parse().map(|id| Tenant(TenantId(id))).map_err(|_| ApiError::bad_parameter("tenant", "is not a tenant id"))
         }
@@ -235,7 +235,7 @@ impl JobFilter {
         if session.owner.admin() && given(&self.tenant).is_none() {
             return Ok(None);
         }
-        Ok(Some(chosen_tenant(session, self.tenant.as_deref())?.0))
+        Ok(Some(chosen_tenant(session, &self.tenant)?.0))
     }
 
     /// This filter as a query string (the next page's link).
@@ -402,12 +402,32 @@ async fn job_action(
 }
 
 /// What a bulk action on dead letters does to each job.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum DeadAction {
     Retry,
     /// Erase the content (as `DELETE /v1/jobs/{id}`): the job leaves the
     /// dead letters and can no longer be retried.
     Discard,
+}
+
+impl DeadAction {
+    const ALL: [DeadAction; 2] = [DeadAction::Retry, DeadAction::Discard];
+
+    /// Its word in the path (`/console/dead/{action}`) and the templates.
+    fn name(self) -> &'static str {
+        match self {
+            DeadAction::Retry => "retry",
+            DeadAction::Discard => "discard",
+        }
+    }
+
+    /// The words after the count of jobs it was done to.
+    fn done_words(self) -> &'static str {
+        match self {
+            DeadAction::Retry => "retried",
+            DeadAction::Discard => "discarded",
+        }
+    }
 }
 
 pub async fn bulk_dead(
@@ -421,10 +441,8 @@ pub async fn bulk_dead(
     if let Some(refused) = refused_action(&session, &headers, form.csrf.as_deref(), Scope::JobsWrite, path) {
         return refused;
     }
-    let action = match action.as_str() {
-        "retry" => DeadAction::Retry,
-        "discard" => DeadAction::Discard,
-        _ => return failure(&session, path, ApiError::not_found("action")),
+    let Some(action) = DeadAction::ALL.into_iter().find(|a| a.name() == action) else {
+        return failure(&session, path, ApiError::not_found("action"));
     };
     match dead_letters(&state, &session, &form, action).await {
         Ok(response) => response,
@@ -446,12 +464,11 @@ async fn dead_letters(state: &AppState, session: &Session, form: &ActionForm, ac
     let mut ids = job_queries::list_ids(&state.pool, tenant, &query).await?;
     let more = ids.len() as i64 > BULK_MAX;
     ids.truncate(BULK_MAX as usize);
-    let verb = if action == DeadAction::Retry { "retry" } else { "discard" };
     if form.confirm.as_deref() != Some("yes") {
         let own = json!({
             "count": ids.len(),
             "more": more,
-            "action": verb,
+            "action": action.name(),
             "filter_type": filter.job_type.unwrap_or_default(),
             "filter_tenant": filter.tenant.unwrap_or_default(),
         });
@@ -472,7 +489,7 @@ async fn dead_letters(state: &AppState, session: &Session, form: &ActionForm, ac
             Err(error) => return Err(error),
         }
     }
-    let words = super::locale::text(session.view.language, if action == DeadAction::Retry { "retried" } else { "discarded" });
+    let words = super::locale::text(session.view.language, action.done_words());
     let message = format!("{done} {words}");
     Ok(render(StatusCode::OK, "message.html", page(session.view, Some(session), "dead_letters", path, json!({ "message": message }))))
 }
@@ -550,7 +567,7 @@ async fn act_on_queue(
         return refused;
     }
     let admin = Admin(Caller(session.owner));
-    let tenant = form.tenant.filter(|t| !t.trim().is_empty());
+    let tenant = given(&form.tenant).map(str::to_string);
     let done = match (action.as_str(), tenant) {
         ("pause", None) => admin::pause_queue(State(state), admin, Path(queue)).await,
         ("resume", None) => admin::resume_queue(State(state), admin, Path(queue)).await,

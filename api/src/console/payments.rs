@@ -39,7 +39,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
         return refused;
     }
     let found = async {
-        let tenant = chosen_tenant(&session, query.tenant.as_deref())?;
+        let tenant = chosen_tenant(&session, &query.tenant)?;
         let filter = ListPayments {
             order_id: given(&query.order_id).map(str::to_string),
             status: given(&query.status).map(str::to_string),
@@ -83,7 +83,7 @@ pub async fn show(State(state): State<AppState>, session: Session, Path(id): Pat
         return refused;
     }
     let found = async {
-        let tenant = chosen_tenant(&session, query.tenant.as_deref())?;
+        let tenant = chosen_tenant(&session, &query.tenant)?;
         let payment_id = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("payment"))?;
         let row = q::get(&state.pool, tenant.0, payment_id).await?.ok_or_else(|| ApiError::not_found("payment"))?;
         let callbacks = q::events_of_payment(&state.pool, tenant.0, payment_id, SHOWN).await?;

@@ -35,7 +35,7 @@ pub async fn list(State(state): State<AppState>, session: Session, Query(query):
         return refused;
     }
     let found = async {
-        let tenant = chosen_tenant(&session, query.tenant.as_deref())?;
+        let tenant = chosen_tenant(&session, &query.tenant)?;
         let Json(endpoints) = list_endpoints(State(state.clone()), tenant).await?;
         let paging = MessagesQuery { event_type: None, limit: Some(50), cursor: query.cursor.clone() };
         let Json(messages) = list_messages(State(state.clone()), tenant, Ok(Query(paging))).await?;
@@ -66,7 +66,7 @@ pub async fn message(
         return refused;
     }
     let found = async {
-        let tenant = chosen_tenant(&session, query.tenant.as_deref())?;
+        let tenant = chosen_tenant(&session, &query.tenant)?;
         let Json(message) = get_message(State(state.clone()), tenant, Path(id.clone())).await?;
         let Json(attempts) = message_attempts(State(state.clone()), tenant, Path(id.clone())).await?;
         let Json(endpoints) = list_endpoints(State(state.clone()), tenant).await?;
@@ -107,7 +107,7 @@ pub async fn replay(
         return refused;
     }
     let done = async {
-        let tenant = chosen_tenant(&session, form.tenant.as_deref())?;
+        let tenant = chosen_tenant(&session, &form.tenant)?;
         let endpoint_id = match form.endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
             Some(id) => Some(id.parse().map_err(|_| ApiError::invalid_field("endpoint_id", "is not an endpoint id"))?),
             None => None,
