@@ -29,7 +29,7 @@ use peyk_jobs::{metrics, telemetry};
 use peyk_queue::queue::{self, Queue, QueueTimings};
 
 use crate::config::Config;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 
 #[derive(Parser)]
 #[command(name = "peyk-api", version, about = "Peyk's HTTP API")]
@@ -177,7 +177,7 @@ async fn serve() -> anyhow::Result<()> {
     let pool = peyk_schema::connect_pool(&config.database_url, config.db_pool_size)?;
     let conn = queue::connect_with_retry(&config.redis_url).await;
     let queue = Queue::new(conn, &config.redis_prefix, &QueueTimings::default(), &job_types);
-    let state = AppState {
+    let state = AppState::new(Shared {
         pool: pool.clone(),
         pusher: peyk_queue::submit::start_pusher(queue.clone()),
         tokens: peyk_queue::queue::start_token_taker(queue.clone()),
@@ -198,7 +198,7 @@ async fn serve() -> anyhow::Result<()> {
         metrics_token: config.metrics_token.as_deref().map(Arc::from),
         console: config.console,
         checks: Arc::new(admission::Checks::new(&config.redis_prefix, peyk_jobs::sms::rate_limiter_from_env(&config.redis_prefix)?)),
-    };
+    });
     tokio::spawn(state::watch_redis(state.clone()));
     tokio::spawn(auth::watch_key_changes(state.clone()));
     tracing::info!(store = %state.files.description, "file store ready");

@@ -48,8 +48,8 @@ fn start_acks(queue: &Queue) -> Acks {
 }
 
 fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
-    const MAX_BATCH: usize = 128;
-    const PARALLEL: usize = 4;
+    const MAX_BATCH: usize = 256;
+    const PARALLEL: usize = 2;
     let claims = {
         let (pool, worker_id) = (pool.clone(), worker_id.to_string());
         Batcher::start(MAX_BATCH, PARALLEL, move |wanted: Vec<(Uuid, String)>| {

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod db;
 pub mod models;
+pub mod prepared;
 pub mod queries;
 pub mod schema;
 pub mod sealed;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
 use crate::models::{JobRow, NewJob, TenantId};
+use crate::prepared::prepared;
 use crate::schema::jobs;
 use crate::status::JobStatus;
 
@@ -55,31 +56,34 @@ where
     fn column<'a, T>(batch: &'a [NewJob], value: impl Fn(&'a NewJob) -> T) -> Vec<T> {
         batch.iter().map(value).collect()
     }
-    Ok(diesel::sql_query(format!(
-        "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
+    // `returning` is one of two fixed lists: two prepared statements.
+    Ok(prepared(
+        diesel::sql_query(format!(
+            "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, priority, idempotency_key,
                            request_hash, run_at, queue_task_id, pipeline_id, pipeline_step, schedule_id, metadata, callback)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int4[], $7::int2[],
                               $8::text[], $9::bytea[], $10::timestamptz[], $11::text[], $12::uuid[], $13::int4[], $14::uuid[],
                               $15::jsonb[], $16::jsonb[])
          ON CONFLICT DO NOTHING
          RETURNING {returning}"
-    ))
-    .bind::<Array<SqlUuid>, _>(column(batch, |j| j.id))
-    .bind::<Array<SqlUuid>, _>(column(batch, |j| j.tenant_id))
-    .bind::<Array<Text>, _>(column(batch, |j| j.job_type.as_str()))
-    .bind::<Array<Text>, _>(column(batch, |j| j.status.as_str()))
-    .bind::<Array<Jsonb>, _>(column(batch, |j| &j.payload))
-    .bind::<Array<Int4>, _>(column(batch, |j| j.max_attempts))
-    .bind::<Array<Int2>, _>(column(batch, |j| j.priority))
-    .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.idempotency_key.as_deref()))
-    .bind::<Array<Nullable<Bytea>>, _>(column(batch, |j| j.request_hash.as_deref()))
-    .bind::<Array<Timestamptz>, _>(column(batch, |j| j.run_at))
-    .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.queue_task_id.as_deref()))
-    .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.pipeline_id))
-    .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
-    .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.schedule_id))
-    .bind::<Array<Jsonb>, _>(column(batch, |j| &j.metadata))
-    .bind::<Array<Nullable<Jsonb>>, _>(column(batch, |j| j.callback.as_ref()))
+        ))
+        .bind::<Array<SqlUuid>, _>(column(batch, |j| j.id))
+        .bind::<Array<SqlUuid>, _>(column(batch, |j| j.tenant_id))
+        .bind::<Array<Text>, _>(column(batch, |j| j.job_type.as_str()))
+        .bind::<Array<Text>, _>(column(batch, |j| j.status.as_str()))
+        .bind::<Array<Jsonb>, _>(column(batch, |j| &j.payload))
+        .bind::<Array<Int4>, _>(column(batch, |j| j.max_attempts))
+        .bind::<Array<Int2>, _>(column(batch, |j| j.priority))
+        .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.idempotency_key.as_deref()))
+        .bind::<Array<Nullable<Bytea>>, _>(column(batch, |j| j.request_hash.as_deref()))
+        .bind::<Array<Timestamptz>, _>(column(batch, |j| j.run_at))
+        .bind::<Array<Nullable<Text>>, _>(column(batch, |j| j.queue_task_id.as_deref()))
+        .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.pipeline_id))
+        .bind::<Array<Nullable<Int4>>, _>(column(batch, |j| j.pipeline_step))
+        .bind::<Array<Nullable<SqlUuid>>, _>(column(batch, |j| j.schedule_id))
+        .bind::<Array<Jsonb>, _>(column(batch, |j| &j.metadata))
+        .bind::<Array<Nullable<Jsonb>>, _>(column(batch, |j| j.callback.as_ref())),
+    )
     .load(conn)
     .await?)
 }

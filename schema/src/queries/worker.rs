@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::db::{DbError, DbPool};
 use crate::models::{ClaimedJob, JobRow};
+use crate::prepared::prepared;
 use crate::schema::jobs;
 use crate::status::JobStatus;
 
@@ -42,49 +43,63 @@ pub async fn claim_batch(
     let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
     let task_ids: Vec<&str> = wanted.iter().map(|(_, task)| task.as_str()).collect();
     let mut conn = pool.get().await?;
-    let rows: Vec<ClaimRow> = diesel::sql_query(
-        "WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::text[]) AS t(id, task_id)
-         ), locked AS (
-            -- An attempt counts when it is claimed. A job whose every allowed
-            -- attempt was claimed before, the last one lost with its worker
-            -- (not handed back at a shutdown), is exhausted.
+    let rows: Vec<ClaimRow> = prepared(
+        diesel::sql_query(
+            // Every later step reads `locked` (one row per job, decided under
+            // the row lock) and nothing joins two of these steps' results: a
+            // join of two CTEs is planned as a nested loop (their sizes are
+            // unknown), which made a batch cost the square of its size.
+            "WITH locked AS (
             SELECT jobs.id,
+                   -- Still the task that stands for it, and nobody holds it.
+                   jobs.queue_task_id = input.task_id
+                     AND (jobs.status IN ('queued', 'scheduled') OR (jobs.status = 'running' AND jobs.lease_until < now()))
+                     AS claimable,
+                   -- An attempt counts when it is claimed. A job whose every allowed
+                   -- attempt was claimed before, the last one lost with its worker
+                   -- (not handed back at a shutdown), is exhausted.
                    -- CASE, so that the attempt lookup runs only for the rare job at its limit.
                    CASE WHEN jobs.attempts >= jobs.max_attempts
                         THEN coalesce((SELECT a.outcome IS NULL OR a.outcome = 'interrupted' FROM job_attempts a
                                         WHERE a.job_id = jobs.id ORDER BY a.id DESC LIMIT 1), false)
-                        ELSE false END AS exhausted
-              FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
+                        ELSE false END AS exhausted,
+                   -- The attempt a lost worker left open, closed below as
+                   -- interrupted. Looked up per job, newest first, through
+                   -- the (job_id, id) index: a join on job_id was planned as a
+                   -- scan of every attempt ever made once the table was large.
+                   CASE WHEN jobs.attempts > 0
+                        THEN (SELECT a.id FROM job_attempts a
+                               WHERE a.job_id = jobs.id AND a.outcome IS NULL ORDER BY a.id DESC LIMIT 1) END AS open_attempt
+              FROM unnest($1::uuid[], $2::text[]) AS input(id, task_id)
+              JOIN jobs ON jobs.id = input.id
+             ORDER BY jobs.id FOR UPDATE OF jobs
          ), claimed AS (
             UPDATE jobs SET status = 'running', attempts = CASE WHEN locked.exhausted THEN jobs.attempts ELSE jobs.attempts + 1 END,
                    started_at = coalesce(jobs.started_at, now()), locked_by = $3,
                    lease_until = now() + make_interval(secs => $4), updated_at = now()
-              FROM input, locked
-             WHERE jobs.id = input.id AND locked.id = jobs.id AND jobs.queue_task_id = input.task_id
-               AND (jobs.status IN ('queued', 'scheduled') OR (jobs.status = 'running' AND jobs.lease_until < now()))
-            RETURNING jobs.*, locked.exhausted
+              FROM locked
+             WHERE jobs.id = locked.id AND locked.claimable
+            -- The new attempt's id is taken here, so that the attempt row
+            -- needs no join back; an exhausted job answers its last attempt.
+            RETURNING jobs.*, locked.exhausted, locked.open_attempt,
+                      CASE WHEN locked.exhausted
+                           THEN (SELECT a.id FROM job_attempts a WHERE a.job_id = jobs.id ORDER BY a.id DESC LIMIT 1)
+                           ELSE nextval('job_attempts_id_seq') END AS attempt_id
          ), interrupted AS (
             UPDATE job_attempts SET finished_at = now(), outcome = 'interrupted',
                    error_code = 'worker_lost', error_message = 'the worker running this attempt stopped answering'
-             WHERE job_id IN (SELECT id FROM claimed) AND outcome IS NULL
+             WHERE id = ANY(ARRAY(SELECT open_attempt FROM claimed WHERE open_attempt IS NOT NULL))
          ), attempt AS (
-            INSERT INTO job_attempts (job_id, attempt, worker)
-            SELECT id, attempts, $3 FROM claimed WHERE NOT exhausted RETURNING id, job_id
-         ), last_attempt AS (
-            -- Per exhausted job, an index lookup (never a scan of all attempts).
-            SELECT c.id AS job_id,
-                   (SELECT a.id FROM job_attempts a WHERE a.job_id = c.id ORDER BY a.id DESC LIMIT 1) AS id
-              FROM claimed c WHERE c.exhausted
+            INSERT INTO job_attempts (id, job_id, attempt, worker)
+            SELECT attempt_id, id, attempts, $3 FROM claimed WHERE NOT exhausted
          )
-         SELECT claimed.*, coalesce(attempt.id, last_attempt.id) AS attempt_id
-           FROM claimed LEFT JOIN attempt ON attempt.job_id = claimed.id LEFT JOIN last_attempt ON last_attempt.job_id = claimed.id
-          WHERE coalesce(attempt.id, last_attempt.id) IS NOT NULL",
+         SELECT * FROM claimed WHERE attempt_id IS NOT NULL",
+        )
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+        .bind::<diesel::sql_types::Array<Text>, _>(&task_ids)
+        .bind::<Text, _>(worker)
+        .bind::<Double, _>(lease_seconds),
     )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
-    .bind::<diesel::sql_types::Array<Text>, _>(&task_ids)
-    .bind::<Text, _>(worker)
-    .bind::<Double, _>(lease_seconds)
     .load(&mut conn)
     .await?;
     let mut by_id: std::collections::HashMap<Uuid, ClaimedJob> =
@@ -190,57 +205,61 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
         attempt_ids.push(finish.attempt_id);
     }
     let mut conn = pool.get().await?;
-    let done: Vec<FinishedRow> = diesel::sql_query(
-        "WITH input AS (
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[],
-                                 $6::timestamptz[], $7::text[], $8::text[], $9::bigint[])
-                AS t(id, status, result, code, message, run_at, next_task, attempt_outcome, attempt_id)
-         ), locked AS (
-            SELECT jobs.id FROM jobs JOIN input ON jobs.id = input.id ORDER BY jobs.id FOR UPDATE OF jobs
+    let done: Vec<FinishedRow> = prepared(
+        diesel::sql_query(
+            // As in `claim_batch`: each step reads `locked`, decided under the
+            // row lock, and no two steps' results are joined.
+            "WITH locked AS (
+            SELECT input.*, jobs.tenant_id, jobs.status AS was,
+                   jobs.status = 'running' AND jobs.locked_by IS NOT DISTINCT FROM $10 AS ours
+              FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[], $5::text[],
+                          $6::timestamptz[], $7::text[], $8::text[], $9::bigint[])
+                   AS input(id, status, result, code, message, run_at, next_task, attempt_outcome, attempt_id)
+              JOIN jobs ON jobs.id = input.id
+             ORDER BY jobs.id FOR UPDATE OF jobs
          ), done AS (
-            UPDATE jobs SET status = input.status, result = input.result, error_code = input.code,
-                   error_message = input.message, run_at = coalesce(input.run_at, jobs.run_at),
-                   queue_task_id = coalesce(input.next_task, jobs.queue_task_id),
-                   finished_at = CASE WHEN input.status IN ('succeeded', 'failed', 'dead') THEN now() END,
-                   progress = CASE WHEN input.status = 'succeeded' THEN 100 ELSE jobs.progress END,
+            UPDATE jobs SET status = locked.status, result = locked.result, error_code = locked.code,
+                   error_message = locked.message, run_at = coalesce(locked.run_at, jobs.run_at),
+                   queue_task_id = coalesce(locked.next_task, jobs.queue_task_id),
+                   finished_at = CASE WHEN locked.status IN ('succeeded', 'failed', 'dead') THEN now() END,
+                   progress = CASE WHEN locked.status = 'succeeded' THEN 100 ELSE jobs.progress END,
                    locked_by = NULL, lease_until = NULL, updated_at = now()
-              FROM input
-             WHERE jobs.id = input.id AND jobs.id IN (SELECT id FROM locked)
-               AND jobs.status = 'running' AND jobs.locked_by = $10
-            RETURNING jobs.id, jobs.tenant_id
+              FROM locked
+             WHERE jobs.id = locked.id AND locked.ours
+            RETURNING jobs.id
          ), events AS (
             -- The outbox: a finished job's events, only if it did finish here.
             INSERT INTO webhook_messages (id, tenant_id, event_type, payload, created_at, callback_job_id)
-            SELECT e.id, done.tenant_id, e.event_type, e.payload, now(), e.callback_job_id
+            SELECT e.id, locked.tenant_id, e.event_type, e.payload, now(), e.callback_job_id
               FROM unnest($11::uuid[], $12::text[], $13::text[], $14::jsonb[], $15::uuid[])
                    AS e(job_id, id, event_type, payload, callback_job_id)
-              JOIN done ON done.id = e.job_id
+              JOIN locked ON locked.id = e.job_id AND locked.ours
             ON CONFLICT (id) DO NOTHING
          ), attempt AS (
-            UPDATE job_attempts SET finished_at = now(), error_code = input.code, error_message = input.message,
-                   outcome = CASE WHEN input.id IN (SELECT id FROM done) THEN input.attempt_outcome
-                                  ELSE (SELECT CASE WHEN j.status = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
-                                          FROM jobs j WHERE j.id = input.id) END
-              FROM input
-             WHERE job_attempts.id = input.attempt_id
+            UPDATE job_attempts SET finished_at = now(), error_code = locked.code, error_message = locked.message,
+                   outcome = CASE WHEN locked.ours THEN locked.attempt_outcome
+                                  WHEN locked.was = 'cancelled' THEN 'cancelled' ELSE 'discarded' END
+              FROM locked
+             WHERE job_attempts.id = locked.attempt_id
          )
          SELECT id FROM done",
+        )
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
+        .bind::<diesel::sql_types::Array<Text>, _>(&statuses)
+        .bind::<diesel::sql_types::Array<Nullable<Jsonb>>, _>(&results)
+        .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&codes)
+        .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&messages)
+        .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(&run_ats)
+        .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&next_tasks)
+        .bind::<diesel::sql_types::Array<Text>, _>(&attempt_outcomes)
+        .bind::<diesel::sql_types::Array<BigInt>, _>(&attempt_ids)
+        .bind::<Text, _>(worker)
+        .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_jobs)
+        .bind::<diesel::sql_types::Array<Text>, _>(&event_ids)
+        .bind::<diesel::sql_types::Array<Text>, _>(&event_types)
+        .bind::<diesel::sql_types::Array<Jsonb>, _>(&event_payloads)
+        .bind::<diesel::sql_types::Array<Nullable<SqlUuid>>, _>(&event_callbacks),
     )
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&ids)
-    .bind::<diesel::sql_types::Array<Text>, _>(&statuses)
-    .bind::<diesel::sql_types::Array<Nullable<Jsonb>>, _>(&results)
-    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&codes)
-    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&messages)
-    .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(&run_ats)
-    .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(&next_tasks)
-    .bind::<diesel::sql_types::Array<Text>, _>(&attempt_outcomes)
-    .bind::<diesel::sql_types::Array<BigInt>, _>(&attempt_ids)
-    .bind::<Text, _>(worker)
-    .bind::<diesel::sql_types::Array<SqlUuid>, _>(&event_jobs)
-    .bind::<diesel::sql_types::Array<Text>, _>(&event_ids)
-    .bind::<diesel::sql_types::Array<Text>, _>(&event_types)
-    .bind::<diesel::sql_types::Array<Jsonb>, _>(&event_payloads)
-    .bind::<diesel::sql_types::Array<Nullable<SqlUuid>>, _>(&event_callbacks)
     .load(&mut conn)
     .await?;
     let done: std::collections::HashSet<Uuid> = done.into_iter().map(|row| row.id).collect();
