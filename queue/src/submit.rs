@@ -44,7 +44,7 @@ pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value
 pub type Inserter = Batcher<NewJob, Option<JobRow>>;
 
 pub fn start_inserter(pool: DbPool) -> Inserter {
-    Batcher::start(256, 4, move |jobs: Vec<NewJob>| {
+    Batcher::start(256, 2, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();
         async move {
             let mut inserted: HashMap<Uuid, JobRow> = insert_batch(&pool, &jobs).await?.into_iter().map(|row| (row.id, row)).collect();
