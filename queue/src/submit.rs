@@ -43,6 +43,9 @@ pub fn system_job<C>(tenant: Uuid, kind: &JobKind<C>, payload: serde_json::Value
 /// key already exists.
 pub type Inserter = Batcher<NewJob, Option<JobRow>>;
 
+/// Two inserts at once: with four, the API's submissions made batches of
+/// four rows on average, each its own commit; two halve PostgreSQL's time
+/// per job at the same rate (2026-12-06, `bench/run.sh`).
 pub fn start_inserter(pool: DbPool) -> Inserter {
     Batcher::start(256, 2, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();

@@ -41,11 +41,28 @@ impl<I: Send + 'static, O: Send + 'static, E: Send + Sync + 'static> Batcher<I, 
     }
 
     pub async fn call(&self, input: I) -> Result<O, Arc<E>> {
+        self.send(input).await.outcome().await
+    }
+
+    /// Hands `input` to the batcher and answers once it waits there: items
+    /// are run in the order they were handed over, so a caller that needs
+    /// that order but not yet the outcome can go on (and await
+    /// [`Pending::outcome`] later).
+    pub async fn send(&self, input: I) -> Pending<O, E> {
         let (reply, answer) = oneshot::channel();
         if self.tx.send((input, reply)).await.is_err() {
             unreachable!("the batcher task lives as long as the process");
         }
-        answer.await.expect("the batcher answers every item")
+        Pending(answer)
+    }
+}
+
+/// An item handed to a [`Batcher`], not yet run.
+pub struct Pending<O, E>(oneshot::Receiver<Result<O, Arc<E>>>);
+
+impl<O, E> Pending<O, E> {
+    pub async fn outcome(self) -> Result<O, Arc<E>> {
+        self.0.await.expect("the batcher answers every item")
     }
 }
 

@@ -2,7 +2,7 @@
 
 use diesel_async::pooled_connection::deadpool::{BuildError, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub type DbPool = Pool<AsyncPgConnection>;
@@ -41,6 +41,24 @@ pub fn connect_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbErr
     // detected and dropped.
     let mut manager_config = ManagerConfig::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
+    // Statements are kept prepared (diesel's cache, `prepared`), and
+    // PostgreSQL would switch such a statement to a generic plan after five
+    // runs and keep it: a plan made while a table was small (a new
+    // database) scanned `job_attempts` whole on every claim once it had
+    // grown. A plan per run fits the table as it is; preparing still saves
+    // the parse and a round trip.
+    // JIT off: a claim of a few hundred jobs is estimated dear enough
+    // (each job's attempt lookups) for PostgreSQL to compile it, 100–200 ms
+    // of a core for a statement that runs in a few milliseconds.
+    manager_config.custom_setup = Box::new(|url| {
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute("SET plan_cache_mode = force_custom_plan; SET jit = off")
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
     Ok(Pool::builder(manager)
         .max_size(max_size)

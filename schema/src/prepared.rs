@@ -7,8 +7,9 @@
 //! the hot paths (storing submissions, claiming and finishing jobs) that was
 //! a third of PostgreSQL's time while the worker drained a backlog. Wrapped
 //! in [`prepared`], a statement whose text is fixed is prepared once per
-//! connection (diesel's statement cache, keyed by the text) and PostgreSQL
-//! moves to a generic plan after a few runs.
+//! connection (diesel's statement cache, keyed by the text). Each run is
+//! still planned for the tables as they are (`plan_cache_mode`, set on every
+//! connection in `db::connect_pool`).
 //!
 //! Only for text that never changes from call to call: the cache keeps one
 //! statement per distinct text for the connection's lifetime.

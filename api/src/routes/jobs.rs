@@ -231,15 +231,23 @@ pub async fn create_job(state: &AppState, tenant: &Tenant, submission: SubmitJob
     let idempotency_key = job.idempotency_key.clone();
     let request_hash = job.request_hash.clone();
     // Stored and pushed in a task of its own: a client that hangs up must not
-    // leave a committed job unpushed.
-    let stored = tokio::spawn({
+    // leave a committed job unpushed. The answer goes out once the row is
+    // committed and its push is in line (pushes run in the order they line
+    // up, so a client's jobs keep their order), not after Redis took it:
+    // PostgreSQL is the truth, and a push that fails is the sweeper's.
+    let (answer, stored) = tokio::sync::oneshot::channel();
+    tokio::spawn({
         let state = state.clone();
         async move {
-            let row = state.inserter.call(job).await?;
-            if let Some(row) = &row {
-                enqueue(&state, row).await;
+            let row = state.inserter.call(job).await.map_err(ApiError::from);
+            let push = match row.as_ref().ok().and_then(Option::as_ref).and_then(Enqueue::for_row) {
+                Some(entry) => Some((entry.job_id, state.pusher.send(entry).await)),
+                None => None,
+            };
+            let _ = answer.send(row);
+            if let Some((job_id, push)) = push {
+                pushed(&state, job_id, push.outcome().await);
             }
-            Ok::<_, ApiError>(row)
         }
     });
     let stored = stored.await.map_err(ApiError::internal)?;
@@ -301,7 +309,12 @@ pub(crate) async fn enqueue(state: &AppState, row: &JobRow) {
 
 pub(crate) async fn push(state: &AppState, entry: Enqueue) {
     let job_id = entry.job_id;
-    if let Err(e) = state.pusher.call(entry).await {
+    pushed(state, job_id, state.pusher.call(entry).await);
+}
+
+/// Notes a push that failed; the row is committed, so nothing is lost.
+fn pushed<E: std::fmt::Display>(state: &AppState, job_id: Uuid, outcome: Result<(), E>) {
+    if let Err(e) = outcome {
         tracing::warn!(%job_id, error = %e, "stored job not pushed to redis; the sweeper will push it");
         state.mark_redis(false);
     }
