@@ -133,9 +133,13 @@ impl Browser {
         self.call(reqwest::Method::GET, &format!("/element/{id}/attribute/{name}"), None).await.as_str().map(str::to_string)
     }
 
+    /// `css`'s text once it is on the page. Read in the page, not through
+    /// an element reference: a live part (the overview's `.updated`)
+    /// replaced between finding and reading would be stale.
     pub async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None).await.as_str().unwrap_or_default().to_string()
+        self.find(css).await;
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''";
+        self.execute(script, json!([css])).await.as_str().unwrap_or_default().trim().to_string()
     }
 
     /// Waits up to `within` for `css`'s text to contain `wanted`.
