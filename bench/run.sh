@@ -70,7 +70,7 @@ PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.
 # Polled from the worker's metrics (counted once an outcome is committed),
 # not with a count over the jobs table: that count is a scan of every row,
 # which took a tenth of the machine's CPU from the run it measures (the
-# Celery run polls Redis's DBSIZE). The database is asked once at the end.
+# Celery run polls Redis's DBSIZE). The database then confirms the count.
 finished_jobs() {
   curl -fs "http://127.0.0.1:$WORKER_PORT/metrics" 2>/dev/null \
     | awk -v job="$JOB" '/^peyk_jobs_finished_total/ && index($0, "status=\"succeeded\"") && index($0, "type=\"" job "\"") {n += $2} END {printf "%d", n}'

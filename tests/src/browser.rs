@@ -133,23 +133,26 @@ impl Browser {
         self.call(reqwest::Method::GET, &format!("/element/{id}/attribute/{name}"), None).await.as_str().map(str::to_string)
     }
 
-    /// `css`'s text once it is on the page. Read in the page, not through
-    /// an element reference: a live part (the overview's `.updated`)
-    /// replaced between finding and reading would be stale.
+    /// `css`'s text once it is on the page.
     pub async fn text(&self, css: &str) -> String {
         self.find(css).await;
+        self.text_in_page(css).await.trim().to_string()
+    }
+
+    /// `css`'s text as the page shows it now (empty when absent). Read in
+    /// the page, not through an element reference: a live part (the
+    /// overview's `.updated`) replaced between finding and reading would be
+    /// stale.
+    async fn text_in_page(&self, css: &str) -> String {
         let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''";
-        self.execute(script, json!([css])).await.as_str().unwrap_or_default().trim().to_string()
+        self.execute(script, json!([css])).await.as_str().unwrap_or_default().to_string()
     }
 
     /// Waits up to `within` for `css`'s text to contain `wanted`.
     pub async fn wait_for_text(&self, css: &str, wanted: &str, within: Duration) {
         let started = Instant::now();
         loop {
-            // Read in the page, not through an element reference: a live
-            // part replaced between finding and reading would be stale.
-            let script = "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''";
-            let text = self.execute(script, json!([css])).await.as_str().unwrap_or_default().to_string();
+            let text = self.text_in_page(css).await;
             if text.contains(wanted) {
                 return;
             }
