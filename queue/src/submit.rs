@@ -50,8 +50,9 @@ pub fn start_inserter(pool: DbPool) -> Inserter {
     Batcher::start(256, 2, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();
         async move {
-            let mut inserted: HashMap<Uuid, JobRow> = insert_batch(&pool, &jobs).await?.into_iter().map(|row| (row.id, row)).collect();
-            Ok(jobs.iter().map(|job| inserted.remove(&job.id)).collect())
+            let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+            let mut inserted: HashMap<Uuid, JobRow> = insert_batch(&pool, jobs).await?.into_iter().map(|row| (row.id, row)).collect();
+            Ok(ids.iter().map(|id| inserted.remove(id)).collect())
         }
     })
 }

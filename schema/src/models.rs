@@ -81,6 +81,43 @@ pub struct NewJob {
     pub callback: Option<serde_json::Value>,
 }
 
+impl NewJob {
+    /// The row PostgreSQL holds once this job is inserted at `created_at`
+    /// (every column it does not name takes its default).
+    pub fn stored_at(self, created_at: DateTime<Utc>) -> JobRow {
+        JobRow {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            job_type: self.job_type,
+            status: self.status,
+            payload: self.payload,
+            result: None,
+            error_code: None,
+            error_message: None,
+            progress: None,
+            attempts: 0,
+            max_attempts: self.max_attempts,
+            priority: self.priority,
+            idempotency_key: self.idempotency_key,
+            request_hash: self.request_hash,
+            run_at: self.run_at,
+            queue_task_id: self.queue_task_id,
+            locked_by: None,
+            lease_until: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            updated_at: created_at,
+            pipeline_id: self.pipeline_id,
+            pipeline_step: self.pipeline_step,
+            schedule_id: self.schedule_id,
+            metadata: self.metadata,
+            callback: self.callback,
+            erased_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = job_attempts)]
 #[diesel(check_for_backend(diesel::pg::Pg))]

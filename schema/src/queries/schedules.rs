@@ -392,7 +392,7 @@ async fn store_planned(
     }
     insert_pipelines(conn, &pipelines).await?;
     if !jobs.is_empty() {
-        fired.jobs = crate::queries::jobs::insert_batch_on(conn, &jobs).await?;
+        fired.jobs = crate::queries::jobs::insert_batch_on(conn, jobs).await?;
     }
     save_progress(conn, &progress).await?;
     Ok(fired)
