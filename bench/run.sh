@@ -47,15 +47,16 @@ wrk -t2 -c"$CONNECTIONS" -d3s -s bench/submit.lua "http://127.0.0.1:$API_PORT$pa
 before=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB'")
 out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/submit.lua "http://127.0.0.1:$API_PORT$path")
 echo "$out"
-if echo "$out" | grep -q "Non-2xx"; then echo "!! some submissions were refused"; fi
+refused=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+if [ -n "$refused" ]; then echo "!! $refused submissions were refused"; fi
 api_rss=$(peak_rss_mb "$api")
 jobs=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB'")
+# What was stored in the measured run over its duration is the rate (a
+# refused request is no submission).
+accepted=$(echo "$jobs $before $DURATION" | awk '{printf "%.0f", ($1 - $2) / $3}')
+p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 if [ -n "$BATCH" ]; then
-  # Every item of every answered batch is stored: what was stored in the
-  # measured run over its duration is the rate.
-  accepted=$(echo "$jobs $before $DURATION" | awk '{printf "%.0f", ($1 - $2) / $3}')
-  p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   echo
   echo "== Peyk bulk submission: $JOB jobs, $BATCH a request, $CONNECTIONS connections ($(nproc) cores) =="
   echo "jobs accepted over HTTP: $accepted jobs/s (request p50 $p50, p99 $p99); API peak memory ${api_rss} MiB"
@@ -84,14 +85,11 @@ finished=$(date +%s.%N)
 worker_rss=$(peak_rss_mb "$worker")
 failed=$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status <> 'succeeded'")
 
-rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 drain=$(echo "$jobs $started $finished" | awk '{printf "%.0f", $1 / ($3 - $2)}')
 cat <<SUMMARY
 
 == Peyk platform-core benchmark: $JOB jobs ($(nproc) cores)$([ "${EVENTS:-0}" = 1 ] && echo ", each with a job.succeeded event delivered") ==
-submissions over HTTP : $rps jobs/s at $CONNECTIONS connections, p50 $p50, p99 $p99
+submissions over HTTP : $accepted jobs/s at $CONNECTIONS connections, p50 $p50, p99 $p99${refused:+ ($refused requests refused)}
 deliveries to sink    : $drain jobs/s ($jobs jobs; $failed not succeeded)
 peak memory           : API ${api_rss} MiB, worker ${worker_rss} MiB
 SUMMARY

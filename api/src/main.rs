@@ -180,7 +180,7 @@ async fn serve() -> anyhow::Result<()> {
     let state = AppState::new(Shared {
         pool: pool.clone(),
         pusher: peyk_queue::submit::start_pusher(queue.clone()),
-        tokens: peyk_queue::queue::start_token_taker(queue.clone()),
+        tokens: peyk_queue::queue::TenantTokens::start(queue.clone()),
         charger: peyk_queue::queue::start_charger(queue.clone()),
         tally: peyk_queue::queue::UsageTally::start(queue.clone()),
         queue,
@@ -188,7 +188,10 @@ async fn serve() -> anyhow::Result<()> {
         quotas: Arc::new(quota::QuotaCache::new(config.key_cache_ttl)),
         accounts: Arc::new(state::AccountCache::new(state::ACCOUNT_CACHE_TTL)),
         callbacks: peyk_schema::queries::payments::start_callback_recorder(pool.clone()),
-        inserter: peyk_queue::submit::start_inserter(pool),
+        inserter: peyk_queue::submit::start_inserter(peyk_schema::connect_insert_pool(
+            &config.database_url,
+            peyk_queue::submit::INSERTS_AT_ONCE,
+        )?),
         redis_up: Arc::new(AtomicBool::new(true)),
         files: peyk_jobs::storage::FileStore::from_env()?,
         uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),

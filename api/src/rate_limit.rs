@@ -1,7 +1,7 @@
 //! The per-tenant request rate: every request made with a tenant's key
-//! takes a token from the tenant's bucket in Redis (`Queue::take_tokens`;
-//! concurrent requests' tokens in one call), so every API process shares
-//! one limit. Beyond it: `429` with
+//! takes a token from the tenant's bucket in Redis (through this process's
+//! lease of a few tokens, `TenantTokens`), so every API process shares one
+//! limit. Beyond it: `429` with
 //! `Retry-After`. Every answer to such a request carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset` (the IETF draft's fields).
 //!
@@ -31,7 +31,7 @@ pub async fn admit(state: &AppState, owner: KeyOwner, request: Request, next: Ne
         per_second: owner.requests_per_second.map_or(state.limits.requests_per_second, |r| r.max(1) as u32),
         burst: owner.burst.map_or(state.limits.burst, |b| b.max(1) as u32),
     };
-    let token = match state.tokens.call((owner.tenant.0.to_string(), rate)).await {
+    let token = match state.tokens.take(&owner.tenant.0.to_string(), rate).await {
         Ok(token) => token,
         Err(e) => {
             tracing::debug!(error = %e, "rate limit not checked: redis did not answer");

@@ -49,8 +49,9 @@ pub struct Shared {
     pub accounts: Arc<AccountCache>,
     pub inserter: Inserter,
     pub pusher: Pusher,
-    /// Request tokens (`rate_limit`) and quota charges (`quota`), taken in batches.
-    pub tokens: peyk_queue::queue::TokenTaker,
+    /// Request tokens (`rate_limit`), leased from Redis; quota charges
+    /// (`quota`), taken in batches.
+    pub tokens: peyk_queue::queue::TenantTokens,
     pub charger: peyk_queue::queue::Charger,
     /// Usage no quota limits, added to Redis in batches.
     pub tally: peyk_queue::queue::UsageTally,

@@ -45,9 +45,12 @@ pub type Inserter = Batcher<NewJob, Option<JobRow>>;
 
 /// Two inserts at once: with four, the API's submissions made batches of
 /// four rows on average, each its own commit; two halve PostgreSQL's time
-/// per job at the same rate (2026-12-06, `bench/run.sh`).
+/// per job at the same rate (2026-12-06, `bench/run.sh`), and give more
+/// submissions a second than one or three.
+pub const INSERTS_AT_ONCE: usize = 2;
+
 pub fn start_inserter(pool: DbPool) -> Inserter {
-    Batcher::start(256, 2, move |jobs: Vec<NewJob>| {
+    Batcher::start(256, INSERTS_AT_ONCE, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();
         async move {
             let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();

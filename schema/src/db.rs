@@ -36,6 +36,19 @@ impl DbError {
 }
 
 pub fn connect_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
+    pool_planning(database_url, max_size, "force_custom_plan")
+}
+
+/// A pool for the submissions' inserts alone (`submit::start_inserter`),
+/// whose plans are kept: their one statement (`INSERT … SELECT FROM
+/// unnest(…)`) reads no table, so a plan made once fits every run, where a
+/// plan per run was a sixth of PostgreSQL's time per submission
+/// (2026-12-06, `bench/run.sh` under `perf`).
+pub fn connect_insert_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
+    pool_planning(database_url, max_size, "force_generic_plan")
+}
+
+fn pool_planning(database_url: &str, max_size: usize, plan_cache_mode: &'static str) -> Result<DbPool, DbError> {
     // `Fast`: do not run `SELECT 1` on every checkout (the default), which
     // doubled the statements of the hot paths; broken connections are still
     // detected and dropped.
@@ -45,15 +58,15 @@ pub fn connect_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbErr
     // PostgreSQL would switch such a statement to a generic plan after five
     // runs and keep it: a plan made while a table was small (a new
     // database) scanned `job_attempts` whole on every claim once it had
-    // grown. A plan per run fits the table as it is; preparing still saves
-    // the parse and a round trip.
+    // grown. A plan per run (`force_custom_plan`) fits the table as it is;
+    // preparing still saves the parse and a round trip.
     // JIT off: a claim of a few hundred jobs is estimated dear enough
     // (each job's attempt lookups) for PostgreSQL to compile it, 100–200 ms
     // of a core for a statement that runs in a few milliseconds.
-    manager_config.custom_setup = Box::new(|url| {
+    manager_config.custom_setup = Box::new(move |url| {
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            conn.batch_execute("SET plan_cache_mode = force_custom_plan; SET jit = off")
+            conn.batch_execute(&format!("SET plan_cache_mode = {plan_cache_mode}; SET jit = off"))
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)

@@ -51,7 +51,7 @@ mod usage;
 
 pub use activity::QueueActivity;
 pub use fair::{FetchedTask, TenantDepth, MAX_PRIORITY};
-pub use limits::{start_token_taker, Rate, Token, TokenTaker};
+pub use limits::{Rate, TenantTokens, Token};
 pub use usage::{start_charger, usage_charges, Charge, Charger, OverQuota, Period, UsageKind, UsageTally, Use};
 
 /// What a queue entry carries.
