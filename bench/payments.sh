@@ -44,7 +44,7 @@ echo "==> 1. callbacks: $RATE/s for ${DURATION}s"
 # Warm-up at the full rate (opens the client's connections); it records its
 # callbacks too, which are then removed.
 "$bin/peyk-bench-callbacks" "http://127.0.0.1:$API_PORT/v1/callbacks/zarinpal/$tenant" "$RATE" 3 >/dev/null
-sql "DELETE FROM inbound_events; DELETE FROM jobs;
+sql "DELETE FROM inbound_events; DELETE FROM job_attempts; DELETE FROM jobs;
      UPDATE payments SET verification_job_id = NULL, verification_queued_at = NULL, callbacks_stored = 0,
             verifications_window_start = NULL, verifications_in_window = 0
       WHERE verification_job_id IS NOT NULL OR callbacks_stored > 0" >/dev/null

@@ -200,6 +200,9 @@ async fn unstage(
          ), jobs_gone AS (
             DELETE FROM jobs j USING ahead a WHERE j.id = a.job_id AND j.status = 'scheduled'
             RETURNING j.id, j.job_type, j.payload, j.pipeline_id
+         ), attempts_gone AS (
+            -- None: such a job has not run (attempts name no foreign key).
+            DELETE FROM job_attempts t USING jobs_gone g WHERE t.job_id = g.id
          ), pipelines_gone AS (
             DELETE FROM pipelines p USING jobs_gone g WHERE p.id = g.pipeline_id
             RETURNING p.id, jsonb_array_length(p.steps) AS steps

@@ -170,6 +170,38 @@ async fn concurrent_requests_take_exactly_the_tokens_and_quota_there_are() {
     assert_eq!(env.sql_count("SELECT count(*) AS n FROM jobs").await, 12);
 }
 
+/// Above 100 requests a second each API process leases a few tokens at a
+/// time (`TenantTokens`): two processes flooded at once still let through
+/// no more than the shared bucket holds, and no fewer than it holds less a
+/// lease each.
+#[tokio::test]
+async fn leased_tokens_of_two_api_processes_never_pass_the_shared_limit() {
+    let env = TestEnv::new("limits-leases").await;
+    let key = env.create_key("busy").await;
+    // A lease is min(rate / 100, burst / 10) = 3 tokens.
+    let limits = [("PEYK_TENANT_REQUESTS_PER_SECOND", "300"), ("PEYK_TENANT_BURST", "100")];
+    let (first, second) = (env.start_api_with(&limits).await, env.start_api_with(&limits).await);
+
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..800).map(|n| {
+        let api = if n % 2 == 0 { &first } else { &second };
+        let request = api.http.get(format!("{}/v1/jobs", api.url)).bearer_auth(&key);
+        async move {
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (response.status().as_u16(), retry_after)
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let admitted = answers.iter().filter(|(status, _)| *status == 200).count() as f64;
+    let refused: Vec<_> = answers.iter().filter(|(status, _)| *status == 429).collect();
+    assert_eq!(admitted as usize + refused.len(), 800, "{answers:?}");
+    assert!(admitted <= 100.0 + 300.0 * elapsed + 1.0, "{admitted} admitted in {elapsed:.2} s");
+    assert!(admitted >= 100.0 - 2.0 * 3.0, "{admitted} admitted in {elapsed:.2} s");
+    assert!(!refused.is_empty() && refused.iter().all(|(_, retry_after)| *retry_after >= Some(1)), "{refused:?}");
+}
+
 /// A tenant without quotas is counted in the API and its count reaches
 /// Redis within a quarter second (`UsageTally`), refunds of replays too.
 #[tokio::test]
