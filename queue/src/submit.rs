@@ -7,8 +7,6 @@
 //! API's tail latency — low, without weakening durability: a client gets its
 //! 202 only after its row is committed.
 
-use std::collections::HashMap;
-
 use crate::queue::{Enqueue, Queue, QueueError};
 use crate::registry::JobKind;
 use peyk_schema::queries::jobs::insert_batch;
@@ -52,11 +50,7 @@ pub const INSERTS_AT_ONCE: usize = 2;
 pub fn start_inserter(pool: DbPool) -> Inserter {
     Batcher::start(256, INSERTS_AT_ONCE, move |jobs: Vec<NewJob>| {
         let pool = pool.clone();
-        async move {
-            let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-            let mut inserted: HashMap<Uuid, JobRow> = insert_batch(&pool, jobs).await?.into_iter().map(|row| (row.id, row)).collect();
-            Ok(ids.iter().map(|id| inserted.remove(id)).collect())
-        }
+        async move { insert_batch(&pool, jobs).await }
     })
 }
 

@@ -130,6 +130,13 @@ struct Lease {
 }
 
 impl Lease {
+    /// Drops the tokens whose time is up.
+    fn expire(&mut self, now: Instant) {
+        if self.expires <= now {
+            self.left = 0;
+        }
+    }
+
     fn token(&self, now: Instant) -> Token {
         Token {
             allowed: true,
@@ -173,9 +180,7 @@ impl TenantTokens {
                         no_refill_before: now,
                     }),
                 };
-                if lease.expires <= now {
-                    lease.left = 0;
-                }
+                lease.expire(now);
                 if lease.left > 0 {
                     lease.left -= 1;
                     // Take more before they run out, so that requests do not wait.
@@ -208,9 +213,7 @@ impl TenantTokens {
             lease.fetch = None;
             match taken {
                 Ok(taken) => {
-                    if lease.expires <= now {
-                        lease.left = 0;
-                    }
+                    lease.expire(now);
                     lease.left += taken.count;
                     lease.expires = now + LEASE_LIFETIME;
                     lease.bucket_left = taken.remaining;

@@ -15,28 +15,31 @@ use crate::schema::jobs;
 use crate::status::JobStatus;
 
 /// Inserts a batch of jobs in one statement (and one commit). Rows whose
-/// `(tenant_id, idempotency_key)` already exists are skipped; the returned
-/// rows are the ones actually inserted.
+/// `(tenant_id, idempotency_key)` already exists are skipped: one answer per
+/// job, in order, `None` for a skipped one.
 ///
 /// The rows travel as one array per column (`unnest`): the statement is the
 /// same whatever the batch's size, so PostgreSQL parses and plans 16
 /// parameters, not a `VALUES` list of 16 per row (16,000 for a bulk
 /// submission of 1,000, where parsing and planning took most of
 /// PostgreSQL's time).
-pub async fn insert_batch(pool: &DbPool, batch: Vec<NewJob>) -> Result<Vec<JobRow>, DbError> {
+pub async fn insert_batch(pool: &DbPool, batch: Vec<NewJob>) -> Result<Vec<Option<JobRow>>, DbError> {
     let mut conn = pool.get().await?;
-    insert_batch_on(&mut conn, batch).await
+    insert_each(&mut conn, batch).await
 }
 
 /// [`insert_batch`] on a connection the caller holds (e.g. inside its own
-/// transaction).
-///
+/// transaction), answering only the rows inserted.
+pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: Vec<NewJob>) -> Result<Vec<JobRow>, DbError> {
+    Ok(insert_each(conn, batch).await?.into_iter().flatten().collect())
+}
+
 /// The rows are built here from the jobs and the two columns PostgreSQL
 /// fills (`created_at`, equal to `updated_at` in a new row), not sent back
 /// whole: `RETURNING *` had PostgreSQL turn every payload back into JSON text
 /// and the API parse it again, for values it already had (9,628 submissions/s
 /// without it against 8,834–9,129 with it, 2026-12-06, `bench/run.sh`).
-pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: Vec<NewJob>) -> Result<Vec<JobRow>, DbError> {
+async fn insert_each(conn: &mut AsyncPgConnection, batch: Vec<NewJob>) -> Result<Vec<Option<JobRow>>, DbError> {
     #[derive(QueryableByName)]
     struct Inserted {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -46,7 +49,7 @@ pub async fn insert_batch_on(conn: &mut AsyncPgConnection, batch: Vec<NewJob>) -
     }
     let inserted: HashMap<Uuid, DateTime<Utc>> =
         insert_returning::<Inserted>(conn, &batch, "id, created_at").await?.into_iter().map(|row| (row.id, row.created_at)).collect();
-    Ok(batch.into_iter().filter_map(|job| inserted.get(&job.id).map(|created_at| job.stored_at(*created_at))).collect())
+    Ok(batch.into_iter().map(|job| inserted.get(&job.id).map(|created_at| job.stored_at(*created_at))).collect())
 }
 
 /// [`insert_batch`] answering only the ids of the rows inserted: for a

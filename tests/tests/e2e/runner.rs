@@ -106,7 +106,7 @@ impl Harness {
     async fn store<J: Job>(&self, max_attempts: i32) -> (JobRow, QueuedJob) {
         let mut job = peyk_queue::submit::system_job(self.tenant.0, &JobKind::of::<J>(), json!({ "note": "hi" }), chrono::Utc::now());
         job.max_attempts = max_attempts;
-        let row = peyk_schema::queries::jobs::insert_batch(&self.pool, vec![job]).await.unwrap().remove(0);
+        let row = peyk_schema::queries::jobs::insert_batch(&self.pool, vec![job]).await.unwrap().remove(0).unwrap();
         let entry = QueuedJob { job_id: row.id, tenant: Some(row.tenant_id), priority: row.priority, not_before_ms: None };
         (row, entry)
     }
