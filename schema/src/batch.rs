@@ -7,8 +7,9 @@
 //! keep up on small machines; when idle, an item goes alone at once (the
 //! batcher never waits to fill a batch).
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::sync::Arc;
+use std::task::Poll;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -85,11 +86,21 @@ where
                 Err(_) => break,
             }
         }
-        let run = run.clone();
+        let (inputs, replies): (Vec<I>, Vec<Reply<O, E>>) = batch.into_iter().unzip();
+        let count = inputs.len();
+        let mut running = Box::pin(run(inputs));
+        // Polled once here, before the next batch is formed, so batches start
+        // in the order their items were handed over: the pusher's batches
+        // write to one Redis connection, and a client's jobs must reach their
+        // queue in the order it submitted them. Left to the spawned task, a
+        // batch can start after the next one (a task spawned later takes the
+        // worker thread's LIFO slot first, or the thread is descheduled).
+        let first = poll_fn(|cx| Poll::Ready(running.as_mut().poll(cx))).await;
         tokio::spawn(async move {
-            let (inputs, replies): (Vec<I>, Vec<Reply<O, E>>) = batch.into_iter().unzip();
-            let count = inputs.len();
-            let result = run(inputs).await;
+            let result = match first {
+                Poll::Ready(result) => result,
+                Poll::Pending => running.await,
+            };
             drop(permit);
             match result {
                 Ok(outputs) => {
@@ -106,5 +117,43 @@ where
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Four one-item batches handed over at once on one worker thread: each
+    /// batch notes its item when it starts. Spawned unpolled, the last batch
+    /// took the thread's LIFO slot and started first (3, 0, 1, 2).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn batches_start_in_the_order_their_items_were_handed_over() {
+        for _ in 0..20 {
+            let started = Arc::new(Mutex::new(Vec::<usize>::new()));
+            let batcher = Batcher::<usize, (), Infallible>::start(1, 4, {
+                let started = started.clone();
+                move |items: Vec<usize>| {
+                    let started = started.clone();
+                    async move {
+                        started.lock().unwrap().extend(&items);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Ok(vec![(); items.len()])
+                    }
+                }
+            });
+            let mut pending = Vec::new();
+            for item in 0..4 {
+                pending.push(batcher.send(item).await);
+            }
+            for item in pending {
+                item.outcome().await.unwrap();
+            }
+            assert_eq!(*started.lock().unwrap(), vec![0, 1, 2, 3]);
+        }
     }
 }
