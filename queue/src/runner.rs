@@ -161,21 +161,24 @@ pub struct Runner<C> {
 }
 
 /// How a runner keeps its claims and retries.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunnerSettings {
     /// This process's identity, unique per process.
     pub worker_id: String,
     /// How long a claim holds unless renewed.
     pub lease: Duration,
     pub backoff: Backoff,
+    /// The connections of the claim and finish batches
+    /// (`peyk_schema::connect_batch_pool`, four: two batches of each at once).
+    pub batch_pool: DbPool,
 }
 
 impl<C: Clients> Runner<C> {
     /// A runner with its batchers started.
     pub fn start(clients: Arc<C>, registry: Arc<Registry<C>>, announcer: Arc<dyn Announcer>, settings: RunnerSettings) -> Arc<Self> {
-        let RunnerSettings { worker_id, lease, backoff } = settings;
+        let RunnerSettings { worker_id, lease, backoff, batch_pool } = settings;
         let backbone = clients.backbone();
-        let (claims, finishes) = start_batchers(&backbone.pool, &backbone.queue, &worker_id, lease);
+        let (claims, finishes) = start_batchers(&batch_pool, &backbone.queue, &worker_id, lease);
         Arc::new(Self {
             pool: backbone.pool.clone(),
             claims,

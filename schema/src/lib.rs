@@ -12,7 +12,7 @@ pub mod sealed;
 pub mod status;
 
 pub use batch::Batcher;
-pub use db::{connect_insert_pool, connect_pool, run_migrations, DbError, DbPool};
+pub use db::{connect_batch_pool, connect_insert_pool, connect_pool, run_migrations, DbError, DbPool};
 pub use models::*;
 pub use sealed::{SealedJson, SealedText};
 pub use status::JobStatus;

@@ -79,7 +79,8 @@ async fn run() -> anyhow::Result<()> {
     let clients =
         Arc::new(SharedClients::from_env(pool.clone(), queue.clone(), &config.redis_prefix, config.webhook_policy.clone(), speech)?);
     let announcer = FinishedJobEvents::new(clients.clone());
-    let settings = RunnerSettings { worker_id: worker_identity(), lease: config.lease, backoff: config.backoff };
+    let batch_pool = peyk_schema::connect_batch_pool(&config.database_url, 4)?;
+    let settings = RunnerSettings { worker_id: worker_identity(), lease: config.lease, backoff: config.backoff, batch_pool };
     let runner = Runner::start(clients, registry, announcer, settings);
 
     let stop = CancellationToken::new();

@@ -78,6 +78,8 @@ fn toy_registry() -> Registry<Backbone> {
 
 struct Harness {
     pool: DbPool,
+    /// The runner's claim and finish connections.
+    batch_pool: DbPool,
     tenant: TenantId,
     runner: Arc<Runner<Backbone>>,
     _env: TestEnv,
@@ -96,9 +98,15 @@ impl Harness {
         // Toy jobs need no provider: their clients are the queue's own handles.
         let clients = Arc::new(Backbone::start(pool.clone(), queue));
         let backoff = Backoff { base: Duration::from_secs(30), max: Duration::from_secs(60) };
-        let settings = RunnerSettings { worker_id: format!("runner-test-{name}"), lease: Duration::from_secs(30), backoff };
+        let batch_pool = peyk_schema::connect_batch_pool(&env.database_url, 4).unwrap();
+        let settings = RunnerSettings {
+            worker_id: format!("runner-test-{name}"),
+            lease: Duration::from_secs(30),
+            backoff,
+            batch_pool: batch_pool.clone(),
+        };
         let runner = Runner::start(clients, registry, Arc::new(Silent), settings);
-        Self { pool, tenant, runner, _env: env }
+        Self { pool, batch_pool, tenant, runner, _env: env }
     }
 
     /// Stores a job of type `J` and returns it with the entry a consumer
@@ -124,6 +132,18 @@ impl Harness {
     }
 }
 
+/// How a connection of `pool` plans its prepared statements.
+async fn plan_cache_mode(pool: &DbPool) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    let mut conn = pool.get().await.unwrap();
+    let setting: Setting = diesel_async::RunQueryDsl::get_result(diesel::sql_query("SHOW plan_cache_mode"), &mut conn).await.unwrap();
+    setting.plan_cache_mode
+}
+
 fn runs_of(index: usize) -> usize {
     RUNS[index].load(Ordering::SeqCst)
 }
@@ -137,6 +157,60 @@ async fn a_result_is_recorded_as_succeeded() {
     assert_eq!(row.status, JobStatus::Succeeded.as_str());
     assert_eq!(row.result, Some(json!({ "echo": "hi" })));
     assert_eq!(row.attempts, 1);
+}
+
+/// Claims and finishes plan every run while the tables are small (a plan
+/// kept from then would scan them whole once they grew), and keep their
+/// plans once the tables are large: jobs come out the same either way.
+#[tokio::test]
+async fn claims_keep_their_plans_only_once_the_tables_are_large() {
+    let harness = Harness::new("runner-plans").await;
+    let (row, entry) = harness.store::<Succeeds>(3).await;
+    harness.run(&row, entry).await;
+    assert_eq!(harness.reload(&row).await.status, JobStatus::Succeeded.as_str());
+    assert_eq!(plan_cache_mode(&harness.batch_pool).await, "force_custom_plan");
+
+    // Finished jobs and their attempts, past the sizes that keep plans.
+    let mut conn = harness.pool.get().await.unwrap();
+    for filler in [
+        "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, attempts, run_at, finished_at)
+         SELECT gen_random_uuid(), tenant_id, job_type, 'succeeded', jsonb_build_object('note', repeat('x', 200)), 1, 1, now(), now()
+           FROM jobs, generate_series(1, 60000) LIMIT 60000",
+        "INSERT INTO job_attempts (job_id, attempt, worker, outcome, finished_at, error_message)
+         SELECT id, 1, 'filler', 'succeeded', now(), repeat('x', 100) FROM jobs",
+    ] {
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(filler), &mut conn).await.unwrap();
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Sizes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        jobs: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        attempts: i64,
+    }
+    let sizes: Sizes = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT pg_relation_size('jobs') AS jobs, pg_relation_size('job_attempts') AS attempts"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let (jobs_from, attempts_from) = peyk_schema::db::KEEP_PLANS_FROM;
+    assert!(
+        sizes.jobs >= jobs_from && sizes.attempts >= attempts_from,
+        "the filler is too small: {} and {} bytes",
+        sizes.jobs,
+        sizes.attempts
+    );
+
+    tokio::time::sleep(peyk_schema::db::PLANNING_RECHECK + Duration::from_secs(1)).await;
+    assert_eq!(plan_cache_mode(&harness.batch_pool).await, "force_generic_plan");
+    for _ in 0..6 {
+        let (row, entry) = harness.store::<Succeeds>(3).await;
+        harness.run(&row, entry).await;
+        let row = harness.reload(&row).await;
+        assert_eq!((row.status.as_str(), row.attempts), (JobStatus::Succeeded.as_str(), 1));
+    }
 }
 
 #[tokio::test]
