@@ -1,12 +1,13 @@
 //! Connection pool and embedded migrations.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use diesel_async::pooled_connection::deadpool::{BuildError, Hook, HookError, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::kept_plans::LargeTables;
 
 pub type DbPool = Pool<AsyncPgConnection>;
 
@@ -53,88 +54,22 @@ pub fn connect_insert_pool(database_url: &str, max_size: usize) -> Result<DbPool
 
 /// A pool for the worker's claim and finish batches alone
 /// (`runner::start_batchers`), whose plans are kept once `jobs` and
-/// `job_attempts` are large enough. Planning those two statements on every
-/// run was a quarter of PostgreSQL's time while a worker drained a backlog
-/// (2026-12-06, `bench/run.sh` under `perf`).
-///
-/// A kept (generic) plan is made without the run's values, from the
-/// tables' sizes when it is made, and never remade. Made on a small table,
-/// it scans that table whole (hash joins on sequential scans, or an index
-/// read end to end), and would keep doing so once the table had grown. At
-/// 10,000 rows each (2.3 MB of `jobs`, 1 MB of attempts) every step of both
-/// statements is already a lookup by key; at 3,000 rows the attempts
-/// were still scanned. So a connection keeps its plans only when the tables
-/// are past [`KEEP_PLANS_FROM`] (about eight times that); before, it plans
-/// every run, and is replaced after [`PLANNING_RECHECK`] to look again.
-/// Once a connection of the pool has found them large, every later one
-/// keeps its plans: a plan of key lookups stays right if the tables shrink.
+/// `job_attempts` are large enough ([`crate::kept_plans`]). Planning those
+/// two statements on every run was a quarter of PostgreSQL's time while a
+/// worker drained a backlog (2026-12-06, `bench/run.sh` under `perf`).
 pub fn connect_batch_pool(database_url: &str, max_size: usize) -> Result<DbPool, DbError> {
-    pool_planning(database_url, max_size, Planning::KeptOnceLarge(Arc::new(AtomicBool::new(false))))
+    pool_planning(database_url, max_size, Planning::KeptOnceLarge)
 }
 
-/// The sizes of `jobs` and `job_attempts` (bytes) from which a connection
-/// of [`connect_batch_pool`] keeps its plans.
-pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 8 << 20);
-/// How long a connection of [`connect_batch_pool`] that plans every run
-/// lives before a new one looks at the tables' sizes again.
-pub const PLANNING_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// How a pool's connections plan the statements they keep prepared.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 enum Planning {
     /// Anew on every run (`force_custom_plan`), for the tables as they are.
     PerRun,
     /// Once per connection, kept (`force_generic_plan`).
     Kept,
-    /// `Kept` once the tables are large (see [`connect_batch_pool`]); the
-    /// flag says that a connection of the pool found them so.
-    KeptOnceLarge(Arc<AtomicBool>),
-}
-
-impl Planning {
-    async fn mode(&self, conn: &mut AsyncPgConnection) -> &'static str {
-        let keep = match self {
-            Planning::PerRun => false,
-            Planning::Kept => true,
-            Planning::KeptOnceLarge(found_large) => {
-                found_large.load(Ordering::Acquire) || {
-                    let large = tables_past(conn, KEEP_PLANS_FROM).await;
-                    found_large.fetch_or(large, Ordering::AcqRel);
-                    large
-                }
-            }
-        };
-        if keep {
-            "force_generic_plan"
-        } else {
-            "force_custom_plan"
-        }
-    }
-
-    /// Whether a connection made `age` ago should make way for a new one.
-    fn outlived(&self, age: std::time::Duration) -> bool {
-        match self {
-            Planning::KeptOnceLarge(found_large) => !found_large.load(Ordering::Acquire) && age > PLANNING_RECHECK,
-            Planning::PerRun | Planning::Kept => false,
-        }
-    }
-}
-
-/// Whether `jobs` and `job_attempts` are at least `(jobs, attempts)` bytes
-/// (no when that cannot be read).
-async fn tables_past(conn: &mut AsyncPgConnection, (jobs, attempts): (i64, i64)) -> bool {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Past {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        past: bool,
-    }
-    diesel::sql_query("SELECT pg_relation_size('jobs') >= $1 AND pg_relation_size('job_attempts') >= $2 AS past")
-        .bind::<diesel::sql_types::BigInt, _>(jobs)
-        .bind::<diesel::sql_types::BigInt, _>(attempts)
-        .get_result::<Past>(conn)
-        .await
-        .is_ok_and(|row| row.past)
+    /// `Kept` once the tables are large, `PerRun` before ([`LargeTables`]).
+    KeptOnceLarge,
 }
 
 fn pool_planning(database_url: &str, max_size: usize, planning: Planning) -> Result<DbPool, DbError> {
@@ -151,12 +86,13 @@ fn pool_planning(database_url: &str, max_size: usize, planning: Planning) -> Res
     // JIT off: a claim of a few hundred jobs is estimated dear enough
     // (each job's attempt lookups) for PostgreSQL to compile it, 100–200 ms
     // of a core for a statement that runs in a few milliseconds.
-    let setup_planning = planning.clone();
+    let mode = match planning {
+        Planning::Kept => "force_generic_plan",
+        Planning::PerRun | Planning::KeptOnceLarge => "force_custom_plan",
+    };
     manager_config.custom_setup = Box::new(move |url| {
-        let planning = setup_planning.clone();
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            let mode = planning.mode(&mut conn).await;
             conn.batch_execute(&format!("SET plan_cache_mode = {mode}; SET jit = off"))
                 .await
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -164,16 +100,28 @@ fn pool_planning(database_url: &str, max_size: usize, planning: Planning) -> Res
         })
     });
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, manager_config);
-    Ok(Pool::builder(manager)
+    let mut builder = Pool::builder(manager)
         .max_size(max_size)
         .wait_timeout(Some(std::time::Duration::from_secs(5)))
         .create_timeout(Some(std::time::Duration::from_secs(5)))
-        .runtime(deadpool::Runtime::Tokio1)
-        .pre_recycle(Hook::<AsyncPgConnection>::sync_fn(move |_, metrics| match planning.outlived(metrics.age()) {
-            true => Err(HookError::Message("replaced to look at the tables' sizes again".into())),
-            false => Ok(()),
-        }))
-        .build()?)
+        .runtime(deadpool::Runtime::Tokio1);
+    if let Planning::KeptOnceLarge = planning {
+        let large = Arc::new(LargeTables::default());
+        let on_create = large.clone();
+        builder = builder
+            .post_create(Hook::<AsyncPgConnection>::async_fn(move |conn, metrics| {
+                let large = on_create.clone();
+                Box::pin(async move {
+                    large.on_new_connection(conn, metrics.created).await;
+                    Ok(())
+                })
+            }))
+            .pre_recycle(Hook::<AsyncPgConnection>::sync_fn(move |_, metrics| match large.outlived(metrics.created) {
+                true => Err(HookError::Message("replaced to look at the tables' sizes again".into())),
+                false => Ok(()),
+            }));
+    }
+    Ok(builder.build()?)
 }
 
 /// Applies every pending migration; returns the versions it applied.

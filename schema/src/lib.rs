@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod db;
+pub mod kept_plans;
 pub mod models;
 pub mod prepared;
 pub mod queries;

@@ -132,16 +132,23 @@ impl Harness {
     }
 }
 
-/// How a connection of `pool` plans its prepared statements.
-async fn plan_cache_mode(pool: &DbPool) -> String {
+/// How each of `pool`'s four connections plans its prepared statements.
+async fn plan_cache_modes(pool: &DbPool) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct Setting {
         #[diesel(sql_type = diesel::sql_types::Text)]
         plan_cache_mode: String,
     }
-    let mut conn = pool.get().await.unwrap();
-    let setting: Setting = diesel_async::RunQueryDsl::get_result(diesel::sql_query("SHOW plan_cache_mode"), &mut conn).await.unwrap();
-    setting.plan_cache_mode
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(pool.get().await.unwrap());
+    }
+    let mut modes = Vec::new();
+    for conn in &mut connections {
+        let setting: Setting = diesel_async::RunQueryDsl::get_result(diesel::sql_query("SHOW plan_cache_mode"), conn).await.unwrap();
+        modes.push(setting.plan_cache_mode);
+    }
+    modes
 }
 
 fn runs_of(index: usize) -> usize {
@@ -168,7 +175,7 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
     let (row, entry) = harness.store::<Succeeds>(3).await;
     harness.run(&row, entry).await;
     assert_eq!(harness.reload(&row).await.status, JobStatus::Succeeded.as_str());
-    assert_eq!(plan_cache_mode(&harness.batch_pool).await, "force_custom_plan");
+    assert_eq!(plan_cache_modes(&harness.batch_pool).await, ["force_custom_plan"; 4]);
 
     // Finished jobs and their attempts, past the sizes that keep plans.
     let mut conn = harness.pool.get().await.unwrap();
@@ -195,7 +202,7 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
     .await
     .unwrap();
     drop(conn);
-    let (jobs_from, attempts_from) = peyk_schema::db::KEEP_PLANS_FROM;
+    let (jobs_from, attempts_from) = peyk_schema::kept_plans::KEEP_PLANS_FROM;
     assert!(
         sizes.jobs >= jobs_from && sizes.attempts >= attempts_from,
         "the filler is too small: {} and {} bytes",
@@ -203,8 +210,8 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
         sizes.attempts
     );
 
-    tokio::time::sleep(peyk_schema::db::PLANNING_RECHECK + Duration::from_secs(1)).await;
-    assert_eq!(plan_cache_mode(&harness.batch_pool).await, "force_generic_plan");
+    tokio::time::sleep(peyk_schema::kept_plans::PLANNING_RECHECK + Duration::from_secs(1)).await;
+    assert_eq!(plan_cache_modes(&harness.batch_pool).await, ["force_generic_plan"; 4]);
     for _ in 0..6 {
         let (row, entry) = harness.store::<Succeeds>(3).await;
         harness.run(&row, entry).await;
