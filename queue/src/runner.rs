@@ -47,13 +47,19 @@ fn start_acks(queue: &Queue) -> Acks {
     })
 }
 
+/// Claim (and finish) statements run at once; see `start_batchers`.
+const PARALLEL: usize = 2;
+
+/// The connections the claim and finish batches need
+/// (`RunnerSettings::batch_pool`): one for each statement at once.
+pub const BATCH_CONNECTIONS: usize = 2 * PARALLEL;
+
 fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
     // Two statements of each kind at once, each up to 256 jobs: with four
     // of up to 128, the worker's 256 running jobs made small batches whose
     // statements competed for the same index pages and the two cores
     // (2026-12-06: 3,000 deliveries/s where this gave 3,900-5,000).
     const MAX_BATCH: usize = 256;
-    const PARALLEL: usize = 2;
     let claims = {
         let (pool, worker_id) = (pool.clone(), worker_id.to_string());
         Batcher::start(MAX_BATCH, PARALLEL, move |wanted: Vec<(Uuid, String)>| {
@@ -169,7 +175,7 @@ pub struct RunnerSettings {
     pub lease: Duration,
     pub backoff: Backoff,
     /// The connections of the claim and finish batches
-    /// (`peyk_schema::connect_batch_pool`, four: two batches of each at once).
+    /// (`peyk_schema::connect_batch_pool` of [`BATCH_CONNECTIONS`]).
     pub batch_pool: DbPool,
 }
 

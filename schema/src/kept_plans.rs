@@ -29,7 +29,7 @@ pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 2 << 20);
 
 /// How long a connection that plans every run lives before a new one looks
 /// at the tables' sizes again.
-pub const PLANNING_RECHECK: Duration = Duration::from_secs(5);
+pub const PLANNING_RECHECK: Duration = Duration::from_secs(2);
 
 /// What the connections of one pool know of the tables' sizes.
 #[derive(Default)]

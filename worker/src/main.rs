@@ -79,7 +79,7 @@ async fn run() -> anyhow::Result<()> {
     let clients =
         Arc::new(SharedClients::from_env(pool.clone(), queue.clone(), &config.redis_prefix, config.webhook_policy.clone(), speech)?);
     let announcer = FinishedJobEvents::new(clients.clone());
-    let batch_pool = peyk_schema::connect_batch_pool(&config.database_url, 4)?;
+    let batch_pool = peyk_schema::connect_batch_pool(&config.database_url, peyk_queue::runner::BATCH_CONNECTIONS)?;
     let settings = RunnerSettings { worker_id: worker_identity(), lease: config.lease, backoff: config.backoff, batch_pool };
     let runner = Runner::start(clients, registry, announcer, settings);
 

@@ -98,7 +98,7 @@ impl Harness {
         // Toy jobs need no provider: their clients are the queue's own handles.
         let clients = Arc::new(Backbone::start(pool.clone(), queue));
         let backoff = Backoff { base: Duration::from_secs(30), max: Duration::from_secs(60) };
-        let batch_pool = peyk_schema::connect_batch_pool(&env.database_url, 4).unwrap();
+        let batch_pool = peyk_schema::connect_batch_pool(&env.database_url, peyk_queue::runner::BATCH_CONNECTIONS).unwrap();
         let settings = RunnerSettings {
             worker_id: format!("runner-test-{name}"),
             lease: Duration::from_secs(30),
@@ -132,7 +132,7 @@ impl Harness {
     }
 }
 
-/// How each of `pool`'s four connections plans its prepared statements.
+/// How each of `pool`'s connections (the runner's four) plans its prepared statements.
 async fn plan_cache_modes(pool: &DbPool) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct Setting {
@@ -140,7 +140,7 @@ async fn plan_cache_modes(pool: &DbPool) -> Vec<String> {
         plan_cache_mode: String,
     }
     let mut connections = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..peyk_queue::runner::BATCH_CONNECTIONS {
         connections.push(pool.get().await.unwrap());
     }
     let mut modes = Vec::new();
@@ -175,7 +175,7 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
     let (row, entry) = harness.store::<Succeeds>(3).await;
     harness.run(&row, entry).await;
     assert_eq!(harness.reload(&row).await.status, JobStatus::Succeeded.as_str());
-    assert_eq!(plan_cache_modes(&harness.batch_pool).await, ["force_custom_plan"; 4]);
+    assert_eq!(plan_cache_modes(&harness.batch_pool).await, vec!["force_custom_plan"; peyk_queue::runner::BATCH_CONNECTIONS]);
 
     // Finished jobs and their attempts, past the sizes that keep plans.
     let mut conn = harness.pool.get().await.unwrap();
@@ -211,7 +211,7 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
     );
 
     tokio::time::sleep(peyk_schema::kept_plans::PLANNING_RECHECK + Duration::from_secs(1)).await;
-    assert_eq!(plan_cache_modes(&harness.batch_pool).await, ["force_generic_plan"; 4]);
+    assert_eq!(plan_cache_modes(&harness.batch_pool).await, vec!["force_generic_plan"; peyk_queue::runner::BATCH_CONNECTIONS]);
     for _ in 0..6 {
         let (row, entry) = harness.store::<Succeeds>(3).await;
         harness.run(&row, entry).await;
