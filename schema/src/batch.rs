@@ -8,6 +8,7 @@
 //! batcher never waits to fill a batch).
 
 use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -95,11 +96,14 @@ where
         // queue in the order it submitted them. Left to the spawned task, a
         // batch can start after the next one (a task spawned later takes the
         // worker thread's LIFO slot first, or the thread is descheduled).
-        let first = poll_fn(|cx| Poll::Ready(running.as_mut().poll(cx))).await;
+        // A panic there goes on in the batch's task, as it would have
+        // without this poll, rather than ending the batcher.
+        let first = poll_fn(|cx| Poll::Ready(catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))))).await;
         tokio::spawn(async move {
             let result = match first {
-                Poll::Ready(result) => result,
-                Poll::Pending => running.await,
+                Ok(Poll::Ready(result)) => result,
+                Ok(Poll::Pending) => running.await,
+                Err(panic) => resume_unwind(panic),
             };
             drop(permit);
             match result {
