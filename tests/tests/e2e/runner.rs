@@ -82,7 +82,7 @@ struct Harness {
     batch_pool: DbPool,
     tenant: TenantId,
     runner: Arc<Runner<Backbone>>,
-    _env: TestEnv,
+    env: TestEnv,
 }
 
 impl Harness {
@@ -106,7 +106,7 @@ impl Harness {
             batch_pool: batch_pool.clone(),
         };
         let runner = Runner::start(clients, registry, Arc::new(Silent), settings);
-        Self { pool, batch_pool, tenant, runner, _env: env }
+        Self { pool, batch_pool, tenant, runner, env }
     }
 
     /// Stores a job of type `J` and returns it with the entry a consumer
@@ -178,37 +178,25 @@ async fn claims_keep_their_plans_only_once_the_tables_are_large() {
     assert_eq!(plan_cache_modes(&harness.batch_pool).await, vec!["force_custom_plan"; peyk_queue::runner::BATCH_CONNECTIONS]);
 
     // Finished jobs and their attempts, past the sizes that keep plans.
-    let mut conn = harness.pool.get().await.unwrap();
-    for filler in [
-        "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, attempts, run_at, finished_at)
-         SELECT gen_random_uuid(), tenant_id, job_type, 'succeeded', jsonb_build_object('note', repeat('x', 200)), 1, 1, now(), now()
-           FROM jobs, generate_series(1, 60000) LIMIT 60000",
-        "INSERT INTO job_attempts (job_id, attempt, worker, outcome, finished_at, error_message)
-         SELECT id, 1, 'filler', 'succeeded', now(), repeat('x', 100) FROM jobs",
-    ] {
-        diesel_async::RunQueryDsl::execute(diesel::sql_query(filler), &mut conn).await.unwrap();
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Sizes {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        jobs: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        attempts: i64,
-    }
-    let sizes: Sizes = diesel_async::RunQueryDsl::get_result(
-        diesel::sql_query("SELECT pg_relation_size('jobs') AS jobs, pg_relation_size('job_attempts') AS attempts"),
-        &mut conn,
-    )
-    .await
-    .unwrap();
-    drop(conn);
+    harness
+        .env
+        .sql_exec(
+            "INSERT INTO jobs (id, tenant_id, job_type, status, payload, max_attempts, attempts, run_at, finished_at)
+             SELECT gen_random_uuid(), tenant_id, job_type, 'succeeded', jsonb_build_object('note', repeat('x', 200)), 1, 1, now(), now()
+               FROM jobs, generate_series(1, 60000) LIMIT 60000",
+        )
+        .await;
+    harness
+        .env
+        .sql_exec(
+            "INSERT INTO job_attempts (job_id, attempt, worker, outcome, finished_at, error_message)
+             SELECT id, 1, 'filler', 'succeeded', now(), repeat('x', 100) FROM jobs",
+        )
+        .await;
+    let jobs = harness.env.sql_count("SELECT pg_relation_size('jobs') AS n").await;
+    let attempts = harness.env.sql_count("SELECT pg_relation_size('job_attempts') AS n").await;
     let (jobs_from, attempts_from) = peyk_schema::kept_plans::KEEP_PLANS_FROM;
-    assert!(
-        sizes.jobs >= jobs_from && sizes.attempts >= attempts_from,
-        "the filler is too small: {} and {} bytes",
-        sizes.jobs,
-        sizes.attempts
-    );
+    assert!(jobs >= jobs_from && attempts >= attempts_from, "the filler is too small: {jobs} and {attempts} bytes");
 
     tokio::time::sleep(peyk_schema::kept_plans::PLANNING_RECHECK + Duration::from_secs(1)).await;
     assert_eq!(plan_cache_modes(&harness.batch_pool).await, vec!["force_generic_plan"; peyk_queue::runner::BATCH_CONNECTIONS]);
