@@ -8,14 +8,16 @@
 //! generic plans (PostgreSQL 15, 2026-12-06): every step of both statements
 //! is a lookup by key from 2.3 MB of `jobs` (10,000 rows) and 400 KB of
 //! attempts; the attempts were still scanned at 250 KB, and `jobs` at
-//! 700 KB.
+//! 700 KB. Again on 2026-12-07, with `job_attempts` at its fillfactor of 70:
+//! scanned at 270 KB of attempts, looked up by key from 540 KB.
 //!
-//! So a new connection keeps its plans only past [`KEEP_PLANS_FROM`] (five
-//! to seven times those sizes). Before, it plans every run, and makes way
-//! for a new one that looks again after [`PLANNING_RECHECK`], or as soon as
-//! another connection of the pool found the tables large. From then on every
-//! new connection keeps its plans: a plan of key lookups stays right if the
-//! tables shrink.
+//! So a new connection keeps its plans only past [`KEEP_PLANS_FROM`]: seven
+//! times the size of `jobs` that gave lookups, twice that of the attempts
+//! (four times the largest still scanned). Before, it plans every run, and
+//! makes way for a new one that looks again after [`PLANNING_RECHECK`], or
+//! as soon as another connection of the pool found the tables large. From
+//! then on every new connection keeps its plans: a plan of key lookups stays
+//! right if the tables shrink.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -25,11 +27,19 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
 /// The sizes of `jobs` and `job_attempts` (bytes) from which a new
 /// connection keeps its plans.
-pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 2 << 20);
+///
+/// The attempts' size is what a drain waits for: the table starts empty, and
+/// until it passes this size every claim and finish is planned again
+/// (a quarter less throughput). 1 MB is about 6,000 attempts, under a second
+/// of the benchmark's drain; 2 MB made the first 4 s of it slower.
+pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 1 << 20);
 
 /// How long a connection that plans every run lives before a new one looks
 /// at the tables' sizes again.
-pub const PLANNING_RECHECK: Duration = Duration::from_secs(2);
+///
+/// A new connection costs PostgreSQL a few milliseconds: four of them a
+/// second is little beside what per-run planning costs.
+pub const PLANNING_RECHECK: Duration = Duration::from_secs(1);
 
 /// What the connections of one pool know of the tables' sizes.
 #[derive(Default)]
