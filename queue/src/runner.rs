@@ -25,7 +25,7 @@ use crate::{metrics, Clients, JobContext, JobError, JobKind, Registry, RetryHint
 /// Claims and outcomes go through batchers: under load, one statement
 /// covers every job that is starting (or finishing) at the same moment.
 pub type Claims = Batcher<(Uuid, String), Option<ClaimedJob>>;
-pub type Finishes = Batcher<Finish, bool>;
+pub type Finishes = Batcher<Arc<Finish>, bool>;
 /// `(queue, consumer, task id)` of tasks done with.
 pub type Acks = Batcher<(String, String, String), (), QueueError>;
 
@@ -69,7 +69,7 @@ fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration
     };
     let finishes = {
         let (pool, queue, worker_id) = (pool.clone(), queue.clone(), worker_id.to_string());
-        Batcher::start(MAX_BATCH, PARALLEL, move |finishes: Vec<Finish>| {
+        Batcher::start(MAX_BATCH, PARALLEL, move |finishes: Vec<Arc<Finish>>| {
             let (pool, queue, worker_id) = (pool.clone(), queue.clone(), worker_id.clone());
             async move {
                 let recorded = q::finish_batch(&pool, &worker_id, &finishes).await?;
@@ -282,7 +282,6 @@ impl<C: Clients> Runner<C> {
         }
 
         let (progress_tx, progress_rx) = watch::channel(job.progress.unwrap_or(0));
-        let progress_writer = tokio::spawn(write_progress(self.pool.clone(), job.id, self.worker_id.clone(), progress_rx));
         let ctx = JobContext::new(job.id, job.tenant_id, (job.attempts, job.max_attempts), self.clients.clone(), Some(progress_tx));
 
         let started = Instant::now();
@@ -294,14 +293,16 @@ impl<C: Clients> Runner<C> {
         } else {
             // Dropping the handler's future when the job is cancelled stops
             // its work (a transcription's whisper.cpp aborts at its next step).
+            // The progress it reports is written beside it, in this task
+            // (not a task of its own for each job: most never report any).
             Some(tokio::select! {
                 result = run_guarded(kind, job_type, job.payload.clone(), &ctx) => result,
                 () = stop.cancelled() => Err(JobError::permanent("stopped", "the job was cancelled or taken over while it ran")),
+                never = write_progress(&self.pool, job.id, &self.worker_id, progress_rx) => match never {},
             })
         };
         let elapsed = started.elapsed();
         drop(ctx);
-        progress_writer.abort();
         metrics::JOB_DURATION.with_label_values(&[job_type]).observe(elapsed.as_secs_f64());
 
         let outcome = match result {
@@ -336,11 +337,14 @@ impl<C: Clients> Runner<C> {
             None => Vec::new(),
         };
         let event_ids: Vec<String> = events.iter().map(|message| message.id.clone()).collect();
-        let recorded = self.record(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome: outcome.clone(), events }).await;
+        // Shared, not copied, with the batch that records it (and each retry).
+        let finish = Arc::new(Finish { job_id: job.id, attempt_id: claimed.attempt_id, outcome, events });
+        let recorded = self.record(&finish).await;
         self.in_flight.lock().unwrap().remove(&job.id);
+        let outcome = &finish.outcome;
 
         // `None`: discarded (cancelled or taken over while it ran).
-        let status = match (&outcome, recorded) {
+        let status = match (outcome, recorded) {
             (_, Some(false)) => None,
             (_, None) => return, // the claim expires; the sweeper runs the job again
             (Outcome::Retry { code, run_at, next_task_id, .. }, _) => {
@@ -364,7 +368,7 @@ impl<C: Clients> Runner<C> {
             (outcome, _) => outcome.final_status(),
         };
         let label = status.map_or("discarded", JobStatus::as_str);
-        if let Outcome::Failed { code, message, dead, .. } = &outcome {
+        if let Outcome::Failed { code, message, dead, .. } = outcome {
             if *dead {
                 metrics::JOBS_DEAD.with_label_values(&[job_type, code]).inc();
             }
@@ -419,7 +423,7 @@ impl<C: Clients> Runner<C> {
     /// Writes the outcome, retrying while PostgreSQL is unreachable for a
     /// few seconds. `Some(true)`: recorded; `Some(false)`: the job was not
     /// ours any more (cancelled, or taken over); `None`: gave up.
-    async fn record(&self, finish: Finish) -> Option<bool> {
+    async fn record(&self, finish: &Arc<Finish>) -> Option<bool> {
         for delay_ms in [0u64, 200, 1000, 3000] {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             match self.finishes.call(finish.clone()).await {
@@ -477,15 +481,14 @@ async fn run_guarded<C: Clients>(
 }
 
 /// Writes progress reports at most once a second, and only when they change.
-async fn write_progress(pool: DbPool, job_id: Uuid, worker: String, mut progress: watch::Receiver<i16>) {
-    loop {
-        if progress.changed().await.is_err() {
-            return;
-        }
+async fn write_progress(pool: &DbPool, job_id: Uuid, worker: &str, mut progress: watch::Receiver<i16>) -> std::convert::Infallible {
+    // Until the job's context (the sender) goes: then there is nothing more to write.
+    while progress.changed().await.is_ok() {
         let value = *progress.borrow_and_update();
-        if let Err(e) = q::set_progress(&pool, job_id, &worker, value).await {
+        if let Err(e) = q::set_progress(pool, job_id, worker, value).await {
             tracing::debug!(error = %e, "could not record progress");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    std::future::pending().await
 }

@@ -144,7 +144,7 @@ impl Outcome {
 
 /// One outcome to record: the job, its open attempt, how it ended, and the
 /// events (`job.*` messages) it causes — stored with it, or not at all.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Finish {
     pub job_id: Uuid,
     pub attempt_id: i64,
@@ -162,7 +162,7 @@ struct FinishedRow {
 /// `false` means the job was no longer this worker's to finish (cancelled
 /// while running, or its claim expired and another worker took it): the
 /// result is then discarded and the attempt marked `cancelled` or `discarded`.
-pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> Result<Vec<bool>, DbError> {
+pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[std::sync::Arc<Finish>]) -> Result<Vec<bool>, DbError> {
     let n = finishes.len();
     let (mut ids, mut statuses, mut results, mut codes, mut messages) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
@@ -178,20 +178,21 @@ pub async fn finish_batch(pool: &DbPool, worker: &str, finishes: &[Finish]) -> R
             event_payloads.push(&event.payload);
             event_callbacks.push(event.callback_job_id);
         }
+        // Bound by reference: a result is not copied on its way to the statement.
         let (status, attempt_outcome, result, code, message, run_at, next_task) = match &finish.outcome {
-            Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result.clone()), None, None, None, None),
+            Outcome::Succeeded { result } => ("succeeded", "succeeded", Some(result), None, None, None, None),
             Outcome::Failed { dead, code, message, result } => {
                 let status = if *dead { "dead" } else { "failed" };
-                (status, status, result.clone(), Some(code.clone()), Some(message.clone()), None, None)
+                (status, status, result.as_ref(), Some(code.as_str()), Some(message.as_str()), None, None)
             }
             Outcome::Retry { code, message, run_at, next_task_id, result } => (
                 "scheduled",
                 "retrying",
-                result.clone(),
-                Some(code.clone()),
-                Some(message.clone()),
+                result.as_ref(),
+                Some(code.as_str()),
+                Some(message.as_str()),
                 Some(*run_at),
-                Some(next_task_id.clone()),
+                Some(next_task_id.as_str()),
             ),
         };
         ids.push(finish.job_id);
