@@ -48,17 +48,22 @@ fn start_acks(queue: &Queue) -> Acks {
 }
 
 /// Claim (and finish) statements run at once; see `start_batchers`.
-const PARALLEL: usize = 2;
+const PARALLEL: usize = 1;
 
 /// The connections the claim and finish batches need
 /// (`RunnerSettings::batch_pool`): one for each statement at once.
 pub const BATCH_CONNECTIONS: usize = 2 * PARALLEL;
 
 fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration) -> (Claims, Finishes) {
-    // Two statements of each kind at once, each up to 256 jobs: with four
-    // of up to 128, the worker's 256 running jobs made small batches whose
+    // One statement of each kind at once, each up to 256 jobs. With four of
+    // up to 128, the worker's 256 running jobs made small batches whose
     // statements competed for the same index pages and the two cores
-    // (2026-12-06: 3,000 deliveries/s where this gave 3,900-5,000).
+    // (2026-12-06: 3,000 deliveries/s where two gave 3,900-5,000). Two at
+    // once made batches of about 32; one makes them about twice that, and
+    // PostgreSQL's share of each job (a statement's fixed cost, a commit)
+    // fell from 64-77 to 50-69 us of CPU in five alternating pairs of
+    // `bench/run.sh` runs (2026-12-07; deliveries 8,899 against 10,143 a
+    // second at the median).
     const MAX_BATCH: usize = 256;
     let claims = {
         let (pool, worker_id) = (pool.clone(), worker_id.to_string());

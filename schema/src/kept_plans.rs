@@ -37,7 +37,7 @@ pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 1 << 20);
 /// How long a connection that plans every run lives before a new one looks
 /// at the tables' sizes again.
 ///
-/// A new connection costs PostgreSQL a few milliseconds: four of them a
+/// A new connection costs PostgreSQL a few milliseconds: a few of them a
 /// second is little beside what per-run planning costs.
 pub const PLANNING_RECHECK: Duration = Duration::from_secs(1);
 

@@ -132,7 +132,7 @@ impl Harness {
     }
 }
 
-/// How each of `pool`'s connections (the runner's four) plans its prepared statements.
+/// How each of `pool`'s connections (the runner's `BATCH_CONNECTIONS`) plans its prepared statements.
 async fn plan_cache_modes(pool: &DbPool) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct Setting {
