@@ -59,7 +59,7 @@ fn start_batchers(pool: &DbPool, queue: &Queue, worker_id: &str, lease: Duration
     // up to 128, the worker's 256 running jobs made small batches whose
     // statements competed for the same index pages and the two cores
     // (2026-12-06: 3,000 deliveries/s where two gave 3,900-5,000). Two at
-    // once made batches of about 32; one makes them about twice that, and
+    // once made batches of 31-34 jobs; one makes them 52-55, and
     // PostgreSQL's share of each job (a statement's fixed cost, a commit)
     // fell from 64-77 to 50-69 us of CPU in five alternating pairs of
     // `bench/run.sh` runs (2026-12-07; deliveries 8,899 against 10,143 a
