@@ -22,7 +22,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub struct Browser {
     http: reqwest::Client,
     session: String,
-    _driver: Child,
+    driver: Child,
     profile: std::path::PathBuf,
 }
 
@@ -37,6 +37,9 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // A process group of its own, which the Chromium it starts joins:
+            // `Drop` ends them all together.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("start {driver}: {e}"));
@@ -66,7 +69,7 @@ impl Browser {
         }}});
         let answer: Value = http.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
         let session = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {answer}")).to_string();
-        Browser { http, session: format!("{base}/session/{session}"), _driver: child, profile }
+        Browser { http, session: format!("{base}/session/{session}"), driver: child, profile }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -192,7 +195,13 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session ends with ChromeDriver (killed on drop), Chromium with it.
+        // Killing ChromeDriver alone left its Chromium running (67 processes
+        // after the six console tests): the whole group goes, also when a
+        // test panics. `Drop` cannot wait for WebDriver's own
+        // `DELETE /session`.
+        if let Some(group) = self.driver.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
