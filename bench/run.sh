@@ -77,7 +77,7 @@ PEYK_WORKER_ADDR="127.0.0.1:$WORKER_PORT" PEYK_WEBHOOK_ALLOWED_NETWORKS=127.0.0.
 # 2026-12-07), where redis-cli takes a fraction of that. The database then
 # confirms the count.
 finished_jobs() {
-  redis-cli -p "$REDIS_PORT" zcard "peyk:$JOB:done" 2>/dev/null || echo 0
+  redis-cli -p "$REDIS_PORT" zcard "${PEYK_REDIS_PREFIX:-peyk}:$JOB:done" 2>/dev/null || echo 0
 }
 while [ "$(finished_jobs)" -lt "$jobs" ]; do sleep 0.2; done
 while [ "$(sql "SELECT count(*) FROM jobs WHERE job_type = '$JOB' AND status = 'succeeded'")" -lt "$jobs" ]; do sleep 0.2; done

@@ -30,8 +30,9 @@ use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 ///
 /// The attempts' size is what a drain waits for: the table starts empty, and
 /// until it passes this size every claim and finish is planned again
-/// (a quarter less throughput). 1 MB is about 6,000 attempts, under a second
-/// of the benchmark's drain; 2 MB made the first 4 s of it slower.
+/// (a quarter less throughput). 1 MB is 4,000-5,000 attempts (40 MB held
+/// 204,000 in a drain), under a second of the benchmark's drain; 2 MB made
+/// the first 4 s of it slower.
 pub const KEEP_PLANS_FROM: (i64, i64) = (16 << 20, 1 << 20);
 
 /// How long a connection that plans every run lives before a new one looks
